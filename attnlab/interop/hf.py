@@ -1,0 +1,346 @@
+"""The Hugging Face checkpoint layout, both ways: ``config.json`` + ``model.safetensors``.
+
+``load_pretrained(dir)`` reads a directory written by ``transformers`` (or by
+attnlab, which writes the same layout) and returns the attnlab model in eval
+mode; ``save_pretrained(model, dir)`` writes one that
+``transformers.AutoModel*.from_pretrained`` loads. Each architecture is an
+entry of :data:`ARCHITECTURES`: how to translate its config, its key-mapping
+table (:mod:`attnlab.interop.keymaps`), and the HF keys it may safely ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import attnlab
+from attnlab.errors import AttnlabError
+from attnlab.interop.atomic import atomic_write, atomic_write_text
+from attnlab.interop.keymaps import KeyMap, bert_key_maps, gpt2_key_maps
+from attnlab.interop.weights import SAFETENSORS, read_weights
+from attnlab.models.base import PreTrainedModel
+from attnlab.models.bert import BertModel
+from attnlab.models.config import BertConfig, GPTConfig, ModelConfig
+from attnlab.models.gpt import GPT
+
+# Hugging Face activation names -> attnlab's.
+HF_ACTIVATIONS = {
+    "relu": "relu",
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+}
+ATTNLAB_TO_HF_ACTIVATION = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}
+
+
+def _activation(name: Any, key: str) -> str:
+    if name not in HF_ACTIVATIONS:
+        raise AttnlabError(
+            f"config.json has {key}={name!r}, which attnlab does not implement; "
+            f"supported: {sorted(HF_ACTIVATIONS)}."
+        )
+    return HF_ACTIVATIONS[name]
+
+
+# --------------------------------------------------------------------------- BERT
+def bert_config_from_hf(hf: dict[str, Any]) -> BertConfig:
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise AttnlabError(
+            f"config.json asks for position_embedding_type={hf['position_embedding_type']!r}; "
+            f"attnlab's BERT implements 'absolute' positions only."
+        )
+    if hf.get("is_decoder") or hf.get("add_cross_attention"):
+        raise AttnlabError("config.json describes a BERT decoder; attnlab's BERT is an encoder only.")
+    return BertConfig(
+        vocab_size=hf.get("vocab_size", 30522),
+        max_positions=hf.get("max_position_embeddings", 512),
+        n_layers=hf.get("num_hidden_layers", 12),
+        n_heads=hf.get("num_attention_heads", 12),
+        d_model=hf.get("hidden_size", 768),
+        d_ff=hf.get("intermediate_size", 3072),
+        dropout=hf.get("hidden_dropout_prob", 0.1),
+        attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+        activation=_activation(hf.get("hidden_act", "gelu"), "hidden_act"),
+        type_vocab_size=hf.get("type_vocab_size", 2),
+        pad_token_id=hf.get("pad_token_id") or 0,
+    )
+
+
+def bert_config_to_hf(config: BertConfig) -> dict[str, Any]:
+    return {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.max_positions,
+        "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads,
+        "hidden_size": config.d_model,
+        "intermediate_size": config.d_ff,
+        "hidden_dropout_prob": config.dropout,
+        "attention_probs_dropout_prob": config.attention_dropout,
+        "layer_norm_eps": config.layer_norm_eps,
+        "hidden_act": ATTNLAB_TO_HF_ACTIVATION[config.activation],
+        "type_vocab_size": config.type_vocab_size,
+        "pad_token_id": config.pad_token_id,
+        "position_embedding_type": "absolute",
+        "initializer_range": 0.02,
+    }
+
+
+# --------------------------------------------------------------------------- GPT-2
+def gpt2_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
+    if hf.get("scale_attn_weights", True) is False or hf.get("scale_attn_by_inverse_layer_idx"):
+        raise AttnlabError(
+            "config.json changes GPT-2's attention scaling (scale_attn_weights / "
+            "scale_attn_by_inverse_layer_idx); attnlab implements the standard 1/sqrt(d_head)."
+        )
+    n_embd = hf.get("n_embd", 768)
+    return GPTConfig(
+        vocab_size=hf.get("vocab_size", 50257),
+        max_positions=hf.get("n_positions", 1024),
+        n_layers=hf.get("n_layer", 12),
+        n_heads=hf.get("n_head", 12),
+        d_model=n_embd,
+        d_ff=hf.get("n_inner") or 4 * n_embd,
+        dropout=hf.get("resid_pdrop", 0.1),
+        attention_dropout=hf.get("attn_pdrop", 0.1),
+        layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+        activation=_activation(hf.get("activation_function", "gelu_new"), "activation_function"),
+        tie_word_embeddings=hf.get("tie_word_embeddings", True),
+    )
+
+
+def gpt2_config_to_hf(config: GPTConfig) -> dict[str, Any]:
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": config.vocab_size,
+        "n_positions": config.max_positions,
+        "n_ctx": config.max_positions,
+        "n_layer": config.n_layers,
+        "n_head": config.n_heads,
+        "n_embd": config.d_model,
+        "n_inner": config.d_ff,
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.attention_dropout,
+        "layer_norm_epsilon": config.layer_norm_eps,
+        "activation_function": ATTNLAB_TO_HF_ACTIVATION[config.activation],
+        "tie_word_embeddings": config.tie_word_embeddings,
+        "initializer_range": 0.02,
+    }
+
+
+# --------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class Architecture:
+    """How one Hugging Face ``model_type`` maps onto an attnlab model."""
+
+    model_class: type[PreTrainedModel]
+    config_from_hf: Callable[[dict[str, Any]], ModelConfig]
+    config_to_hf: Callable[[Any], dict[str, Any]]
+    key_maps: Callable[[Any], list[KeyMap]]
+    base_prefix: str  # the prefix HF puts before the base model's keys in head models
+    save_prefix: str  # the prefix attnlab writes
+    ignorable: tuple[str, ...]  # regexes of HF keys that carry nothing attnlab needs
+    heads: tuple[str, ...]  # regexes of task-head keys (ignored, with a warning)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "bert": Architecture(
+        model_class=BertModel,
+        config_from_hf=bert_config_from_hf,
+        config_to_hf=bert_config_to_hf,
+        key_maps=lambda config: bert_key_maps(config.n_layers),
+        base_prefix="bert.",
+        save_prefix="",
+        ignorable=(r"embeddings\.position_ids",),
+        heads=(r"cls\.", r"classifier\.", r"qa_outputs\."),
+    ),
+    "gpt2": Architecture(
+        model_class=GPT,
+        config_from_hf=gpt2_config_from_hf,
+        config_to_hf=gpt2_config_to_hf,
+        key_maps=lambda config: gpt2_key_maps(config.n_layers, config.tie_word_embeddings),
+        base_prefix="transformer.",
+        save_prefix="transformer.",
+        ignorable=(r"h\.\d+\.attn\.(bias|masked_bias)", r"lm_head\.weight"),
+        heads=(r"score\.", r"multiple_choice_head\.", r"qa_outputs\."),
+    ),
+}
+
+
+def architecture_of(model: PreTrainedModel) -> tuple[str, Architecture]:
+    for model_type, arch in ARCHITECTURES.items():
+        if isinstance(model, arch.model_class):
+            return model_type, arch
+    raise AttnlabError(f"{type(model).__name__} has no Hugging Face layout in attnlab.")
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    if not path.is_file():
+        raise AttnlabError(
+            f"{directory} has no config.json; point to a directory written by "
+            f"save_pretrained (config.json + model.safetensors)."
+        )
+    try:
+        hf = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise AttnlabError(f"{path} is not valid JSON ({error}); fix or re-save it.") from None
+    if not isinstance(hf, dict):
+        raise AttnlabError(f"{path} must hold a JSON object; got {type(hf).__name__}.")
+    return hf
+
+
+def _model_type(hf: dict[str, Any], directory: Path) -> str:
+    model_type = hf.get("model_type")
+    if model_type is None:
+        for name in hf.get("architectures") or []:
+            if name.lower().startswith("bert"):
+                model_type = "bert"
+            elif name.lower().startswith("gpt2"):
+                model_type = "gpt2"
+    if model_type not in ARCHITECTURES:
+        raise AttnlabError(
+            f"Unknown model_type {model_type!r} in {directory / 'config.json'}; "
+            f"attnlab loads: {', '.join(sorted(ARCHITECTURES))}."
+        )
+    return model_type
+
+
+def _canonical_keys(state: dict[str, Tensor], arch: Architecture) -> dict[str, Tensor]:
+    """Strip the head-model prefix and rename old LayerNorm gamma/beta."""
+    prefixed = any(key.startswith(arch.base_prefix) for key in state)
+    out = {}
+    for key, tensor in state.items():
+        if prefixed and key.startswith(arch.base_prefix):
+            key = key[len(arch.base_prefix):]
+        key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
+        key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+        out[key] = tensor
+    return out
+
+
+def _names(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "the checkpoint") -> None:
+    """Copy HF-named tensors into ``model`` through its key-mapping table.
+
+    Every tensor the table needs must be present with the right shape; every
+    tensor present must be used, ignorable, or a task head (warned about).
+    """
+    _, arch = architecture_of(model)
+    state = _canonical_keys(state, arch)
+    ours = model.state_dict()
+    maps = arch.key_maps(model.config)
+    missing, misshaped, used = [], [], set()
+    converted: dict[str, Tensor] = {}
+    for entry in maps:
+        expected = entry.to_theirs(ours[entry.ours])
+        parts = []
+        for name, want in zip(entry.theirs, expected):
+            if name not in state:
+                missing.append(name)
+                continue
+            used.add(name)
+            if tuple(state[name].shape) != tuple(want.shape):
+                misshaped.append(f"{name} {tuple(state[name].shape)} (expected {tuple(want.shape)})")
+            parts.append(state[name])
+        if len(parts) == len(entry.theirs) and not misshaped:
+            converted[entry.ours] = entry.to_ours(parts)
+    if missing:
+        raise AttnlabError(
+            f"{source} is missing {len(missing)} tensor(s) the config needs: {_names(missing)}; "
+            f"the weights do not match config.json."
+        )
+    if misshaped:
+        raise AttnlabError(
+            f"{source} has tensor(s) of the wrong shape: {_names(misshaped, 3)}; "
+            f"the weights do not match config.json."
+        )
+    leftover = [k for k in state if k not in used]
+    heads = [k for k in leftover if any(re.match(p, k) for p in arch.heads)]
+    unexpected = [
+        k for k in leftover if k not in heads and not any(re.fullmatch(p, k) for p in arch.ignorable)
+    ]
+    if unexpected:
+        raise AttnlabError(
+            f"{source} has {len(unexpected)} unexpected tensor(s): {_names(unexpected)}; "
+            f"it was saved from a different model than config.json describes."
+        )
+    if heads:
+        warnings.warn(
+            f"{source}: task-head tensors ({_names(heads, 3)}) are not used by "
+            f"{type(model).__name__} and were skipped.",
+            stacklevel=3,
+        )
+    with torch.no_grad():
+        for name, tensor in converted.items():
+            if not tensor.is_floating_point():
+                raise AttnlabError(f"{source}: tensor for {name} has dtype {tensor.dtype}; expected floats.")
+            ours[name].copy_(tensor)  # same shape; upcasts fp16/bf16 checkpoints losslessly
+
+
+def load_pretrained(path: str | Path) -> PreTrainedModel:
+    """Load a Hugging Face-layout directory (BERT or GPT-2) as an attnlab model in eval mode."""
+    directory = Path(path).expanduser()
+    if not directory.exists():
+        raise AttnlabError(f"No model at {directory}: the path does not exist; check it.")
+    if not directory.is_dir():
+        raise AttnlabError(
+            f"{directory} is a file; pass the directory that holds config.json and the weights."
+        )
+    hf = _read_config(directory)
+    arch = ARCHITECTURES[_model_type(hf, directory)]
+    try:
+        config = arch.config_from_hf(hf)
+    except TypeError as error:
+        raise AttnlabError(f"{directory / 'config.json'} has a value of the wrong type ({error}).") from None
+    state, source = read_weights(directory)
+    model = arch.model_class(config)
+    load_state(model, state, source=str(source))
+    return model.eval()
+
+
+def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:
+    """The model's tensors under Hugging Face's names (contiguous copies)."""
+    _, arch = architecture_of(model)
+    ours = model.state_dict()
+    state = {}
+    for entry in arch.key_maps(model.config):
+        for name, tensor in zip(entry.theirs, entry.to_theirs(ours[entry.ours].detach())):
+            key = name if name == "lm_head.weight" else arch.save_prefix + name
+            state[key] = tensor.clone()
+    return state
+
+
+def save_pretrained(model: PreTrainedModel, directory: str | Path) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` atomically; returns the directory."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
+    directory.mkdir(parents=True, exist_ok=True)
+    _, arch = architecture_of(model)
+    hf = arch.config_to_hf(model.config)
+    hf["torch_dtype"] = "float32"
+    hf["attnlab_version"] = attnlab.__version__
+    state = {k: v.float().cpu() for k, v in hf_state_dict(model).items()}
+    atomic_write(directory / SAFETENSORS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    atomic_write_text(directory / "config.json", json.dumps(hf, indent=2, sort_keys=True) + "\n")
+    return directory

@@ -1,0 +1,90 @@
+"""Explicit tables from attnlab's parameter names to Hugging Face's.
+
+Each entry names one attnlab tensor and the Hugging Face tensors it is made of.
+Two kinds of change happen, and only these two:
+
+- fusion: attnlab's ``attention.qkv`` is [W_Q; W_K; W_V] stacked along the
+  output rows; BERT stores ``query``, ``key``, ``value`` separately.
+- transpose: GPT-2 stores its projections as ``Conv1D`` with weight (in, out);
+  ``nn.Linear`` holds (out, in). Embeddings, LayerNorms and biases never move.
+
+Values are never altered: a round trip is bit-exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class KeyMap:
+    """attnlab tensor ``ours`` = concat(dim 0) of the HF tensors ``theirs`` (each transposed if set)."""
+
+    ours: str
+    theirs: tuple[str, ...]
+    transpose: bool = False
+
+    def to_ours(self, tensors: list[Tensor]) -> Tensor:
+        parts = [t.t() if self.transpose else t for t in tensors]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+
+    def to_theirs(self, tensor: Tensor) -> list[Tensor]:
+        parts = tensor.chunk(len(self.theirs), dim=0) if len(self.theirs) > 1 else (tensor,)
+        return [(p.t() if self.transpose else p).contiguous() for p in parts]
+
+
+def _pair(ours: str, theirs: str, transpose: bool = False) -> list[KeyMap]:
+    """weight and bias of one layer (a transposed weight; biases never are)."""
+    return [
+        KeyMap(f"{ours}.weight", (f"{theirs}.weight",), transpose),
+        KeyMap(f"{ours}.bias", (f"{theirs}.bias",)),
+    ]
+
+
+def bert_key_maps(n_layers: int, with_pooler: bool = True) -> list[KeyMap]:
+    """attnlab BertModel <-> transformers BertModel (keys without the ``bert.`` prefix)."""
+    maps = [
+        KeyMap("embeddings.token.weight", ("embeddings.word_embeddings.weight",)),
+        KeyMap("embeddings.position.weight", ("embeddings.position_embeddings.weight",)),
+        KeyMap("embeddings.segment.weight", ("embeddings.token_type_embeddings.weight",)),
+        *_pair("embeddings.norm", "embeddings.LayerNorm"),
+    ]
+    for i in range(n_layers):
+        ours, theirs = f"blocks.{i}", f"encoder.layer.{i}"
+        for kind in ("weight", "bias"):
+            maps.append(KeyMap(
+                f"{ours}.attention.qkv.{kind}",
+                tuple(f"{theirs}.attention.self.{p}.{kind}" for p in ("query", "key", "value")),
+            ))
+        maps += _pair(f"{ours}.attention.out", f"{theirs}.attention.output.dense")
+        maps += _pair(f"{ours}.attention_norm", f"{theirs}.attention.output.LayerNorm")
+        maps += _pair(f"{ours}.ffn.fc_in", f"{theirs}.intermediate.dense")
+        maps += _pair(f"{ours}.ffn.fc_out", f"{theirs}.output.dense")
+        maps += _pair(f"{ours}.ffn_norm", f"{theirs}.output.LayerNorm")
+    if with_pooler:
+        maps += _pair("pooler.dense", "pooler.dense")
+    return maps
+
+
+def gpt2_key_maps(n_layers: int, tied: bool = True) -> list[KeyMap]:
+    """attnlab GPT <-> transformers GPT2LMHeadModel (keys without the ``transformer.`` prefix,
+    except ``lm_head.weight``, which is stored only when not tied to the token embeddings)."""
+    maps = [
+        KeyMap("embeddings.token.weight", ("wte.weight",)),
+        KeyMap("embeddings.position.weight", ("wpe.weight",)),
+    ]
+    for i in range(n_layers):
+        ours, theirs = f"blocks.{i}", f"h.{i}"
+        maps += _pair(f"{ours}.attention_norm", f"{theirs}.ln_1")
+        maps += _pair(f"{ours}.attention.qkv", f"{theirs}.attn.c_attn", transpose=True)
+        maps += _pair(f"{ours}.attention.out", f"{theirs}.attn.c_proj", transpose=True)
+        maps += _pair(f"{ours}.ffn_norm", f"{theirs}.ln_2")
+        maps += _pair(f"{ours}.ffn.fc_in", f"{theirs}.mlp.c_fc", transpose=True)
+        maps += _pair(f"{ours}.ffn.fc_out", f"{theirs}.mlp.c_proj", transpose=True)
+    maps += _pair("final_norm", "ln_f")
+    if not tied:
+        maps.append(KeyMap("lm_head.weight", ("lm_head.weight",)))
+    return maps

@@ -1,0 +1,17 @@
+"""The architectures of the family, each a composition of :mod:`attnlab.nn`."""
+
+from attnlab.models.bert import BertModel, mean_pooled_embedding
+from attnlab.models.config import BertConfig, GPTConfig, ModelConfig
+from attnlab.models.gpt import GPT
+from attnlab.models.outputs import CausalLMOutput, EncoderOutput
+
+__all__ = [
+    "GPT",
+    "BertConfig",
+    "BertModel",
+    "CausalLMOutput",
+    "EncoderOutput",
+    "GPTConfig",
+    "ModelConfig",
+    "mean_pooled_embedding",
+]

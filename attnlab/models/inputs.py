@@ -1,0 +1,72 @@
+"""Checks on what users pass to a model, so a mistake is a one-line error
+that names the fix instead of an index error deep inside torch."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from attnlab.errors import AttnlabError
+
+
+def check_input_ids(input_ids: object, vocab_size: int, max_positions: int, start_pos: int = 0) -> Tensor:
+    """input_ids must be an integer (B, T) tensor of ids in [0, vocab_size) that fits the positions."""
+    if not isinstance(input_ids, Tensor):
+        raise AttnlabError(
+            f"input_ids must be a torch.Tensor of token ids; got {type(input_ids).__name__}. "
+            f"Convert with torch.tensor(ids)."
+        )
+    if input_ids.dim() != 2:
+        hint = " Add a batch dimension with input_ids.unsqueeze(0)." if input_ids.dim() == 1 else ""
+        raise AttnlabError(
+            f"input_ids must have shape (batch, seq); got {tuple(input_ids.shape)}.{hint}"
+        )
+    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool or input_ids.is_complex():
+        raise AttnlabError(
+            f"input_ids must hold integer token ids; got dtype {input_ids.dtype}. Use .long()."
+        )
+    if input_ids.shape[1] == 0:
+        raise AttnlabError("input_ids is empty (sequence length 0); pass at least one token.")
+    end = start_pos + input_ids.shape[1]
+    if end > max_positions:
+        raise AttnlabError(
+            f"The sequence needs {end} positions but the model has {max_positions}; "
+            f"truncate input_ids to at most {max_positions - start_pos} tokens."
+        )
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise AttnlabError(
+            f"Token id {bad} is outside the vocabulary [0, {vocab_size}); "
+            f"encode the text with this model's tokenizer."
+        )
+    return input_ids
+
+
+def check_companion(name: str, tensor: Tensor | None, input_ids: Tensor, upper: int | None = None):
+    """attention_mask / token_type_ids must match input_ids' shape (and range, if given)."""
+    if tensor is None:
+        return None
+    if not isinstance(tensor, Tensor):
+        raise AttnlabError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}.")
+    if tensor.shape != input_ids.shape:
+        raise AttnlabError(
+            f"{name} has shape {tuple(tensor.shape)} but input_ids has {tuple(input_ids.shape)}; "
+            f"give one entry per token."
+        )
+    if upper is not None and tensor.numel():
+        low, high = int(tensor.min()), int(tensor.max())
+        if low < 0 or high >= upper:
+            raise AttnlabError(
+                f"{name} must hold values in [0, {upper}); got {low if low < 0 else high}."
+            )
+    return tensor
+
+
+def check_padding_mask(attention_mask: Tensor | None, input_ids: Tensor) -> Tensor | None:
+    """A (B, T) mask of 1 (token) / 0 (padding); returned as bool, or None if all ones."""
+    check_companion("attention_mask", attention_mask, input_ids, upper=2)
+    if attention_mask is None:
+        return None
+    mask = attention_mask.to(torch.bool)
+    return None if bool(mask.all()) else mask

@@ -1,0 +1,278 @@
+"""Scaled dot-product attention and multi-head attention.
+
+Vaswani et al. 2017, "Attention Is All You Need", arXiv:1706.03762, §3.2:
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V                     (eq. 1)
+    MultiHead(X)       = Concat(head_1, ..., head_h) W_O
+    head_i             = Attention(X W_Q_i, X W_K_i, X W_V_i)
+
+Dimension legend (used in every shape comment of attnlab):
+    B batch, T query positions, S key/value positions, H heads,
+    D head width (d_head), M model width (d_model).
+
+One module, two kernels. The fast path hands Q, K, V to PyTorch's fused
+``scaled_dot_product_attention``. The explicit path spells out every step of
+eq. 1 so that scores and probabilities exist as tensors; it runs only when a
+recorder is attached (see :mod:`attnlab.inspect.trace`). Both are tested equal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab.errors import AttnlabError
+
+
+def causal_mask(q_len: int, k_len: int, device: torch.device | None = None) -> Tensor:
+    """Boolean (T, S) mask, True where query i may attend to key j.
+
+    Queries are the *last* ``q_len`` positions of the ``k_len`` keys (bottom-right
+    alignment), which is what a KV cache needs: after ``S - T`` cached positions,
+    query i sits at absolute position ``S - T + i`` and sees keys ``j <= S - T + i``.
+    """
+    query_positions = torch.arange(k_len - q_len, k_len, device=device)[:, None]
+    key_positions = torch.arange(k_len, device=device)[None, :]
+    return key_positions <= query_positions
+
+
+def attention_mask(padding_mask: Tensor | None, q_len: int, k_len: int) -> Tensor | None:
+    """Turn a (B, S) padding mask (1 = token, 0 = padding) into a (B, 1, 1, S) boolean mask.
+
+    Broadcasts over heads and query positions. Returns None when there is no padding
+    mask, so the fast path can keep its mask-free kernels.
+    """
+    if padding_mask is None:
+        return None
+    return padding_mask.to(torch.bool)[:, None, None, :]
+
+
+def explicit_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor | None = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Eq. 1 step by step, keeping every intermediate.
+
+    Args:
+        query: (B, H, T, D); key, value: (B, H, S, D).
+        mask: boolean, broadcastable to (B, H, T, S); True = may attend.
+        is_causal: add the causal mask (bottom-right aligned, see :func:`causal_mask`).
+
+    Returns:
+        context (B, H, T, D) = probs @ value, the weighted sums of value vectors;
+        scores (B, H, T, S) = Q K^T / sqrt(D) after masking;
+        probs (B, H, T, S) = softmax(scores), rows sum to 1 (0 on fully masked rows).
+    """
+    q_len, k_len = query.shape[-2], key.shape[-2]
+    if is_causal:
+        causal = causal_mask(q_len, k_len, query.device)
+        mask = causal if mask is None else mask & causal
+    scores = (query @ key.transpose(-2, -1)) / math.sqrt(query.shape[-1])
+    if mask is not None:
+        # The most negative finite number rather than -inf: a row with every key
+        # masked then stays finite; it is zeroed below, as the fused kernel does.
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        probs = probs.masked_fill(~mask, 0.0)
+    weights = F.dropout(probs, p=dropout_p) if dropout_p > 0 else probs
+    context = weights @ value
+    return context, scores, probs
+
+
+class KVCache(nn.Module):
+    """A pre-allocated key/value cache for one attention layer.
+
+    Generation writes the keys and values of new positions at ``start_pos`` and
+    attends over everything written so far, so each new token costs one forward
+    over one position instead of the whole prefix.
+
+    Buffers ``keys`` and ``values``: (B, H, max_len, D).
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        n_heads: int,
+        max_len: int,
+        d_head: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        shape = (batch_size, n_heads, max_len, d_head)
+        self.max_len = max_len
+        self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("values", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, start_pos: int, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Write (B, H, T, D) keys/values at ``start_pos``; return all (B, H, start_pos+T, D)."""
+        end = start_pos + keys.shape[2]
+        if end > self.max_len:
+            raise AttnlabError(
+                f"The KV cache holds {self.max_len} positions but position {end} was asked for; "
+                f"create the cache with a larger max_len or generate fewer tokens."
+            )
+        self.keys[:, :, start_pos:end] = keys
+        self.values[:, :, start_pos:end] = values
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+Recorder = Callable[..., None]
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention, §3.2.2 of arXiv:1706.03762.
+
+    Self-attention uses one fused projection ``qkv`` (M -> 3·H·D) whose rows are
+    [W_Q; W_K; W_V]; cross-attention projects queries from ``x`` (``query``) and
+    keys/values from the encoder memory (``key_value``, rows [W_K; W_V]).
+    ``out`` is W_O (H·D -> M), applied to the concatenated heads.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        *,
+        d_head: int | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        cross_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        if d_head is None:
+            if d_model % n_heads != 0:
+                raise AttnlabError(
+                    f"d_model ({d_model}) must be divisible by n_heads ({n_heads}); "
+                    f"choose another head count or pass d_head explicitly."
+                )
+            d_head = d_model // n_heads
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_head
+        self.inner_dim = n_heads * d_head
+        self.dropout = dropout
+        self.cross_attention = cross_attention
+        if cross_attention:
+            self.query = nn.Linear(d_model, self.inner_dim, bias=bias)
+            self.key_value = nn.Linear(d_model, 2 * self.inner_dim, bias=bias)
+        else:
+            self.qkv = nn.Linear(d_model, 3 * self.inner_dim, bias=bias)
+        self.out = nn.Linear(self.inner_dim, d_model, bias=bias)
+        # Set by attnlab.inspect.trace while a trace is active; None costs one `if`.
+        self.recorder: Recorder | None = None
+
+    # The projections as the paper names them: views into the fused weights.
+    def _rows(self, which: int) -> tuple[Tensor, Tensor | None]:
+        if self.cross_attention:
+            layer, index = (self.query, 0) if which == 0 else (self.key_value, which - 1)
+        else:
+            layer, index = self.qkv, which
+        rows = slice(index * self.inner_dim, (index + 1) * self.inner_dim)
+        bias = None if layer.bias is None else layer.bias[rows]
+        return layer.weight[rows], bias
+
+    @property
+    def query_weight(self) -> Tensor:
+        """W_Q as (H·D, M): Q = X W_Q^T + b_Q."""
+        return self._rows(0)[0]
+
+    @property
+    def key_weight(self) -> Tensor:
+        """W_K as (H·D, M)."""
+        return self._rows(1)[0]
+
+    @property
+    def value_weight(self) -> Tensor:
+        """W_V as (H·D, M): the value vectors are V = X W_V^T + b_V."""
+        return self._rows(2)[0]
+
+    @property
+    def query_bias(self) -> Tensor | None:
+        return self._rows(0)[1]
+
+    @property
+    def key_bias(self) -> Tensor | None:
+        return self._rows(1)[1]
+
+    @property
+    def value_bias(self) -> Tensor | None:
+        return self._rows(2)[1]
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, H·D) -> (B, H, T, D)."""
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.n_heads, self.d_head).transpose(1, 2)
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        is_causal: bool = False,
+        memory: Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        start_pos: int = 0,
+    ) -> Tensor:
+        """Attend from ``x`` (B, T, M) to itself, or to ``memory`` (B, S, M) when cross.
+
+        Args:
+            mask: boolean, broadcastable to (B, H, T, S); True = may attend.
+            is_causal: each query sees only keys at or before its own position.
+            kv_cache: write this call's keys/values at ``start_pos`` and attend over
+                all cached positions (self-attention only).
+
+        Returns: (B, T, M).
+        """
+        batch, length, _ = x.shape
+        if self.cross_attention:
+            if memory is None:
+                raise AttnlabError("Cross-attention needs the encoder output; pass memory=(B, S, M).")
+            query = self.query(x)
+            key, value = self.key_value(memory).split(self.inner_dim, dim=-1)
+        else:
+            query, key, value = self.qkv(x).split(self.inner_dim, dim=-1)
+        query, key, value = (self._split_heads(t) for t in (query, key, value))  # (B, H, T|S, D)
+        if kv_cache is not None:
+            key, value = kv_cache.update(start_pos, key, value)
+
+        k_len = key.shape[2]
+        if is_causal and (mask is not None or length != k_len):
+            # The fused kernel's is_causal aligns top-left; fold a bottom-right mask in.
+            causal = causal_mask(length, k_len, x.device)
+            mask = causal if mask is None else mask & causal
+            is_causal = False
+        dropout_p = self.dropout if self.training else 0.0
+
+        recorder = self.recorder
+        if recorder is None:
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
+            )
+        else:
+            context, scores, probs = explicit_attention(
+                query, key, value, mask=mask, is_causal=is_causal, dropout_p=dropout_p
+            )
+        # Concat(head_1, ..., head_h): (B, H, T, D) -> (B, T, H·D), then W_O.
+        output = self.out(context.transpose(1, 2).reshape(batch, length, self.inner_dim))
+        if recorder is not None:
+            recorder(
+                self,
+                input=x,
+                query=query,
+                key=key,
+                value=value,
+                scores=scores,
+                probs=probs,
+                context=context,
+                output=output,
+            )
+        return output

@@ -1,0 +1,88 @@
+"""One layer of a Transformer stack: attention and feed-forward, each wrapped
+in a residual connection and LayerNorm (Vaswani et al. 2017, arXiv:1706.03762, §3.1).
+
+Two placements of the LayerNorm:
+
+    post-LN (the paper, BERT):  x = LN(x + Dropout(Sublayer(x)))
+    pre-LN  (GPT-2):            x = x + Dropout(Sublayer(LN(x)))
+
+(Xiong et al. 2020, arXiv:2002.04745, compare the two.) An encoder layer has
+self-attention and FFN; a decoder layer of the encoder-decoder adds
+cross-attention to the encoder output between them (§3.1, Figure 1).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from attnlab.nn.attention import KVCache, MultiHeadAttention
+from attnlab.nn.feedforward import PositionwiseFeedForward
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention (+ cross-attention) + position-wise FFN, (B, T, M) -> (B, T, M)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        *,
+        d_head: int | None = None,
+        activation: str = "relu",
+        norm_first: bool = False,
+        cross_attention: bool = False,
+        dropout: float = 0.0,
+        attention_dropout: float | None = None,
+        layer_norm_eps: float = 1e-5,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.norm_first = norm_first
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.attention = MultiHeadAttention(
+            d_model, n_heads, d_head=d_head, bias=bias, dropout=attention_dropout
+        )
+        self.attention_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        if cross_attention:
+            self.cross_attention: MultiHeadAttention | None = MultiHeadAttention(
+                d_model, n_heads, d_head=d_head, bias=bias, dropout=attention_dropout,
+                cross_attention=True,
+            )
+            self.cross_attention_norm: nn.LayerNorm | None = nn.LayerNorm(
+                d_model, eps=layer_norm_eps
+            )
+        else:
+            self.cross_attention = None
+            self.cross_attention_norm = None
+        self.ffn = PositionwiseFeedForward(d_model, d_ff, activation=activation, bias=bias)
+        self.ffn_norm = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def _sublayer(self, x: Tensor, norm: nn.LayerNorm, sublayer, **kwargs) -> Tensor:
+        if self.norm_first:
+            return x + self.dropout(sublayer(norm(x), **kwargs))
+        return norm(x + self.dropout(sublayer(x, **kwargs)))
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        is_causal: bool = False,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        start_pos: int = 0,
+    ) -> Tensor:
+        """x (B, T, M); mask broadcastable to (B, H, T, S); memory (B, S_enc, M)."""
+        x = self._sublayer(
+            x, self.attention_norm, self.attention,
+            mask=mask, is_causal=is_causal, kv_cache=kv_cache, start_pos=start_pos,
+        )
+        if self.cross_attention is not None:
+            x = self._sublayer(
+                x, self.cross_attention_norm, self.cross_attention,
+                memory=memory, mask=memory_mask,
+            )
+        return self._sublayer(x, self.ffn_norm, self.ffn)

@@ -1,0 +1,52 @@
+"""The position-wise feed-forward network, §3.3 of arXiv:1706.03762.
+
+    FFN(x) = act(x W_1 + b_1) W_2 + b_2                                   (eq. 2)
+
+applied to every position separately and identically: it is a two-layer MLP
+(Rumelhart, Hinton & Williams 1986) whose batch is every (sequence, position).
+The activation differs across the family:
+
+    relu       max(0, x)                      the Transformer paper
+    gelu       x Φ(x), exact                  BERT (Devlin et al. 2019, arXiv:1810.04805)
+    gelu_tanh  the tanh approximation of GELU GPT-2 (Hendrycks & Gimpel 2016, arXiv:1606.08415)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from torch import Tensor, nn
+
+from attnlab.errors import AttnlabError
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "gelu_tanh": partial(nn.GELU, approximate="tanh"),
+}
+
+
+def activation_module(name: str) -> nn.Module:
+    """The nn.Module for an activation name in :data:`ACTIVATIONS`."""
+    if name not in ACTIVATIONS:
+        raise AttnlabError(
+            f"Unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}."
+        )
+    return ACTIVATIONS[name]()
+
+
+class PositionwiseFeedForward(nn.Module):
+    """FFN(x) = act(x W_1 + b_1) W_2 + b_2 on (B, T, M) -> (B, T, M).
+
+    ``fc_in`` is W_1 (M -> d_ff), ``fc_out`` is W_2 (d_ff -> M).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, *, activation: str = "relu", bias: bool = True):
+        super().__init__()
+        self.fc_in = nn.Linear(d_model, d_ff, bias=bias)
+        self.activation = activation_module(activation)
+        self.fc_out = nn.Linear(d_ff, d_model, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc_out(self.activation(self.fc_in(x)))
