@@ -252,7 +252,7 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
     for entry in maps:
         expected = entry.to_theirs(ours[entry.ours])
         parts = []
-        for name, want in zip(entry.theirs, expected):
+        for name, want in zip(entry.theirs, expected, strict=True):
             if name not in state:
                 missing.append(name)
                 continue
@@ -322,7 +322,7 @@ def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:
     ours = model.state_dict()
     state = {}
     for entry in arch.key_maps(model.config):
-        for name, tensor in zip(entry.theirs, entry.to_theirs(ours[entry.ours].detach())):
+        for name, tensor in zip(entry.theirs, entry.to_theirs(ours[entry.ours].detach()), strict=True):
             key = name if name == "lm_head.weight" else arch.save_prefix + name
             state[key] = tensor.clone()
     return state

@@ -1,0 +1,44 @@
+"""``attnlab values``: the value vectors of one attention head for a text, and how
+they are computed from the input (V = X W_V + b_V), with the check."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """examples:
+  attnlab values --model runs/shakespeare --text "ROMEO:" --layer 0 --head 0
+  attnlab values --model path/to/bert-dir --text "A man is eating food." --layer 5 --head 3 --dims 6
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "values", help="show the value vectors and attention weights of one head",
+        description="Run a model on a text with tracing on; print the tokens, one head's "
+                    "value vectors, its attention weights, and the check V == X W_V^T + b_V.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="model directory (BERT or GPT)")
+    parser.add_argument("--text", required=True)
+    parser.add_argument("--layer", type=int, default=0)
+    parser.add_argument("--head", type=int, default=0)
+    parser.add_argument("--dims", type=int, default=8, help="value dimensions to print")
+    parser.add_argument("--max-tokens", type=int, default=16, help="tokens to show in the tables")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from attnlab.errors import AttnlabError
+    from attnlab.inspect.values import format_report, value_report
+    from attnlab.interop.hf import load_pretrained
+    from attnlab.tokenization import Tokenizer
+
+    if args.dims < 1 or args.max_tokens < 1:
+        raise AttnlabError("--dims and --max-tokens must be >= 1.")
+    model = load_pretrained(args.model)
+    tokenizer = Tokenizer.from_dir(args.model)
+    ids = tokenizer.encode(args.text)
+    ids = ids[: model.config.max_positions]
+    report = value_report(model, ids, tokenizer.tokens(ids), args.layer, args.head)
+    print(format_report(report, dims=args.dims, max_tokens=args.max_tokens))
+    return 0

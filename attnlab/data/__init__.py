@@ -1,0 +1,43 @@
+"""Corpora shipped with attnlab, and reading text files with clear errors.
+
+``tinyshakespeare.txt``: 1,115,394 characters of Shakespeare's plays (public
+domain), the character-level GPT corpus of the reference recipe. Split: the
+first 90% for training, the last 10% for validation (65 distinct characters).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from attnlab.errors import AttnlabError
+
+SHAKESPEARE_CHARS = 1_115_394
+
+
+def shakespeare_path() -> Path:
+    """Path of the tiny-shakespeare text inside the installed package."""
+    return Path(str(resources.files("attnlab.data") / "tinyshakespeare.txt"))
+
+
+def read_text(path: str | Path | None = None) -> str:
+    """Read a UTF-8 text corpus (default: tiny-shakespeare); empty or undecodable files fail clearly."""
+    path = shakespeare_path() if path is None else Path(path).expanduser()
+    if not path.is_file():
+        raise AttnlabError(f"No text file at {path}; check the --data path.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise AttnlabError(
+            f"{path} is not UTF-8 text (byte {error.start} cannot be decoded); "
+            f"convert it with e.g. iconv -t UTF-8."
+        ) from None
+    if not text.strip():
+        raise AttnlabError(f"{path} is empty; give a file with some text to train on.")
+    return text
+
+
+def split_train_val(ids: list[int], val_fraction: float = 0.1) -> tuple[list[int], list[int]]:
+    """First (1 - val_fraction) for training, the rest for validation, in text order."""
+    cut = int(len(ids) * (1 - val_fraction))
+    return ids[:cut], ids[cut:]
