@@ -149,7 +149,7 @@ class Architecture:
     model_class: type[PreTrainedModel]
     config_from_hf: Callable[[dict[str, Any]], ModelConfig]
     config_to_hf: Callable[[Any], dict[str, Any]]
-    key_maps: Callable[[Any], list[KeyMap]]
+    key_maps: Callable[[Any], list[KeyMap]]  # model -> its table
     base_prefix: str  # the prefix HF puts before the base model's keys in head models
     save_prefix: str  # the prefix attnlab writes
     ignorable: tuple[str, ...]  # regexes of HF keys that carry nothing attnlab needs
@@ -161,7 +161,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         model_class=BertModel,
         config_from_hf=bert_config_from_hf,
         config_to_hf=bert_config_to_hf,
-        key_maps=lambda config: bert_key_maps(config.n_layers),
+        key_maps=lambda model: bert_key_maps(model.config.n_layers, model.pooler is not None),
         base_prefix="bert.",
         save_prefix="",
         ignorable=(r"embeddings\.position_ids",),
@@ -171,7 +171,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         model_class=GPT,
         config_from_hf=gpt2_config_from_hf,
         config_to_hf=gpt2_config_to_hf,
-        key_maps=lambda config: gpt2_key_maps(config.n_layers, config.tie_word_embeddings),
+        key_maps=lambda model: gpt2_key_maps(model.config.n_layers, model.config.tie_word_embeddings),
         base_prefix="transformer.",
         save_prefix="transformer.",
         ignorable=(r"h\.\d+\.attn\.(bias|masked_bias)", r"lm_head\.weight"),
@@ -246,7 +246,7 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
     _, arch = architecture_of(model)
     state = _canonical_keys(state, arch)
     ours = model.state_dict()
-    maps = arch.key_maps(model.config)
+    maps = arch.key_maps(model)
     missing, misshaped, used = [], [], set()
     converted: dict[str, Tensor] = {}
     for entry in maps:
@@ -311,7 +311,12 @@ def load_pretrained(path: str | Path) -> PreTrainedModel:
     except TypeError as error:
         raise AttnlabError(f"{directory / 'config.json'} has a value of the wrong type ({error}).") from None
     state, source = read_weights(directory)
-    model = arch.model_class(config)
+    if arch.model_class is BertModel:
+        # Head models (BertForMaskedLM, ...) are saved without BERT's pooler.
+        has_pooler = any(k.endswith("pooler.dense.weight") for k in state)
+        model: PreTrainedModel = BertModel(config, add_pooler=has_pooler)
+    else:
+        model = arch.model_class(config)
     load_state(model, state, source=str(source))
     return model.eval()
 
@@ -321,7 +326,7 @@ def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:
     _, arch = architecture_of(model)
     ours = model.state_dict()
     state = {}
-    for entry in arch.key_maps(model.config):
+    for entry in arch.key_maps(model):
         for name, tensor in zip(entry.theirs, entry.to_theirs(ours[entry.ours].detach()), strict=True):
             key = name if name == "lm_head.weight" else arch.save_prefix + name
             state[key] = tensor.clone()

