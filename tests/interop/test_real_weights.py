@@ -32,7 +32,8 @@ def loaded(minilm):
 def test_config_is_the_real_model(loaded):
     _, ours, tokenizer = loaded
     config = ours.config
-    assert (config.n_layers, config.d_model, config.n_heads, config.d_head, config.d_ff) == (6, 384, 12, 32, 1536)
+    shape = (config.n_layers, config.d_model, config.n_heads, config.d_head, config.d_ff)
+    assert shape == (6, 384, 12, 32, 1536)
     assert tokenizer.vocab_size == 30522
 
 
