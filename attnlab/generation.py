@@ -48,11 +48,16 @@ def sample_next(
 
 
 def _check(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+    def is_int(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not is_int(max_new_tokens) or max_new_tokens < 0:
         raise AttnlabError(f"max_new_tokens must be an int >= 0. Got {max_new_tokens!r} instead.")
-    if temperature < 0:
-        raise AttnlabError(f"temperature must be >= 0 (0 = greedy). Got {temperature!r} instead.")
-    if top_k is not None and top_k < 1:
+    if not temperature >= 0 or temperature == float("inf"):  # also rejects NaN
+        raise AttnlabError(
+            f"temperature must be a finite float >= 0 (0 = greedy). Got {temperature!r} instead."
+        )
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
         raise AttnlabError(f"top_k must be an int >= 1. Got {top_k!r} instead.")
     if top_p is not None and not 0 < top_p <= 1:
         raise AttnlabError(f"top_p must be in (0, 1]. Got {top_p!r} instead.")

@@ -42,6 +42,29 @@ class Tokenizer:
         return cls(backend, "char")
 
     @classmethod
+    def train_bpe(cls, text: str, vocab_size: int = 1024) -> Tokenizer:
+        """A byte-level BPE (as GPT-2's; Sennrich et al. 2016, arXiv:1508.07909) learnt from ``text``.
+
+        The 256 byte symbols are always in the vocabulary, so any text encodes.
+        """
+        from tokenizers import trainers
+
+        if not text:
+            raise AttnlabError("Cannot train a BPE vocabulary on empty text; give a corpus.")
+        if not isinstance(vocab_size, int) or vocab_size < 257:
+            raise AttnlabError(f"--vocab-size must be an int >= 257 for byte-level BPE. Got {vocab_size!r}.")
+        backend = Backend(models.BPE())
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        # Train on lines so the trainer's memory stays small for big corpora.
+        backend.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
+        return cls(backend, "bpe")
+
+    @classmethod
     def from_dir(cls, path: str | Path) -> Tokenizer:
         """Load the tokenizer saved beside a model."""
         directory = Path(path)
@@ -99,6 +122,13 @@ class Tokenizer:
         """
         if not texts:
             raise AttnlabError("encode_batch needs at least one text.")
+        if pairs is not None and len(pairs) != len(texts):
+            raise AttnlabError(
+                f"encode_batch got {len(texts)} texts but {len(pairs)} second segments; give one per text."
+            )
+        if self.kind == "char":
+            for text in [*texts, *(pairs or [])]:
+                self.encode(text)  # names any character outside the vocabulary
         inputs = list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts)
         encodings = self.backend.encode_batch(inputs)
         pad_id = self.backend.token_to_id("[PAD]") or 0
@@ -147,4 +177,7 @@ def _wordpiece_from_vocab(directory: Path) -> Backend:
             special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
         )
     backend.decoder = decoders.WordPiece()
+    known = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+    specials = [t for t in known if backend.token_to_id(t) is not None]
+    backend.add_special_tokens(specials)  # so decode(skip_special_tokens=True) drops them
     return backend

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-EXAMPLE = """example:
+EXAMPLE = """examples:
   attnlab train gpt --max-time 120 --out runs/shakespeare
-  attnlab train gpt --data my.txt --n-layer 6 --n-head 6 --n-embd 192 --block-size 256 --max-iters 5000
+  attnlab train gpt --n-layer 4 --n-head 4 --n-embd 128 --block-size 64 --batch-size 12 \\
+      --max-iters 2000 --lr 1e-3 --dropout 0 --out runs/nanogpt-cpu
+  attnlab train gpt --data my.txt --tokenizer bpe --vocab-size 2048 --out runs/mine
+  attnlab train gpt --out runs/shakespeare --resume        # continue after Ctrl-C
 """
 
 
@@ -19,47 +22,88 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models = train.add_subparsers(dest="architecture", metavar="MODEL", required=True)
     gpt = models.add_parser(
         "gpt", help="a decoder-only, causal language model (next-token prediction)",
-        description="Next-token pre-training of a GPT; saves a Hugging Face-layout directory "
-                    "(config.json, model.safetensors, tokenizer.json, metrics.jsonl).",
+        description="Next-token pre-training of a GPT. Writes a checkpoint directory in the "
+                    "Hugging Face GPT-2 layout (config.json, model.safetensors, tokenizer.json) plus "
+                    "training_state.pt, metrics.jsonl and loss_curve.png. Ctrl-C saves and stops; "
+                    "--resume continues exactly.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    gpt.add_argument("--data", default=None, help="UTF-8 text file (default: tiny-shakespeare, shipped)")
-    gpt.add_argument("--tokenizer", choices=["char"], default="char", help="character-level vocabulary")
-    gpt.add_argument("--preset", default="gpt-mini", help="model size preset (default: gpt-mini)")
-    gpt.add_argument("--n-layer", type=int, help="layers (overrides the preset)")
-    gpt.add_argument("--n-head", type=int, help="attention heads")
-    gpt.add_argument("--n-embd", type=int, help="model width d_model")
-    gpt.add_argument("--block-size", type=int, help="context length in tokens")
-    gpt.add_argument("--dropout", type=float, default=0.0)
-    gpt.add_argument("--batch-size", type=int, default=32)
-    gpt.add_argument("--max-iters", type=int, default=2000)
-    gpt.add_argument("--max-time", type=float, default=None, help="stop after this many seconds")
-    gpt.add_argument("--lr", type=float, default=2e-3)
-    gpt.add_argument("--min-lr", type=float, default=2e-4)
-    gpt.add_argument("--warmup-iters", type=int, default=50)
-    gpt.add_argument("--eval-interval", type=int, default=250)
-    gpt.add_argument("--eval-iters", type=int, default=20)
-    gpt.add_argument("--seed", type=int, default=1337)
-    gpt.add_argument("--out", default="runs/gpt", help="output directory (default: runs/gpt)")
-    gpt.add_argument("--sample-tokens", type=int, default=300, help="length of the sample printed at the end")
-    gpt.add_argument("--prompt", default="\n", help="prompt of the final sample")
-    gpt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    data = gpt.add_argument_group("data")
+    data.add_argument("--data", default=None, help="UTF-8 text file (default: tiny-shakespeare, shipped)")
+    data.add_argument("--tokenizer", choices=["char", "bpe"], default="char",
+                      help="char: one token per character; bpe: byte-level BPE learnt on --data")
+    data.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size (default 1024)")
+    data.add_argument("--tokenizer-dir", default=None,
+                      help="use the tokenizer saved in this directory (e.g. GPT-2's vocab.json + merges.txt)")
+    model = gpt.add_argument_group("model")
+    model.add_argument("--preset", default="gpt-mini", help="size preset (default gpt-mini)")
+    model.add_argument("--n-layer", type=int, help="layers (overrides the preset)")
+    model.add_argument("--n-head", type=int, help="attention heads")
+    model.add_argument("--n-embd", type=int, help="model width d_model")
+    model.add_argument("--block-size", type=int, help="context length in tokens")
+    model.add_argument("--dropout", type=float, default=0.0)
+    optim = gpt.add_argument_group("optimisation")
+    optim.add_argument("--batch-size", type=int, default=32)
+    optim.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    optim.add_argument("--max-iters", type=int, default=2000)
+    optim.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
+    optim.add_argument("--lr", type=float, default=2e-3)
+    optim.add_argument("--min-lr", type=float, default=None, help="final learning rate (default lr/10)")
+    optim.add_argument("--warmup-iters", type=int, default=50)
+    optim.add_argument("--weight-decay", type=float, default=0.1)
+    optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+                       help="auto: bf16 autocast only on CPUs with native bf16 (AMX/AVX512-BF16) or GPUs")
+    optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    optim.add_argument("--seed", type=int, default=1337)
+    run = gpt.add_argument_group("run")
+    run.add_argument("--eval-interval", type=int, default=250)
+    run.add_argument("--eval-iters", type=int, default=20)
+    run.add_argument("--out", default="runs/gpt", help="checkpoint directory (default runs/gpt)")
+    run.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    run.add_argument("--sample-tokens", type=int, default=300, help="length of the sample printed at the end")
+    run.add_argument("--prompt", default="\n", help="prompt of the final sample")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gpt.set_defaults(run=run_gpt)
 
 
+def pick_device(name: str):
+    import torch
+
+    from attnlab.errors import AttnlabError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise AttnlabError(f"--device must be auto, cpu or cuda. Got {name!r} instead.")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AttnlabError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    return torch.device(name)
+
+
 def run_gpt(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import torch
 
     from attnlab.data import read_text, split_train_val
+    from attnlab.errors import AttnlabError
     from attnlab.generation import generate
     from attnlab.models import GPT, GPTConfig
     from attnlab.tokenization import Tokenizer
     from attnlab.training import LMTrainingConfig, train_language_model
+    from attnlab.training.plot import plot_loss_curve
 
+    out = Path(args.out)
     text = read_text(args.data)
-    tokenizer = Tokenizer.char_level(text)
-    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    train_ids, val_ids = (torch.tensor(part) for part in split_train_val(ids.tolist()))
+    if args.resume or args.tokenizer_dir:
+        # The vocabulary must be the one the model was trained with.
+        tokenizer = Tokenizer.from_dir(args.tokenizer_dir or out)
+    elif args.tokenizer == "bpe":
+        tokenizer = Tokenizer.train_bpe(text, args.vocab_size)
+    else:
+        tokenizer = Tokenizer.char_level(text)
+    ids = tokenizer.encode(text)
+    train_ids, val_ids = (torch.tensor(part, dtype=torch.long) for part in split_train_val(ids))
     overrides = {
         key: value for key, value in {
             "n_layers": args.n_layer, "n_heads": args.n_head,
@@ -72,33 +116,45 @@ def run_gpt(args: argparse.Namespace) -> int:
         args.preset, vocab_size=tokenizer.vocab_size, dropout=args.dropout,
         attention_dropout=args.dropout, **overrides,
     )
+    if len(val_ids) < 2:
+        raise AttnlabError(f"{args.data or 'the corpus'} is too short for a validation split; use more text.")
     training = LMTrainingConfig(
         max_iters=args.max_iters, max_time=args.max_time, batch_size=args.batch_size,
-        lr=args.lr, min_lr=args.min_lr, warmup_iters=args.warmup_iters,
-        eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed,
+        grad_accum_steps=args.grad_accum, lr=args.lr,
+        min_lr=args.min_lr if args.min_lr is not None else args.lr / 10,
+        warmup_iters=args.warmup_iters, weight_decay=args.weight_decay,
+        eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed, dtype=args.dtype,
     )
+    device = pick_device(args.device)
     torch.manual_seed(args.seed)
-    model = GPT(config)
+    model = GPT(config).to(device)
     print(
         f"GPT: {config.n_layers} layers, {config.n_heads} heads, d_model {config.d_model}, "
         f"context {config.max_positions}, {model.num_parameters():,} parameters; "
-        f"vocabulary {tokenizer.vocab_size} characters; "
-        f"{len(train_ids):,} training / {len(val_ids):,} validation tokens"
+        f"{tokenizer.kind} vocabulary of {tokenizer.vocab_size}; "
+        f"{len(train_ids):,} training / {len(val_ids):,} validation tokens; device {device}"
     )
     summary = train_language_model(
-        model, train_ids, val_ids, training, out_dir=args.out,
-        on_save=tokenizer.save, progress=not args.no_progress,
+        model, train_ids, val_ids, training, out_dir=out, tokenizer=tokenizer,
+        resume=args.resume, progress=not args.no_progress,
     )
+    if plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png") is None:
+        print("(install the 'plot' extra, matplotlib, for loss_curve.png)")
+    if summary["interrupted"]:
+        print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
+              f"Continue with the same command and --resume.")
+        return 130
     print(
-        f"trained {summary['steps']} steps in {summary['seconds']:.0f} s "
-        f"({summary['tokens_per_second']:,.0f} tokens/s); final train loss "
+        f"trained to step {summary['steps']} in {summary['seconds']:.0f} s "
+        f"({summary['tokens_per_second']:,.0f} tokens/s, {summary['dtype']}); final train loss "
         f"{summary['train_loss']:.4f}, validation loss (whole split) {summary['val_loss']:.4f}"
     )
-    print(f"saved to {args.out}")
-    prompt = tokenizer.encode(args.prompt)
-    out = generate(model, torch.tensor([prompt]), args.sample_tokens, temperature=0.8, top_k=40,
-                   generator=torch.Generator().manual_seed(args.seed))
-    print("\n--- sample ---")
-    print(tokenizer.decode(out[0].tolist()))
-    print("--------------")
+    print(f"saved to {out}")
+    if args.sample_tokens > 0:
+        prompt = tokenizer.encode(args.prompt) or [0]
+        sample = generate(model, torch.tensor([prompt], device=device), args.sample_tokens,
+                          temperature=0.8, top_k=40, generator=torch.Generator(device).manual_seed(args.seed))
+        print("\n--- sample ---")
+        print(tokenizer.decode(sample[0].tolist()))
+        print("--------------")
     return 0

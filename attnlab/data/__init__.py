@@ -39,5 +39,9 @@ def read_text(path: str | Path | None = None) -> str:
 
 def split_train_val(ids: list[int], val_fraction: float = 0.1) -> tuple[list[int], list[int]]:
     """First (1 - val_fraction) for training, the rest for validation, in text order."""
-    cut = int(len(ids) * (1 - val_fraction))
+    if isinstance(val_fraction, bool) or not 0 <= val_fraction < 1:
+        raise AttnlabError(f"val_fraction must be in [0, 1). Got {val_fraction!r} instead.")
+    # floor(n * (1 - f)), the reference recipe's cut, with floating-point noise removed first
+    # (1 - 0.3 is 0.6999..., which would make 90 * 0.7 floor to 62).
+    cut = int(round(len(ids) * (1 - val_fraction), 6))
     return ids[:cut], ids[cut:]

@@ -333,8 +333,13 @@ def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:
     return state
 
 
-def save_pretrained(model: PreTrainedModel, directory: str | Path) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` atomically; returns the directory."""
+def save_pretrained(
+    model: PreTrainedModel, directory: str | Path, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` atomically; returns the directory.
+
+    ``metadata`` (strings) goes into the safetensors header beside ``format: pt``.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory).expanduser()
@@ -346,6 +351,7 @@ def save_pretrained(model: PreTrainedModel, directory: str | Path) -> Path:
     hf["torch_dtype"] = "float32"
     hf["attnlab_version"] = attnlab.__version__
     state = {k: v.float().cpu() for k, v in hf_state_dict(model).items()}
-    atomic_write(directory / SAFETENSORS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    header = {**(metadata or {}), "format": "pt"}
+    atomic_write(directory / SAFETENSORS, lambda tmp: save_file(state, tmp, metadata=header))
     atomic_write_text(directory / "config.json", json.dumps(hf, indent=2, sort_keys=True) + "\n")
     return directory

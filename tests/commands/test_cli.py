@@ -76,3 +76,64 @@ def test_unknown_character_in_prompt(tmp_path, capsys):
     capsys.readouterr()
     assert main(["generate", "--model", str(out), "--prompt", "xyz"]) == 2
     assert "not in this model's vocabulary" in capsys.readouterr().err
+
+
+def _train_args(corpus, out, *extra):
+    return ["train", "gpt", "--data", str(corpus), "--preset", "gpt-nano", "--block-size", "16",
+            "--batch-size", "2", "--out", str(out), "--sample-tokens", "0", "--no-progress", *extra]
+
+
+def test_ctrl_c_saves_then_resume_continues(tmp_path):
+    import json
+    import signal
+    import time
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a stitch in time saves nine. " * 80)
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "attnlab", *_train_args(corpus, out, "--max-iters", "100000",
+                                                        "--eval-interval", "5", "--dtype", "fp32")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    while not (out / "training_state.pt").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stdout
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    stopped = next(r["step"] for r in steps if r.get("event") == "interrupted")
+    assert stopped >= 5
+
+    code = main(_train_args(corpus, out, "--max-iters", str(stopped + 3), "--eval-interval", "5",
+                            "--dtype", "fp32", "--resume"))
+    assert code == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["steps"] == stopped + 3
+
+
+def test_existing_run_is_not_overwritten_and_bpe_works(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Sing, goddess, the anger of Peleus' son Achilleus. " * 60)
+    out = tmp_path / "run"
+    assert main(_train_args(corpus, out, "--max-iters", "3", "--tokenizer", "bpe",
+                            "--vocab-size", "300")) == 0
+    assert "bpe vocabulary of" in capsys.readouterr().out  # at most 300: a tiny corpus has few merges
+    before = (out / "model.safetensors").read_bytes()
+    assert main(_train_args(corpus, out, "--max-iters", "3")) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main(_train_args(corpus, out, "--max-iters", "5", "--dropout", "0.3", "--resume")) == 2
+    assert "changed config" in capsys.readouterr().err
+
+
+def test_empty_and_binary_data_files(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path, message in ((empty, "is empty"), (binary, "not UTF-8")):
+        result = _run(*_train_args(path, tmp_path / "x", "--max-iters", "1"))
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -34,7 +34,8 @@ def test_training_lowers_the_loss_and_saves(tmp_path):
     assert summary["steps"] == 60
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["event"] == "start" and records[-1]["event"] == "end"
-    assert [r["step"] for r in records if "step" in r] == [20, 40]
+    assert [r["step"] for r in records if "val_loss_sample" in r] == [20, 40]
+    assert [r["step"] for r in records if "train_loss" in r and "event" not in r] == list(range(1, 61))
     loaded = attnlab.load_pretrained(tmp_path)
     ids = val[:16][None]
     with torch.no_grad():

@@ -1,0 +1,97 @@
+"""Training checkpoints that resume exactly, written so a crash never breaks one.
+
+A checkpoint directory is a Hugging Face-layout model directory (``config.json``,
+``model.safetensors``, tokenizer files) plus ``training_state.pt``: the optimizer
+state, the random-number states (data sampling and dropout), the step, and the
+configs it was trained with. Every file is written atomically, the training
+state last; the step is also stored in the safetensors metadata, so a model file
+and a state file from different steps are detected instead of silently mixed.
+``training_state.pt`` holds only tensors and plain Python values and is read with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnlab.errors import AttnlabError
+from attnlab.interop.atomic import atomic_write
+from attnlab.interop.hf import save_pretrained
+from attnlab.interop.weights import SAFETENSORS
+from attnlab.models.base import PreTrainedModel
+
+STATE_FILE = "training_state.pt"
+FORMAT_VERSION = 1
+
+
+def has_checkpoint(directory: str | Path) -> bool:
+    return (Path(directory) / STATE_FILE).is_file()
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: PreTrainedModel,
+    state: dict[str, Any],
+    tokenizer=None,
+) -> Path:
+    """Write model, tokenizer and ``state`` (which must hold ``step``) to ``directory``."""
+    directory = Path(directory)
+    save_pretrained(model, directory, metadata={"attnlab_step": str(state["step"])})
+    if tokenizer is not None:
+        tokenizer.save(directory)
+    payload = {"format_version": FORMAT_VERSION, **state}
+    atomic_write(directory / STATE_FILE, lambda tmp: torch.save(payload, tmp))
+    return directory
+
+
+def load_training_state(directory: str | Path) -> dict[str, Any]:
+    """Read and check ``training_state.pt`` against the model file beside it."""
+    directory = Path(directory)
+    path = directory / STATE_FILE
+    if not path.is_file():
+        raise AttnlabError(
+            f"{directory} has no {STATE_FILE} to resume from; drop --resume to start a new run."
+        )
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise AttnlabError(
+            f"{path} is truncated, corrupt or not a plain training state "
+            f"({str(error).splitlines()[0][:160]}); start a new run in another --out directory."
+        ) from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise AttnlabError(f"{path} is not an attnlab training state; start a new run.")
+    version = state.get("format_version")
+    if version != FORMAT_VERSION:
+        raise AttnlabError(
+            f"{path} has format version {version!r}; this attnlab reads version {FORMAT_VERSION}. "
+            f"Resume it with the attnlab version that wrote it."
+        )
+    model_step = _model_step(directory / SAFETENSORS)
+    if model_step is not None and model_step != state["step"]:
+        raise AttnlabError(
+            f"{directory}: the model file is from step {model_step} but the training state is from "
+            f"step {state['step']} (an interrupted save?); resume is not exact, start a new run."
+        )
+    return state
+
+
+def _model_step(path: Path) -> int | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception:
+        return None  # load_pretrained reports a broken model file with its own message
+    step = metadata.get("attnlab_step")
+    return int(step) if step is not None and step.isdigit() else None
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """'name: saved -> current' for every field that differs."""
+    keys = sorted(set(saved) | set(current))
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
