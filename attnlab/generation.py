@@ -1,18 +1,24 @@
 """Text generation from a causal language model, with a pre-allocated KV cache.
 
-Prefill runs the prompt once and fills each layer's cache; every decode step
-then runs one position. When the model's positions run out, the cache is
-refilled from the most recent half of the context (a sliding window), so
-generation can go on past the model's context length.
+Prefill runs the prompts once and fills each layer's cache; every decode step
+then runs one position per sequence. Prompts of different lengths are
+left-padded: each row's positions start at its first real token, and padded
+keys are masked. When the model's positions run out, the cache is refilled from
+the most recent half of the context (a sliding window), so generation can go on
+past the model's context length.
 
-Sampling (Holtzman et al. 2020, arXiv:1904.09751, for nucleus / top-p):
-    greedy        argmax of the logits
+Sampling (Holtzman et al. 2020, arXiv:1904.09751, for nucleus / top-p;
+Keskar et al. 2019, arXiv:1909.05858, for the repetition penalty):
+    greedy        argmax of the logits (temperature 0)
     temperature   logits / T before the softmax (T < 1 sharpens, T > 1 flattens)
     top-k         keep the k most likely tokens
     top-p         keep the smallest set whose probability mass reaches p
+    repetition    divide positive (multiply negative) logits of seen tokens by the penalty
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -38,16 +44,25 @@ def sample_next(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        sorted_probs = torch.softmax(sorted_logits, dim=-1)
         # Drop a token when the mass before it already reaches top_p (the first always stays).
-        drop_sorted = (cumulative - torch.softmax(sorted_logits, dim=-1)) >= top_p
+        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
 
 
-def _check(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
+    """(B, V) logits, (B, V) bool of tokens already in each sequence -> penalised logits."""
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+def _check(
+    max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
+    repetition_penalty: float,
+) -> None:
     def is_int(value: object) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
@@ -61,6 +76,13 @@ def _check(max_new_tokens: int, temperature: float, top_k: int | None, top_p: fl
         raise AttnlabError(f"top_k must be an int >= 1. Got {top_k!r} instead.")
     if top_p is not None and not 0 < top_p <= 1:
         raise AttnlabError(f"top_p must be in (0, 1]. Got {top_p!r} instead.")
+    if not repetition_penalty > 0 or repetition_penalty == float("inf"):
+        raise AttnlabError(f"repetition_penalty must be a float > 0. Got {repetition_penalty!r} instead.")
+
+
+def _positions(mask: Tensor) -> Tensor:
+    """(B, S) 1/0 mask -> (B, S) positions counted from each row's first real token."""
+    return (mask.cumsum(dim=-1) - 1).clamp(min=0)
 
 
 @torch.no_grad()
@@ -69,45 +91,132 @@ def generate(
     input_ids: Tensor,
     max_new_tokens: int,
     *,
+    attention_mask: Tensor | None = None,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    repetition_penalty: float = 1.0,
     eos_token_id: int | None = None,
     generator: torch.Generator | None = None,
+    on_token: Callable[[Tensor], bool | None] | None = None,
 ) -> Tensor:
-    """Continue (B, T) prompts by ``max_new_tokens`` tokens; returns (B, T + new) ids.
+    """Continue (B, T) prompts by up to ``max_new_tokens`` tokens; returns (B, T + new) ids.
 
-    Stops early once every sequence has produced ``eos_token_id`` (if given).
+    Args:
+        attention_mask: (B, T) 1 for tokens, 0 for left padding (prompts of unequal length).
+        eos_token_id: a sequence that produced it keeps producing it; generation stops
+            once every sequence has.
+        on_token: called with the (B,) new ids after each step (e.g. to stream text);
+            returning True stops generation.
     """
-    _check(max_new_tokens, temperature, top_k, top_p)
+    _check(max_new_tokens, temperature, top_k, top_p, repetition_penalty)
     if input_ids.dim() == 1:
         input_ids = input_ids.unsqueeze(0)
+    batch, device = input_ids.shape[0], input_ids.device
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    elif attention_mask.shape != input_ids.shape:
+        raise AttnlabError(
+            f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has "
+            f"{tuple(input_ids.shape)}; give one entry per prompt token."
+        )
+    elif bool((attention_mask.sum(dim=-1) == 0).any()):
+        raise AttnlabError("A prompt is all padding; every prompt needs at least one token.")
     max_positions = model.config.max_positions
     window = max(1, max_positions // 2)
-    context = input_ids[:, -max_positions:]  # a prompt longer than the model keeps its end
-    caches = model.new_kv_caches(input_ids.shape[0])
-    logits = model(context, kv_caches=caches, only_last_logits=True).logits[:, -1]
-    position = context.shape[1]
-    generated = [input_ids]
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    tokens, mask = input_ids, attention_mask.long()
+    seen = None
+    if repetition_penalty != 1.0:
+        seen = torch.zeros(batch, model.config.vocab_size, dtype=torch.bool, device=device)
+        seen.scatter_(1, input_ids, mask.bool())
+
+    caches = model.new_kv_caches(batch)
+
+    def prefill(ids: Tensor, ids_mask: Tensor) -> tuple[Tensor, Tensor]:
+        positions = _positions(ids_mask)
+        logits = model(ids, attention_mask=ids_mask, position_ids=positions, kv_caches=caches,
+                       only_last_logits=True).logits[:, -1]
+        return logits, positions[:, -1]
+
+    logits, last_position = prefill(tokens[:, -max_positions:], mask[:, -max_positions:])
+    cached = min(tokens.shape[1], max_positions)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
     for _ in range(max_new_tokens):
+        if seen is not None:
+            logits = apply_repetition_penalty(logits, seen, repetition_penalty)
         next_ids = sample_next(
             logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
         )
         if eos_token_id is not None:
             next_ids = next_ids.masked_fill(finished, eos_token_id)
             finished |= next_ids == eos_token_id
-        generated.append(next_ids[:, None])
-        if eos_token_id is not None and bool(finished.all()):
+        if seen is not None:
+            seen.scatter_(1, next_ids[:, None], True)
+        tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(next_ids)[:, None]], dim=1)
+        stop = on_token(next_ids) if on_token is not None else False
+        if stop or (eos_token_id is not None and bool(finished.all())):
             break
-        if position == max_positions:
+        if cached == max_positions or int(last_position.max()) + 1 >= max_positions:
             # Positions exhausted: refill the cache from the last `window` tokens.
-            recent = torch.cat(generated, dim=1)[:, -window:]
-            logits = model(recent, kv_caches=caches, only_last_logits=True).logits[:, -1]
-            position = recent.shape[1]
+            logits, last_position = prefill(tokens[:, -window:], mask[:, -window:])
+            cached = min(tokens.shape[1], window)
             continue
+        last_position = last_position + 1
         logits = model(
-            next_ids[:, None], kv_caches=caches, start_pos=position, only_last_logits=True
+            next_ids[:, None], attention_mask=mask[:, -(cached + 1):], position_ids=last_position[:, None],
+            kv_caches=caches, start_pos=cached, only_last_logits=True,
         ).logits[:, -1]
-        position += 1
-    return torch.cat(generated, dim=1)
+        cached += 1
+    return tokens
+
+
+def generate_text(
+    model: GPT,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    *,
+    stop: list[str] | None = None,
+    stream: Callable[[str], None] | None = None,
+    **sampling,
+) -> str:
+    """Continue one text prompt; returns the new text only.
+
+    Stops at ``max_new_tokens``, at end-of-text, or just before the first of the
+    ``stop`` strings. ``stream`` receives each new piece of text as it is decoded.
+    """
+    prompt_ids = tokenizer.encode(prompt)
+    if not prompt_ids:
+        raise AttnlabError("The prompt encodes to no tokens; give a non-empty prompt.")
+    device = next(model.parameters()).device
+    new_ids: list[int] = []
+    shown = [0]  # characters of the continuation already streamed
+    stops = [s for s in (stop or []) if s]
+    holdback = max((len(s) for s in stops), default=1) - 1
+
+    def text_so_far() -> str:
+        return tokenizer.decode(new_ids)
+
+    def cut(text: str) -> tuple[str, bool]:
+        hits = [text.find(s) for s in stops if s in text]
+        return (text[: min(hits)], True) if hits else (text, False)
+
+    def on_token(next_ids: Tensor) -> bool:
+        new_ids.append(int(next_ids[0]))
+        text, stopped = cut(text_so_far())
+        # Hold back a possible prefix of a stop string, and a partial UTF-8 character.
+        safe = len(text) if stopped else max(shown[0], len(text) - holdback)
+        if text.endswith("\ufffd") and not stopped:
+            safe = min(safe, len(text) - 1)
+        if stream is not None and safe > shown[0]:
+            stream(text[shown[0]:safe])
+            shown[0] = safe
+        return stopped
+
+    generate(model, torch.tensor([prompt_ids], device=device), max_new_tokens,
+             on_token=on_token, **sampling)
+    text, _ = cut(text_so_far())
+    if stream is not None and len(text) > shown[0]:
+        stream(text[shown[0]:])
+    return text

@@ -80,6 +80,7 @@ class GPT(PreTrainedModel):
         *,
         kv_caches: list[KVCache] | None = None,
         start_pos: int = 0,
+        position_ids: Tensor | None = None,
         only_last_logits: bool = False,
         output_hidden_states: bool = False,
     ) -> CausalLMOutput:
@@ -91,6 +92,8 @@ class GPT(PreTrainedModel):
                 (the shift happens here, as in Hugging Face); -100 is ignored.
             kv_caches, start_pos: write keys/values at ``start_pos`` and attend to
                 every cached position (see :func:`attnlab.generation.generate`).
+            position_ids: (B, T) position of each token, when rows are left-padded
+                (default: ``start_pos, start_pos + 1, ...`` for every row).
             only_last_logits: compute logits for the last position only (decoding).
         """
         cfg = self.config
@@ -106,10 +109,19 @@ class GPT(PreTrainedModel):
                 )
             if not bool(attention_mask.to(torch.bool).all()):
                 mask = padding_to_attention_mask(attention_mask, length, start_pos + length)
+        if position_ids is not None:
+            if not isinstance(position_ids, Tensor) or position_ids.shape != input_ids.shape:
+                raise AttnlabError(
+                    f"position_ids must have the shape of input_ids {tuple(input_ids.shape)}."
+                )
+            if int(position_ids.min()) < 0 or int(position_ids.max()) >= cfg.max_positions:
+                raise AttnlabError(
+                    f"position_ids must lie in [0, {cfg.max_positions}); shorten the sequence."
+                )
         if kv_caches is not None and len(kv_caches) != cfg.n_layers:
             raise AttnlabError(f"Pass one KV cache per layer ({cfg.n_layers}); got {len(kv_caches)}.")
 
-        x = self.embeddings(input_ids, start_pos=start_pos)  # (B, T, M)
+        x = self.embeddings(input_ids, start_pos=start_pos, position_ids=position_ids)  # (B, T, M)
         hidden_states = [x] if output_hidden_states else None
         for index, block in enumerate(self.blocks):
             cache = kv_caches[index] if kv_caches is not None else None

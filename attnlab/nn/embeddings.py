@@ -88,16 +88,22 @@ class InputEmbedding(nn.Module):
         *,
         token_type_ids: Tensor | None = None,
         start_pos: int = 0,
+        position_ids: Tensor | None = None,
     ) -> Tensor:
-        """input_ids (B, T) -> X (B, T, M); positions run from ``start_pos``."""
+        """input_ids (B, T) -> X (B, T, M).
+
+        Positions run from ``start_pos``, or are given per token as ``position_ids``
+        (B, T) (left-padded batches start each row's count at its first real token).
+        """
         x = self.token(input_ids)
         if self.scale != 1.0:
             x = x * self.scale
         if self.position is not None:
-            positions = torch.arange(
-                start_pos, start_pos + input_ids.shape[1], device=input_ids.device
-            )
-            x = x + self.position(positions)
+            if position_ids is None:
+                position_ids = torch.arange(
+                    start_pos, start_pos + input_ids.shape[1], device=input_ids.device
+                )
+            x = x + self.position(position_ids)
         if self.segment is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
