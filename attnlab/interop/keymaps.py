@@ -26,13 +26,19 @@ class KeyMap:
     ours: str
     theirs: tuple[str, ...]
     transpose: bool = False
+    rows: tuple[int, ...] | None = None  # rows of each part when they differ (grouped-query K/V)
 
     def to_ours(self, tensors: list[Tensor]) -> Tensor:
         parts = [t.t() if self.transpose else t for t in tensors]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
 
     def to_theirs(self, tensor: Tensor) -> list[Tensor]:
-        parts = tensor.chunk(len(self.theirs), dim=0) if len(self.theirs) > 1 else (tensor,)
+        if len(self.theirs) == 1:
+            parts: tuple[Tensor, ...] = (tensor,)
+        elif self.rows is not None:
+            parts = tensor.split(list(self.rows), dim=0)
+        else:
+            parts = tensor.chunk(len(self.theirs), dim=0)
         return [(p.t() if self.transpose else p).contiguous() for p in parts]
 
 
@@ -85,6 +91,31 @@ def gpt2_key_maps(n_layers: int, tied: bool = True) -> list[KeyMap]:
         maps += _pair(f"{ours}.ffn.fc_in", f"{theirs}.mlp.c_fc", transpose=True)
         maps += _pair(f"{ours}.ffn.fc_out", f"{theirs}.mlp.c_proj", transpose=True)
     maps += _pair("final_norm", "ln_f")
+    if not tied:
+        maps.append(KeyMap("lm_head.weight", ("lm_head.weight",)))
+    return maps
+
+
+def llama_key_maps(n_layers: int, q_rows: int, kv_rows: int, tied: bool = True) -> list[KeyMap]:
+    """attnlab GPT with Llama switches <-> transformers LlamaForCausalLM (keys without the
+    ``model.`` prefix, except ``lm_head.weight``, stored only when not tied). No biases."""
+    maps = [KeyMap("embeddings.token.weight", ("embed_tokens.weight",))]
+    for i in range(n_layers):
+        ours, theirs = f"blocks.{i}", f"layers.{i}"
+        maps += [
+            KeyMap(f"{ours}.attention_norm.weight", (f"{theirs}.input_layernorm.weight",)),
+            KeyMap(
+                f"{ours}.attention.qkv.weight",
+                tuple(f"{theirs}.self_attn.{p}_proj.weight" for p in ("q", "k", "v")),
+                rows=(q_rows, kv_rows, kv_rows),
+            ),
+            KeyMap(f"{ours}.attention.out.weight", (f"{theirs}.self_attn.o_proj.weight",)),
+            KeyMap(f"{ours}.ffn_norm.weight", (f"{theirs}.post_attention_layernorm.weight",)),
+            KeyMap(f"{ours}.ffn.gate.weight", (f"{theirs}.mlp.gate_proj.weight",)),
+            KeyMap(f"{ours}.ffn.up.weight", (f"{theirs}.mlp.up_proj.weight",)),
+            KeyMap(f"{ours}.ffn.down.weight", (f"{theirs}.mlp.down_proj.weight",)),
+        ]
+    maps.append(KeyMap("final_norm.weight", ("norm.weight",)))
     if not tied:
         maps.append(KeyMap("lm_head.weight", ("lm_head.weight",)))
     return maps

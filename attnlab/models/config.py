@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from attnlab.errors import AttnlabError
+from attnlab.nn.blocks import FFNS, NORMS
 from attnlab.nn.feedforward import ACTIVATIONS
 
 
@@ -89,6 +90,10 @@ class GPTConfig(ModelConfig):
     """GPT-2: decoder-only, causal, pre-LN, tanh-GELU, learned positions.
 
     Radford et al. 2019, "Language Models are Unsupervised Multitask Learners".
+    The refinements of later decoder-only models are switches on the same model
+    (the Llama family; Touvron et al. 2023, arXiv:2302.13971):
+    ``position="rope"`` (+ ``rope_theta``), ``norm="rmsnorm"``, ``ffn="swiglu"``,
+    ``n_kv_heads`` < ``n_heads`` (grouped-query attention), ``bias=False``.
     """
 
     model_type: ClassVar[str] = "gpt2"
@@ -99,6 +104,12 @@ class GPTConfig(ModelConfig):
         # Small models that train on a laptop CPU in minutes.
         "gpt-mini": dict(n_layers=4, n_heads=4, d_model=128, max_positions=128),
         "gpt-nano": dict(n_layers=2, n_heads=2, d_model=48, max_positions=64),
+        # SmolLM2-135M (Allal et al. 2025, arXiv:2502.02737): a Llama-family model.
+        "smollm2-135m": dict(
+            vocab_size=49152, max_positions=8192, n_layers=30, n_heads=9, n_kv_heads=3,
+            d_model=576, d_ff=1536, position="rope", rope_theta=100000.0, norm="rmsnorm",
+            ffn="swiglu", activation="silu", bias=False, layer_norm_eps=1e-5,
+        ),
     }
 
     vocab_size: int = 50257
@@ -109,11 +120,39 @@ class GPTConfig(ModelConfig):
     d_ff: int = field(default=0)
     activation: str = "gelu_tanh"
     tie_word_embeddings: bool = True
+    position: str = "learned"
+    rope_theta: float = 10000.0
+    norm: str = "layernorm"
+    ffn: str = "mlp"
+    n_kv_heads: int | None = None
+    bias: bool = True
 
     def __post_init__(self) -> None:
         if self.d_ff == 0 and isinstance(self.d_model, int):
             object.__setattr__(self, "d_ff", 4 * self.d_model)  # GPT-2: d_ff = 4 d_model
+        if self.n_kv_heads is None:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
         super().__post_init__()
+        if self.position not in ("learned", "rope"):
+            self._fail("position", "'learned' or 'rope'", self.position)
+        if self.norm not in NORMS:
+            self._fail("norm", f"one of {NORMS}", self.norm)
+        if self.ffn not in FFNS:
+            self._fail("ffn", f"one of {FFNS}", self.ffn)
+        self._check_int("n_kv_heads", minimum=1)
+        if self.n_heads % self.n_kv_heads:
+            raise AttnlabError(
+                f"The 'n_heads' parameter of GPTConfig ({self.n_heads}) must be a multiple of "
+                f"'n_kv_heads' ({self.n_kv_heads}); change one of them."
+            )
+        if self.position == "rope":
+            if self.d_head % 2:
+                raise AttnlabError(
+                    f"RoPE rotates pairs of dimensions, so d_model / n_heads must be even; "
+                    f"got {self.d_head}."
+                )
+            if not isinstance(self.rope_theta, (int, float)) or not self.rope_theta > 0:
+                self._fail("rope_theta", "a float > 0", self.rope_theta)
 
 
 @dataclass(frozen=True, kw_only=True)

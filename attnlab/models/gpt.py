@@ -10,6 +10,10 @@ Learners", GPT-2), whose layout this follows:
     logits = LN(x) W_E^T                 the output layer shares the token embeddings
 
 Next-token pre-training minimises the cross-entropy of logits[t] against ids[t+1].
+
+Llama-family models (SmolLM2, ...) are the same stack with switches set in
+:class:`GPTConfig`: rotary positions instead of a position embedding, RMSNorm,
+SwiGLU, grouped-query attention, no biases.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from attnlab.models.inputs import check_input_ids
 from attnlab.models.outputs import CausalLMOutput
 from attnlab.nn.attention import KVCache
 from attnlab.nn.attention import attention_mask as padding_to_attention_mask
-from attnlab.nn.blocks import TransformerBlock
+from attnlab.nn.blocks import TransformerBlock, make_norm
 from attnlab.nn.embeddings import InputEmbedding
+from attnlab.nn.rotary import RotaryEmbedding
 
 
 class GPT(PreTrainedModel):
@@ -39,27 +44,30 @@ class GPT(PreTrainedModel):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__(config)
+        rope = config.position == "rope"
         self.embeddings = InputEmbedding(
             config.vocab_size, config.d_model, config.max_positions,
-            position="learned", dropout=config.dropout,
+            position="none" if rope else "learned", dropout=config.dropout,
         )
+        self.rotary = RotaryEmbedding(config.d_head, config.rope_theta) if rope else None
         self.blocks = nn.ModuleList(
             TransformerBlock(
-                config.d_model, config.n_heads, config.d_ff,
-                activation=config.activation, norm_first=True,
+                config.d_model, config.n_heads, config.d_ff, n_kv_heads=config.n_kv_heads,
+                activation=config.activation, norm_first=True, norm=config.norm, ffn=config.ffn,
                 dropout=config.dropout, attention_dropout=config.attention_dropout,
-                layer_norm_eps=config.layer_norm_eps,
+                layer_norm_eps=config.layer_norm_eps, bias=config.bias,
             )
             for _ in range(config.n_layers)
         )
-        self.final_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.final_norm = make_norm(config.norm, config.d_model, config.layer_norm_eps)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embeddings.token.weight
         self.init_weights()
         # GPT-2 §2.3: residual projections scaled by 1/sqrt(N), N = residual layers.
         for block in self.blocks:
-            for projection in (block.attention.out, block.ffn.fc_out):
+            ffn_out = block.ffn.down if config.ffn == "swiglu" else block.ffn.fc_out
+            for projection in (block.attention.out, ffn_out):
                 nn.init.normal_(projection.weight, std=0.02 / math.sqrt(2 * config.n_layers))
 
     def new_kv_caches(self, batch_size: int, max_len: int | None = None) -> list[KVCache]:
@@ -67,7 +75,7 @@ class GPT(PreTrainedModel):
         cfg = self.config
         weight = self.lm_head.weight
         return [
-            KVCache(batch_size, cfg.n_heads, max_len or cfg.max_positions, cfg.d_head,
+            KVCache(batch_size, cfg.n_kv_heads, max_len or cfg.max_positions, cfg.d_head,
                     dtype=weight.dtype, device=weight.device)
             for _ in range(cfg.n_layers)
         ]
@@ -122,10 +130,15 @@ class GPT(PreTrainedModel):
             raise AttnlabError(f"Pass one KV cache per layer ({cfg.n_layers}); got {len(kv_caches)}.")
 
         x = self.embeddings(input_ids, start_pos=start_pos, position_ids=position_ids)  # (B, T, M)
+        rope = None
+        if self.rotary is not None:
+            positions = position_ids if position_ids is not None else torch.arange(
+                start_pos, start_pos + length, device=input_ids.device)
+            rope = self.rotary(positions)  # cos, sin: (1|B, 1, T, D), shared by every layer
         hidden_states = [x] if output_hidden_states else None
         for index, block in enumerate(self.blocks):
             cache = kv_caches[index] if kv_caches is not None else None
-            x = block(x, mask=mask, is_causal=True, kv_cache=cache, start_pos=start_pos)
+            x = block(x, mask=mask, is_causal=True, kv_cache=cache, start_pos=start_pos, rope=rope)
             if hidden_states is not None:
                 hidden_states.append(x)
         x = self.final_norm(x)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
+from attnlab.nn.rotary import apply_rotary
 
 
 def causal_mask(q_len: int, k_len: int, device: torch.device | None = None) -> Tensor:
@@ -133,10 +134,14 @@ Recorder = Callable[..., None]
 class MultiHeadAttention(nn.Module):
     """Multi-head attention, §3.2.2 of arXiv:1706.03762.
 
-    Self-attention uses one fused projection ``qkv`` (M -> 3·H·D) whose rows are
-    [W_Q; W_K; W_V]; cross-attention projects queries from ``x`` (``query``) and
-    keys/values from the encoder memory (``key_value``, rows [W_K; W_V]).
-    ``out`` is W_O (H·D -> M), applied to the concatenated heads.
+    Self-attention uses one fused projection ``qkv`` whose rows are [W_Q; W_K; W_V];
+    cross-attention projects queries from ``x`` (``query``) and keys/values from the
+    encoder memory (``key_value``, rows [W_K; W_V]). ``out`` is W_O (H·D -> M),
+    applied to the concatenated heads.
+
+    Grouped-query attention (Ainslie et al. 2023, arXiv:2305.13245): with
+    ``n_kv_heads`` < ``n_heads``, K and V have only ``n_kv_heads`` heads and each
+    serves ``n_heads / n_kv_heads`` query heads, which share its value vectors.
     """
 
     def __init__(
@@ -145,11 +150,18 @@ class MultiHeadAttention(nn.Module):
         n_heads: int,
         *,
         d_head: int | None = None,
+        n_kv_heads: int | None = None,
         bias: bool = True,
         dropout: float = 0.0,
         cross_attention: bool = False,
     ) -> None:
         super().__init__()
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if n_kv_heads < 1 or n_heads % n_kv_heads:
+            raise AttnlabError(
+                f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads}); "
+                f"each key/value head serves a whole group of query heads."
+            )
         if d_head is None:
             if d_model % n_heads != 0:
                 raise AttnlabError(
@@ -158,25 +170,31 @@ class MultiHeadAttention(nn.Module):
                 )
             d_head = d_model // n_heads
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_head
-        self.inner_dim = n_heads * d_head
+        self.n_kv_heads = n_kv_heads
+        self.inner_dim = n_heads * d_head  # width of Q (and of the concatenated heads)
+        self.kv_dim = n_kv_heads * d_head  # width of K and of V
         self.dropout = dropout
         self.cross_attention = cross_attention
         if cross_attention:
             self.query = nn.Linear(d_model, self.inner_dim, bias=bias)
-            self.key_value = nn.Linear(d_model, 2 * self.inner_dim, bias=bias)
+            self.key_value = nn.Linear(d_model, 2 * self.kv_dim, bias=bias)
         else:
-            self.qkv = nn.Linear(d_model, 3 * self.inner_dim, bias=bias)
+            self.qkv = nn.Linear(d_model, self.inner_dim + 2 * self.kv_dim, bias=bias)
         self.out = nn.Linear(self.inner_dim, d_model, bias=bias)
         # Set by attnlab.inspect.trace while a trace is active; None costs one `if`.
         self.recorder: Recorder | None = None
 
     # The projections as the paper names them: views into the fused weights.
     def _rows(self, which: int) -> tuple[Tensor, Tensor | None]:
+        """Rows of W_Q (which=0), W_K (1) or W_V (2) inside the fused weights."""
         if self.cross_attention:
-            layer, index = (self.query, 0) if which == 0 else (self.key_value, which - 1)
+            layer = self.query if which == 0 else self.key_value
+            start = 0 if which < 2 else self.kv_dim
         else:
-            layer, index = self.qkv, which
-        rows = slice(index * self.inner_dim, (index + 1) * self.inner_dim)
+            layer = self.qkv
+            start = 0 if which == 0 else self.inner_dim + (which - 1) * self.kv_dim
+        width = self.inner_dim if which == 0 else self.kv_dim
+        rows = slice(start, start + width)
         bias = None if layer.bias is None else layer.bias[rows]
         return layer.weight[rows], bias
 
@@ -187,12 +205,12 @@ class MultiHeadAttention(nn.Module):
 
     @property
     def key_weight(self) -> Tensor:
-        """W_K as (H·D, M)."""
+        """W_K as (H_kv·D, M)."""
         return self._rows(1)[0]
 
     @property
     def value_weight(self) -> Tensor:
-        """W_V as (H·D, M): the value vectors are V = X W_V^T + b_V."""
+        """W_V as (H_kv·D, M): the value vectors are V = X W_V^T + b_V."""
         return self._rows(2)[0]
 
     @property
@@ -208,9 +226,14 @@ class MultiHeadAttention(nn.Module):
         return self._rows(2)[1]
 
     def _split_heads(self, x: Tensor) -> Tensor:
-        """(B, T, H·D) -> (B, H, T, D)."""
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.n_heads, self.d_head).transpose(1, 2)
+        """(B, T, n·D) -> (B, n, T, D), n = H for queries, H_kv for keys and values."""
+        batch, length, width = x.shape
+        return x.view(batch, length, width // self.d_head, self.d_head).transpose(1, 2)
+
+    def expand_kv(self, x: Tensor) -> Tensor:
+        """(B, H_kv, S, D) -> (B, H, S, D): each key/value head repeated for its query heads."""
+        group = self.n_heads // self.n_kv_heads
+        return x if group == 1 else x.repeat_interleave(group, dim=1)
 
     def forward(
         self,
@@ -221,6 +244,7 @@ class MultiHeadAttention(nn.Module):
         memory: Tensor | None = None,
         kv_cache: KVCache | None = None,
         start_pos: int = 0,
+        rope: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """Attend from ``x`` (B, T, M) to itself, or to ``memory`` (B, S, M) when cross.
 
@@ -229,6 +253,8 @@ class MultiHeadAttention(nn.Module):
             is_causal: each query sees only keys at or before its own position.
             kv_cache: write this call's keys/values at ``start_pos`` and attend over
                 all cached positions (self-attention only).
+            rope: (cos, sin) of :class:`attnlab.nn.rotary.RotaryEmbedding` for this
+                call's positions; rotates queries and keys (not values).
 
         Returns: (B, T, M).
         """
@@ -237,10 +263,13 @@ class MultiHeadAttention(nn.Module):
             if memory is None:
                 raise AttnlabError("Cross-attention needs the encoder output; pass memory=(B, S, M).")
             query = self.query(x)
-            key, value = self.key_value(memory).split(self.inner_dim, dim=-1)
+            key, value = self.key_value(memory).split(self.kv_dim, dim=-1)
         else:
-            query, key, value = self.qkv(x).split(self.inner_dim, dim=-1)
-        query, key, value = (self._split_heads(t) for t in (query, key, value))  # (B, H, T|S, D)
+            query, key, value = self.qkv(x).split([self.inner_dim, self.kv_dim, self.kv_dim], dim=-1)
+        query = self._split_heads(query)  # (B, H, T, D)
+        key, value = self._split_heads(key), self._split_heads(value)  # (B, H_kv, T|S, D)
+        if rope is not None:
+            query, key = apply_rotary(query, *rope), apply_rotary(key, *rope)
         if kv_cache is not None:
             key, value = kv_cache.update(start_pos, key, value)
 
@@ -253,11 +282,15 @@ class MultiHeadAttention(nn.Module):
         dropout_p = self.dropout if self.training else 0.0
 
         recorder = self.recorder
+        grouped = self.n_kv_heads != self.n_heads
         if recorder is None:
             context = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
+                query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
+                enable_gqa=grouped,
             )
         else:
+            # Traced: every query head gets its group's keys and values, explicitly.
+            key, value = self.expand_kv(key), self.expand_kv(value)
             context, scores, probs = explicit_attention(
                 query, key, value, mask=mask, is_causal=is_causal, dropout_p=dropout_p
             )

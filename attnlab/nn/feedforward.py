@@ -24,6 +24,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
     "gelu_tanh": partial(nn.GELU, approximate="tanh"),
+    "silu": nn.SiLU,
 }
 
 
@@ -50,3 +51,20 @@ class PositionwiseFeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc_out(self.activation(self.fc_in(x)))
+
+
+class SwiGLUFeedForward(nn.Module):
+    """FFN_SwiGLU(x) = (SiLU(x W_gate) ⊙ x W_up) W_down, (B, T, M) -> (B, T, M).
+
+    Shazeer 2020, "GLU Variants Improve Transformer", arXiv:2002.05202, eq. 6;
+    the feed-forward network of Llama-family models (no biases there).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, *, bias: bool = False) -> None:
+        super().__init__()
+        self.gate = nn.Linear(d_model, d_ff, bias=bias)
+        self.up = nn.Linear(d_model, d_ff, bias=bias)
+        self.down = nn.Linear(d_ff, d_model, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(nn.functional.silu(self.gate(x)) * self.up(x))

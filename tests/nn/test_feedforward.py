@@ -22,12 +22,17 @@ def gelu_tanh(x: float) -> float:
     return 0.5 * x * (1 + math.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-FORMULAS = {"relu": lambda x: max(0.0, x), "gelu": gelu_exact, "gelu_tanh": gelu_tanh}
-TORCH = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
+FORMULAS = {
+    "relu": lambda x: max(0.0, x), "gelu": gelu_exact, "gelu_tanh": gelu_tanh,
+    "silu": lambda x: x / (1.0 + math.exp(-x)),
+}
+TORCH = {
+    "relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "silu": F.silu,
+}
 
 
-def test_the_three_activations_are_offered():
-    assert sorted(ACTIVATIONS) == ["gelu", "gelu_tanh", "relu"]
+def test_the_four_activations_are_offered():
+    assert sorted(ACTIVATIONS) == ["gelu", "gelu_tanh", "relu", "silu"]
 
 
 @pytest.mark.parametrize("name", sorted(FORMULAS))
@@ -76,6 +81,6 @@ def test_feed_forward_without_bias():
 @pytest.mark.parametrize("make", [lambda: activation_module("swish"),
                                   lambda: PositionwiseFeedForward(4, 8, activation="swish")])
 def test_unknown_activation_raises(make):
-    expected = r"Unknown activation 'swish'; choose one of \['gelu', 'gelu_tanh', 'relu'\]"
+    expected = r"Unknown activation 'swish'; choose one of \['gelu', 'gelu_tanh', 'relu', 'silu'\]"
     with pytest.raises(AttnlabError, match=expected):
         make()
