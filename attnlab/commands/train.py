@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optim.add_argument("--min-lr", type=float, default=None, help="final learning rate (default lr/10)")
     optim.add_argument("--warmup-iters", type=int, default=50)
     optim.add_argument("--weight-decay", type=float, default=0.1)
+    optim.add_argument("--beta2", type=float, default=0.99, help="AdamW beta2 (default 0.99)")
     optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                        help="auto: bf16 autocast only on CPUs with native bf16 (AMX/AVX512-BF16) or GPUs")
     optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -122,7 +123,7 @@ def run_gpt(args: argparse.Namespace) -> int:
         max_iters=args.max_iters, max_time=args.max_time, batch_size=args.batch_size,
         grad_accum_steps=args.grad_accum, lr=args.lr,
         min_lr=args.min_lr if args.min_lr is not None else args.lr / 10,
-        warmup_iters=args.warmup_iters, weight_decay=args.weight_decay,
+        warmup_iters=args.warmup_iters, weight_decay=args.weight_decay, beta2=args.beta2,
         eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed, dtype=args.dtype,
     )
     device = pick_device(args.device)

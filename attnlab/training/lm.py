@@ -1,7 +1,9 @@
 """Next-token pre-training of a causal language model (GPT).
 
-Batches are random windows of ``block_size`` tokens from the training ids; the
-loss is the cross-entropy of each position's logits against the next token.
+Batches are random windows of ``block_size + 1`` tokens from the training ids:
+the model reads the first ``block_size`` and every position's logits are scored
+(cross-entropy) against the token that follows it, so each window gives
+``block_size`` predictions.
 AdamW with decoupled weight decay (Loshchilov & Hutter 2019, arXiv:1711.05101)
 on the matrices of the linear layers only, warm-up then cosine decay, gradient
 clipping, gradient accumulation, bf16 autocast where the hardware has it.
@@ -53,6 +55,7 @@ class LMTrainingConfig:
     min_lr: float = 1e-4
     warmup_iters: int = 100
     weight_decay: float = 0.1
+    beta2: float = 0.99  # 0.99 suits small batches (few tokens per step); GPT-3 used 0.95
     grad_clip: float = 1.0
     eval_interval: int = 250
     eval_iters: int = 20
@@ -70,6 +73,8 @@ class LMTrainingConfig:
             raise AttnlabError(f"lr must be > 0 and min_lr >= 0. Got lr={self.lr}, min_lr={self.min_lr}.")
         if self.warmup_iters < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
             raise AttnlabError("warmup_iters and weight_decay must be >= 0 and grad_clip > 0.")
+        if not 0 <= self.beta2 < 1:
+            raise AttnlabError(f"beta2 must be in [0, 1). Got {self.beta2!r} instead.")
         if self.max_time is not None and not self.max_time > 0:
             raise AttnlabError(f"max_time must be > 0 seconds. Got {self.max_time!r} instead.")
         if self.dtype not in ("auto", "fp32", "bf16"):
@@ -95,28 +100,38 @@ def optimizer_for(model: nn.Module, config: LMTrainingConfig) -> torch.optim.Ada
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.beta2))
 
 
-def random_batch(data: Tensor, batch_size: int, block_size: int, generator: torch.Generator) -> Tensor:
-    """(batch_size, block_size) windows starting at random offsets of ``data`` (N,)."""
-    starts = torch.randint(0, len(data) - block_size + 1, (batch_size,), generator=generator)
-    return torch.stack([data[s : s + block_size] for s in starts.tolist()])
+def random_batch(data: Tensor, batch_size: int, length: int, generator: torch.Generator) -> Tensor:
+    """(batch_size, length) windows starting at random offsets of ``data`` (N,)."""
+    starts = torch.randint(0, len(data) - length + 1, (batch_size,), generator=generator)
+    return torch.stack([data[s : s + length] for s in starts.tolist()])
+
+
+def next_token_loss(model: GPT, windows: Tensor) -> Tensor:
+    """Mean cross-entropy of predicting windows[:, 1:] from windows[:, :-1]; windows (B, T+1)."""
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+    logits = model(inputs).logits  # (B, T, V)
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1)
+    )
 
 
 @torch.no_grad()
 def evaluate_loss(
     model: GPT, data: Tensor, batch_size: int = 32, max_blocks: int | None = None
 ) -> float:
-    """Mean next-token loss over ``data`` cut into consecutive blocks (all of it by default).
+    """Mean next-token loss over ``data`` (all of it by default).
 
-    Every token except the first of each block is predicted once, so the figure is
-    the loss over the whole split, not an estimate from a sample.
+    Windows of ``block_size + 1`` tokens start every ``block_size`` tokens, so every
+    token of the split except the first is predicted exactly once: the figure is the
+    loss over the whole split, not an estimate from a sample.
     """
     block = model.config.max_positions
     if len(data) < 2:
         raise AttnlabError("The validation split has fewer than 2 tokens; use a longer text.")
-    n_blocks = max(1, len(data) // block)
+    n_blocks = -(-(len(data) - 1) // block)  # windows needed to predict tokens 1 .. N-1
     if max_blocks is not None:
         n_blocks = min(n_blocks, max_blocks)
     device = next(model.parameters()).device
@@ -125,13 +140,14 @@ def evaluate_loss(
     total, count = 0.0, 0
     for first in range(0, n_blocks, batch_size):
         last = min(first + batch_size, n_blocks)
-        rows = [data[i * block : (i + 1) * block] for i in range(first, last)]
-        length = min(len(r) for r in rows)
-        ids = torch.stack([r[:length] for r in rows]).to(device)
-        loss = model(ids, labels=ids).loss
-        predicted = ids.shape[0] * (length - 1)
-        total += float(loss) * predicted
-        count += predicted
+        rows = [data[i * block : (i + 1) * block + 1] for i in range(first, last)]
+        full = [r for r in rows if len(r) == block + 1]
+        groups = ([torch.stack(full)] if full else []) + [r[None] for r in rows if len(r) != block + 1]
+        for windows in groups:  # the last, shorter window runs on its own
+            loss = next_token_loss(model, windows.to(device))
+            predicted = windows.shape[0] * (windows.shape[1] - 1)
+            total += float(loss) * predicted
+            count += predicted
     model.train(was_training)
     return total / count
 
@@ -157,7 +173,7 @@ def train_language_model(
     is never overwritten. ``on_step(step, loss)`` runs after each optimizer step.
     """
     block = model.config.max_positions
-    if len(train_ids) <= block:
+    if len(train_ids) <= block + 1:
         raise AttnlabError(
             f"The training split has {len(train_ids)} tokens, not more than the block size "
             f"{block}; use a longer text or a smaller --block-size."
@@ -233,12 +249,12 @@ def train_language_model(
             optimizer.zero_grad(set_to_none=True)
             step_loss = 0.0
             for _ in range(config.grad_accum_steps):
-                ids = random_batch(train_ids, config.batch_size, block, generator).to(device)
+                windows = random_batch(train_ids, config.batch_size, block + 1, generator).to(device)
                 with autocast(dtype, device):
-                    loss = model(ids, labels=ids).loss / config.grad_accum_steps
+                    loss = next_token_loss(model, windows) / config.grad_accum_steps
                 loss.backward()
                 step_loss += float(loss.detach())
-                tokens_seen += ids.numel()
+                tokens_seen += windows.shape[0] * block
             if not torch.isfinite(torch.tensor(step_loss)):
                 kept = " (the last checkpoint is kept)" if out is not None else ""
                 raise AttnlabError(f"The loss became {step_loss} at step {done}; lower --lr{kept}.")
