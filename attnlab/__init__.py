@@ -5,7 +5,9 @@ __version__ = "0.1.0"
 
 from attnlab.errors import AttnlabError  # noqa: E402
 from attnlab.interop.hf import load_pretrained  # noqa: E402
+from attnlab.mlp import MLPClassifier  # noqa: E402
 from attnlab.models import GPT, BertConfig, BertModel, GPTConfig  # noqa: E402
+from attnlab.perceptron import Perceptron  # noqa: E402
 
 __all__ = [
     "GPT",
@@ -13,6 +15,8 @@ __all__ = [
     "BertConfig",
     "BertModel",
     "GPTConfig",
+    "MLPClassifier",
+    "Perceptron",
     "__version__",
     "load_pretrained",
 ]

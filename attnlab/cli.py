@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "attnlab.commands.train",
     "attnlab.commands.generate",
     "attnlab.commands.values",
+    "attnlab.commands.perceptron",
 )
 
 EXAMPLES = """examples:

@@ -15,7 +15,9 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["train", "gpt"], ["generate"], ["values"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["train", "gpt"], ["generate"], ["values"], ["perceptron"]]
+)
 def test_help_works(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])

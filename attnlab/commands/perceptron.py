@@ -1,0 +1,333 @@
+"""``attnlab perceptron``: Rosenblatt's perceptron converging on separable data (within
+Novikoff's bound), failing on XOR, and the multi-layer perceptron solving XOR.
+
+The data are generated here (truth tables, a seeded separable cloud) or read from a CSV
+file the user gives; nothing is downloaded.
+"""
+
+# X (a matrix) keeps scikit-learn's capital in signatures:
+# ruff: noqa: N803
+
+from __future__ import annotations
+
+import argparse
+import csv
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXAMPLE = """examples:
+  attnlab perceptron                                  the three-part demo: separable, XOR, MLP on XOR
+  attnlab perceptron --dataset xor                    the perceptron never converges on XOR
+  attnlab perceptron --dataset xor --mlp --plot xor.svg
+  attnlab perceptron --dataset data.csv --label species --standardize --test-fraction 0.25
+"""
+
+BUILTIN = ("and", "or", "xor", "separable")
+# The line x2 = 0.5 x1 + 0.1 as (unit normal n, offset c): n · x = c.
+SEPARATING_LINE = (np.array([-0.5, 1.0]) / np.hypot(0.5, 1.0), 0.1 / np.hypot(0.5, 1.0))
+MAX_EPOCHS_SHOWN = 12
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "perceptron", help="train a perceptron (or an MLP) and show its mistakes and Novikoff's bound",
+        description="Train Rosenblatt's perceptron (1958) or, with --mlp, a multi-layer perceptron "
+                    "(Rumelhart et al. 1986) and print the accuracy, the epochs, whether it converged, "
+                    "the mistakes per epoch and, for the perceptron on separable data, Novikoff's "
+                    "(1962) bound (R / margin)^2 beside the mistakes actually made. Without --dataset, "
+                    "run the demo: separable data, XOR, and the MLP on XOR.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dataset", metavar="{and,or,xor,separable,PATH.csv}",
+                        help="a built-in data set or a CSV file (header row optional; the last column "
+                             "is the label unless --label names one)")
+    parser.add_argument("--label", help="name of the label column of the CSV file")
+    parser.add_argument("--mlp", action="store_true", help="train the multi-layer perceptron instead")
+    parser.add_argument("--hidden", default="16", help="MLP hidden layer sizes, comma-separated (16)")
+    parser.add_argument("--activation", default="tanh", choices=("relu", "tanh", "logistic"),
+                        help="MLP hidden activation (tanh)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate: the perceptron's eta0 (1.0) or the MLP's Adam step (0.05)")
+    parser.add_argument("--max-iter", type=int, default=None, help="most epochs (perceptron 1000, MLP 2000)")
+    parser.add_argument("--samples", type=int, default=100, help="points in the separable data set (100)")
+    parser.add_argument("--standardize", action="store_true",
+                        help="scale features to mean 0, variance 1 (statistics of the training part)")
+    parser.add_argument("--test-fraction", type=float, default=0.0,
+                        help="hold out this fraction for a test accuracy (0: train and report on all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for data, shuffling and weights (0)")
+    parser.add_argument("--plot", metavar="OUT.svg",
+                        help="write an SVG: decision regions (2-D data) and mistakes or loss per epoch")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from attnlab.errors import AttnlabError
+
+    if args.dataset is None:
+        if args.plot or args.mlp or args.label:
+            raise AttnlabError("--plot, --mlp and --label need --dataset (the demo runs three models).")
+        for dataset, mlp in (("separable", False), ("xor", False), ("xor", True)):
+            run(argparse.Namespace(**{**vars(args), "dataset": dataset, "mlp": mlp}))
+            print()
+        return 0
+    if not 0.0 <= args.test_fraction < 1.0:
+        raise AttnlabError(f"--test-fraction must be in [0, 1). Got {args.test_fraction} instead.")
+    X, y, description = load_dataset(args.dataset, label=args.label, samples=args.samples, seed=args.seed)
+    X_train, y_train, X_test, y_test = split(X, y, args.test_fraction, args.seed)
+    if args.standardize:
+        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+        std[std == 0] = 1.0  # a constant column stays 0 rather than becoming NaN
+        X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
+    model = build_model(args)
+    with warnings.catch_warnings():
+        # Not converging is a result here, printed below, not a warning.
+        warnings.simplefilter("ignore")
+        model.fit(X_train, y_train)
+
+    print(f"dataset   {description}")
+    print(f"model     {model!r}")
+    print(f"epochs    {model.n_iter_}, converged: {'yes' if model.converged_ else 'no'}")
+    if args.mlp:
+        print(f"loss      {model.loss_curve_[0]:.4f} at epoch 1 -> {model.loss_:.4f} "
+              f"at epoch {model.n_iter_}")
+    else:
+        print(f"mistakes per epoch  {format_series(model.mistakes_)}")
+        if not model.converged_:
+            print(f"          not linearly separable? the last epoch still made "
+                  f"{model.mistakes_[-1]} mistakes")
+    print(f"training accuracy   {model.score(X_train, y_train):.4f} ({len(y_train)} samples)")
+    if len(y_test):
+        print(f"test accuracy       {model.score(X_test, y_test):.4f} ({len(y_test)} held-out samples)")
+    if not args.mlp:
+        print(novikoff_report(model))
+        if args.dataset == "separable" and not args.standardize:
+            print(generating_line_report(model, X_train, y_train))
+    if args.plot:
+        write_svg(Path(args.plot), model, X_train, y_train)
+        print(f"plot      {args.plot}")
+    return 0
+
+
+def build_model(args: argparse.Namespace) -> Any:
+    from attnlab.errors import AttnlabError
+    from attnlab.mlp import MLPClassifier
+    from attnlab.perceptron import Perceptron
+
+    if args.mlp:
+        try:
+            hidden = tuple(int(size) for size in args.hidden.split(","))
+        except ValueError:
+            raise AttnlabError(f"--hidden must be comma-separated ints such as 16 or 64,32. "
+                               f"Got {args.hidden!r} instead.") from None
+        return MLPClassifier(hidden_layer_sizes=hidden, activation=args.activation,
+                             learning_rate_init=0.05 if args.lr is None else args.lr,
+                             max_iter=args.max_iter or 2000, random_state=args.seed)
+    return Perceptron(eta0=1.0 if args.lr is None else args.lr, max_iter=args.max_iter or 1000,
+                      random_state=args.seed)
+
+
+def novikoff_report(model: Any) -> str:
+    """Margin, R, bound and mistakes per one-vs-rest problem (one line for two classes)."""
+    names = ([f"{model.classes_[1]} vs {model.classes_[0]}"] if len(model.classes_) == 2
+             else [f"{label} vs rest" for label in model.classes_])
+    lines = []
+    for name, margin, bound, made in zip(names, model.margin_, model.novikoff_bound_, model.n_mistakes_,
+                                         strict=True):
+        if margin > 0:
+            verdict = "within the bound" if made <= bound else "ABOVE THE BOUND"
+            lines.append(f"Novikoff  {name}: margin {margin:.4g}, R {model.radius_:.4g}, bound (R/margin)^2 "
+                         f"= {bound:.4g}; mistakes made {made} ({verdict})")
+        else:
+            lines.append(f"Novikoff  {name}: the learned hyperplane does not separate the data "
+                         f"(margin {margin:.4g}), so the theorem gives no bound; mistakes made {made}")
+    return "\n".join(lines)
+
+
+def generating_line_report(model: Any, X: np.ndarray, y: np.ndarray) -> str:
+    """Novikoff's bound from the line that generated the separable data, a better u than the
+    learned one: its margin is at least the gap by construction."""
+    normal, offset = SEPARATING_LINE
+    u = np.append(normal, -offset) / np.hypot(1.0, offset)  # unit vector in the (x, 1) space
+    signs = np.where(y == 1, 1.0, -1.0)
+    margin = float((signs * (np.c_[X, np.ones(len(X))] @ u)).min())
+    bound = (model.radius_ / margin) ** 2
+    made = int(model.n_mistakes_[0])
+    return (f"Novikoff  with the generating line as u: margin {margin:.4g}, bound {bound:.4g}; "
+            f"mistakes made {made} ({'within the bound' if made <= bound else 'ABOVE THE BOUND'})")
+
+
+def format_series(values: np.ndarray) -> str:
+    """All values if few, else the first and last ones around an ellipsis."""
+    values = [str(int(v)) for v in values]
+    if len(values) <= MAX_EPOCHS_SHOWN:
+        return " ".join(values)
+    half = MAX_EPOCHS_SHOWN // 2
+    return " ".join([*values[:half], f"... ({len(values) - 2 * half} more) ...", *values[-half:]])
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_dataset(name: str, *, label: str | None = None, samples: int = 100,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """(X (N, F), y (N,), a one-line description) for a built-in name or a CSV path."""
+    from attnlab.errors import AttnlabError
+
+    if name in ("and", "or", "xor"):
+        X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+        a, b = X[:, 0].astype(bool), X[:, 1].astype(bool)
+        y = {"and": a & b, "or": a | b, "xor": a ^ b}[name].astype(np.int64)
+        return X, y, f"{name}: the truth table, 4 samples, 2 features"
+    if name == "separable":
+        if samples < 2:
+            raise AttnlabError(f"--samples must be >= 2. Got {samples} instead.")
+        X, y = separable_points(samples, seed)
+        return X, y, f"separable: {samples} points in [-1, 1]^2 split by a line with a gap (seed {seed})"
+    path = Path(name)
+    if path.suffix.lower() != ".csv" and not path.exists():
+        raise AttnlabError(f"Unknown dataset {name!r}: choose one of {list(BUILTIN)} or give a CSV file.")
+    X, y, column = read_csv(path, label)
+    return X, y, f"{path.name}: {len(y)} samples, {X.shape[1]} features, label column {column!r}"
+
+
+def separable_points(n: int, seed: int, gap: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """n points uniform in [-1, 1]^2, labelled by the side of the line x2 = 0.5 x1 + 0.1.
+
+    Points closer than ``gap`` to the line are drawn again, so the classes are linearly
+    separable with a margin of at least ``gap``: Novikoff's condition holds by construction.
+    """
+    rng = np.random.default_rng(seed)
+    normal, offset = SEPARATING_LINE
+    points = np.empty((0, 2))
+    while len(points) < n:
+        draw = rng.uniform(-1, 1, size=(2 * n, 2))
+        points = np.vstack([points, draw[np.abs(draw @ normal - offset) >= gap]])
+    points = points[:n]
+    return points, (points @ normal - offset > 0).astype(np.int64)
+
+
+def read_csv(path: Path, label: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Features (numbers) and labels (any text) from a CSV file with an optional header row."""
+    from attnlab.errors import AttnlabError
+
+    if not path.is_file():
+        raise AttnlabError(f"CSV file {str(path)!r} does not exist.")
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if row]
+    if not rows:
+        raise AttnlabError(f"CSV file {str(path)!r} is empty.")
+    # A first row whose feature cells are not all numbers is a header.
+    header = None if all(_is_number(cell) for cell in rows[0][:-1]) else [c.strip() for c in rows[0]]
+    body = rows[1:] if header else rows
+    width = len(rows[0])
+    if width < 2:
+        raise AttnlabError(f"CSV file {str(path)!r} needs at least one feature column and one label column.")
+    if label is None:
+        column = width - 1
+    elif header is None:
+        raise AttnlabError(f"--label {label!r} needs a header row in {str(path)!r}; it has none.")
+    elif label not in header:
+        raise AttnlabError(f"--label {label!r} is not a column of {str(path)!r}; columns are {header}.")
+    else:
+        column = header.index(label)
+    for number, row in enumerate(body, start=2 if header else 1):
+        if len(row) != width:
+            raise AttnlabError(f"Line {number} of {str(path)!r} has {len(row)} cells, expected {width}.")
+    if not body:
+        raise AttnlabError(f"CSV file {str(path)!r} has a header but no data rows.")
+    features = [[cell for i, cell in enumerate(row) if i != column] for row in body]
+    for number, row in enumerate(features, start=2 if header else 1):
+        for cell in row:
+            if not _is_number(cell):
+                raise AttnlabError(f"Line {number} of {str(path)!r}: feature {cell!r} is not a number; "
+                                   f"encode categories as numbers first.")
+    y = np.array([row[column].strip() for row in body])
+    if all(_is_number(v) for v in y) and all(float(v).is_integer() for v in y):
+        y = np.array([int(float(v)) for v in y])  # integer labels sort as numbers, not text
+    name = header[column] if header else f"column {column + 1}"
+    return np.array(features, dtype=np.float64), y, name
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def split(X: np.ndarray, y: np.ndarray, fraction: float,
+          seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded random held-out split; fraction 0 keeps everything for training."""
+    from attnlab.errors import AttnlabError
+
+    n_test = int(round(fraction * len(y)))
+    if n_test == 0:
+        return X, y, X[:0], y[:0]
+    if len(y) - n_test < 2:
+        raise AttnlabError(f"--test-fraction {fraction} leaves {len(y) - n_test} training samples of "
+                           f"{len(y)}; at least 2 are needed.")
+    order = np.random.default_rng(seed).permutation(len(y))
+    return X[order[n_test:]], y[order[n_test:]], X[order[:n_test]], y[order[:n_test]]
+
+
+# --------------------------------------------------------------------------- plot
+
+
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def write_svg(path: Path, model: Any, X: np.ndarray, y: np.ndarray, grid: int = 60) -> None:
+    """An SVG, no plotting library needed: decision regions and points (2-D data only) on the
+    left, mistakes (perceptron) or loss (MLP) per epoch on the right."""
+    from attnlab.errors import AttnlabError
+
+    size, pad = 320, 30
+    parts: list[str] = []
+    left = 0
+    if X.shape[1] == 2:
+        low, high = X.min(axis=0), X.max(axis=0)
+        span = np.where(high > low, high - low, 1.0)
+        low, high = low - 0.15 * span, high + 0.15 * span
+        ticks = [np.linspace(low[d], high[d], grid) for d in range(2)]
+        xx, yy = np.meshgrid(*ticks)
+        index = np.searchsorted(model.classes_, model.predict(np.c_[xx.ravel(), yy.ravel()]))
+        cell = size / (grid - 1)  # the spacing of the grid points
+
+        def to_px(point: np.ndarray) -> tuple[float, float]:
+            return (pad + (point[0] - low[0]) / (high[0] - low[0]) * size,
+                    pad + size - (point[1] - low[1]) / (high[1] - low[1]) * size)
+
+        for k, (gx, gy) in enumerate(zip(xx.ravel(), yy.ravel(), strict=True)):
+            px, py = to_px(np.array([gx, gy]))
+            parts.append(f'<rect x="{px - cell / 2:.1f}" y="{py - cell / 2:.1f}" width="{cell + 0.5:.1f}" '
+                         f'height="{cell + 0.5:.1f}" fill="{COLOURS[index[k] % len(COLOURS)]}" '
+                         f'fill-opacity="0.18"/>')
+        for point, k in zip(X, np.searchsorted(model.classes_, y), strict=True):
+            px, py = to_px(point)
+            parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{COLOURS[k % len(COLOURS)]}" '
+                         f'stroke="black" stroke-width="0.5"/>')
+        parts.append(f'<text x="{pad}" y="{pad - 10}" font-size="13">decision regions</text>')
+        left = size + 2 * pad
+    curve = np.asarray(model.loss_curve_ if hasattr(model, "loss_curve_") else model.mistakes_, dtype=float)
+    title = "training loss per epoch" if hasattr(model, "loss_curve_") else "mistakes per epoch"
+    top = max(curve.max(), 1e-12)
+    steps = max(len(curve) - 1, 1)
+    points = " ".join(f"{left + pad + i / steps * size:.1f},{pad + size - v / top * size:.1f}"
+                      for i, v in enumerate(curve))
+    parts += [
+        f'<rect x="{left + pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#888"/>',
+        f'<polyline points="{points}" fill="none" stroke="black" stroke-width="1.5"/>',
+        f'<text x="{left + pad}" y="{pad - 10}" font-size="13">{title} (max {top:.4g})</text>',
+        f'<text x="{left + pad}" y="{2 * pad + size - 8}" font-size="11">epoch 1 .. {len(curve)}</text>',
+    ]
+    width, height = left + size + 2 * pad, size + 2 * pad
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif">\n' + "\n".join(parts) + "\n</svg>\n")
+    try:
+        path.write_text(svg)
+    except OSError as error:
+        raise AttnlabError(f"Cannot write the plot to {str(path)!r}: {error.strerror}.") from None

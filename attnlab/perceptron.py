@@ -1,0 +1,417 @@
+"""The perceptron (Rosenblatt 1958), the first trained neuron, as a scikit-learn-style estimator.
+
+    a = w · x + b                       weighted sum plus bias
+    ŷ = +1 if a > 0 else -1             step activation
+    on a mistake (y a <= 0):  w <- w + η y x,  b <- b + η y        the perceptron learning rule
+
+F. Rosenblatt, "The perceptron: a probabilistic model for information storage and
+organization in the brain", Psychological Review 65(6), 1958. With targets y in {-1, +1}
+the rule "move by the learning rate times the error times the input" is the update above
+(the error y - ŷ is 2y on a mistake; the factor 2 is folded into η, which from a zero
+start only rescales w and changes no prediction).
+
+Novikoff's convergence theorem (A. Novikoff, "On convergence proofs on perceptrons",
+Symposium on the Mathematical Theory of Automata, 1962): if every ||x|| <= R and some unit
+vector u separates the data with margin y (u · x) >= γ > 0, the rule makes at most
+(R / γ)^2 mistakes, in any order and for any η, starting from zero. The bias is a weight
+on a constant input 1, so R and γ are measured in that augmented space (x, 1).
+
+Dimensions: N samples, F features, K classes, P binary problems (1 if K == 2, else K,
+one-vs-rest).
+
+This module also holds what :mod:`attnlab.mlp` shares: the estimator contract
+(get_params / set_params / score, sklearn's error wording) without importing scikit-learn.
+"""
+
+# X (a matrix) and T keep scikit-learn's and the papers' capitals in signatures:
+# ruff: noqa: N802, N803
+
+from __future__ import annotations
+
+import inspect
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+
+from attnlab.errors import AttnlabError
+
+__all__ = ["ConvergenceWarning", "NotFittedError", "Perceptron"]
+
+
+class ConvergenceWarning(UserWarning):
+    """Training stopped at ``max_iter`` before its stopping criterion was met."""
+
+
+class NotFittedError(AttnlabError, AttributeError):
+    """An estimator was used before ``fit`` (an AttributeError too, as in scikit-learn)."""
+
+
+# --------------------------------------------------------------------------- estimator contract
+
+
+class _Classifier:
+    """get_params / set_params / score / input checks, written to scikit-learn's contract.
+
+    Subclasses take keyword-only constructor arguments and only store them; every check
+    happens in ``fit`` so that ``sklearn.base.clone`` and ``set_params`` round-trip.
+    """
+
+    _estimator_type = "classifier"  # how scikit-learn < 1.6 recognises a classifier
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return sorted(p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, by name (``deep`` is accepted for sklearn; nothing nests)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> _Classifier:
+        """Set constructor arguments by name; they are checked at the next ``fit``."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise AttnlabError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        # Like sklearn: only the arguments that differ from their defaults.
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not _same(v, defaults.get(k))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self) -> Any:
+        # Only scikit-learn calls this (is_classifier, cross_val_score), so it is importable
+        # here; attnlab itself never imports scikit-learn.
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags())
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of ``predict(X)`` against ``y`` (weighted if ``sample_weight``)."""
+        X, y = self._check_X_y(X, y)
+        correct = (self.predict(X) == y).astype(np.float64)
+        if sample_weight is None:
+            return float(correct.mean())
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        if weight.shape != correct.shape:
+            raise AttnlabError(f"sample_weight has shape {weight.shape}, expected {correct.shape}.")
+        return float((correct * weight).sum() / weight.sum())
+
+    # ---- parameter checks, worded like sklearn's InvalidParameterError
+
+    def _param_error(self, name: str, expected: str) -> AttnlabError:
+        return AttnlabError(
+            f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
+            f"Got {getattr(self, name)!r} instead."
+        )
+
+    def _check_int(self, name: str, low: int) -> None:
+        value = getattr(self, name)
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            raise self._param_error(name, f"an int in the range [{low}, inf)")
+
+    def _check_float(self, name: str, low: float, *, strict: bool, high: float | None = None) -> None:
+        value = getattr(self, name)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+        ok = ok and (value > low if strict else value >= low) and (high is None or value < high)
+        if not ok:
+            interval = f"{'(' if strict else '['}{low}, {'inf' if high is None else high})"
+            raise self._param_error(name, f"a float in the range {interval}")
+
+    def _check_bool(self, name: str) -> None:
+        if not isinstance(getattr(self, name), (bool, np.bool_)):
+            raise self._param_error(name, "an instance of 'bool'")
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        if getattr(self, name) not in choices:
+            raise self._param_error(name, "a str among {" + ", ".join(map(repr, sorted(choices))) + "}")
+
+    def _rng(self) -> np.random.Generator:
+        seed = self.random_state
+        if isinstance(seed, np.random.Generator):
+            return seed
+        if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0):
+            return np.random.default_rng(seed)
+        raise self._param_error("random_state", "an int >= 0, a numpy Generator or None")
+
+    # ---- input checks, worded like sklearn's check_array / check_X_y
+
+    def _check_X(self, X: Any, *, reset: bool = False) -> np.ndarray:
+        name = type(self).__name__
+        raw = np.asarray(X)
+        # Strings are refused even when they parse as numbers ("1.5"), as in sklearn: they are
+        # usually a column read as text by mistake.
+        text = raw.dtype.kind in "USV" or (raw.dtype.kind == "O" and any(
+            isinstance(value, (str, bytes)) for value in raw.ravel()))
+        if text or raw.dtype.kind == "c":
+            kind = "strings" if text else "complex numbers"
+            raise AttnlabError(f"X contains {kind}; {name} needs real numbers (encode categories as "
+                               f"numbers first).")
+        try:
+            X = raw.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise AttnlabError(f"X must hold numbers only ({error}).") from None
+        if X.ndim != 2:
+            hint = (" Reshape your data with X.reshape(-1, 1) if it has a single feature or "
+                    "X.reshape(1, -1) if it is a single sample.") if X.ndim == 1 else ""
+            raise AttnlabError(f"Expected a 2-D array for X, got a {X.ndim}-D array of shape {X.shape} "
+                               f"instead.{hint}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise AttnlabError(f"Found array with shape {X.shape} while a minimum of 1 sample and 1 "
+                               f"feature is required by {name}.")
+        if not np.isfinite(X).all():
+            what = "NaN" if np.isnan(X).any() else "infinity or a value too large for dtype('float64')"
+            raise AttnlabError(f"Input X contains {what}.")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise AttnlabError(f"X has {X.shape[1]} features, but {name} is expecting "
+                               f"{self.n_features_in_} features as input.")
+        return X
+
+    def _check_X_y(self, X: Any, y: Any, *, reset: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        if not reset:
+            self._check_fitted()
+        X = self._check_X(X, reset=reset)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise AttnlabError(f"y should be a 1-D array, got an array of shape {y.shape} instead"
+                               f"{' (use y.ravel())' if y.ndim == 2 and y.shape[1] == 1 else ''}.")
+        if len(y) != len(X):
+            raise AttnlabError(f"Found input variables with inconsistent numbers of samples: "
+                               f"[{len(X)}, {len(y)}].")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all():
+                raise AttnlabError("Input y contains NaN or infinity.")
+            if (y != np.round(y)).any():
+                raise AttnlabError(f"Unknown label type: continuous values in y (e.g. "
+                                   f"{y[y != np.round(y)][0]!r}); a classifier needs class labels.")
+        if y.dtype.kind == "O" and any(label is None for label in y):
+            raise AttnlabError("y contains None; every sample needs a class label.")
+        return X, y
+
+    def _set_classes(self, y: np.ndarray, classes: Any = None) -> None:
+        try:
+            self.classes_ = np.unique(y if classes is None else np.asarray(classes))
+        except TypeError as error:
+            raise AttnlabError(f"The labels in y cannot be sorted ({error}); use labels of one type.") \
+                from None
+        if len(self.classes_) < 2:
+            raise AttnlabError(f"The number of classes has to be greater than one; got "
+                               f"{len(self.classes_)} class ({self.classes_.tolist()!r}).")
+
+    def _encode(self, y: np.ndarray) -> np.ndarray:
+        """Labels -> indices into ``classes_``: (N,) int."""
+        index = np.searchsorted(self.classes_, y)
+        index = np.clip(index, 0, len(self.classes_) - 1)
+        unknown = self.classes_[index] != y
+        if unknown.any():
+            raise AttnlabError(f"y contains labels not in classes_ {self.classes_.tolist()!r}: "
+                               f"{np.unique(y[unknown]).tolist()!r}.")
+        return index
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+                f"arguments before using this estimator."
+            )
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):
+        return a is b
+
+
+# --------------------------------------------------------------------------- the perceptron
+
+
+class Perceptron(_Classifier):
+    """Rosenblatt's perceptron (1958): a step of a weighted sum, trained by its mistakes.
+
+    Parameters (keyword-only, stored untouched and checked at ``fit``):
+        eta0: the learning rate η > 0. From a zero start it only rescales w and b.
+        max_iter: the most epochs (passes over the data) ``fit`` makes.
+        shuffle: visit the samples in a fresh random order every epoch.
+        random_state: seed (int), ``numpy.random.Generator`` or None for the shuffles.
+        fit_intercept: learn the bias b (else b = 0 and the hyperplane goes through 0).
+
+    Fitted attributes:
+        classes_ (K,), coef_ (P, F), intercept_ (P,), n_features_in_, n_iter_ (epochs run),
+        converged_ (the last epoch made no mistake), mistakes_ (n_iter_,) mistakes per epoch
+        summed over the P problems, n_mistakes_ (P,) mistakes (= updates) per problem,
+        margin_ (P,) the smallest y a / ||(w, b)|| over the training data (> 0 iff the learned
+        hyperplane separates it), radius_ R = max ||(x, 1)||, novikoff_bound_ (P,) (R / margin)^2,
+        NaN where the margin is not positive.
+
+    With K > 2 classes it learns K one-vs-rest perceptrons, class k against the others, and
+    predicts the class of the largest a. Labels may be of any sortable type.
+
+    With ``shuffle=False`` and ``eta0=1`` this is exactly what
+    ``sklearn.linear_model.Perceptron(shuffle=False, tol=None)`` computes: both update when
+    y a <= 0, so a point on the hyperplane counts as a mistake (as in Novikoff's proof).
+    """
+
+    def __init__(self, *, eta0: float = 1.0, max_iter: int = 1000, shuffle: bool = True,
+                 random_state: int | np.random.Generator | None = None, fit_intercept: bool = True):
+        self.eta0 = eta0
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.fit_intercept = fit_intercept
+
+    def _validate_params(self) -> None:
+        self._check_float("eta0", 0.0, strict=True)
+        self._check_int("max_iter", 1)
+        self._check_bool("shuffle")
+        self._check_bool("fit_intercept")
+
+    def fit(self, X: Any, y: Any) -> Perceptron:
+        """Epochs of the learning rule from w = 0, b = 0 until one makes no mistake, or ``max_iter``."""
+        self._validate_params()
+        rng = self._rng()
+        X, y = self._check_X_y(X, y, reset=True)
+        self._set_classes(y)
+        targets = self._targets(y)  # (N, P) in {-1, +1}
+        self.coef_ = np.zeros((targets.shape[1], X.shape[1]))  # (P, F)
+        self.intercept_ = np.zeros(targets.shape[1])  # (P,)
+        mistakes = []
+        self.n_mistakes_ = np.zeros(targets.shape[1], dtype=np.int64)
+        self.converged_ = False
+        for _ in range(self.max_iter):
+            order = rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
+            per_problem = self._epoch(X[order], targets[order])
+            self.n_mistakes_ += per_problem
+            mistakes.append(int(per_problem.sum()))
+            if mistakes[-1] == 0:
+                # No update in a whole pass: the weights are final and classify every point.
+                self.converged_ = True
+                break
+        self.n_iter_ = len(mistakes)
+        self.mistakes_ = np.array(mistakes, dtype=np.int64)
+        if not self.converged_:
+            warnings.warn(
+                f"Perceptron did not converge in max_iter={self.max_iter} epochs: the last epoch made "
+                f"{mistakes[-1]} mistakes. The data may not be linearly separable.",
+                ConvergenceWarning, stacklevel=2,
+            )
+        self.margin_, self.radius_, self.novikoff_bound_ = self._novikoff(X, targets)
+        self._stream_rng = rng  # a later partial_fit shuffles on from here
+        return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> Perceptron:
+        """One epoch of the learning rule on (X, y), continuing from the current weights.
+
+        ``classes`` (every label the stream will hold) is required on the first call. After
+        partial_fit, ``converged_`` says whether this pass made no mistake, and ``margin_``,
+        ``novikoff_bound_`` are NaN: they need the whole data set, which ``fit`` sees.
+        """
+        first = not hasattr(self, "coef_")
+        self._validate_params()
+        if first:
+            if classes is None:
+                raise AttnlabError("classes must be passed on the first call to partial_fit.")
+            X, y = self._check_X_y(X, y, reset=True)
+            self._set_classes(y, classes)
+            n_problems = 1 if len(self.classes_) == 2 else len(self.classes_)
+            self.coef_ = np.zeros((n_problems, X.shape[1]))
+            self.intercept_ = np.zeros(n_problems)
+            self.n_mistakes_ = np.zeros(n_problems, dtype=np.int64)
+            self.mistakes_ = np.zeros(0, dtype=np.int64)
+            self._stream_rng = self._rng()  # one generator for the whole stream of calls
+        else:
+            X, y = self._check_X_y(X, y)
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise AttnlabError(f"classes={list(classes)!r} is not the same as classes_="
+                                   f"{self.classes_.tolist()!r} of the first call to partial_fit.")
+        targets = self._targets(y)
+        order = self._stream_rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
+        per_problem = self._epoch(X[order], targets[order])
+        self.n_mistakes_ += per_problem
+        self.mistakes_ = np.append(self.mistakes_, per_problem.sum())
+        self.n_iter_ = len(self.mistakes_)
+        self.converged_ = bool(per_problem.sum() == 0)
+        self.margin_ = self.novikoff_bound_ = np.full(len(per_problem), np.nan)
+        self.radius_ = np.nan
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """a = w · x + b: (N,) for two classes (> 0 means classes_[1]), else (N, K)."""
+        self._check_fitted()
+        X = self._check_X(X)
+        scores = X @ self.coef_.T + self.intercept_  # (N, P)
+        return scores[:, 0] if len(self.classes_) == 2 else scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The step of a for two classes; the class with the largest a otherwise. (N,) labels."""
+        scores = self.decision_function(X)
+        index = (scores > 0).astype(np.int64) if scores.ndim == 1 else scores.argmax(axis=1)
+        return self.classes_[index]
+
+    # ---- the learning rule
+
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        """(N,) labels -> (N, P) targets in {-1, +1}: one column per one-vs-rest problem."""
+        index = self._encode(y)
+        if len(self.classes_) == 2:
+            return np.where(index == 1, 1.0, -1.0)[:, None]
+        return np.where(index[:, None] == np.arange(len(self.classes_)), 1.0, -1.0)
+
+    def _epoch(self, X: np.ndarray, T: np.ndarray, lookahead: int = 64) -> np.ndarray:
+        """One pass of the learning rule over X (N, F) with targets T (N, P), in order, in place.
+
+        Equal to visiting each sample in turn and updating on y a <= 0. The sum a for the next
+        ``lookahead`` samples is one matrix product, so runs of correctly classified samples cost
+        no Python loop; after an update the look-ahead restarts at the following sample, since
+        the weights have changed. Returns the mistakes per problem, (P,).
+        """
+        W, b = self.coef_, self.intercept_  # (P, F), (P,)
+        mistakes = np.zeros(T.shape[1], dtype=np.int64)
+        start = 0
+        while start < len(X):
+            stop = min(start + lookahead, len(X))
+            a = X[start:stop] @ W.T + b  # (L, P)
+            wrong = T[start:stop] * a <= 0  # (L, P)
+            rows = np.flatnonzero(wrong.any(axis=1))
+            if len(rows) == 0:
+                start = stop
+                continue
+            i = start + rows[0]
+            hit = wrong[rows[0]]  # (P,) the problems this sample is a mistake for
+            step = self.eta0 * T[i, hit]  # (p,) η y
+            W[hit] += step[:, None] * X[i]
+            if self.fit_intercept:
+                b[hit] += step
+            mistakes += hit
+            start = i + 1
+        return mistakes
+
+    def _novikoff(self, X: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """(margin (P,), R, (R / margin)^2 (P,)) in the augmented space (x, 1), Novikoff 1962.
+
+        The margin is that of the learned hyperplane, a valid u for the theorem whenever it
+        separates the data; the best hyperplane's margin is at least as large, so its bound is
+        at most this one.
+        """
+        ones = np.ones((len(X), 1 if self.fit_intercept else 0))
+        X_aug = np.hstack([X, ones])  # (N, F + 1)
+        W_aug = np.hstack([self.coef_, self.intercept_[:, None]]) if self.fit_intercept else self.coef_
+        norms = np.linalg.norm(W_aug, axis=1)  # (P,)
+        signed = T * (X_aug @ W_aug.T)  # (N, P): y a, all 0 where w = 0
+        margin = signed.min(axis=0) / np.where(norms > 0, norms, 1.0)  # (P,)
+        radius = float(np.linalg.norm(X_aug, axis=1).max())
+        bound = np.full(len(margin), np.nan)
+        separated = margin > 0
+        bound[separated] = (radius / margin[separated]) ** 2
+        return margin, radius, bound
