@@ -24,10 +24,17 @@ from torch import Tensor
 import attnlab
 from attnlab.errors import AttnlabError
 from attnlab.interop.atomic import atomic_write, atomic_write_text
-from attnlab.interop.keymaps import KeyMap, bert_key_maps, gpt2_key_maps, llama_key_maps
+from attnlab.interop.keymaps import (
+    KeyMap,
+    bert_head_key_maps,
+    bert_key_maps,
+    gpt2_key_maps,
+    llama_key_maps,
+)
 from attnlab.interop.weights import SAFETENSORS, read_weights
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.bert import BertModel
+from attnlab.models.bert_heads import BERT_HEAD_MODELS
 from attnlab.models.config import BertConfig, GPTConfig, ModelConfig
 from attnlab.models.gpt import GPT
 
@@ -73,7 +80,18 @@ def bert_config_from_hf(hf: dict[str, Any]) -> BertConfig:
         activation=_activation(hf.get("hidden_act", "gelu"), "hidden_act"),
         type_vocab_size=hf.get("type_vocab_size", 2),
         pad_token_id=hf.get("pad_token_id") or 0,
+        labels=_labels_from_hf(hf),
     )
+
+
+def _labels_from_hf(hf: dict[str, Any]) -> tuple[str, ...]:
+    id2label = hf.get("id2label")
+    if isinstance(id2label, dict) and id2label:
+        try:
+            return tuple(str(id2label[k]) for k in sorted(id2label, key=int))
+        except (TypeError, ValueError):
+            raise AttnlabError("config.json has an id2label whose keys are not integers.") from None
+    return tuple(f"LABEL_{i}" for i in range(int(hf.get("num_labels", 2))))
 
 
 def bert_config_to_hf(config: BertConfig) -> dict[str, Any]:
@@ -92,6 +110,8 @@ def bert_config_to_hf(config: BertConfig) -> dict[str, Any]:
         "hidden_act": ATTNLAB_TO_HF_ACTIVATION[config.activation],
         "type_vocab_size": config.type_vocab_size,
         "pad_token_id": config.pad_token_id,
+        "id2label": dict(enumerate(config.labels)),
+        "label2id": {name: i for i, name in enumerate(config.labels)},
         "position_embedding_type": "absolute",
         "initializer_range": 0.02,
     }
@@ -240,10 +260,15 @@ ARCHITECTURES: dict[str, Architecture] = {
         model_class=BertModel,
         config_from_hf=bert_config_from_hf,
         config_to_hf=bert_config_to_hf,
-        key_maps=lambda model: bert_key_maps(model.config.n_layers, model.pooler is not None),
+        key_maps=lambda model: (
+            bert_key_maps(model.config.n_layers, model.pooler is not None)
+            if isinstance(model, BertModel)
+            else bert_key_maps(model.config.n_layers, model.bert.pooler is not None, prefix="bert.")
+            + bert_head_key_maps(model.hf_architecture)
+        ),
         base_prefix="bert.",
-        save_prefix="",
-        ignorable=(r"embeddings\.position_ids",),
+        save_prefix="bert.",  # for head models; a bare BertModel has no prefix
+        ignorable=(r"embeddings\.position_ids", r"cls\.predictions\.decoder\.(weight|bias)"),
         heads=(r"cls\.", r"classifier\.", r"qa_outputs\."),
     ),
     "gpt2": Architecture(
@@ -276,9 +301,8 @@ def architecture_of(model: PreTrainedModel) -> tuple[str, Architecture]:
     if isinstance(model, GPT):
         family = _gpt_family(model.config)
         return family, ARCHITECTURES[family]
-    for model_type, arch in ARCHITECTURES.items():
-        if isinstance(model, arch.model_class):
-            return model_type, arch
+    if isinstance(model, (BertModel, *BERT_HEAD_MODELS.values())):
+        return "bert", ARCHITECTURES["bert"]
     raise AttnlabError(f"{type(model).__name__} has no Hugging Face layout in attnlab.")
 
 
@@ -425,9 +449,13 @@ def load_pretrained(path: str | Path) -> PreTrainedModel:
         raise AttnlabError(f"{directory / 'config.json'} has a value of the wrong type ({error}).") from None
     state, source = read_weights(directory)
     if arch.model_class is BertModel:
-        # Head models (BertForMaskedLM, ...) are saved without BERT's pooler.
-        has_pooler = any(k.endswith("pooler.dense.weight") for k in state)
-        model: PreTrainedModel = BertModel(config, add_pooler=has_pooler)
+        names = [n for n in hf.get("architectures") or [] if n in BERT_HEAD_MODELS]
+        if names:
+            model: PreTrainedModel = BERT_HEAD_MODELS[names[0]](config)
+        else:
+            # Some checkpoints are saved without BERT's pooler.
+            has_pooler = any(k.endswith("pooler.dense.weight") for k in state)
+            model = BertModel(config, add_pooler=has_pooler)
     else:
         model = arch.model_class(config)
     load_state(model, state, source=str(source))
@@ -439,10 +467,10 @@ def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:
     _, arch = architecture_of(model)
     ours = model.state_dict()
     state = {}
+    prefix = "" if isinstance(model, BertModel) else arch.save_prefix
     for entry in arch.key_maps(model):
         for name, tensor in zip(entry.theirs, entry.to_theirs(ours[entry.ours].detach()), strict=True):
-            key = name if name == "lm_head.weight" else arch.save_prefix + name
-            state[key] = tensor.clone()
+            state[(prefix if entry.prefixed else "") + name] = tensor.clone()
     return state
 
 
@@ -459,8 +487,10 @@ def save_pretrained(
     if directory.exists() and not directory.is_dir():
         raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
     directory.mkdir(parents=True, exist_ok=True)
-    _, arch = architecture_of(model)
+    model_type, arch = architecture_of(model)
     hf = arch.config_to_hf(model.config)
+    if model_type == "bert":
+        hf["architectures"] = [model.hf_architecture]
     hf["torch_dtype"] = "float32"
     hf["attnlab_version"] = attnlab.__version__
     state = {k: v.float().cpu() for k, v in hf_state_dict(model).items()}

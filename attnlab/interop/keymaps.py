@@ -27,6 +27,7 @@ class KeyMap:
     theirs: tuple[str, ...]
     transpose: bool = False
     rows: tuple[int, ...] | None = None  # rows of each part when they differ (grouped-query K/V)
+    prefixed: bool = True  # False for task heads, which live outside the base model's prefix
 
     def to_ours(self, tensors: list[Tensor]) -> Tensor:
         parts = [t.t() if self.transpose else t for t in tensors]
@@ -50,8 +51,11 @@ def _pair(ours: str, theirs: str, transpose: bool = False) -> list[KeyMap]:
     ]
 
 
-def bert_key_maps(n_layers: int, with_pooler: bool = True) -> list[KeyMap]:
-    """attnlab BertModel <-> transformers BertModel (keys without the ``bert.`` prefix)."""
+def bert_key_maps(n_layers: int, with_pooler: bool = True, prefix: str = "") -> list[KeyMap]:
+    """attnlab BertModel <-> transformers BertModel (keys without the ``bert.`` prefix).
+
+    ``prefix`` is where the encoder sits inside attnlab's model (``bert.`` in head models).
+    """
     maps = [
         KeyMap("embeddings.token.weight", ("embeddings.word_embeddings.weight",)),
         KeyMap("embeddings.position.weight", ("embeddings.position_embeddings.weight",)),
@@ -72,7 +76,39 @@ def bert_key_maps(n_layers: int, with_pooler: bool = True) -> list[KeyMap]:
         maps += _pair(f"{ours}.ffn_norm", f"{theirs}.output.LayerNorm")
     if with_pooler:
         maps += _pair("pooler.dense", "pooler.dense")
-    return maps
+    return [KeyMap(prefix + m.ours, m.theirs, m.transpose) for m in maps]
+
+
+def bert_head_key_maps(architecture: str) -> list[KeyMap]:
+    """Task-head tensors of transformers' BertFor* models (outside the ``bert.`` prefix).
+
+    The masked-LM output layer's weight is the word embeddings (tied) and is not
+    listed; its bias is ``cls.predictions.bias``.
+    """
+    mlm = [
+        *[KeyMap(m.ours, m.theirs, prefixed=False) for m in _pair(
+            "mlm_head.transform", "cls.predictions.transform.dense")],
+        *[KeyMap(m.ours, m.theirs, prefixed=False) for m in _pair(
+            "mlm_head.norm", "cls.predictions.transform.LayerNorm")],
+        KeyMap("mlm_head.decoder.bias", ("cls.predictions.bias",), prefixed=False),
+    ]
+    heads = {
+        "BertModel": [],
+        "BertForMaskedLM": mlm,
+        "BertForPreTraining": mlm + [
+            KeyMap(m.ours, m.theirs, prefixed=False) for m in _pair("nsp_head", "cls.seq_relationship")
+        ],
+        "BertForSequenceClassification": [
+            KeyMap(m.ours, m.theirs, prefixed=False) for m in _pair("classifier", "classifier")
+        ],
+        "BertForTokenClassification": [
+            KeyMap(m.ours, m.theirs, prefixed=False) for m in _pair("classifier", "classifier")
+        ],
+        "BertForQuestionAnswering": [
+            KeyMap(m.ours, m.theirs, prefixed=False) for m in _pair("qa_outputs", "qa_outputs")
+        ],
+    }
+    return heads[architecture]
 
 
 def gpt2_key_maps(n_layers: int, tied: bool = True) -> list[KeyMap]:
@@ -92,7 +128,7 @@ def gpt2_key_maps(n_layers: int, tied: bool = True) -> list[KeyMap]:
         maps += _pair(f"{ours}.ffn.fc_out", f"{theirs}.mlp.c_proj", transpose=True)
     maps += _pair("final_norm", "ln_f")
     if not tied:
-        maps.append(KeyMap("lm_head.weight", ("lm_head.weight",)))
+        maps.append(KeyMap("lm_head.weight", ("lm_head.weight",), prefixed=False))
     return maps
 
 
@@ -117,5 +153,5 @@ def llama_key_maps(n_layers: int, q_rows: int, kv_rows: int, tied: bool = True) 
         ]
     maps.append(KeyMap("final_norm.weight", ("norm.weight",)))
     if not tied:
-        maps.append(KeyMap("lm_head.weight", ("lm_head.weight",)))
+        maps.append(KeyMap("lm_head.weight", ("lm_head.weight",), prefixed=False))
     return maps

@@ -15,3 +15,19 @@ __all__ = [
     "ModelConfig",
     "mean_pooled_embedding",
 ]
+
+from attnlab.models.bert_heads import (  # noqa: E402
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
+
+__all__ += [
+    "BertForMaskedLM",
+    "BertForPreTraining",
+    "BertForQuestionAnswering",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+]

@@ -184,8 +184,16 @@ class BertConfig(ModelConfig):
     activation: str = "gelu"
     type_vocab_size: int = 2
     pad_token_id: int = 0
+    # Task heads: the class names, in output order (their count is the head's width).
+    labels: tuple[str, ...] = ("LABEL_0", "LABEL_1")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._check_int("type_vocab_size", minimum=1)
         self._check_int("pad_token_id", minimum=0)
+        if not isinstance(self.labels, tuple) or not self.labels or len(set(self.labels)) != len(self.labels):
+            self._fail("labels", "a non-empty tuple of distinct class names", self.labels)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)

@@ -39,3 +39,42 @@ class CausalLMOutput:
     loss: Tensor | None = None
     last_hidden_state: Tensor | None = None
     hidden_states: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class MaskedLMOutput:
+    """BERT's masked-language-model head: logits (B, T, V); loss over labels != -100."""
+
+    logits: Tensor
+    loss: Tensor | None = None
+    last_hidden_state: Tensor | None = None
+
+
+@dataclass
+class PreTrainingOutput:
+    """BERT pre-training: MLM logits (B, T, V) and next-sentence logits (B, 2)
+    (index 0 = "B follows A", 1 = "B is random", as in the paper's data)."""
+
+    prediction_logits: Tensor
+    seq_relationship_logits: Tensor
+    loss: Tensor | None = None
+    last_hidden_state: Tensor | None = None
+
+
+@dataclass
+class SequenceClassifierOutput:
+    """One prediction per sequence (B, n_labels) or per token (B, T, n_labels)."""
+
+    logits: Tensor
+    loss: Tensor | None = None
+    last_hidden_state: Tensor | None = None
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    """Span extraction: start and end logits over positions, each (B, T)."""
+
+    start_logits: Tensor
+    end_logits: Tensor
+    loss: Tensor | None = None
+    last_hidden_state: Tensor | None = None

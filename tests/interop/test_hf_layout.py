@@ -76,20 +76,21 @@ def test_save_leaves_no_temporary_files(hf_gpt2, tmp_path):
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
 
-def test_bert_head_model_dir_loads_base_with_warning(hf_bert, tmp_path):
+def test_unknown_bert_head_loads_the_encoder_with_a_warning(hf_bert, tmp_path):
     import transformers
 
     reference, _ = hf_bert
     torch.manual_seed(0)
-    masked_lm = transformers.BertForMaskedLM(reference.config).eval()
+    multiple_choice = transformers.BertForMultipleChoice(reference.config).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        masked_lm.save_pretrained(tmp_path)
+        multiple_choice.save_pretrained(tmp_path)
     with pytest.warns(UserWarning, match="task-head tensors"):
         ours = attnlab.load_pretrained(tmp_path)
+    assert type(ours).__name__ == "BertModel"
     ids = torch.randint(0, 97, (1, 8), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = masked_lm.bert(input_ids=ids).last_hidden_state
+        expected = multiple_choice.bert(input_ids=ids).last_hidden_state
         assert (ours(ids).last_hidden_state - expected).abs().max() < TOL
 
 

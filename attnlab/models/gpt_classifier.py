@@ -1,0 +1,231 @@
+"""GPT with a classification head: supervised fine-tuning as in GPT-1.
+
+Radford et al. 2018, "Improving Language Understanding by Generative
+Pre-Training", §3.2. The input x^1..x^m goes through the pre-trained
+Transformer; the final block's activation at the last token, h_l^m, feeds a
+linear output layer W_y:
+
+    P(y | x^1..x^m) = softmax(h_l^m W_y)                  (eq. 3)
+    L2 = sum log P(y | x)                                 (eq. 4)
+    L3 = L2 + lambda * L1,  L1 = the language-model loss   (eq. 5, lambda = 0.5 in the paper)
+
+Here h_l^m is ``GPT.forward(...).last_hidden_state`` (B, T, M) (after the final
+LayerNorm, as in GPT-2) read at each row's last non-padding token, and W_y is
+``score`` (M, C) with no bias, as in the paper. The paper appends a special
+extract token; attnlab reads the text's own last token instead, so a saved
+vocabulary need not grow.
+
+Saved in the layout of ``transformers.GPT2ForSequenceClassification``
+(``transformer.*`` + ``score.weight``, ``id2label`` in ``config.json``), so
+``transformers`` loads it too; it pools by ``pad_token_id``, which attnlab's
+vocabularies do not reserve, so compare the two on unpadded inputs only.
+
+Dimensions: B batch, T tokens, M = d_model, C classes, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import attnlab
+from attnlab.errors import AttnlabError
+from attnlab.models.base import PreTrainedModel
+from attnlab.models.config import GPTConfig
+from attnlab.models.gpt import GPT
+
+HF_ARCHITECTURE = "GPT2ForSequenceClassification"
+HEAD_KEY = "score.weight"
+
+
+@dataclass
+class SequenceClassifierOutput:
+    """logits: (B, C) class scores; loss: L2 (+ lambda L1) when ``labels`` were given;
+    lm_loss: L1, the next-token loss on the same texts, when asked for;
+    pooled: (B, M) h_l^m, the hidden state of each row's last real token."""
+
+    logits: Tensor
+    loss: Tensor | None = None
+    lm_loss: Tensor | None = None
+    pooled: Tensor | None = None
+
+
+def last_token_index(attention_mask: Tensor) -> Tensor:
+    """(B, T) 1/0 mask -> (B,) index of each row's last 1 (right or left padding)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (positions * attention_mask.long()).argmax(dim=-1)
+
+
+class GPTForSequenceClassification(PreTrainedModel):
+    """A GPT body and a linear head W_y on the last real token (GPT-1 §3.2)."""
+
+    config_class = GPTConfig
+    hf_architecture = HF_ARCHITECTURE
+
+    def __init__(self, config: GPTConfig, label_names: Sequence[str]) -> None:
+        super().__init__(config)
+        label_names = tuple(label_names)
+        if len(label_names) < 2 or len(set(label_names)) != len(label_names) or not all(
+            isinstance(name, str) and name for name in label_names
+        ):
+            raise AttnlabError(
+                f"label_names must be at least 2 distinct non-empty strings. Got {list(label_names)!r}."
+            )
+        self.label_names = label_names
+        self.gpt = GPT(config)
+        self.score = nn.Linear(config.d_model, len(label_names), bias=False)  # W_y: (M) -> (C)
+        nn.init.normal_(self.score.weight, std=0.02)
+
+    @classmethod
+    def from_gpt(cls, gpt: GPT, label_names: Sequence[str]) -> GPTForSequenceClassification:
+        """A classifier whose body is (a copy of) the pre-trained ``gpt``; the head starts random."""
+        if not isinstance(gpt, GPT):
+            raise AttnlabError(f"from_gpt needs an attnlab GPT. Got {type(gpt).__name__} instead.")
+        model = cls(gpt.config, label_names)
+        model.gpt.load_state_dict(gpt.state_dict())
+        weight = gpt.lm_head.weight
+        return model.to(device=weight.device, dtype=weight.dtype)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+        *,
+        lm_loss_weight: float = 0.0,
+    ) -> SequenceClassifierOutput:
+        """input_ids (B, T) -> logits (B, C).
+
+        Args:
+            attention_mask: (B, T), 1 for tokens and 0 for padding (either side).
+            labels: (B,) class indices into ``label_names``; gives ``loss``.
+            lm_loss_weight: lambda of eq. 5; > 0 adds the next-token loss of the texts.
+        """
+        if attention_mask is not None:
+            if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
+                got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else attention_mask
+                raise AttnlabError(
+                    f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}; got {got}."
+                )
+            if bool((attention_mask.sum(dim=-1) == 0).any()):
+                raise AttnlabError("A row of attention_mask is all padding; every text needs a token.")
+        if not lm_loss_weight >= 0:
+            raise AttnlabError(f"lm_loss_weight must be >= 0. Got {lm_loss_weight!r} instead.")
+        position_ids = lm_labels = None
+        if attention_mask is not None:
+            # Positions count from each row's first real token, so left padding works too.
+            position_ids = (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # (B, T)
+        if lm_loss_weight > 0:
+            lm_labels = input_ids  # (B, T); padding is ignored (-100) by the loss
+            if attention_mask is not None:
+                lm_labels = input_ids.masked_fill(attention_mask == 0, -100)
+        out = self.gpt(input_ids, attention_mask=attention_mask, labels=lm_labels,
+                       position_ids=position_ids, only_last_logits=lm_labels is None)
+        hidden = out.last_hidden_state  # (B, T, M), after the final LayerNorm
+        if attention_mask is None:
+            pooled = hidden[:, -1]  # (B, M)
+        else:
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            pooled = hidden[rows, last_token_index(attention_mask)]  # (B, M) = h_l^m
+        logits = self.score(pooled)  # (B, C), eq. 3 before the softmax
+
+        loss = None
+        if labels is not None:
+            if not isinstance(labels, Tensor) or labels.shape != (input_ids.shape[0],):
+                raise AttnlabError(
+                    f"labels must be a ({input_ids.shape[0]},) tensor of class indices; "
+                    f"got {tuple(labels.shape) if isinstance(labels, Tensor) else labels!r}."
+                )
+            if int(labels.min()) < 0 or int(labels.max()) >= self.num_labels:
+                raise AttnlabError(
+                    f"labels must be class indices in [0, {self.num_labels}); "
+                    f"got {int(labels.min())}..{int(labels.max())}."
+                )
+            loss = F.cross_entropy(logits.float(), labels)  # eq. 4, averaged over the batch
+            if out.loss is not None:
+                loss = loss + lm_loss_weight * out.loss  # eq. 5
+        return SequenceClassifierOutput(logits=logits, loss=loss, lm_loss=out.loss, pooled=pooled)
+
+    # ----------------------------------------------------------------- saving
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (GPT2ForSequenceClassification layout).
+
+        Each file is written atomically (temporary file, then rename), weights first.
+        """
+        from safetensors.torch import save_file
+
+        from attnlab.interop.atomic import atomic_write, atomic_write_text
+        from attnlab.interop.hf import gpt2_config_to_hf, hf_state_dict
+        from attnlab.interop.weights import SAFETENSORS
+
+        directory = Path(directory).expanduser()
+        if directory.exists() and not directory.is_dir():
+            raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
+        directory.mkdir(parents=True, exist_ok=True)
+        hf = gpt2_config_to_hf(self.config)
+        hf.update({
+            "architectures": [HF_ARCHITECTURE],
+            "num_labels": self.num_labels,
+            "id2label": {str(i): name for i, name in enumerate(self.label_names)},
+            "label2id": {name: i for i, name in enumerate(self.label_names)},
+            "torch_dtype": "float32",
+            "attnlab_version": attnlab.__version__,
+        })
+        state = {k: v.float().cpu() for k, v in hf_state_dict(self.gpt).items()}
+        state[HEAD_KEY] = self.score.weight.detach().float().cpu().clone()
+        atomic_write(directory / SAFETENSORS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+        atomic_write_text(directory / "config.json", json.dumps(hf, indent=2, sort_keys=True) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GPTForSequenceClassification:
+        """Load a directory written by :meth:`save_pretrained` (or by transformers); eval mode."""
+        from attnlab.interop.hf import gpt2_config_from_hf, load_state
+        from attnlab.interop.weights import read_weights
+
+        directory = Path(directory).expanduser()
+        path = directory / "config.json"
+        if not path.is_file():
+            raise AttnlabError(
+                f"{directory} has no config.json; point to a directory that a GPT classifier was saved to."
+            )
+        try:
+            hf = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise AttnlabError(f"{path} is not valid JSON ({error}); fix or re-save it.") from None
+        if not isinstance(hf, dict):
+            raise AttnlabError(f"{path} must hold a JSON object; got {type(hf).__name__}.")
+        architectures = list(hf.get("architectures") or [])
+        if HF_ARCHITECTURE not in architectures or hf.get("model_type") != "gpt2":
+            raise AttnlabError(
+                f"{directory} holds a {'/'.join(architectures) or 'model of unknown type'}, not a "
+                f"{HF_ARCHITECTURE}; train one with `attnlab finetune gpt --task classify`."
+            )
+        id2label = hf.get("id2label") or {}
+        try:
+            names = [id2label[str(i)] for i in range(len(id2label))]
+        except KeyError:
+            raise AttnlabError(f"{path} has id2label keys that are not 0..{len(id2label) - 1}.") from None
+        model = cls(gpt2_config_from_hf(hf), names)
+        state, source = read_weights(directory)
+        head = state.pop(HEAD_KEY, None)
+        if head is None or tuple(head.shape) != tuple(model.score.weight.shape):
+            got = "none" if head is None else tuple(head.shape)
+            raise AttnlabError(
+                f"{source} needs a {HEAD_KEY} of shape {tuple(model.score.weight.shape)} "
+                f"(labels x d_model); got {got}. The weights do not match config.json."
+            )
+        load_state(model.gpt, state, source=str(source))
+        with torch.no_grad():
+            model.score.weight.copy_(head)
+        return model.eval()
