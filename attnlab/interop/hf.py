@@ -269,7 +269,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         base_prefix="bert.",
         save_prefix="bert.",  # for head models; a bare BertModel has no prefix
         ignorable=(r"embeddings\.position_ids", r"cls\.predictions\.decoder\.(weight|bias)"),
-        heads=(r"cls\.", r"classifier\.", r"qa_outputs\."),
+        heads=(r"cls\.", r"classifier\.", r"qa_outputs\.", r"pooler\."),
     ),
     "gpt2": Architecture(
         model_class=GPT,
@@ -403,6 +403,14 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
             f"{source} has {len(unexpected)} unexpected tensor(s): {_names(unexpected)}; "
             f"it was saved from a different model than config.json describes."
         )
+    decoder = state.get("cls.predictions.decoder.weight")
+    if decoder is not None and "embeddings.word_embeddings.weight" in state and not torch.equal(
+        decoder, state["embeddings.word_embeddings.weight"]
+    ):
+        raise AttnlabError(
+            f"{source}: cls.predictions.decoder.weight differs from the word embeddings; attnlab's "
+            f"masked-LM head is tied to them (as BERT's is), so these weights cannot be loaded faithfully."
+        )
     if heads:
         warnings.warn(
             f"{source}: task-head tensors ({_names(heads, 3)}) are not used by "
@@ -426,11 +434,13 @@ def load_gguf(path: Path) -> PreTrainedModel:
     return model.eval()
 
 
-def load_pretrained(path: str | Path) -> PreTrainedModel:
+def load_pretrained(path: str | Path, *, architecture: str | None = None) -> PreTrainedModel:
     """Load a model as an attnlab model in eval mode.
 
     ``path`` is a Hugging Face-layout directory (BERT, GPT-2 or Llama; also what
-    attnlab saves) or a llama-architecture ``.gguf`` file.
+    attnlab saves) or a llama-architecture ``.gguf`` file. ``architecture`` (e.g.
+    ``"BertForMaskedLM"``) overrides the class named in ``config.json``, for
+    checkpoints saved from a custom class.
     """
     directory = Path(path).expanduser()
     if not directory.exists():
@@ -442,6 +452,11 @@ def load_pretrained(path: str | Path) -> PreTrainedModel:
             f"{directory} is a file; pass the directory that holds config.json and the weights."
         )
     hf = _read_config(directory)
+    if architecture is not None:
+        known = sorted(BERT_HEAD_MODELS) + ["BertModel", "GPT2LMHeadModel", "LlamaForCausalLM"]
+        if architecture not in known:
+            raise AttnlabError(f"Unknown architecture {architecture!r}; choose one of {known}.")
+        hf = {**hf, "architectures": [architecture]}
     arch = ARCHITECTURES[_model_type(hf, directory)]
     try:
         config = arch.config_from_hf(hf)
