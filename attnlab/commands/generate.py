@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-EXAMPLE = """example:
+EXAMPLE = """examples:
   attnlab generate --model runs/shakespeare --prompt "ROMEO:" --max-new-tokens 200 \
       --temperature 0.8 --top-k 40
+  attnlab generate --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --chat \
+      --prompt "What is attention in a Transformer?" --temperature 0
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "generate", help="continue a prompt with a GPT",
-        description="Generate text from a saved GPT (a directory with config.json, "
-                    "model.safetensors and a tokenizer) using a KV cache.",
+        description="Generate text from a GPT (a directory with config.json, model.safetensors "
+                    "and a tokenizer, or a llama .gguf file) using a KV cache; tokens stream as "
+                    "they come.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--model", required=True, help="model directory or .gguf file")
+    parser.add_argument("--chat", action="store_true",
+                        help="wrap the prompt as a user message with the model's chat template")
+    parser.add_argument("--system", default=None, help="system message for --chat")
     parser.add_argument("--prompt", default="\n")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
@@ -36,25 +42,32 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from attnlab.chat import apply_chat_template
     from attnlab.errors import AttnlabError
     from attnlab.generation import generate_text
-    from attnlab.interop.hf import load_pretrained
+    from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
-    from attnlab.tokenization import Tokenizer
 
-    model = load_pretrained(args.model)
+    loaded = load_with_tokenizer(args.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
     if not isinstance(model, GPT):
         raise AttnlabError(f"{args.model} holds a {type(model).__name__}, not a causal LM; "
                            f"generate needs a GPT.")
-    tokenizer = Tokenizer.from_dir(args.model)
+    prompt, eos = args.prompt, None
+    if args.chat:
+        messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+            {"role": "user", "content": args.prompt}]
+        prompt = apply_chat_template(messages, loaded.chat_template)
+        eos = loaded.eos_token_id
 
     def show(piece: str) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    show(args.prompt)
+    if not args.chat:
+        show(args.prompt)
     text = generate_text(
-        model, tokenizer, args.prompt, args.max_new_tokens, stop=args.stop,
+        model, tokenizer, prompt, args.max_new_tokens, stop=args.stop, eos_token_id=eos,
         stream=None if args.no_stream else show,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         repetition_penalty=args.repetition_penalty, generator=torch.Generator().manual_seed(args.seed),

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "value vectors, its attention weights, and the check V == X W_V^T + b_V.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory (BERT or GPT)")
+    parser.add_argument("--model", required=True, help="model directory (BERT or GPT) or .gguf file")
     parser.add_argument("--text", required=True)
     parser.add_argument("--layer", type=int, default=0)
     parser.add_argument("--head", type=int, default=0)
@@ -30,13 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
     from attnlab.inspect.values import format_report, value_report
-    from attnlab.interop.hf import load_pretrained
-    from attnlab.tokenization import Tokenizer
+    from attnlab.interop.pretrained import load_with_tokenizer
 
     if args.dims < 1 or args.max_tokens < 1:
         raise AttnlabError("--dims and --max-tokens must be >= 1.")
-    model = load_pretrained(args.model)
-    tokenizer = Tokenizer.from_dir(args.model)
+    loaded = load_with_tokenizer(args.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
     ids = tokenizer.encode(args.text)
     ids = ids[: model.config.max_positions]
     report = value_report(model, ids, tokenizer.tokens(ids), args.layer, args.head)

@@ -1,0 +1,510 @@
+"""Llama-family ``.gguf`` files -> what a Hugging Face ``LlamaForCausalLM`` checkpoint holds.
+
+    contents = read_gguf("SmolLM2-135M-Instruct.Q4_1.gguf")
+    contents.config       # dict for transformers.LlamaConfig(**config) / config.json
+    contents.state_dict   # fp32 tensors under LlamaForCausalLM's names, (out_features, in_features)
+    contents.tokenizer    # attnlab Tokenizer (byte-level BPE) rebuilt from the file's vocabulary
+    contents.chat_template, contents.bos_token_id, contents.eos_token_id
+    save_hf_checkpoint(contents, "smollm2-hf")   # config.json + model.safetensors + tokenizer files
+
+The format (GGUF spec, ggml-org/ggml ``docs/gguf.md``): the magic ``GGUF``, a version, a
+key/value metadata table (``general.architecture``, ``llama.*`` hyper-parameters,
+``tokenizer.ggml.*``), then a table of tensors, each with a name, its dimensions listed
+fastest-varying first, a ggml type (F32, F16, Q4_1, Q8_0, ...) and an offset into the
+aligned data section. Parsing and dequantisation are the ``gguf`` package's
+(``GGUFReader`` + ``gguf.quants.dequantize``, published with llama.cpp); this module maps
+names, checks shapes, undoes the one layout change llama.cpp's converter makes (the q/k row
+order, see :func:`permute_for_llama_cpp`) and rebuilds the tokenizer (see :func:`_tokenizer`).
+
+Dimension legend: H heads of one projection (query heads for ``attn_q``, key/value heads
+for ``attn_k``), D = head_dim, C = input features (d_model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from attnlab.errors import AttnlabError
+from attnlab.interop.atomic import atomic_write, atomic_write_text
+from attnlab.tokenization import Tokenizer
+
+GGUF_MAGIC = b"GGUF"
+
+# llama.cpp tensor names -> transformers LlamaForCausalLM names. ``output.weight`` exists only
+# when the LM head is not tied to the embedding (llama.cpp's converter drops a tied copy).
+GLOBAL_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
+LAYER_NAMES = {
+    "attn_norm.weight": "input_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_down.weight": "mlp.down_proj.weight",
+}
+
+# tokenizer.ggml.token_type values (llama.cpp's llama_token_type enum).
+TOKEN_NORMAL, TOKEN_CONTROL, TOKEN_USER_DEFINED = 1, 3, 4
+
+# tokenizer.ggml.pre -> whether digits are split one by one before GPT-2's regex. llama.cpp
+# (llama-vocab.cpp) gives the StarCoder family the two regexes "\p{N}" then GPT-2's pattern;
+# the plain GPT-2 family uses GPT-2's pattern alone. Other pre-tokenizers (Llama 3's, Qwen's,
+# ...) use different patterns that attnlab has not checked against a reference, so they are refused.
+PRE_TOKENIZER_SPLITS_DIGITS = {
+    "smollm": True, "starcoder": True, "refact": True, "codeshell": True, "command-r": True,
+    "gpt-2": False, "default": False, "mpt": False, "olmo": False, "jais": False,
+}
+
+
+@dataclass
+class GGUFContents:
+    """Everything a Hugging Face Llama checkpoint directory would hold, read from one ``.gguf``.
+
+    ``config`` is ``config.json``; ``state_dict`` is ``model.safetensors`` (fp32; no
+    ``lm_head.weight`` when the embeddings are tied); ``tokenizer`` and ``tokenizer_config``
+    are ``tokenizer.json`` and ``tokenizer_config.json``; ``metadata`` keeps the file's small
+    key/value entries (``general.name``, ``general.file_type``, ...) for display.
+    """
+
+    config: dict[str, Any]
+    state_dict: dict[str, Tensor]
+    tokenizer: Tokenizer
+    chat_template: str | None
+    bos_token_id: int | None
+    eos_token_id: int | None
+    tokenizer_config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- q/k row order
+def permute_for_llama_cpp(weight: Tensor, n_heads: int) -> Tensor:
+    """Hugging Face row order -> llama.cpp's, as llama.cpp's ``convert_hf_to_gguf.py`` writes
+    ``attn_q`` (with the query heads) and ``attn_k`` (with the key/value heads).
+
+    Why it exists: HF's RoPE (``rotate_half``) rotates dimension i of a head together with
+    dimension i + D/2, while ggml's default ("normal") RoPE rotates neighbouring dimensions
+    2i and 2i+1. The converter therefore reorders the D rows of every head so that the two
+    halves are interleaved: new row 2i = old row i, new row 2i+1 = old row i + D/2. Seen as
+    arrays, each head's rows go from shape (2, D/2) to (D/2, 2).
+
+    weight: (H*D, C) or (H*D,) -> same shape.
+    """
+    rows = weight.shape[0]
+    _check_heads(rows, n_heads)
+    d_head = rows // n_heads
+    return weight.reshape(n_heads, 2, d_head // 2, *weight.shape[1:]).transpose(1, 2).reshape(weight.shape)
+
+
+def unpermute_from_llama_cpp(weight: Tensor, n_heads: int) -> Tensor:
+    """The exact inverse of :func:`permute_for_llama_cpp`: llama.cpp row order -> HF's.
+
+    Each head's rows, read as (D/2, 2) pairs, are transposed back to (2, D/2) halves:
+    HF row i = file row 2i, HF row i + D/2 = file row 2i+1. Verified numerically in
+    ``tests/interop/test_gguf.py`` (inverse of the forward permutation; RoPE in the two
+    conventions agrees; greedy text of the real SmolLM2 file matches the reference).
+
+    weight: (H*D, C) or (H*D,) -> same shape.
+    """
+    rows = weight.shape[0]
+    _check_heads(rows, n_heads)
+    d_head = rows // n_heads
+    return weight.reshape(n_heads, d_head // 2, 2, *weight.shape[1:]).transpose(1, 2).reshape(weight.shape)
+
+
+def _check_heads(rows: int, n_heads: int) -> None:
+    if n_heads < 1 or rows % n_heads or (rows // n_heads) % 2:
+        raise AttnlabError(
+            f"Cannot split {rows} rows into {n_heads} heads of an even head_dim; "
+            f"the file's head counts do not match its attention weights."
+        )
+
+
+# --------------------------------------------------------------------------- reading
+def read_gguf(path: str | os.PathLike[str]) -> GGUFContents:
+    """Read a llama-architecture ``.gguf`` file into HF-layout config, fp32 weights and tokenizer.
+
+    Every quantised tensor is dequantised to fp32 with ``gguf.quants.dequantize``: the
+    weights are the file's values decoded exactly, block scale times quantised integer
+    (plus the block minimum for types such as Q4_1), with no further rounding. Raises
+    :class:`AttnlabError` (one line) for a missing, non-GGUF, truncated or non-llama file, an
+    unsupported quantisation type, and when the ``gguf`` package is absent.
+    """
+    gguf = _import_gguf()
+    path = Path(path)
+    reader = _open(path, gguf)
+    metadata = _small_metadata(reader, gguf)
+    architecture = metadata.get("general.architecture")
+    if architecture != "llama":
+        raise AttnlabError(
+            f"{path} is a GGUF file of architecture {architecture!r}; attnlab reads llama GGUF files "
+            f"(general.architecture 'llama' with a byte-level BPE vocabulary, e.g. SmolLM2)."
+        )
+    tensors = {tensor.name: tensor for tensor in reader.tensors}
+    _check_complete(path, reader)
+    _check_quantisation(path, reader, gguf)
+    config = _config(path, metadata, tensors)
+    state_dict = _state_dict(path, config, tensors, gguf)
+    tokenizer, tokenizer_config = _tokenizer(path, reader, metadata, config)
+    chat_template = metadata.get("tokenizer.chat_template")
+    if chat_template is not None:
+        tokenizer_config["chat_template"] = chat_template
+    del reader, tensors  # drop the memory map before returning the fp32 copies
+    return GGUFContents(
+        config=config,
+        state_dict=state_dict,
+        tokenizer=tokenizer,
+        chat_template=chat_template,
+        bos_token_id=config.get("bos_token_id"),
+        eos_token_id=config.get("eos_token_id"),
+        tokenizer_config=tokenizer_config,
+        metadata=metadata,
+    )
+
+
+def _import_gguf() -> Any:
+    try:
+        import gguf
+        import gguf.quants  # noqa: F401  (dequantize lives in this submodule)
+    except ImportError:
+        raise AttnlabError(
+            "Reading .gguf files needs the gguf package: pip install gguf (the attnlab 'gguf' extra)."
+        ) from None
+    return gguf
+
+
+def _open(path: Path, gguf: Any) -> Any:
+    if not path.exists():
+        raise AttnlabError(f"No such GGUF file: {path}; give the path of a .gguf file.")
+    if not path.is_file():
+        raise AttnlabError(f"{path} is not a file; give the path of a .gguf file.")
+    with open(path, "rb") as stream:
+        magic = stream.read(4)
+    if magic != GGUF_MAGIC:
+        raise AttnlabError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not {GGUF_MAGIC!r}); "
+            f"give a .gguf file written by llama.cpp or the gguf package."
+        )
+    try:
+        # mode "r": a read-only memory map, so tensors are paged in only as they are dequantised.
+        return gguf.GGUFReader(path, "r")
+    except Exception as error:  # the reader raises ValueError/IndexError/... on short or corrupt files
+        raise AttnlabError(
+            f"{path} is truncated or corrupt ({path.stat().st_size} bytes; the gguf reader says: "
+            f"{_first_line(error)}); copy or download the file again."
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:160] if lines else type(error).__name__
+
+
+def _small_metadata(reader: Any, gguf: Any) -> dict[str, Any]:
+    """Scalars, strings and short arrays of the key/value table (the vocabulary is read later)."""
+    metadata: dict[str, Any] = {}
+    for name, entry in reader.fields.items():
+        kind = entry.types[0] if entry.types else None
+        if kind == gguf.GGUFValueType.ARRAY and len(entry.data) > 64:
+            continue  # tokens, merges, token types: read on demand, they are ~100k entries
+        value = entry.contents()
+        if kind == gguf.GGUFValueType.FLOAT32:
+            # Stored as float32: write 1e-05 rather than 9.999999747378752e-06, as config.json does.
+            value = float(str(np.float32(value)))
+        metadata[name] = value
+    return metadata
+
+
+def _check_complete(path: Path, reader: Any) -> None:
+    size = path.stat().st_size
+    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > size:
+        raise AttnlabError(
+            f"{path} is truncated: its tensors need {end} bytes but the file has {size}; "
+            f"copy or download it again."
+        )
+
+
+def _check_quantisation(path: Path, reader: Any, gguf: Any) -> None:
+    """Fail before any work if a tensor type is one ``gguf.quants.dequantize`` cannot undo."""
+    traits = getattr(gguf.quants, "_type_traits", None)  # the package's registry of block formats
+    if traits is None:
+        return  # an unknown gguf version: _dequantize still names a type it cannot handle
+    known = {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16, *traits}
+    unknown = sorted({t.tensor_type.name for t in reader.tensors if t.tensor_type not in known})
+    if unknown:
+        first = next(t.name for t in reader.tensors if t.tensor_type.name == unknown[0])
+        _unsupported(path, ", ".join(unknown), first)
+
+
+def _unsupported(path: Path, types: str, example: str) -> None:
+    raise AttnlabError(
+        f"{path} stores tensors as {types} (e.g. {example}), which the installed gguf package cannot "
+        f"dequantize; re-quantize the model with a common type (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, F16)."
+    )
+
+
+def _config(path: Path, meta: dict[str, Any], tensors: dict[str, Any]) -> dict[str, Any]:
+    """``llama.*`` metadata -> a transformers ``LlamaConfig`` dict (config.json's keys)."""
+
+    def need(key: str) -> Any:
+        if f"llama.{key}" not in meta:
+            raise AttnlabError(f"{path} lacks the metadata key llama.{key}; the file is incomplete.")
+        return meta[f"llama.{key}"]
+
+    hidden, heads = int(need("embedding_length")), int(need("attention.head_count"))
+    kv_heads = int(meta.get("llama.attention.head_count_kv", heads))
+    if meta.get("llama.expert_count", 0):
+        raise AttnlabError(f"{path} is a mixture-of-experts llama; attnlab reads dense llama models only.")
+    scaling = meta.get("llama.rope.scaling.type", "none")
+    if scaling != "none" or "rope_freqs.weight" in tensors:
+        raise AttnlabError(
+            f"{path} uses RoPE scaling ({scaling if scaling != 'none' else 'rope_freqs.weight'}); "
+            f"attnlab implements the default RoPE only."
+        )
+    head_dim = int(meta.get("llama.attention.key_length", meta.get("llama.rope.dimension_count", 0)))
+    head_dim = head_dim or hidden // heads
+    if int(meta.get("llama.rope.dimension_count", head_dim)) != head_dim or int(
+        meta.get("llama.attention.value_length", head_dim)
+    ) != head_dim:
+        raise AttnlabError(
+            f"{path} rotates or projects only part of each head (rope.dimension_count / value_length "
+            f"!= key_length); a Llama rotates the whole head."
+        )
+    embedding = tensors.get("token_embd.weight")
+    vocab_size = int(meta.get("llama.vocab_size", 0)) or (
+        int(embedding.shape[1]) if embedding is not None else 0
+    )
+    config: dict[str, Any] = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": vocab_size,
+        "hidden_size": hidden,
+        "intermediate_size": int(need("feed_forward_length")),
+        "num_hidden_layers": int(need("block_count")),
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "head_dim": head_dim,
+        "max_position_embeddings": int(need("context_length")),
+        "rms_norm_eps": float(need("attention.layer_norm_rms_epsilon")),
+        "rope_theta": float(meta.get("llama.rope.freq_base", 10000.0)),  # llama.cpp's default
+        "tie_word_embeddings": "output.weight" not in tensors,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+    }
+    for key in ("bos_token_id", "eos_token_id", "padding_token_id"):
+        if f"tokenizer.ggml.{key}" in meta:
+            config[key.replace("padding", "pad")] = int(meta[f"tokenizer.ggml.{key}"])
+    return config
+
+
+def _expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """HF name -> (out_features, in_features) (or (features,) for a norm) for this config."""
+    hidden, ffn = config["hidden_size"], config["intermediate_size"]
+    q_rows = config["num_attention_heads"] * config["head_dim"]
+    kv_rows = config["num_key_value_heads"] * config["head_dim"]
+    layer = {
+        "input_layernorm.weight": (hidden,),
+        "self_attn.q_proj.weight": (q_rows, hidden),
+        "self_attn.k_proj.weight": (kv_rows, hidden),
+        "self_attn.v_proj.weight": (kv_rows, hidden),
+        "self_attn.o_proj.weight": (hidden, q_rows),
+        "post_attention_layernorm.weight": (hidden,),
+        "mlp.gate_proj.weight": (ffn, hidden),
+        "mlp.up_proj.weight": (ffn, hidden),
+        "mlp.down_proj.weight": (hidden, ffn),
+    }
+    shapes = {"model.embed_tokens.weight": (config["vocab_size"], hidden), "model.norm.weight": (hidden,)}
+    if not config["tie_word_embeddings"]:
+        shapes["lm_head.weight"] = (config["vocab_size"], hidden)
+    for n in range(config["num_hidden_layers"]):
+        shapes.update({f"model.layers.{n}.{name}": shape for name, shape in layer.items()})
+    return shapes
+
+
+def _hf_name(name: str) -> str | None:
+    if name in GLOBAL_NAMES:
+        return GLOBAL_NAMES[name]
+    parts = name.split(".", 2)  # blk.N.attn_q.weight -> ["blk", "N", "attn_q.weight"]
+    if len(parts) == 3 and parts[0] == "blk" and parts[1].isdigit() and parts[2] in LAYER_NAMES:
+        return f"model.layers.{parts[1]}.{LAYER_NAMES[parts[2]]}"
+    return None
+
+
+def _state_dict(path: Path, config: dict[str, Any], tensors: dict[str, Any], gguf: Any) -> dict[str, Tensor]:
+    expected = _expected_shapes(config)
+    names = {name: _hf_name(name) for name in tensors}
+    unmapped = sorted(name for name, hf in names.items() if hf is None)
+    if unmapped:
+        raise AttnlabError(
+            f"{path} has tensors a Llama does not have ({', '.join(unmapped[:4])}"
+            f"{', ...' if len(unmapped) > 4 else ''}); attnlab reads plain llama GGUF files."
+        )
+    missing = sorted(set(expected) - set(names.values()))
+    if missing:
+        raise AttnlabError(
+            f"{path} lacks {len(missing)} tensor(s) its metadata implies (e.g. {missing[0]}); "
+            f"the file is incomplete or not a standard llama conversion."
+        )
+    state: dict[str, Tensor] = {}
+    for name, tensor in tensors.items():
+        hf = names[name]
+        try:
+            values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        except NotImplementedError:
+            _unsupported(path, tensor.tensor_type.name, name)
+        # GGUF lists dimensions fastest-varying first, so (C, out) in the file is numpy/torch's (out, C).
+        shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
+        if tuple(values.shape) != shape:
+            values = values.reshape(shape)
+        if not values.flags.writeable or values.dtype != np.float32:
+            values = values.astype(np.float32)  # a copy: F32 tensors are views of the read-only map
+        weight = torch.from_numpy(values)
+        if tuple(weight.shape) != expected[hf]:
+            raise AttnlabError(
+                f"{path}: tensor {name} has shape {tuple(weight.shape)} but the metadata implies "
+                f"{expected[hf]} for {hf}; the file is inconsistent."
+            )
+        if name.endswith("attn_q.weight"):
+            weight = unpermute_from_llama_cpp(weight, config["num_attention_heads"])
+        elif name.endswith("attn_k.weight"):
+            weight = unpermute_from_llama_cpp(weight, config["num_key_value_heads"])
+        state[hf] = weight.contiguous()
+    return state
+
+
+# --------------------------------------------------------------------------- tokenizer
+def _tokenizer(
+    path: Path, reader: Any, meta: dict[str, Any], config: dict[str, Any]
+) -> tuple[Tokenizer, dict[str, Any]]:
+    """``tokenizer.ggml.*`` -> a ``tokenizers`` byte-level BPE, as GPT-2's (Radford et al. 2019).
+
+    The file stores the vocabulary (ids in order), the merges (``"a b"``, best first) and a
+    type per token. Tokens of type CONTROL (``<|im_start|>``, ``<|endoftext|>``, ...) become
+    special tokens, matched whole in any text and never split; USER_DEFINED ones become
+    plain added tokens, also matched whole (llama.cpp does both).
+    """
+    from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
+    from tokenizers import Tokenizer as Backend
+
+    model = meta.get("tokenizer.ggml.model")
+    if model != "gpt2":
+        raise AttnlabError(
+            f"{path} has a {model!r} tokenizer; attnlab rebuilds byte-level BPE ('gpt2') "
+            f"tokenizers from GGUF files only."
+        )
+    pre = meta.get("tokenizer.ggml.pre", "default")
+    if pre not in PRE_TOKENIZER_SPLITS_DIGITS:
+        raise AttnlabError(
+            f"{path} uses the pre-tokenizer {pre!r}, which attnlab does not implement; "
+            f"supported: {sorted(PRE_TOKENIZER_SPLITS_DIGITS)}."
+        )
+    tokens: list[str] = _array(path, reader, "tokenizer.ggml.tokens")
+    merges: list[str] = _array(path, reader, "tokenizer.ggml.merges")
+    types: list[int] = _array(path, reader, "tokenizer.ggml.token_type", [TOKEN_NORMAL] * len(tokens))
+    if len(tokens) != config["vocab_size"] or len(types) != len(tokens):
+        raise AttnlabError(
+            f"{path} lists {len(tokens)} tokens ({len(types)} token types) for a vocabulary of "
+            f"{config['vocab_size']}; the file is inconsistent."
+        )
+    vocab: dict[str, int] = {}
+    for index, token in enumerate(tokens):
+        vocab.setdefault(token, index)  # a duplicated spelling keeps its first id, as a dict must
+    pairs = [tuple(merge.split(" ")) for merge in merges]
+    if any(len(pair) != 2 for pair in pairs):
+        raise AttnlabError(f"{path} has a merge that is not two tokens separated by one space.")
+
+    backend = Backend(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
+    add_prefix_space = bool(meta.get("tokenizer.ggml.add_space_prefix", False))
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space, use_regex=True)
+    if PRE_TOKENIZER_SPLITS_DIGITS[pre]:
+        # Each digit its own piece first (llama.cpp's "\p{N}"), then GPT-2's regex inside each piece.
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"), byte_level]
+        )
+    else:
+        backend.pre_tokenizer = byte_level
+    backend.decoder = decoders.ByteLevel()
+    specials = [token for token, kind in zip(tokens, types, strict=True) if kind == TOKEN_CONTROL]
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    added = [token for token, kind in zip(tokens, types, strict=True) if kind == TOKEN_USER_DEFINED]
+    if added:
+        backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in added])
+
+    def token(key: str) -> str | None:
+        index = meta.get(f"tokenizer.ggml.{key}")
+        return tokens[index] if isinstance(index, int) and 0 <= index < len(tokens) else None
+
+    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False))
+    add_eos = bool(meta.get("tokenizer.ggml.add_eos_token", False))
+    bos, eos = token("bos_token_id"), token("eos_token_id")
+    # llama.cpp adds BOS / EOS around every encoded text when these flags say so (SmolLM2: neither).
+    single = [*([bos] if add_bos and bos else []), "$A", *([eos] if add_eos and eos else [])]
+    if len(single) > 1:
+        backend.post_processor = processors.TemplateProcessing(
+            single=single, special_tokens=[(t, vocab[t]) for t in single if t != "$A"]
+        )
+    tokenizer_config: dict[str, Any] = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "add_bos_token": add_bos,
+        "add_eos_token": add_eos,
+        "bos_token": bos,
+        "eos_token": eos,
+        "unk_token": token("unknown_token_id"),
+        "pad_token": token("padding_token_id"),
+        "model_max_length": config["max_position_embeddings"],
+        "clean_up_tokenization_spaces": False,
+    }
+    return Tokenizer(backend, "bpe"), tokenizer_config
+
+
+def _array(path: Path, reader: Any, key: str, default: list[Any] | None = None) -> list[Any]:
+    entry = reader.fields.get(key)
+    if entry is None:
+        if default is not None:
+            return default
+        raise AttnlabError(f"{path} lacks {key}; the file carries no usable tokenizer.")
+    return list(entry.contents())
+
+
+# --------------------------------------------------------------------------- writing
+def save_hf_checkpoint(contents: GGUFContents, directory: str | os.PathLike[str]) -> Path:
+    """Write ``contents`` as a Hugging Face checkpoint directory, each file atomically.
+
+    config.json, generation_config.json, model.safetensors (fp32), tokenizer.json and
+    tokenizer_config.json (with the chat template): what ``transformers``'
+    ``LlamaForCausalLM.from_pretrained`` and ``AutoTokenizer.from_pretrained`` read.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(directory / "config.json", json.dumps(contents.config, indent=2) + "\n")
+    generation = {
+        key: contents.config[key] for key in ("bos_token_id", "eos_token_id", "pad_token_id")
+        if key in contents.config
+    }
+    atomic_write_text(directory / "generation_config.json", json.dumps(generation, indent=2) + "\n")
+    atomic_write(
+        directory / "model.safetensors",
+        lambda tmp: save_file(contents.state_dict, tmp, metadata={"format": "pt"}),
+    )
+    atomic_write(directory / "tokenizer.json", lambda tmp: contents.tokenizer.backend.save(tmp))
+    atomic_write_text(
+        directory / "tokenizer_config.json", json.dumps(contents.tokenizer_config, indent=2) + "\n"
+    )
+    return directory
