@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "attnlab.commands.generate",
     "attnlab.commands.values",
     "attnlab.commands.perceptron",
+    "attnlab.commands.finetune",
 )
 
 EXAMPLES = """examples:

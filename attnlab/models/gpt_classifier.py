@@ -16,7 +16,8 @@ extract token; attnlab reads the text's own last token instead, so a saved
 vocabulary need not grow.
 
 Saved in the layout of ``transformers.GPT2ForSequenceClassification``
-(``transformer.*`` + ``score.weight``, ``id2label`` in ``config.json``), so
+(``transformer.*`` + ``score.weight``, ``id2label`` in ``config.json``), or of
+``LlamaForSequenceClassification`` for a body with the Llama switches, so
 ``transformers`` loads it too; it pools by ``pad_token_id``, which attnlab's
 vocabularies do not reserve, so compare the two on unpadded inputs only.
 
@@ -40,20 +41,26 @@ from attnlab.models.base import PreTrainedModel
 from attnlab.models.config import GPTConfig
 from attnlab.models.gpt import GPT
 
-HF_ARCHITECTURE = "GPT2ForSequenceClassification"
+# The transformers class of a classifier, by the family of its body (see attnlab.interop.hf).
+HEAD_CLASSES = {"gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification"}
 HEAD_KEY = "score.weight"
 
 
 @dataclass
-class SequenceClassifierOutput:
-    """logits: (B, C) class scores; loss: L2 (+ lambda L1) when ``labels`` were given;
-    lm_loss: L1, the next-token loss on the same texts, when asked for;
-    pooled: (B, M) h_l^m, the hidden state of each row's last real token."""
+class GPTClassifierOutput:
+    """The fields of :class:`attnlab.models.outputs.SequenceClassifierOutput`, plus GPT-1's.
+
+    logits: (B, C) class scores; loss: L2 (+ lambda L1) when ``labels`` were given;
+    last_hidden_state: (B, T, M), the body's output after the final LayerNorm;
+    pooled: (B, M) h_l^m, the hidden state of each row's last real token;
+    lm_loss: L1, the next-token loss on the same texts, when ``lm_loss_weight`` > 0.
+    """
 
     logits: Tensor
     loss: Tensor | None = None
-    lm_loss: Tensor | None = None
+    last_hidden_state: Tensor | None = None
     pooled: Tensor | None = None
+    lm_loss: Tensor | None = None
 
 
 def last_token_index(attention_mask: Tensor) -> Tensor:
@@ -66,7 +73,7 @@ class GPTForSequenceClassification(PreTrainedModel):
     """A GPT body and a linear head W_y on the last real token (GPT-1 §3.2)."""
 
     config_class = GPTConfig
-    hf_architecture = HF_ARCHITECTURE
+    hf_architecture = HEAD_CLASSES["gpt2"]  # LlamaForSequenceClassification for a Llama body
 
     def __init__(self, config: GPTConfig, label_names: Sequence[str]) -> None:
         super().__init__(config)
@@ -103,7 +110,7 @@ class GPTForSequenceClassification(PreTrainedModel):
         labels: Tensor | None = None,
         *,
         lm_loss_weight: float = 0.0,
-    ) -> SequenceClassifierOutput:
+    ) -> GPTClassifierOutput:
         """input_ids (B, T) -> logits (B, C).
 
         Args:
@@ -154,27 +161,31 @@ class GPTForSequenceClassification(PreTrainedModel):
             loss = F.cross_entropy(logits.float(), labels)  # eq. 4, averaged over the batch
             if out.loss is not None:
                 loss = loss + lm_loss_weight * out.loss  # eq. 5
-        return SequenceClassifierOutput(logits=logits, loss=loss, lm_loss=out.loss, pooled=pooled)
+        return GPTClassifierOutput(logits=logits, loss=loss, last_hidden_state=hidden, pooled=pooled,
+                                   lm_loss=out.loss)
 
     # ----------------------------------------------------------------- saving
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (GPT2ForSequenceClassification layout).
+        """Write ``config.json`` + ``model.safetensors`` (GPT2/LlamaForSequenceClassification layout).
 
         Each file is written atomically (temporary file, then rename), weights first.
         """
         from safetensors.torch import save_file
 
         from attnlab.interop.atomic import atomic_write, atomic_write_text
-        from attnlab.interop.hf import gpt2_config_to_hf, hf_state_dict
+        from attnlab.interop.hf import architecture_of, hf_state_dict
         from attnlab.interop.weights import SAFETENSORS
 
         directory = Path(directory).expanduser()
         if directory.exists() and not directory.is_dir():
             raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
         directory.mkdir(parents=True, exist_ok=True)
-        hf = gpt2_config_to_hf(self.config)
+        family, arch = architecture_of(self.gpt)
+        if family not in HEAD_CLASSES:
+            raise AttnlabError(f"A classifier on a {family} body has no Hugging Face layout in attnlab.")
+        hf = arch.config_to_hf(self.config)
         hf.update({
-            "architectures": [HF_ARCHITECTURE],
+            "architectures": [HEAD_CLASSES[family]],
             "num_labels": self.num_labels,
             "id2label": {str(i): name for i, name in enumerate(self.label_names)},
             "label2id": {name: i for i, name in enumerate(self.label_names)},
@@ -190,7 +201,7 @@ class GPTForSequenceClassification(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GPTForSequenceClassification:
         """Load a directory written by :meth:`save_pretrained` (or by transformers); eval mode."""
-        from attnlab.interop.hf import gpt2_config_from_hf, load_state
+        from attnlab.interop.hf import ARCHITECTURES, load_state
         from attnlab.interop.weights import read_weights
 
         directory = Path(directory).expanduser()
@@ -206,17 +217,23 @@ class GPTForSequenceClassification(PreTrainedModel):
         if not isinstance(hf, dict):
             raise AttnlabError(f"{path} must hold a JSON object; got {type(hf).__name__}.")
         architectures = list(hf.get("architectures") or [])
-        if HF_ARCHITECTURE not in architectures or hf.get("model_type") != "gpt2":
+        model_type = hf.get("model_type")
+        if model_type not in HEAD_CLASSES or HEAD_CLASSES[model_type] not in architectures:
             raise AttnlabError(
                 f"{directory} holds a {'/'.join(architectures) or 'model of unknown type'}, not a "
-                f"{HF_ARCHITECTURE}; train one with `attnlab finetune gpt --task classify`."
+                f"{' or '.join(HEAD_CLASSES.values())}; train one with "
+                f"`attnlab finetune gpt --task classify`."
             )
         id2label = hf.get("id2label") or {}
         try:
             names = [id2label[str(i)] for i in range(len(id2label))]
         except KeyError:
             raise AttnlabError(f"{path} has id2label keys that are not 0..{len(id2label) - 1}.") from None
-        model = cls(gpt2_config_from_hf(hf), names)
+        try:
+            config = ARCHITECTURES[model_type].config_from_hf(hf)
+        except TypeError as error:
+            raise AttnlabError(f"{path} has a value of the wrong type ({error}).") from None
+        model = cls(config, names)
         state, source = read_weights(directory)
         head = state.pop(HEAD_KEY, None)
         if head is None or tuple(head.shape) != tuple(model.score.weight.shape):
