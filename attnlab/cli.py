@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "attnlab.commands.values",
     "attnlab.commands.perceptron",
     "attnlab.commands.finetune",
+    "attnlab.commands.fewshot",
 )
 
 EXAMPLES = """examples:
