@@ -318,4 +318,5 @@ class MLPClassifier(_Classifier):
 
     def predict(self, X: Any) -> np.ndarray:
         """The class of the largest logit, (N,) labels."""
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        index = self.decision_function(X).argmax(axis=1)  # checks fitted first: classes_ may not exist
+        return self.classes_[index]

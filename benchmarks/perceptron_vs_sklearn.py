@@ -11,6 +11,9 @@ Same data, same split, same hyper-parameters, same process. The cases:
                                 attnlab stops at the first epoch without a mistake (Rosenblatt)
                                 or max_iter=1000, sklearn when the loss has not improved by
                                 tol=1e-3 for 5 epochs; the epochs differ and are printed.
+    perceptron, one-vs-rest     digits (1797 x 64, standardised like breast cancer, the same
+                                split): 10 one-vs-rest problems, shuffle off, 20 epochs,
+                                the same updates again (weights checked equal).
     MLP                         digits (1797 x 64, pixels / 16, the same split), one hidden
                                 layer of 64 ReLU, Adam lr 1e-3, batches of 200, alpha 1e-4,
                                 at most 60 epochs, random_state=0.
@@ -104,6 +107,9 @@ def cases() -> list[Case]:
     cancer = (scaler.transform(X_train), scaler.transform(X_test), y_train, y_test)
     X, y = load_digits(return_X_y=True)
     digits = tuple(train_test_split(X / 16, y, test_size=0.25, random_state=0, stratify=y))
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    digits_standardised = (scaler.transform(X_train), scaler.transform(X_test), y_train, y_test)
     mlp = {"hidden_layer_sizes": (64,), "max_iter": 60, "random_state": 0}
     return [
         Case("Perceptron, breast cancer standardised: same updates (shuffle off, 50 epochs)",
@@ -113,6 +119,11 @@ def cases() -> list[Case]:
         Case("Perceptron, breast cancer standardised: defaults, random_state=0",
              lambda: attnlab.Perceptron(random_state=0),
              lambda: linear_model.Perceptron(random_state=0), cancer),
+        Case("Perceptron, digits standardised, 10 one-vs-rest problems: same updates (shuffle off, "
+             "20 epochs)",
+             lambda: attnlab.Perceptron(shuffle=False, max_iter=20),
+             lambda: linear_model.Perceptron(shuffle=False, tol=None, max_iter=20),
+             digits_standardised, same_weights=True),
         Case("MLPClassifier, digits / 16: (64,) relu, adam, <= 60 epochs",
              lambda: attnlab.MLPClassifier(**mlp), lambda: neural_network.MLPClassifier(**mlp), digits),
     ]

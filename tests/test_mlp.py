@@ -297,6 +297,37 @@ def test_bad_parameters_are_refused_at_fit(params, message):
         MLPClassifier(**params).fit(XOR_X, XOR_Y)
 
 
+@pytest.mark.parametrize(
+    "data, y, message",
+    [
+        ([[0.0, np.nan], [1.0, 1.0]], [0, 1], "Input X contains NaN"),
+        ([[0.0, np.inf], [1.0, 1.0]], [0, 1], "Input X contains infinity"),
+        ([["a", "b"], ["c", "d"]], [0, 1], "X contains strings"),
+        ([[0.0], [1.0], [2.0]], [0, 1], r"inconsistent numbers of samples: \[3, 2\]"),
+        ([[0.0], [1.0]], ["x", "x"], "The number of classes has to be greater than one; got 1 class"),
+        ([[0.0], [1.0]], [0.5, 1.5], "Unknown label type: continuous"),
+        ([1.0, 2.0], [0, 1], "Expected a 2-D array for X"),
+    ],
+)
+def test_bad_training_input_is_a_value_error(data, y, message):
+    with pytest.raises(ValueError, match=message):  # AttnlabError, a ValueError
+        MLPClassifier().fit(data, y)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "decision_function"])
+def test_every_prediction_method_checks_fitted_and_features(method):
+    with pytest.raises(NotFittedError, match=r"This MLPClassifier instance is not fitted yet. Call 'fit'"):
+        getattr(MLPClassifier(), method)(XOR_X)
+    model = xor_mlp(0).set_params(max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(XOR_X, XOR_Y)
+    with pytest.raises(AttnlabError, match="X has 1 features, but MLPClassifier is expecting 2"):
+        getattr(model, method)(np.zeros((4, 1)))
+    with pytest.raises(AttnlabError, match="Input X contains NaN"):
+        getattr(model, method)([[np.nan, 0.0]])
+
+
 def test_bad_input_and_predict_before_fit():
     with pytest.raises(NotFittedError, match="This MLPClassifier instance is not fitted yet"):
         MLPClassifier().predict_proba(XOR_X)

@@ -88,6 +88,36 @@ def test_non_separable_epochs_equal_the_naive_loop(cancer):
     assert model.mistakes_.tolist() == mistakes and min(mistakes) > 0
 
 
+def test_one_vs_rest_shuffled_equals_a_naive_loop_per_class():
+    # The K problems share each epoch's sample order and nothing else: class k's weights are
+    # those of the naive loop on "k against the rest" with the same permutations.
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Perceptron(eta0=0.5, random_state=5, max_iter=30).fit(X, y)
+    per_epoch = np.zeros(model.n_iter_, dtype=int)
+    for k in range(3):
+        w, b, mistakes = naive_perceptron(X, np.where(y == k, 1.0, -1.0), eta=0.5, epochs=30, seed=5)
+        np.testing.assert_allclose(model.coef_[k], w, rtol=0, atol=1e-12)
+        assert model.intercept_[k] == pytest.approx(b, abs=1e-12)
+        assert model.n_mistakes_[k] == sum(mistakes)
+        per_epoch[:len(mistakes)] += mistakes  # a converged problem makes no more mistakes
+    assert model.mistakes_.tolist() == per_epoch.tolist()
+
+
+def test_many_samples_and_rare_mistakes_equal_the_naive_loop():
+    # Late epochs with a mistake every few hundred samples: the look-ahead grows well past its
+    # minimum of 64 rows, and must still stop at each mistake.
+    X, y = separable(1500, seed=3, gap=0.01)
+    model = Perceptron(random_state=1).fit(X, y)
+    w, b, mistakes = naive_perceptron(X, np.where(y == 1, 1.0, -1.0), eta=1.0, epochs=1000, seed=1)
+    assert model.mistakes_.tolist() == mistakes and model.converged_
+    assert len(mistakes) > 5 and 0 < min(mistakes[1:-1]) < len(X) / (2 * 64)  # gaps > 2 x 64 rows
+    np.testing.assert_allclose(model.coef_[0], w, rtol=0, atol=1e-10)
+    assert model.intercept_[0] == pytest.approx(b, abs=1e-10)
+
+
 # ---- parity with scikit-learn
 
 
@@ -302,6 +332,22 @@ def test_bad_parameters_are_refused_at_fit(params, message):
     model = Perceptron(**params)  # storing never fails ...
     with pytest.raises(AttnlabError, match=message):
         model.fit(XOR_X, XOR_Y)  # ... fit checks
+
+
+def test_bad_input_at_predict_is_refused_too():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Perceptron(max_iter=5).fit(XOR_X, XOR_Y)
+    for method in (model.predict, model.decision_function):
+        with pytest.raises(AttnlabError, match="Input X contains NaN"):
+            method([[0.0, np.nan]])
+        with pytest.raises(AttnlabError, match="X contains strings"):
+            method([["0", "1"]])
+    with pytest.raises(AttnlabError, match=r"inconsistent numbers of samples: \[4, 3\]"):
+        model.score(XOR_X, XOR_Y[:3])
+    # AttnlabError is a ValueError, as scikit-learn raises for bad input.
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        Perceptron().fit([[0.0, np.inf], [1.0, 1.0]], [0, 1])
 
 
 def test_predict_before_fit_and_wrong_feature_count():

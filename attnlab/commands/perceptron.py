@@ -1,8 +1,11 @@
 """``attnlab perceptron``: Rosenblatt's perceptron converging on separable data (within
 Novikoff's bound), failing on XOR, and the multi-layer perceptron solving XOR.
 
-The data are generated here (truth tables, a seeded separable cloud) or read from a CSV
-file the user gives; nothing is downloaded.
+The data are generated here (truth tables, a seeded separable cloud), taken from the small
+data sets scikit-learn ships (iris, breast cancer, digits: imported only when asked for, as
+scikit-learn is optional) or read from a CSV file the user gives; nothing is downloaded.
+The plot is an SVG written by hand (no dependency) or a PNG drawn by matplotlib (the
+``plot`` extra).
 """
 
 # X (a matrix) keeps scikit-learn's capital in signatures:
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +24,18 @@ import numpy as np
 
 EXAMPLE = """examples:
   attnlab perceptron                                  the three-part demo: separable, XOR, MLP on XOR
-  attnlab perceptron --dataset xor                    the perceptron never converges on XOR
-  attnlab perceptron --dataset xor --mlp --plot xor.svg
+  attnlab perceptron --dataset xor --plot xor.png     the perceptron never converges on XOR
+  attnlab perceptron --dataset xor --mlp --plot xor-mlp.png
+  attnlab perceptron --dataset iris --positive-class setosa      separable: converges, within the bound
+  attnlab perceptron --dataset breast_cancer --standardize --test-fraction 0.25
+  attnlab perceptron --dataset digits --mlp --hidden 64 --lr 0.001 --standardize --test-fraction 0.25
   attnlab perceptron --dataset data.csv --label species --standardize --test-fraction 0.25
 """
 
 BUILTIN = ("and", "or", "xor", "separable")
+# The data sets scikit-learn ships with its code (no download): name -> its loader.
+SKLEARN_DATASETS = {"iris": "load_iris", "breast_cancer": "load_breast_cancer", "digits": "load_digits"}
+REST = "rest"  # the other label of a --positive-class problem
 # The line x2 = 0.5 x1 + 0.1 as (unit normal n, offset c): n · x = c.
 SEPARATING_LINE = (np.array([-0.5, 1.0]) / np.hypot(0.5, 1.0), 0.1 / np.hypot(0.5, 1.0))
 MAX_EPOCHS_SHOWN = 12
@@ -41,10 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "run the demo: separable data, XOR, and the MLP on XOR.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", metavar="{and,or,xor,separable,PATH.csv}",
-                        help="a built-in data set or a CSV file (header row optional; the last column "
+    parser.add_argument("--dataset", metavar="{and,or,xor,separable,iris,breast_cancer,digits,PATH.csv}",
+                        help="a built-in data set, one scikit-learn ships (iris, breast_cancer, digits; "
+                             "needs scikit-learn) or a CSV file (header row optional; the last column "
                              "is the label unless --label names one)")
     parser.add_argument("--label", help="name of the label column of the CSV file")
+    parser.add_argument("--positive-class", metavar="LABEL",
+                        help="learn LABEL against all the other labels (one-vs-rest), e.g. "
+                             "--dataset iris --positive-class setosa")
     parser.add_argument("--mlp", action="store_true", help="train the multi-layer perceptron instead")
     parser.add_argument("--hidden", default="16", help="MLP hidden layer sizes, comma-separated (16)")
     parser.add_argument("--activation", default="tanh", choices=("relu", "tanh", "logistic"),
@@ -53,13 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="learning rate: the perceptron's eta0 (1.0) or the MLP's Adam step (0.05)")
     parser.add_argument("--max-iter", type=int, default=None, help="most epochs (perceptron 1000, MLP 2000)")
     parser.add_argument("--samples", type=int, default=100, help="points in the separable data set (100)")
-    parser.add_argument("--standardize", action="store_true",
+    parser.add_argument("--standardize", "--standardise", action="store_true",
                         help="scale features to mean 0, variance 1 (statistics of the training part)")
     parser.add_argument("--test-fraction", type=float, default=0.0,
                         help="hold out this fraction for a test accuracy (0: train and report on all)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, shuffling and weights (0)")
-    parser.add_argument("--plot", metavar="OUT.svg",
-                        help="write an SVG: decision regions (2-D data) and mistakes or loss per epoch")
+    parser.add_argument("--plot", metavar="OUT.png",
+                        help="draw the decision regions (2-D data) and the mistakes (perceptron) or the "
+                             "loss (MLP) per epoch: a PNG needs matplotlib (the 'plot' extra); a name "
+                             "ending in .svg writes an SVG that needs nothing")
     parser.set_defaults(run=run)
 
 
@@ -67,15 +83,21 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
 
     if args.dataset is None:
-        if args.plot or args.mlp or args.label:
-            raise AttnlabError("--plot, --mlp and --label need --dataset (the demo runs three models).")
+        if args.plot or args.mlp or args.label or args.positive_class is not None:
+            raise AttnlabError("--plot, --mlp, --label and --positive-class need --dataset (the demo runs "
+                               "three models).")
         for dataset, mlp in (("separable", False), ("xor", False), ("xor", True)):
             run(argparse.Namespace(**{**vars(args), "dataset": dataset, "mlp": mlp}))
             print()
         return 0
     if not 0.0 <= args.test_fraction < 1.0:
         raise AttnlabError(f"--test-fraction must be in [0, 1). Got {args.test_fraction} instead.")
+    if args.plot:
+        plot_writer(args.plot)  # a wrong name or a missing matplotlib fails now, not after training
     X, y, description = load_dataset(args.dataset, label=args.label, samples=args.samples, seed=args.seed)
+    if args.positive_class is not None:
+        y = one_vs_rest(y, args.positive_class, args.dataset)
+        description += f"; {args.positive_class!r} against the rest"
     X_train, y_train, X_test, y_test = split(X, y, args.test_fraction, args.seed)
     if args.standardize:
         mean, std = X_train.mean(axis=0), X_train.std(axis=0)
@@ -102,11 +124,11 @@ def run(args: argparse.Namespace) -> int:
     if len(y_test):
         print(f"test accuracy       {model.score(X_test, y_test):.4f} ({len(y_test)} held-out samples)")
     if not args.mlp:
-        print(novikoff_report(model))
-        if args.dataset == "separable" and not args.standardize:
+        print(novikoff_report(model, positive=args.positive_class))
+        if args.dataset == "separable" and not args.standardize and args.positive_class is None:
             print(generating_line_report(model, X_train, y_train))
     if args.plot:
-        write_svg(Path(args.plot), model, X_train, y_train)
+        plot_writer(args.plot)(Path(args.plot), model, X_train, y_train)
         print(f"plot      {args.plot}")
     return 0
 
@@ -129,9 +151,15 @@ def build_model(args: argparse.Namespace) -> Any:
                       random_state=args.seed)
 
 
-def novikoff_report(model: Any) -> str:
-    """Margin, R, bound and mistakes per one-vs-rest problem (one line for two classes)."""
-    names = ([f"{model.classes_[1]} vs {model.classes_[0]}"] if len(model.classes_) == 2
+def novikoff_report(model: Any, positive: str | None = None) -> str:
+    """Margin, R, bound and mistakes per one-vs-rest problem (one line for two classes).
+
+    ``positive``, the label of a --positive-class problem, is named first.
+    """
+    first, second = model.classes_[1], model.classes_[0]
+    if positive is not None and str(second) == positive:
+        first, second = second, first
+    names = ([f"{first} vs {second}"] if len(model.classes_) == 2
              else [f"{label} vs rest" for label in model.classes_])
     lines = []
     for name, margin, bound, made in zip(names, model.margin_, model.novikoff_bound_, model.n_mistakes_,
@@ -186,11 +214,47 @@ def load_dataset(name: str, *, label: str | None = None, samples: int = 100,
             raise AttnlabError(f"--samples must be >= 2. Got {samples} instead.")
         X, y = separable_points(samples, seed)
         return X, y, f"separable: {samples} points in [-1, 1]^2 split by a line with a gap (seed {seed})"
+    if name in SKLEARN_DATASETS:
+        return load_sklearn_dataset(name)
     path = Path(name)
     if path.suffix.lower() != ".csv" and not path.exists():
-        raise AttnlabError(f"Unknown dataset {name!r}: choose one of {list(BUILTIN)} or give a CSV file.")
+        raise AttnlabError(f"Unknown dataset {name!r}: choose one of {[*BUILTIN, *SKLEARN_DATASETS]} or "
+                           f"give a CSV file.")
     X, y, column = read_csv(path, label)
     return X, y, f"{path.name}: {len(y)} samples, {X.shape[1]} features, label column {column!r}"
+
+
+def load_sklearn_dataset(name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """One of the small data sets bundled inside scikit-learn (read from its package, no
+    download), with the class names as labels where it has them (iris: 'setosa', ...)."""
+    from attnlab.errors import AttnlabError
+
+    try:
+        from sklearn import datasets
+    except ImportError:
+        raise AttnlabError(f"--dataset {name} comes with scikit-learn, which is not installed: "
+                           f"pip install scikit-learn (or attnlab's dev extra).") from None
+    bunch = getattr(datasets, SKLEARN_DATASETS[name])()
+    X, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target_names)[bunch.target]
+    return X, y, (f"{name} (from scikit-learn): {len(y)} samples, {X.shape[1]} features, "
+                  f"{len(np.unique(y))} classes")
+
+
+def one_vs_rest(y: np.ndarray, positive: str, dataset: str) -> np.ndarray:
+    """Labels -> ``positive`` where y is that label (compared as text), REST elsewhere."""
+    from attnlab.errors import AttnlabError
+
+    labels = np.unique(y)
+    if positive not in {str(label) for label in labels}:
+        raise AttnlabError(f"--positive-class {positive!r} is not a label of {dataset}; its labels are "
+                           f"{[str(label) for label in labels]}.")
+    if positive == REST:
+        raise AttnlabError(f"--positive-class {REST!r} clashes with the name of the other class; rename "
+                           f"that label.")
+    if len(labels) < 2:
+        raise AttnlabError(f"--positive-class needs at least two labels in {dataset}; it has only "
+                           f"{positive!r}.")
+    return np.where(np.array([str(label) for label in y]) == positive, positive, REST)
 
 
 def separable_points(n: int, seed: int, gap: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -278,6 +342,130 @@ def split(X: np.ndarray, y: np.ndarray, fraction: float,
 
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+PlotWriter = Callable[[Path, Any, np.ndarray, np.ndarray], None]  # (path, model, X, y)
+
+
+def plot_writer(name: str) -> PlotWriter:
+    """The writer for the plot file's type: write_svg for .svg, write_png for .png.
+
+    Checks the name, and for a PNG that matplotlib can be imported, so that both fail before
+    any training.
+    """
+    from attnlab.errors import AttnlabError
+
+    suffix = Path(name).suffix.lower()
+    if suffix == ".svg":
+        return write_svg
+    if suffix != ".png":
+        raise AttnlabError(f"--plot {name!r}: the file name must end in .png (matplotlib) or .svg "
+                           f"(no dependency).")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise AttnlabError(f"--plot {name!r} needs matplotlib: pip install 'attnlab[plot]' (the plot "
+                           f"extra), or name a .svg file, which needs nothing.") from None
+    return write_png
+
+
+def write_png(path: Path, model: Any, X: np.ndarray, y: np.ndarray, grid: int = 300) -> None:
+    """A PNG drawn with matplotlib's Agg canvas (no screen, no pyplot state): the decision
+    regions with the training points, misclassified ones ringed (2-D data only), beside the
+    mistakes per epoch (perceptron, with Novikoff's bound) or the training loss (MLP)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from attnlab.errors import AttnlabError
+    from attnlab.interop.atomic import atomic_write
+
+    two_d = X.shape[1] == 2
+    figure = Figure(figsize=(11 if two_d else 6, 4.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2 if two_d else 1, squeeze=False)[0]
+    if two_d:
+        _draw_regions(axes[0], model, X, y, grid)
+    _draw_curve(axes[-1], model)
+    figure.suptitle(repr(model), fontsize=10)
+    try:
+        atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=100))
+    except OSError as error:
+        raise AttnlabError(f"Cannot write the plot to {str(path)!r}: {error.strerror}.") from None
+
+
+def _draw_regions(axes: Any, model: Any, X: np.ndarray, y: np.ndarray, grid: int) -> None:
+    from matplotlib.colors import ListedColormap
+
+    k = len(model.classes_)
+    low, high = X.min(axis=0), X.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    low, high = low - 0.15 * span, high + 0.15 * span
+    xx, yy = np.meshgrid(np.linspace(low[0], high[0], grid), np.linspace(low[1], high[1], grid))
+    region = np.searchsorted(model.classes_, model.predict(np.c_[xx.ravel(), yy.ravel()])).reshape(xx.shape)
+    colours = [COLOURS[i % len(COLOURS)] for i in range(k)]
+    levels = np.arange(k + 1) - 0.5
+    axes.contourf(xx, yy, region, levels=levels, cmap=ListedColormap(colours), alpha=0.2)
+    if len(np.unique(region)) > 1:
+        axes.contour(xx, yy, region, levels=levels[1:-1], colors="black", linewidths=1.0)
+    index = np.searchsorted(model.classes_, y)
+    for i, label in enumerate(model.classes_):
+        mine = index == i
+        axes.scatter(X[mine, 0], X[mine, 1], s=36, color=colours[i], edgecolors="black", linewidths=0.5,
+                     label=str(label), zorder=3)
+    wrong = model.predict(X) != y
+    if wrong.any():
+        axes.scatter(X[wrong, 0], X[wrong, 1], s=160, facecolors="none", edgecolors="black", linewidths=1.5,
+                     label=f"misclassified ({int(wrong.sum())})", zorder=4)
+    axes.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), xlabel="feature 1", ylabel="feature 2",
+             title="decision regions and training points")
+    axes.legend(loc="best", fontsize=8, framealpha=0.8)
+
+
+def _draw_curve(axes: Any, model: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = np.arange(1, model.n_iter_ + 1)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epoch")
+    axes.grid(alpha=0.3)
+    if hasattr(model, "loss_curve_"):
+        loss = np.asarray(model.loss_curve_)
+        axes.plot(epochs, loss, color="black", linewidth=1.2)
+        if loss.min() > 0 and loss.max() / loss.min() > 100:
+            axes.set_yscale("log")
+        axes.set(ylabel="cross-entropy (mean over the epoch)",
+                 title=f"training loss per epoch: {loss[0]:.4g} -> {loss[-1]:.4g}")
+        return
+    mistakes = model.mistakes_
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(epochs) <= 60:
+        bars = axes.bar(epochs, mistakes, color="#1f77b4")
+        if len(epochs) <= 20:
+            axes.bar_label(bars, fontsize=8)
+    else:
+        axes.plot(epochs, mistakes, color="#1f77b4", linewidth=0.5, alpha=0.5, label="each epoch")
+        window = max(5, len(epochs) // 40)
+        mean = np.convolve(mistakes, np.ones(window) / window, mode="valid")
+        axes.plot(epochs[window - 1:], mean, color="black", linewidth=1.5,
+                  label=f"mean of the last {window} epochs")
+        axes.legend(loc="lower left", fontsize=8, framealpha=0.8)
+    verdict = (f"converged in {model.n_iter_} epochs" if model.converged_
+               else f"not converged after {model.n_iter_} epochs")
+    axes.set(ylabel="mistakes (= updates)", ylim=(0, max(1, mistakes.max()) * 1.15),
+             title=f"mistakes per epoch: {verdict}")
+    axes.text(0.98, 0.96, _novikoff_note(model), transform=axes.transAxes, ha="right", va="top",
+              fontsize=9, bbox={"facecolor": "white", "edgecolor": "#888", "alpha": 0.9})
+
+
+def _novikoff_note(model: Any) -> str:
+    total = int(model.n_mistakes_.sum())
+    bounds = model.novikoff_bound_
+    separated = ~np.isnan(bounds)
+    if len(bounds) == 1:
+        verdict = (f"Novikoff's bound (R / margin)² = {bounds[0]:.4g}" if separated[0]
+                   else "not separated: Novikoff's theorem gives no bound")
+        return f"{total} mistakes in all\n{verdict}"
+    within = bool((model.n_mistakes_[separated] <= bounds[separated]).all())
+    return (f"{total} mistakes in all\n{int(separated.sum())} of {len(bounds)} one-vs-rest problems separated"
+            + (f", each {'within' if within else 'ABOVE'} its Novikoff bound" if separated.any() else ""))
 
 
 def write_svg(path: Path, model: Any, X: np.ndarray, y: np.ndarray, grid: int = 60) -> None:

@@ -1,9 +1,12 @@
-"""``attnlab perceptron``: the demo, the built-in data sets, CSV files, the SVG plot, errors."""
+"""``attnlab perceptron``: the demo, the built-in data sets, scikit-learn's data sets, CSV files,
+the SVG and PNG plots, errors."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -118,9 +121,15 @@ def test_long_runs_of_epochs_are_abbreviated(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--dataset", "iris"], "Unknown dataset 'iris'"),
+        (["--dataset", "nope"], r"Unknown dataset 'nope': choose one of \[.*'iris', 'breast_cancer', "
+                                r"'digits'\] or give a CSV file"),
         (["--dataset", "/nonexistent/data.csv"], "does not exist"),
         (["--plot", "x.svg"], "need --dataset"),
+        (["--positive-class", "1"], "need --dataset"),
+        (["--dataset", "xor", "--plot", "x.jpg"], r"--plot 'x.jpg': the file name must end in .png "
+                                                  r"\(matplotlib\) or .svg"),
+        (["--dataset", "xor", "--positive-class", "2"],
+         r"--positive-class '2' is not a label of xor; its labels are \['0', '1'\]"),
         (["--dataset", "xor", "--test-fraction", "1.5"], r"--test-fraction must be in \[0, 1\)"),
         (["--dataset", "xor", "--mlp", "--hidden", "8,x"], "--hidden must be comma-separated ints"),
         (["--dataset", "xor", "--lr", "-1"], "The 'eta0' parameter of Perceptron must be a float"),
@@ -148,3 +157,107 @@ def test_bad_csv_files(tmp_path, content, argv, message):
     path.write_text(content)
     with pytest.raises(AttnlabError, match=message):
         run("--dataset", str(path), *argv)
+
+
+# ---- the data sets scikit-learn ships (acceptance: iris setosa-vs-rest converges)
+
+needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
+                                   reason="scikit-learn (the dev extra) ships these data sets")
+
+
+@needs_sklearn
+def test_iris_setosa_against_the_rest_is_separated_and_converges(capsys):
+    assert run("--dataset", "iris", "--positive-class", "setosa") == 0
+    out = capsys.readouterr().out
+    assert "iris (from scikit-learn): 150 samples, 4 features, 3 classes; 'setosa' against the rest" in out
+    assert "converged: yes" in out and field(out, "training accuracy") == 1.0
+    assert re.search(r"Novikoff  setosa vs rest: margin [0-9.]+, .* \(within the bound\)", out)
+
+
+@needs_sklearn
+def test_iris_without_positive_class_is_three_one_vs_rest_problems(capsys):
+    run("--dataset", "iris", "--max-iter", "20")
+    out = capsys.readouterr().out
+    assert all(f"Novikoff  {name} vs rest" in out for name in ("setosa", "versicolor", "virginica"))
+
+
+@needs_sklearn
+def test_breast_cancer_standardised_held_out(capsys):
+    assert run("--dataset", "breast_cancer", "--standardize", "--test-fraction", "0.25",
+               "--max-iter", "50") == 0
+    out = capsys.readouterr().out
+    assert "breast_cancer (from scikit-learn): 569 samples, 30 features, 2 classes" in out
+    assert "(427 samples)" in out and "(142 held-out samples)" in out
+    assert field(out, "test accuracy") >= 0.93 and "malignant vs benign" in out
+
+
+@needs_sklearn
+def test_digits_with_the_mlp(capsys):
+    assert run("--dataset", "digits", "--mlp", "--hidden", "32", "--standardise", "--test-fraction", "0.25",
+               "--max-iter", "15") == 0
+    out = capsys.readouterr().out
+    assert "digits (from scikit-learn): 1797 samples, 64 features, 10 classes" in out
+    assert field(out, "test accuracy") >= 0.93
+
+
+def test_positive_class_on_a_csv_file_names_the_class_first(tmp_path, capsys):
+    path = tmp_path / "points.csv"
+    path.write_text("x,y,kind\n0,0,a\n0,1,b\n5,5,c\n5,6,c\n")
+    run("--dataset", str(path), "--positive-class", "c")
+    out = capsys.readouterr().out
+    assert "'c' against the rest" in out and "Novikoff  c vs rest" in out and "converged: yes" in out
+
+
+def test_without_scikit_learn_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
+    message = (r"^--dataset iris comes with scikit-learn, which is not installed: pip install scikit-learn "
+               r"\(or attnlab's dev extra\).$")
+    with pytest.raises(AttnlabError, match=message):
+        run("--dataset", "iris")
+
+
+# ---- the PNG plot (matplotlib, Agg)
+
+
+def colour_share(image: np.ndarray, colour: str, alpha: float) -> float:
+    """The fraction of pixels of ``colour`` painted at ``alpha`` over white."""
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    expected = 1 - alpha + alpha * rgb
+    return float((np.abs(image[..., :3] - expected).max(axis=-1) < 0.02).mean())
+
+
+@pytest.mark.parametrize("mlp", [False, True])
+def test_plot_writes_a_png_with_both_regions_and_the_curve(tmp_path, capsys, mlp):
+    image_module = pytest.importorskip("matplotlib.image")
+    out = tmp_path / "plot.png"
+    extra = ["--mlp"] if mlp else []
+    assert run("--dataset", "separable", "--samples", "40", "--plot", str(out), *extra) == 0
+    assert f"plot      {out}" in capsys.readouterr().out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = image_module.imread(out)
+    assert image.shape == (460, 1100, 4)  # two panels: regions, then mistakes or loss per epoch
+    # Both decision regions are painted, each over a good part of the left panel.
+    assert colour_share(image, perceptron.COLOURS[0], 0.2) > 0.05
+    assert colour_share(image, perceptron.COLOURS[1], 0.2) > 0.05
+
+
+def test_png_of_data_with_more_than_two_features_is_the_curve_alone(tmp_path):
+    image_module = pytest.importorskip("matplotlib.image")
+    path = tmp_path / "three.csv"
+    path.write_text("".join(f"{i},{i % 3},{i % 5},{int(i > 9)}\n" for i in range(20)))
+    out = tmp_path / "three.png"
+    run("--dataset", str(path), "--plot", str(out))
+    image = image_module.imread(out)
+    assert image.shape == (460, 600, 4)
+    assert colour_share(image, perceptron.COLOURS[0], 0.2) < 0.01  # no regions drawn
+
+
+def test_without_matplotlib_png_fails_before_training_and_svg_still_works(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    png = tmp_path / "xor.png"
+    with pytest.raises(AttnlabError, match=r"needs matplotlib: pip install 'attnlab\[plot\]' \(the plot "
+                                           r"extra\), or name a .svg file"):
+        run("--dataset", "xor", "--plot", str(png))
+    assert not png.exists() and capsys.readouterr().out == ""  # nothing trained
+    assert run("--dataset", "xor", "--plot", str(tmp_path / "xor.svg")) == 0
+    assert (tmp_path / "xor.svg").is_file()
