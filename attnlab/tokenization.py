@@ -65,6 +65,33 @@ class Tokenizer:
         return cls(backend, "bpe")
 
     @classmethod
+    def train_wordpiece(cls, text: str, vocab_size: int = 4096, *, lowercase: bool = True) -> Tokenizer:
+        """BERT's WordPiece vocabulary (Wu et al. 2016, arXiv:1609.08144) learnt from ``text``.
+
+        Special tokens [PAD] [UNK] [CLS] [SEP] [MASK] take ids 0-4; encoding a text adds
+        ``[CLS] ... [SEP]`` (and ``[CLS] A [SEP] B [SEP]`` with segment ids for pairs).
+        """
+        from tokenizers import trainers
+
+        if not text.strip():
+            raise AttnlabError("Cannot train a WordPiece vocabulary on empty text; give a corpus.")
+        if not isinstance(vocab_size, int) or vocab_size < 100:
+            raise AttnlabError(f"--vocab-size must be an int >= 100 for WordPiece. Got {vocab_size!r}.")
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        backend = Backend(models.WordPiece(unk_token="[UNK]"))
+        backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                            show_progress=False)
+        backend.train_from_iterator(text.splitlines(), trainer=trainer)
+        backend.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", backend.token_to_id("[CLS]")), ("[SEP]", backend.token_to_id("[SEP]"))],
+        )
+        backend.decoder = decoders.WordPiece()
+        return cls(backend, "wordpiece")
+
+    @classmethod
     def from_dir(cls, path: str | Path) -> Tokenizer:
         """Load the tokenizer saved beside a model."""
         directory = Path(path)
