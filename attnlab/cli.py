@@ -18,6 +18,9 @@ COMMAND_MODULES = (
     "attnlab.commands.perceptron",
     "attnlab.commands.finetune",
     "attnlab.commands.fewshot",
+    "attnlab.commands.inspect",
+    "attnlab.commands.compare",
+    "attnlab.commands.cite",
 )
 
 EXAMPLES = """examples:

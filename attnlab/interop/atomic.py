@@ -23,6 +23,10 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         write(temp_path)
         with open(temp_path, "rb+") as stream:
             os.fsync(stream.fileno())
+        # mkstemp creates the file owner-only (0600); give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_path, 0o666 & ~umask)
         os.replace(temp_path, path)
     except BaseException:
         if os.path.exists(temp_path):

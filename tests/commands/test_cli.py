@@ -16,7 +16,9 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["train"], ["train", "gpt"], ["generate"], ["values"], ["perceptron"]]
+    "command",
+    [[], ["train"], ["train", "gpt"], ["generate"], ["values"], ["perceptron"], ["finetune"], ["fewshot"],
+     ["inspect"], ["compare"], ["cite"]],
 )
 def test_help_works(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
