@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "attnlab.commands.inspect",
     "attnlab.commands.compare",
     "attnlab.commands.cite",
+    "attnlab.commands.bench",
 )
 
 EXAMPLES = """examples:

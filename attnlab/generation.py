@@ -130,7 +130,8 @@ def generate(
         seen = torch.zeros(batch, model.config.vocab_size, dtype=torch.bool, device=device)
         seen.scatter_(1, input_ids, mask.bool())
 
-    caches = model.new_kv_caches(batch)
+    # Only as many positions as this call can use (zero-filling the whole context costs time).
+    caches = model.new_kv_caches(batch, min(max_positions, input_ids.shape[1] + max_new_tokens))
 
     def prefill(ids: Tensor, ids_mask: Tensor) -> tuple[Tensor, Tensor]:
         positions = _positions(ids_mask)

@@ -73,7 +73,8 @@ class GPT(PreTrainedModel):
     def new_kv_caches(self, batch_size: int, max_len: int | None = None) -> list[KVCache]:
         """One pre-allocated cache per layer, for generation."""
         cfg = self.config
-        weight = self.lm_head.weight
+        # The token embeddings are a plain float tensor even when the output layer is quantized.
+        weight = self.embeddings.token.weight
         return [
             KVCache(batch_size, cfg.n_kv_heads, max_len or cfg.max_positions, cfg.d_head,
                     dtype=weight.dtype, device=weight.device)

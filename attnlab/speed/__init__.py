@@ -1,0 +1,33 @@
+"""Speed: fast paths measured against the references, and the benchmarks that measure them.
+
+    quant       int8 weights with per-channel scales (:func:`quantize_int8`, :class:`Int8Linear`)
+                for memory-bound decoding; three kernels, chosen by timing and by quality
+    probe       time the candidates on this CPU, pick the fastest that beats fp32
+                (bf16 only where native and faster; the int8 kernel)
+    inference   a lean decode loop (:func:`generate`) and compiled prefill / encoder forwards
+    suites      the benchmarks: attnlab vs transformers, same process, weights and inputs
+    memory      peak RSS of each workload; the KV-cache size formula checked
+    report      interleaved timing, machine state, rows in benchmarks/RESULTS.md
+
+Every speed claim comes with the reference's figure from the same run and the ratio;
+every approximate path (int8, bf16) with its max logit difference and top-1 agreement
+against fp32.
+"""
+
+from attnlab.speed.inference import CompiledEncoder, CompiledPrefill, forward_cached, generate
+from attnlab.speed.probe import choose_compute_dtype, choose_int8_kernel, pick_fastest
+from attnlab.speed.quant import Int8Linear, kernel_counts, quantize_int8, quantize_per_channel
+
+__all__ = [
+    "CompiledEncoder",
+    "CompiledPrefill",
+    "Int8Linear",
+    "choose_compute_dtype",
+    "choose_int8_kernel",
+    "forward_cached",
+    "generate",
+    "kernel_counts",
+    "pick_fastest",
+    "quantize_int8",
+    "quantize_per_channel",
+]

@@ -1,0 +1,254 @@
+"""Memory: peak resident set size (RSS) of each workload, and the KV-cache size formula.
+
+A KV cache holds, for every layer, the keys and the values of every position so far:
+
+    bytes = 2 (K and V) x n_layers x n_kv_heads x max_len x d_head x bytes per element   (x batch)
+
+:func:`kv_cache_check` compares the formula with the caches' buffer sizes and with the
+growth of the process's RSS when they are allocated. Each workload of :func:`measure`
+runs in a fresh subprocess (``python -m attnlab.speed.memory WORKLOAD``) so that one
+model's memory never hides another's: it reports the RSS after imports, after building
+the model, after the run, and the peak over the process's life (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from attnlab.errors import AttnlabError
+
+MB = 1024 * 1024
+
+
+def kv_cache_bytes(n_layers: int, n_kv_heads: int, max_len: int, d_head: int, element_bytes: int,
+                   batch_size: int = 1) -> int:
+    """2 x n_layers x n_kv_heads x max_len x d_head x element_bytes x batch_size."""
+    return 2 * n_layers * n_kv_heads * max_len * d_head * element_bytes * batch_size
+
+
+def rss_bytes() -> int:
+    """This process's current resident set size (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as stream:
+            return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's malloc_trim), so that
+    the RSS shows what is in use rather than what the allocator keeps for later."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def peak_rss_bytes() -> int:
+    """The peak RSS of this process so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class CacheCheck:
+    name: str
+    formula: int
+    buffers: int
+    rss_growth: int
+
+    def line(self) -> str:
+        ok = "equal" if self.formula == self.buffers else "DIFFERENT"
+        return (f"{self.name}: formula {self.formula / MB:.2f} MiB, buffers {self.buffers / MB:.2f} MiB "
+                f"({ok}), RSS grew {self.rss_growth / MB:.2f} MiB when they were allocated")
+
+
+def kv_cache_check(model, max_len: int, name: str, batch_size: int = 1, dtype: torch.dtype | None = None
+                   ) -> CacheCheck:
+    """Allocate ``model``'s caches (attnlab.speed.inference.new_caches) and measure them."""
+    from attnlab.speed.inference import new_caches
+
+    cfg = model.config
+    dtype = dtype or model.embeddings.token.weight.dtype
+    element = torch.empty((), dtype=dtype).element_size()
+    formula = kv_cache_bytes(cfg.n_layers, cfg.n_kv_heads, max_len, cfg.d_head, element, batch_size)
+    release_freed_memory()
+    before = rss_bytes()
+    caches = new_caches(model, batch_size, max_len, dtype)
+    growth = rss_bytes() - before
+    buffers = sum(c.keys.nbytes + c.values.nbytes for c in caches)
+    return CacheCheck(name, formula, buffers, growth)
+
+
+# --- workloads, each run in its own process ---------------------------------------------------------
+
+WORKLOADS = (
+    "gpt2-decode-transformers-fp32", "gpt2-decode-attnlab-fp32", "gpt2-decode-attnlab-int8",
+    "gpt2-prefill-transformers-bf16", "gpt2-prefill-attnlab-compiled",
+    "bert-transformers-fp32", "bert-attnlab-compiled",
+)
+
+
+def _gpt2(int8: bool = False):
+    from attnlab.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("gpt2")).eval().requires_grad_(False)
+    if int8:
+        from attnlab.speed.quant import quantize_int8
+
+        model = quantize_int8(model, sample=torch.randint(0, 50257, (1, 16)))
+    return model
+
+
+def _run_workload(name: str) -> dict[str, float]:
+    """Build and run one workload here; returns RSS figures in MiB."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    figures = {"after imports": rss_bytes()}
+    prompt = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(0))
+    long_prompt = torch.randint(0, 50257, (1, 512), generator=torch.Generator().manual_seed(0))
+    bert_ids = torch.randint(1000, 30522, (8, 128), generator=torch.Generator().manual_seed(0))
+    if name.endswith("transformers-fp32") or name.endswith("transformers-bf16"):
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        torch.manual_seed(0)
+        if name.startswith("gpt2"):
+            model = transformers.GPT2LMHeadModel(transformers.GPT2Config()).eval()
+        else:
+            model = transformers.BertModel(transformers.BertConfig()).eval()
+        if name.endswith("bf16"):
+            model = model.to(torch.bfloat16)
+        figures["after build"] = rss_bytes()
+        with torch.no_grad():
+            if name.startswith("gpt2-decode"):
+                model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=64,
+                               min_new_tokens=64, do_sample=False, pad_token_id=0)
+            elif name.startswith("gpt2-prefill"):
+                model(long_prompt, use_cache=True, logits_to_keep=1)
+            else:
+                model(input_ids=bert_ids)
+    elif name.startswith("gpt2-decode-attnlab"):
+        from attnlab.speed.inference import generate
+
+        model = _gpt2(int8=name.endswith("int8"))
+        release_freed_memory()
+        figures["after build"] = rss_bytes()
+        generate(model, prompt, 64)
+    elif name == "gpt2-prefill-attnlab-compiled":
+        from attnlab.speed.inference import CompiledPrefill
+
+        prefill = CompiledPrefill(_gpt2(), 1, 512)
+        figures["after build"] = rss_bytes()
+        prefill(long_prompt)
+    elif name == "bert-attnlab-compiled":
+        from attnlab.models import BertConfig, BertModel
+        from attnlab.speed.inference import CompiledEncoder
+
+        torch.manual_seed(0)
+        encoder = CompiledEncoder(BertModel(BertConfig.from_preset("bert-base")))
+        figures["after build"] = rss_bytes()
+        encoder(bert_ids)
+    else:
+        raise AttnlabError(f"Unknown workload {name!r}; choose one of {WORKLOADS}.")
+    release_freed_memory()
+    figures["after run"] = rss_bytes()
+    figures["peak"] = peak_rss_bytes()
+    return {key: value / MB for key, value in figures.items()}
+
+
+def measure(workload: str, threads: int | None = None, timeout: float = 900) -> dict[str, float]:
+    """Run ``workload`` in a fresh Python process; returns its RSS figures in MiB."""
+    if workload not in WORKLOADS:
+        raise AttnlabError(f"Unknown workload {workload!r}; choose one of {WORKLOADS}.")
+    command = [sys.executable, "-m", "attnlab.speed.memory", workload]
+    if threads:
+        command += ["--threads", str(threads)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AttnlabError(f"The memory workload {workload} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run one memory workload; print its RSS figures as JSON.")
+    parser.add_argument("workload", choices=WORKLOADS)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps(_run_workload(args.workload)))
+
+
+if __name__ == "__main__":
+    main()
+
+
+# --- the benchmark ----------------------------------------------------------------------------------
+
+RSS_COLUMNS = ["date (UTC)", "workload", "RSS after imports (MiB)", "after build (MiB)",
+               "after run (MiB)", "peak (MiB)", "CPU / cores", "threads", "torch",
+               "load avg (1 min, start/end)", "notes"]
+KV_COLUMNS = ["date (UTC)", "model", "batch x max_len", "dtype", "formula (MiB)", "buffers (MiB)",
+              "RSS growth (MiB)", "formula = buffers", "notes"]
+
+
+@dataclass
+class MemoryReport:
+    rss: dict[str, dict[str, float]]
+    caches: list[tuple[str, str, str, CacheCheck]]  # (model, batch x max_len, dtype, check)
+
+    def text(self) -> str:
+        lines = ["peak RSS per workload, each in a fresh process (MiB):",
+                 f"  {'workload':32s} {'imports':>8s} {'built':>8s} {'ran':>8s} {'peak':>8s}"]
+        for name, f in self.rss.items():
+            lines.append(f"  {name:32s} {f['after imports']:8.0f} {f['after build']:8.0f} "
+                         f"{f['after run']:8.0f} {f['peak']:8.0f}")
+        lines.append("KV cache: 2 x n_layers x n_kv_heads x max_len x d_head x bytes (x batch):")
+        lines.extend(f"  {check.line()}" for *_, check in self.caches)
+        return "\n".join(lines)
+
+    def rss_rows(self, machine_cells: list[str], note: str) -> list[list[str]]:
+        from attnlab.speed.report import utc_now
+
+        date = utc_now()
+        cpu, threads, torch_version, _, load = machine_cells
+        return [[date, name, f"{f['after imports']:.0f}", f"{f['after build']:.0f}", f"{f['after run']:.0f}",
+                 f"{f['peak']:.0f}", cpu, threads, torch_version, load, note] for name, f in self.rss.items()]
+
+    def kv_rows(self, note: str) -> list[list[str]]:
+        from attnlab.speed.report import utc_now
+
+        date = utc_now()
+        return [[date, model, shape, dtype, f"{c.formula / MB:.2f}", f"{c.buffers / MB:.2f}",
+                 f"{c.rss_growth / MB:.2f}", "yes" if c.formula == c.buffers else "NO", note]
+                for model, shape, dtype, c in self.caches]
+
+
+def memory_suite(threads: int | None = None, workloads: tuple[str, ...] = WORKLOADS) -> MemoryReport:
+    """RSS of each workload (subprocesses) and the KV-cache formula on GPT-2 and SmolLM2 shapes."""
+    from attnlab.models import GPT, GPTConfig
+
+    rss = {name: measure(name, threads) for name in workloads}
+    caches = []
+    for preset, max_len in (("gpt2", 1024), ("smollm2-135m", 8192)):
+        model = GPT(GPTConfig.from_preset(preset))
+        for dtype in (torch.float32, torch.bfloat16):
+            label = str(dtype).removeprefix("torch.")
+            check = kv_cache_check(model, max_len, f"{preset} {label}", dtype=dtype)
+            caches.append((preset, f"1 x {max_len}", label, check))
+        del model
+    return MemoryReport(rss, caches)

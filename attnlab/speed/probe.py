@@ -1,0 +1,156 @@
+"""Measure, then choose: the compute dtype and the int8 kernel for this machine.
+
+Which fast path pays depends on the CPU. bf16 matmuls run on AMX / AVX512-BF16 units
+several times faster than fp32, but on AVX2-only CPUs PyTorch emulates them and they
+are hundreds of times slower; an int8 kernel can be 4x faster than fp32 on one CPU and
+slower on another. So nothing here is decided from a flag list alone: each choice
+times the candidates on a representative matmul and takes the fastest, keeping the
+plain fp32 path unless a candidate beats it by a clear margin (``margin``; a candidate
+must take at most that fraction of the baseline's time).
+
+The choosing logic (:func:`pick_fastest`) is separate from the timing so that it is
+tested on its own; the timings are cached per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from attnlab.errors import AttnlabError
+from attnlab.training.precision import cpu_has_native_bf16
+
+
+def time_call(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` calls after ``warmup`` calls."""
+    if repeat < 1:
+        raise AttnlabError(f"repeat must be an int >= 1. Got {repeat!r} instead.")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def pick_fastest(timings: dict[str, float], *, baseline: str, margin: float = 0.9) -> str:
+    """The fastest candidate if it takes at most ``margin`` x the baseline's time, else the baseline.
+
+    ``timings`` maps names to seconds (``inf`` or NaN for a candidate that failed); the
+    baseline must be among them. Ties go to the baseline: a fast path has to earn its place.
+    """
+    if baseline not in timings:
+        raise AttnlabError(f"The baseline {baseline!r} has no timing; got {sorted(timings)}.")
+    if not 0 < margin <= 1:
+        raise AttnlabError(f"margin must be in (0, 1]. Got {margin!r} instead.")
+    valid = {name: t for name, t in timings.items() if t == t and t < float("inf")}  # drop NaN, inf
+    if baseline not in valid:
+        raise AttnlabError(f"The baseline {baseline!r} could not be timed ({timings[baseline]!r}).")
+    reference = valid[baseline]
+    best = min(valid, key=lambda name: (valid[name], name != baseline))
+    return best if best != baseline and valid[best] <= margin * reference else baseline
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 5) -> dict[str, float]:
+    """Median seconds of each function, timed in turns (one call of each per round) so that
+    a burst of load on a shared machine hits every candidate alike. A candidate that raises
+    (a kernel this build or CPU lacks) gets ``inf``."""
+    if repeat < 1:
+        raise AttnlabError(f"repeat must be an int >= 1. Got {repeat!r} instead.")
+    times: dict[str, list[float]] = {}
+    for name, fn in fns.items():  # warm-up, and weed out what fails
+        try:
+            fn()
+            times[name] = []
+        except (RuntimeError, NotImplementedError):
+            pass
+    for _ in range(repeat):
+        for name in times:
+            started = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(times[name]) if name in times else float("inf") for name in fns}
+
+
+def compute_dtype_timings(m: int = 256, k: int = 1024, n: int = 1024, repeat: int = 5) -> dict[str, float]:
+    """Seconds of an (m, k) x (k, n) matmul in fp32 and in bf16 on this CPU."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=generator)
+    b = torch.randn(n, k, generator=generator)
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    return time_interleaved({"fp32": lambda: F.linear(a, b), "bf16": lambda: F.linear(a16, b16)},
+                            repeat=repeat)
+
+
+@functools.cache
+def choose_compute_dtype(device: str = "cpu") -> str:
+    """'bf16' where it is native *and* measured faster here, else 'fp32' (for prefill and encoders).
+
+    On CUDA: 'bf16' when the GPU supports it. On a CPU without AMX / AVX512-BF16 the bf16
+    matmul is not even timed (it can take seconds there).
+    """
+    if torch.device(device).type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if not cpu_has_native_bf16():
+        return "fp32"
+    return "bf16" if pick_fastest(compute_dtype_timings(), baseline="fp32", margin=0.8) == "bf16" else "fp32"
+
+
+def int8_kernel_timings(
+    in_features: int = 1024, out_features: int = 8192, repeat: int = 7
+) -> dict[str, float]:
+    """Seconds of one decoding-step matmul, (1, K) x (N, K)^T, in fp32 and with each int8 kernel.
+
+    The default weight (32 MB in fp32, 8 MB in int8) is larger than a core's L2 cache, so
+    the timing sees the memory traffic that decoding a real model sees.
+    """
+    from attnlab.speed.quant import KERNELS, Int8Linear, kernel_available, quantize_per_channel
+
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(out_features, in_features, generator=generator) * 0.02
+    x = torch.randn(1, in_features, generator=generator)
+    candidates: dict[str, Callable[[], object]] = {"fp32": lambda: F.linear(x, weight)}
+    qweight, scale = quantize_per_channel(weight)
+    for kernel in KERNELS:
+        if kernel == "dequant" or not kernel_available(kernel):
+            continue  # dequant builds the fp32 matrix every call: never faster than fp32
+        if kernel == "int8pack" and not cpu_has_native_bf16():
+            continue  # its fast path needs native bf16; emulated, it crawls
+        try:
+            layer = Int8Linear(qweight, scale, None, kernel=kernel)
+        except (RuntimeError, AttnlabError):
+            continue
+        candidates[kernel] = lambda layer=layer: layer(x)
+    return time_interleaved(candidates, repeat=repeat)
+
+
+@functools.cache
+def int8_kernel_ranking(weight_only: bool = True) -> tuple[str, ...]:
+    """Int8 kernels that beat fp32 on this CPU, fastest first (empty when none does).
+
+    ``weight_only`` leaves out ``fbgemm``, which also quantizes the activations (see
+    :mod:`attnlab.speed.quant` for when that costs quality).
+    """
+    timings = int8_kernel_timings()
+    if weight_only:
+        timings.pop("fbgemm", None)
+    ranking = []
+    while True:
+        best = pick_fastest(timings, baseline="fp32", margin=0.9)
+        if best == "fp32":
+            return tuple(ranking)
+        ranking.append(best)
+        timings.pop(best)
+
+
+def choose_int8_kernel(weight_only: bool = True) -> str | None:
+    """The fastest int8 kernel here, or None when no int8 kernel beats fp32 (keep fp32 then)."""
+    ranking = int8_kernel_ranking(weight_only)
+    return ranking[0] if ranking else None

