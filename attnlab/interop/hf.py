@@ -30,13 +30,15 @@ from attnlab.interop.keymaps import (
     bert_key_maps,
     gpt2_key_maps,
     llama_key_maps,
+    marian_key_maps,
 )
 from attnlab.interop.weights import SAFETENSORS, read_weights
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.bert import BertModel
 from attnlab.models.bert_heads import BERT_HEAD_MODELS
-from attnlab.models.config import BertConfig, GPTConfig, ModelConfig
+from attnlab.models.config import BertConfig, GPTConfig, ModelConfig, TransformerConfig
 from attnlab.models.gpt import GPT
+from attnlab.models.transformer import Transformer
 
 # Hugging Face activation names -> attnlab's.
 HF_ACTIVATIONS = {
@@ -240,6 +242,138 @@ def _gpt_family(config: GPTConfig) -> str:
     )
 
 
+# --------------------------------------------------------------------------- Marian
+# Marian's activations: its own checkpoints use "swish" (SiLU); the paper's Transformer is "relu".
+MARIAN_ACTIVATIONS = {**HF_ACTIVATIONS, "swish": "silu", "silu": "silu"}
+ATTNLAB_TO_MARIAN_ACTIVATION = {**ATTNLAB_TO_HF_ACTIVATION, "silu": "swish"}
+
+
+def _single_id(hf: dict[str, Any], key: str, default: int) -> int:
+    value = hf.get(key, default)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AttnlabError(f"config.json has {key}={value!r}; attnlab needs one integer token id.")
+    return value
+
+
+def marian_config_from_hf(hf: dict[str, Any]) -> TransformerConfig:
+    """A ``MarianConfig`` as an attnlab :class:`TransformerConfig` (post-LN, sinusoidal "halves").
+
+    Weight sharing follows transformers 5: the encoder and decoder embeddings are one
+    matrix only when ``share_encoder_decoder_embeddings`` and ``tie_word_embeddings``
+    are both set; with tying off, each embedding and the output layer are separate.
+    """
+    for key, unsupported in (("normalize_before", True), ("add_final_layer_norm", True),
+                             ("normalize_embedding", True), ("static_position_embeddings", False)):
+        if key in hf and hf[key] == unsupported:
+            raise AttnlabError(
+                f"config.json sets {key}={hf[key]!r}; attnlab's Transformer is Marian's post-LN "
+                f"model with fixed sinusoidal positions and no extra LayerNorms."
+            )
+    for encoder_key, decoder_key in (("encoder_ffn_dim", "decoder_ffn_dim"),
+                                     ("encoder_attention_heads", "decoder_attention_heads")):
+        if hf.get(encoder_key, 4096) != hf.get(decoder_key, 4096):
+            raise AttnlabError(
+                f"config.json has {encoder_key}={hf.get(encoder_key)} but "
+                f"{decoder_key}={hf.get(decoder_key)}; attnlab's Transformer uses one value for both stacks."
+            )
+    name = hf.get("activation_function", "gelu")
+    if name not in MARIAN_ACTIVATIONS:
+        raise AttnlabError(
+            f"config.json has activation_function={name!r}, which attnlab does not implement; "
+            f"supported: {sorted(MARIAN_ACTIVATIONS)}."
+        )
+    vocab_size = hf.get("vocab_size", 58101)
+    share = hf.get("share_encoder_decoder_embeddings", True)
+    tie = hf.get("tie_word_embeddings", True)
+    target_vocab_size = vocab_size if share else (hf.get("decoder_vocab_size") or vocab_size)
+    if share and (hf.get("decoder_vocab_size") or vocab_size) != vocab_size:
+        raise AttnlabError(
+            f"config.json shares the embeddings but has decoder_vocab_size={hf['decoder_vocab_size']} != "
+            f"vocab_size={vocab_size}; shared embeddings need one vocabulary."
+        )
+    pad = _single_id(hf, "pad_token_id", 58100)
+    return TransformerConfig(
+        vocab_size=vocab_size,
+        target_vocab_size=target_vocab_size,
+        max_positions=hf.get("max_position_embeddings", 1024),
+        n_layers=hf.get("encoder_layers", 12),
+        n_decoder_layers=hf.get("decoder_layers", 12),
+        n_heads=hf.get("encoder_attention_heads", 16),
+        d_model=hf.get("d_model", 1024),
+        d_ff=hf.get("encoder_ffn_dim", 4096),
+        dropout=hf.get("dropout", 0.1),
+        attention_dropout=hf.get("attention_dropout", 0.0),
+        layer_norm_eps=1e-5,  # Marian's nn.LayerNorm default
+        activation=MARIAN_ACTIVATIONS[name],
+        scale_embedding=bool(hf.get("scale_embedding", False)),
+        sinusoidal_layout="halves",
+        share_embeddings=bool(share and tie),
+        tie_word_embeddings=bool(tie),
+        pad_token_id=pad,
+        eos_token_id=_single_id(hf, "eos_token_id", 0),
+        decoder_start_token_id=_single_id(hf, "decoder_start_token_id", pad),
+    )
+
+
+def marian_config_to_hf(config: TransformerConfig) -> dict[str, Any]:
+    if config.sinusoidal_layout != "halves":
+        raise AttnlabError(
+            "This Transformer uses the paper's interleaved sinusoidal layout, which MarianMTModel "
+            "cannot hold (it puts the sines first, then the cosines); build it with "
+            "sinusoidal_layout='halves' to save it in the Hugging Face layout."
+        )
+    # attnlab's shared-but-untied embeddings are written as two equal, separate matrices.
+    share = config.share_embeddings and config.tie_word_embeddings
+    return {
+        "architectures": ["MarianMTModel"],
+        "model_type": "marian",
+        "is_encoder_decoder": True,
+        "vocab_size": config.vocab_size,
+        "decoder_vocab_size": config.target_vocab_size,
+        "max_position_embeddings": config.max_positions,
+        "encoder_layers": config.n_layers,
+        "decoder_layers": config.n_decoder_layers,
+        "encoder_attention_heads": config.n_heads,
+        "decoder_attention_heads": config.n_heads,
+        "encoder_ffn_dim": config.d_ff,
+        "decoder_ffn_dim": config.d_ff,
+        "d_model": config.d_model,
+        "dropout": config.dropout,
+        "attention_dropout": config.attention_dropout,
+        "activation_dropout": 0.0,
+        "activation_function": ATTNLAB_TO_MARIAN_ACTIVATION[config.activation],
+        "scale_embedding": config.scale_embedding,
+        "share_encoder_decoder_embeddings": share,
+        "tie_word_embeddings": config.tie_word_embeddings,
+        "pad_token_id": config.pad_token_id,
+        "eos_token_id": config.eos_token_id,
+        "forced_eos_token_id": None,  # transformers then ends at the length limit as attnlab does
+        "decoder_start_token_id": config.decoder_start_token_id,
+        "init_std": 0.02,
+    }
+
+
+def marian_canonical_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Fill the embedding names a checkpoint left out, from the ones it has.
+
+    Writers differ in which names of one shared matrix they store (``shared.weight``,
+    ``encoder.embed_tokens.weight``, ``decoder.embed_tokens.weight``); they name the
+    same tensor, so a missing name takes the value of a present one. Nothing else changes.
+    """
+    state = dict(state)
+    shared = state.get("shared.weight")
+    if shared is None:
+        source = state.get("encoder.embed_tokens.weight")
+        if source is not None:
+            state["shared.weight"] = source
+    else:
+        state.setdefault("encoder.embed_tokens.weight", shared)
+        state.setdefault("decoder.embed_tokens.weight", shared)
+    return state
+
+
 # --------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class Architecture:
@@ -253,6 +387,8 @@ class Architecture:
     save_prefix: str  # the prefix attnlab writes
     ignorable: tuple[str, ...]  # regexes of HF keys that carry nothing attnlab needs
     heads: tuple[str, ...]  # regexes of task-head keys (ignored, with a warning)
+    # Renames/fills applied to the (prefix-stripped) HF state before mapping, if any.
+    canonical_state: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -294,6 +430,24 @@ ARCHITECTURES: dict[str, Architecture] = {
         ignorable=(r"layers\.\d+\.self_attn\.rotary_emb\.inv_freq", r"lm_head\.weight"),
         heads=(r"score\.",),
     ),
+    "marian": Architecture(
+        model_class=Transformer,
+        config_from_hf=marian_config_from_hf,
+        config_to_hf=marian_config_to_hf,
+        key_maps=lambda model: marian_key_maps(
+            model.config.n_layers, model.config.n_decoder_layers,
+            model.config.share_embeddings, model.config.tie_word_embeddings,
+        ),
+        base_prefix="model.",
+        save_prefix="model.",
+        # The names of a shared embedding that the tables do not read (see
+        # marian_canonical_state), the output layer when tied, and the sinusoidal
+        # tables, which are computed rather than learnt.
+        ignorable=(r"shared\.weight", r"(encoder|decoder)\.embed_tokens\.weight", r"lm_head\.weight",
+                   r"(encoder|decoder)\.embed_positions\.weight"),
+        heads=(),
+        canonical_state=marian_canonical_state,
+    ),
 }
 
 
@@ -303,6 +457,8 @@ def architecture_of(model: PreTrainedModel) -> tuple[str, Architecture]:
         return family, ARCHITECTURES[family]
     if isinstance(model, (BertModel, *BERT_HEAD_MODELS.values())):
         return "bert", ARCHITECTURES["bert"]
+    if isinstance(model, Transformer):
+        return "marian", ARCHITECTURES["marian"]
     raise AttnlabError(f"{type(model).__name__} has no Hugging Face layout in attnlab.")
 
 
@@ -332,6 +488,8 @@ def _model_type(hf: dict[str, Any], directory: Path) -> str:
                 model_type = "gpt2"
             elif name.lower().startswith("llama"):
                 model_type = "llama"
+            elif name.lower().startswith("marian"):
+                model_type = "marian"
     if model_type not in ARCHITECTURES:
         raise AttnlabError(
             f"Unknown model_type {model_type!r} in {directory / 'config.json'}; "
@@ -350,7 +508,7 @@ def _canonical_keys(state: dict[str, Tensor], arch: Architecture) -> dict[str, T
         key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
         key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
         out[key] = tensor
-    return out
+    return arch.canonical_state(out) if arch.canonical_state is not None else out
 
 
 def _names(keys: list[str], limit: int = 5) -> str:
@@ -453,7 +611,8 @@ def load_pretrained(path: str | Path, *, architecture: str | None = None) -> Pre
         )
     hf = _read_config(directory)
     if architecture is not None:
-        known = sorted(BERT_HEAD_MODELS) + ["BertModel", "GPT2LMHeadModel", "LlamaForCausalLM"]
+        known = sorted(BERT_HEAD_MODELS) + [
+            "BertModel", "GPT2LMHeadModel", "LlamaForCausalLM", "MarianMTModel"]
         if architecture not in known:
             raise AttnlabError(f"Unknown architecture {architecture!r}; choose one of {known}.")
         hf = {**hf, "architectures": [architecture]}

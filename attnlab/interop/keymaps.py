@@ -155,3 +155,56 @@ def llama_key_maps(n_layers: int, q_rows: int, kv_rows: int, tied: bool = True) 
     if not tied:
         maps.append(KeyMap("lm_head.weight", ("lm_head.weight",), prefixed=False))
     return maps
+
+
+def _marian_attention(ours: str, theirs: str, cross: bool) -> list[KeyMap]:
+    """One Marian attention (q_proj, k_proj, v_proj, out_proj) onto attnlab's fused projections."""
+    maps = []
+    for kind in ("weight", "bias"):
+        if cross:  # queries from the decoder; keys and values from the encoder output, fused [W_K; W_V]
+            maps.append(KeyMap(f"{ours}.query.{kind}", (f"{theirs}.q_proj.{kind}",)))
+            maps.append(KeyMap(
+                f"{ours}.key_value.{kind}", (f"{theirs}.k_proj.{kind}", f"{theirs}.v_proj.{kind}")))
+        else:
+            maps.append(KeyMap(f"{ours}.qkv.{kind}", tuple(f"{theirs}.{p}_proj.{kind}" for p in "qkv")))
+    return maps + _pair(f"{ours}.out", f"{theirs}.out_proj")
+
+
+def marian_key_maps(
+    n_encoder_layers: int, n_decoder_layers: int, share_embeddings: bool, tie_word_embeddings: bool
+) -> list[KeyMap]:
+    """attnlab Transformer <-> transformers MarianMTModel (keys without the ``model.`` prefix,
+    except ``lm_head.weight`` and ``final_logits_bias``).
+
+    Token embeddings by weight sharing: one matrix for everything is ``shared.weight``;
+    otherwise the encoder's and decoder's ``embed_tokens`` (and ``lm_head`` when untied).
+    The sinusoidal position tables are computed, never stored. Nothing is transposed:
+    Marian's projections are ``nn.Linear`` like attnlab's.
+    """
+    if share_embeddings and tie_word_embeddings:
+        maps = [KeyMap("encoder_embeddings.token.weight", ("shared.weight",))]
+    else:
+        maps = [
+            KeyMap("encoder_embeddings.token.weight", ("encoder.embed_tokens.weight",)),
+            KeyMap("decoder_embeddings.token.weight", ("decoder.embed_tokens.weight",)),
+        ]
+    for i in range(n_encoder_layers):
+        ours, theirs = f"encoder.{i}", f"encoder.layers.{i}"
+        maps += _marian_attention(f"{ours}.attention", f"{theirs}.self_attn", cross=False)
+        maps += _pair(f"{ours}.attention_norm", f"{theirs}.self_attn_layer_norm")
+        maps += _pair(f"{ours}.ffn.fc_in", f"{theirs}.fc1")
+        maps += _pair(f"{ours}.ffn.fc_out", f"{theirs}.fc2")
+        maps += _pair(f"{ours}.ffn_norm", f"{theirs}.final_layer_norm")
+    for i in range(n_decoder_layers):
+        ours, theirs = f"decoder.{i}", f"decoder.layers.{i}"
+        maps += _marian_attention(f"{ours}.attention", f"{theirs}.self_attn", cross=False)
+        maps += _pair(f"{ours}.attention_norm", f"{theirs}.self_attn_layer_norm")
+        maps += _marian_attention(f"{ours}.cross_attention", f"{theirs}.encoder_attn", cross=True)
+        maps += _pair(f"{ours}.cross_attention_norm", f"{theirs}.encoder_attn_layer_norm")
+        maps += _pair(f"{ours}.ffn.fc_in", f"{theirs}.fc1")
+        maps += _pair(f"{ours}.ffn.fc_out", f"{theirs}.fc2")
+        maps += _pair(f"{ours}.ffn_norm", f"{theirs}.final_layer_norm")
+    if not tie_word_embeddings:
+        maps.append(KeyMap("lm_head.weight", ("lm_head.weight",), prefixed=False))
+    maps.append(KeyMap("final_logits_bias", ("final_logits_bias",), prefixed=False))
+    return maps

@@ -31,3 +31,8 @@ __all__ += [
     "BertForSequenceClassification",
     "BertForTokenClassification",
 ]
+
+from attnlab.models.config import TransformerConfig  # noqa: E402
+from attnlab.models.transformer import Seq2SeqLMOutput, Transformer  # noqa: E402
+
+__all__ += ["Seq2SeqLMOutput", "Transformer", "TransformerConfig"]

@@ -197,3 +197,79 @@ class BertConfig(ModelConfig):
     @property
     def num_labels(self) -> int:
         return len(self.labels)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig(ModelConfig):
+    """The encoder-decoder Transformer: post-LN, ReLU FFN, sinusoidal positions, scaled embeddings.
+
+    Vaswani et al. 2017, "Attention Is All You Need", arXiv:1706.03762, §3 and Table 3.
+    ``n_layers`` is the encoder's depth N; ``n_decoder_layers`` the decoder's (default N).
+    ``vocab_size`` is the source vocabulary (or the joint one); ``target_vocab_size`` the
+    target's (default the same). §3.4: the two embedding matrices and the pre-softmax
+    projection share one matrix (``share_embeddings`` and ``tie_word_embeddings``, both on),
+    which needs a joint vocabulary. ``sinusoidal_layout`` "halves" (sines, then cosines) is
+    the paper's table with its dimensions permuted, the layout of Marian (Junczys-Dowmunt
+    et al. 2018, arXiv:1804.00344), so every attnlab Transformer saves as a ``MarianMTModel``;
+    "interleaved" is the paper's indexing, exact but not savable in that layout.
+    """
+
+    model_type: ClassVar[str] = "marian"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        # Table 3, "base": N=6, d_model=512, d_ff=2048, h=8, P_drop=0.1, eps_ls=0.1.
+        "transformer-base": dict(n_layers=6, n_heads=8, d_model=512, d_ff=2048, dropout=0.1),
+        # Table 3, "big": N=6, d_model=1024, d_ff=4096, h=16, P_drop=0.3.
+        "transformer-big": dict(n_layers=6, n_heads=16, d_model=1024, d_ff=4096, dropout=0.3),
+        # Small models that train on a laptop CPU in minutes.
+        "transformer-small": dict(n_layers=3, n_heads=4, d_model=256, d_ff=1024, dropout=0.1,
+                                  max_positions=128),
+        "transformer-tiny": dict(n_layers=2, n_heads=4, d_model=128, d_ff=512, dropout=0.1,
+                                 max_positions=128),
+    }
+
+    vocab_size: int = 8000
+    target_vocab_size: int | None = None
+    max_positions: int = 256
+    n_layers: int = 6
+    n_decoder_layers: int | None = None
+    n_heads: int = 8
+    d_model: int = 512
+    d_ff: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    layer_norm_eps: float = 1e-5
+    activation: str = "relu"
+    scale_embedding: bool = True
+    sinusoidal_layout: str = "halves"
+    share_embeddings: bool = True
+    tie_word_embeddings: bool = True
+    pad_token_id: int = 0
+    eos_token_id: int = 3
+    decoder_start_token_id: int = 2
+
+    def __post_init__(self) -> None:
+        if self.target_vocab_size is None:
+            object.__setattr__(self, "target_vocab_size", self.vocab_size)
+        if self.n_decoder_layers is None:
+            object.__setattr__(self, "n_decoder_layers", self.n_layers)
+        super().__post_init__()
+        self._check_int("target_vocab_size", minimum=1)
+        self._check_int("n_decoder_layers", minimum=1)
+        for name in ("scale_embedding", "share_embeddings", "tie_word_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                self._fail(name, "a bool", getattr(self, name))
+        from attnlab.nn.embeddings import SINUSOIDAL_LAYOUTS
+
+        if self.sinusoidal_layout not in SINUSOIDAL_LAYOUTS:
+            self._fail("sinusoidal_layout", f"one of {SINUSOIDAL_LAYOUTS}", self.sinusoidal_layout)
+        if self.share_embeddings and self.target_vocab_size != self.vocab_size:
+            raise AttnlabError(
+                f"share_embeddings needs one joint vocabulary, but vocab_size ({self.vocab_size}) != "
+                f"target_vocab_size ({self.target_vocab_size}); set share_embeddings=False or use "
+                f"one vocabulary for both languages."
+            )
+        for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
+            self._check_int(name, minimum=0)
+            if getattr(self, name) >= self.target_vocab_size:
+                self._fail(name, f"a target token id < target_vocab_size ({self.target_vocab_size})",
+                           getattr(self, name))

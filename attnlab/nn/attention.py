@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +127,28 @@ class KVCache(nn.Module):
         self.keys[:, :, start_pos:end] = keys
         self.values[:, :, start_pos:end] = values
         return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+@dataclass(frozen=True)
+class ProjectedMemory:
+    """Cross-attention keys and values of the encoder output, projected once.
+
+    The encoder output does not change while the decoder generates, so each
+    decoder layer computes K = memory W_K and V = memory W_V once (see
+    :meth:`MultiHeadAttention.project_memory`) and every decoding step reuses them.
+    Pass it as ``memory=`` wherever the (B, S, M) encoder output is accepted.
+
+    key, value: (B, H_kv, S, D).
+    """
+
+    key: Tensor
+    value: Tensor
+
+    def repeat_interleave(self, repeats: int) -> ProjectedMemory:
+        """Each row repeated ``repeats`` times along the batch: (B·repeats, H_kv, S, D) (beam search)."""
+        return ProjectedMemory(
+            self.key.repeat_interleave(repeats, dim=0), self.value.repeat_interleave(repeats, dim=0)
+        )
 
 
 Recorder = Callable[..., None]
@@ -235,18 +258,28 @@ class MultiHeadAttention(nn.Module):
         group = self.n_heads // self.n_kv_heads
         return x if group == 1 else x.repeat_interleave(group, dim=1)
 
+    def project_memory(self, memory: Tensor) -> ProjectedMemory:
+        """Cross-attention only: the (B, H_kv, S, D) keys and values of the encoder output (B, S, M)."""
+        if not self.cross_attention:
+            raise AttnlabError("project_memory is for cross-attention layers; this one is self-attention.")
+        key, value = self.key_value(memory).split(self.kv_dim, dim=-1)
+        return ProjectedMemory(self._split_heads(key), self._split_heads(value))
+
     def forward(
         self,
         x: Tensor,
         *,
         mask: Tensor | None = None,
         is_causal: bool = False,
-        memory: Tensor | None = None,
+        memory: Tensor | ProjectedMemory | None = None,
         kv_cache: KVCache | None = None,
         start_pos: int = 0,
         rope: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """Attend from ``x`` (B, T, M) to itself, or to ``memory`` (B, S, M) when cross.
+
+        ``memory`` may also be a :class:`ProjectedMemory` (keys and values projected
+        beforehand by :meth:`project_memory`), which skips their projection.
 
         Args:
             mask: boolean, broadcastable to (B, H, T, S); True = may attend.
@@ -262,12 +295,13 @@ class MultiHeadAttention(nn.Module):
         if self.cross_attention:
             if memory is None:
                 raise AttnlabError("Cross-attention needs the encoder output; pass memory=(B, S, M).")
-            query = self.query(x)
-            key, value = self.key_value(memory).split(self.kv_dim, dim=-1)
+            query = self._split_heads(self.query(x))  # (B, H, T, D)
+            projected = memory if isinstance(memory, ProjectedMemory) else self.project_memory(memory)
+            key, value = projected.key, projected.value  # (B, H_kv, S, D)
         else:
             query, key, value = self.qkv(x).split([self.inner_dim, self.kv_dim, self.kv_dim], dim=-1)
-        query = self._split_heads(query)  # (B, H, T, D)
-        key, value = self._split_heads(key), self._split_heads(value)  # (B, H_kv, T|S, D)
+            query = self._split_heads(query)  # (B, H, T, D)
+            key, value = self._split_heads(key), self._split_heads(value)  # (B, H_kv, T, D)
         if rope is not None:
             query, key = apply_rotary(query, *rope), apply_rotary(key, *rope)
         if kv_cache is not None:

@@ -1,0 +1,92 @@
+"""``attnlab evaluate``: corpus BLEU of a Transformer's translations, with sacreBLEU."""
+
+from __future__ import annotations
+
+import argparse
+
+from attnlab.commands.translate import add_decoding_arguments
+
+EXAMPLE = """examples:
+  attnlab evaluate --model runs/de-en/averaged                       # shipped corpus, test split
+  attnlab evaluate --model runs/de-en/averaged --baselines           # + copy and word-by-word baselines
+  attnlab evaluate --model runs/mine/averaged --data pairs.tsv --split test --beam 4
+  attnlab evaluate --model runs/mine/averaged --data test.de --target test.en --output hyp.en
+
+Corpus BLEU with sacreBLEU's default 13a tokenisation, one reference per sentence; the
+signature printed with the score says exactly how it was computed.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="BLEU of a Transformer's translations (sacreBLEU)",
+        description="Translate the source side of sentence pairs and score the translations "
+                    "against the target side with sacreBLEU corpus BLEU.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--data", default=None,
+                        help="TSV of source<TAB>target lines, or a source file with --target "
+                             "(default: the shipped German-English corpus)")
+    parser.add_argument("--target", default=None, help="reference file aligned with --data")
+    parser.add_argument("--split", choices=["all", "train", "valid", "test"], default=None,
+                        help="which part of the data (default: test for the shipped corpus, all for --data; "
+                             "the splits are those `attnlab train transformer` makes)")
+    parser.add_argument("--baselines", action="store_true",
+                        help="also score copying the source, and a word-by-word translation by the target "
+                             "word most often aligned (IBM Model 1) in the training split")
+    parser.add_argument("--output", default=None, metavar="FILE", help="write the translations here")
+    add_decoding_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from attnlab.baselines import WordByWordTranslator, copy_baseline
+    from attnlab.bleu import corpus_bleu
+    from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
+    from attnlab.data.parallel import load_corpus, read_pairs, split_pairs
+    from attnlab.decoding import translate
+    from attnlab.errors import AttnlabError
+
+    check_decoding_arguments(args)
+    if args.target is not None and args.data is None:
+        raise AttnlabError("--target needs --data (the source file it is aligned with).")
+    pairs = load_corpus() if args.data is None else read_pairs(args.data, args.target)
+    split = args.split or ("test" if args.data is None else "all")
+    splits = split_pairs(pairs)
+    chosen = pairs if split == "all" else splits[split]
+    if not chosen:
+        raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
+    model, tokenizer = load_translator(args.model)
+    sources, references = [s for s, _ in chosen], [t for _, t in chosen]
+    name = args.data or "shipped German-English corpus"
+    print(f"{name}, {split} split: {len(chosen):,} sentence pairs; beam {args.beam}, "
+          f"length penalty {args.length_penalty}")
+    started = time.perf_counter()
+    with tqdm(total=len(sources), desc="translating", unit="sent") as bar:
+        hypotheses, truncated = translate(
+            model, tokenizer, sources, beam=args.beam, length_penalty=args.length_penalty,
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, on_batch=bar.update,
+        )
+    seconds = time.perf_counter() - started
+    warn_truncated(truncated, model.config.max_positions)
+    if args.output:
+        Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    result = corpus_bleu(hypotheses, references)
+    print(f"model          BLEU {result.score:6.2f}   ({seconds:.0f} s)")
+    if args.baselines:
+        print(f"copy baseline  BLEU {corpus_bleu(copy_baseline(sources), references).score:6.2f}")
+        if split == "all":
+            print("word-by-word   (skipped: it learns from the training split; pass --split test)")
+        else:
+            word_by_word = WordByWordTranslator().fit(splits["train"])
+            guesses = [word_by_word.translate(s) for s in sources]
+            print(f"word-by-word   BLEU {corpus_bleu(guesses, references).score:6.2f}")
+    print(f"{result.detail}")
+    print(f"signature: {result.signature}")
+    return 0

@@ -1,0 +1,189 @@
+"""``attnlab train transformer``: train the encoder-decoder for translation.
+
+Default data: the shipped German-English corpus (Ding dictionary example sentences,
+GPL-2.0-or-later; see :mod:`attnlab.data.parallel`), translated German -> English.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """examples:
+  attnlab train transformer --out runs/de-en                   # shipped DE-EN corpus, CPU, < 30 min
+  attnlab evaluate --model runs/de-en/averaged --baselines     # test BLEU and the two baselines
+  attnlab translate --model runs/de-en/averaged --text "Das Wetter ist heute schön."
+  attnlab train transformer --data pairs.tsv --vocab wordpiece --vocab-size 8000 --out runs/mine
+  attnlab train transformer --data train.de --target train.en --preset transformer-small --out runs/mine
+  attnlab train transformer --out runs/de-en --resume          # continue after Ctrl-C
+"""
+
+# A laptop-CPU recipe for the shipped corpus: the paper's optimiser, schedule shape, label
+# smoothing and checkpoint averaging; a smaller model, vocabulary, batches and warm-up, and
+# more dropout, which suit 14k sentence pairs and 25 minutes of one CPU core.
+DEFAULTS = dict(preset="transformer-tiny", vocab_size=2000, max_tokens=1024, warmup_steps=1000, dropout=0.2,
+                max_steps=12000, max_time=1500.0, eval_interval=500, snapshot_interval=500)
+
+
+def add_parser(models: argparse._SubParsersAction) -> None:
+    parser = models.add_parser(
+        "transformer", help="an encoder-decoder for translation (Vaswani et al. 2017)",
+        description="Train the Transformer of 'Attention Is All You Need' on sentence pairs: a joint "
+                    "subword vocabulary, length-bucketed batches, label smoothing 0.1, Adam(0.9, 0.98, 1e-9) "
+                    "with the warm-up / inverse-square-root schedule, and the average of the last N "
+                    "checkpoints. Writes a MarianMTModel-layout directory (config.json, model.safetensors, "
+                    "tokenizer.json) plus training_state.pt, metrics.jsonl, snapshots/ and averaged/. "
+                    "Ctrl-C saves and stops; --resume continues exactly.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=None,
+                      help="TSV of source<TAB>target lines, or a source file with --target "
+                           "(default: the shipped German-English corpus)")
+    data.add_argument("--target", default=None,
+                      help="target file, one sentence per line, aligned with --data")
+    data.add_argument("--vocab", choices=["bpe", "wordpiece"], default="bpe",
+                      help="joint subword vocabulary learnt on both languages (default bpe)")
+    data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"])
+    model = parser.add_argument_group("model")
+    model.add_argument("--preset", default=DEFAULTS["preset"],
+                       help="transformer-tiny (default), transformer-small, transformer-base (the paper's), "
+                            "transformer-big")
+    model.add_argument("--n-layer", type=int, help="encoder and decoder layers N")
+    model.add_argument("--n-head", type=int, help="attention heads h")
+    model.add_argument("--d-model", type=int, help="model width")
+    model.add_argument("--d-ff", type=int, help="feed-forward width")
+    model.add_argument("--max-positions", type=int,
+                       help="longest sentence in tokens (longer training pairs are skipped)")
+    model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
+                       help="P_drop (default 0.2: more than the paper's 0.1, for a corpus of 14k pairs)")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--max-tokens", type=int, default=DEFAULTS["max_tokens"],
+                       help="padded tokens per batch and side (the paper: ~25000)")
+    optim.add_argument("--max-steps", type=int, default=DEFAULTS["max_steps"])
+    optim.add_argument("--max-time", type=float, default=DEFAULTS["max_time"],
+                       help="stop (and save) after this many seconds (default 1500)")
+    optim.add_argument("--warmup-steps", type=int, default=DEFAULTS["warmup_steps"],
+                       help="warm-up of eq. (3) (the paper: 4000)")
+    optim.add_argument("--lr-scale", type=float, default=1.0, help="multiplies the eq. (3) learning rate")
+    optim.add_argument("--label-smoothing", type=float, default=0.1)
+    optim.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: no)")
+    optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="fp32")
+    optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    optim.add_argument("--threads", default="auto",
+                       help="CPU threads for torch; auto (default): the cores left idle by other programs "
+                            "(cores minus the load average, at least 1), since threads that wait for a "
+                            "busy core slow small models down several times")
+    optim.add_argument("--seed", type=int, default=1234)
+    run = parser.add_argument_group("run")
+    run.add_argument("--eval-interval", type=int, default=DEFAULTS["eval_interval"],
+                     help="steps between evaluations and checkpoints")
+    run.add_argument("--eval-sentences", type=int, default=200,
+                     help="validation sentences translated for the BLEU shown at each evaluation")
+    run.add_argument("--snapshot-interval", type=int, default=DEFAULTS["snapshot_interval"],
+                     help="steps between the weight snapshots averaged into averaged/")
+    run.add_argument("--average-last", type=int, default=5, help="snapshots averaged into averaged/")
+    run.add_argument("--out", default="runs/transformer", help="checkpoint directory")
+    run.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(run=run_transformer)
+
+
+def resolve_threads(value: str) -> int:
+    """--threads: a count >= 1, or "auto" = the idle cores (cores minus the 1-minute load average)."""
+    import os
+
+    from attnlab.errors import AttnlabError
+
+    if value == "auto":
+        cores = os.cpu_count() or 1
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            return cores
+        return max(1, min(cores, round(cores - load)))
+    if not value.isdigit() or int(value) < 1:
+        raise AttnlabError(f"--threads must be 'auto' or an int >= 1. Got {value!r} instead.")
+    return int(value)
+
+
+def run_transformer(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from attnlab.commands.train import pick_device
+    from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
+    from attnlab.data.parallel import load_corpus, read_pairs, split_pairs
+    from attnlab.errors import AttnlabError
+    from attnlab.models.config import TransformerConfig
+    from attnlab.models.transformer import Transformer
+    from attnlab.tokenization import Tokenizer
+    from attnlab.training.translation import TranslationTrainingConfig, train_translation
+
+    torch.set_num_threads(resolve_threads(args.threads))
+    if args.target is not None and args.data is None:
+        raise AttnlabError("--target needs --data (the source file it is aligned with).")
+    out = Path(args.out)
+    pairs = load_corpus() if args.data is None else read_pairs(args.data, args.target)
+    splits = split_pairs(pairs)
+    train_pairs, valid_pairs = splits["train"], splits["valid"]
+    if len(train_pairs) < 10 or not valid_pairs:
+        raise AttnlabError(
+            f"{args.data} has {len(pairs)} pairs; training needs at least 100 (10% are held out for "
+            f"validation and 10% for test)."
+        )
+    if args.resume:
+        tokenizer = Tokenizer.from_dir(out)  # the vocabulary the model was trained with
+    else:
+        texts = [sentence for pair in train_pairs for sentence in pair]
+        tokenizer = train_joint_tokenizer(texts, args.vocab, args.vocab_size)
+    overrides = {key: value for key, value in {
+        "n_layers": args.n_layer, "n_heads": args.n_head, "d_model": args.d_model, "d_ff": args.d_ff,
+        "max_positions": args.max_positions, "dropout": args.dropout,
+    }.items() if value is not None}
+    config = TransformerConfig.from_preset(
+        args.preset, vocab_size=tokenizer.vocab_size, pad_token_id=PAD_ID, eos_token_id=EOS_ID,
+        decoder_start_token_id=START_ID, **overrides,
+    )
+    training = TranslationTrainingConfig(
+        max_steps=args.max_steps, max_time=args.max_time, max_tokens=args.max_tokens,
+        warmup_steps=args.warmup_steps, lr_scale=args.lr_scale, label_smoothing=args.label_smoothing,
+        grad_clip=args.grad_clip, eval_interval=args.eval_interval, eval_sentences=args.eval_sentences,
+        snapshot_interval=args.snapshot_interval, average_last=args.average_last, seed=args.seed,
+        dtype=args.dtype,
+    )
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    model = Transformer(config).to(device)
+    corpus = args.data or "the shipped German-English corpus (Ding, GPL-2.0-or-later)"
+    print(
+        f"Transformer: {config.n_layers}+{config.n_decoder_layers} layers, {config.n_heads} heads, "
+        f"d_model {config.d_model}, d_ff {config.d_ff}, {model.num_parameters():,} parameters; "
+        f"joint {tokenizer.kind} vocabulary of {tokenizer.vocab_size}; {corpus}: "
+        f"{len(train_pairs):,} training / {len(valid_pairs):,} validation / {len(splits['test']):,} "
+        f"test pairs; device {device}, {torch.get_num_threads()} thread(s)"
+    )
+    summary = train_translation(
+        model, tokenizer, train_pairs, valid_pairs, training, out_dir=out, resume=args.resume,
+        progress=not args.no_progress,
+    )
+    if summary["interrupted"]:
+        print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
+              f"Continue with the same command and --resume.")
+        return 130
+    if summary["dropped_too_long"]:
+        print(f"({summary['dropped_too_long']} training pairs longer than {config.max_positions} tokens "
+              f"were left out)")
+    print(
+        f"trained {summary['steps']} steps ({summary['epochs']} epochs) in {summary['seconds']:.0f} s "
+        f"({summary['tokens_per_second']:,.0f} tokens/s); train loss {summary['train_loss']:.3f}; "
+        f"validation loss {summary['val_loss']:.3f} (last) / {summary['averaged_val_loss']:.3f} (averaged); "
+        f"validation BLEU, greedy, {args.eval_sentences} sentences: {summary['val_bleu_greedy']:.2f} "
+        f"(last) / {summary['averaged_val_bleu_greedy']:.2f} (average of "
+        f"{len(summary['averaged_snapshots'])})"
+    )
+    print(f"saved to {out} (last) and {out / 'averaged'} (averaged)")
+    data = "" if args.data is None else f" --data {args.data}"
+    data += f" --target {args.target}" if args.target else ""
+    print(f"test BLEU: attnlab evaluate --model {out / 'averaged'}{data} --split test --baselines")
+    return 0

@@ -1,0 +1,107 @@
+"""``attnlab translate``: translate sentences with an encoder-decoder Transformer."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """examples:
+  attnlab translate --model runs/de-en/averaged --text "Das Wetter ist heute schön."
+  attnlab translate --model runs/de-en/averaged --input sentences.de --beam 4 --length-penalty 0.6
+  echo "Wo ist der Bahnhof?" | attnlab translate --model runs/de-en/averaged --input - --beam 1
+
+A source longer than the model's positions is truncated (its first max_positions - 1
+tokens and EOS are read) and a warning says how many were.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "translate", help="translate text with a Transformer (beam search)",
+        description="Translate sentences with an encoder-decoder (a directory written by "
+                    "`attnlab train transformer` or any MarianMTModel directory with a tokenizer.json); "
+                    "one translation per line.",
+        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--text", action="append", default=None, metavar="TEXT",
+                        help="a sentence to translate (repeatable)")
+    parser.add_argument("--input", default=None, metavar="FILE",
+                        help="a file with one sentence per line ('-' reads standard input)")
+    add_decoding_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default 4, as the paper)")
+    parser.add_argument("--length-penalty", type=float, default=0.6,
+                        help="alpha: scores are divided by length**alpha (default 0.6, as the paper)")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="longest translation (default 2 x source tokens + 10)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
+
+
+def check_decoding_arguments(args: argparse.Namespace) -> None:
+    from attnlab.errors import AttnlabError
+
+    if args.beam < 1:
+        raise AttnlabError(f"--beam must be >= 1 (1 = greedy search). Got {args.beam} instead.")
+    if args.batch_size < 1:
+        raise AttnlabError(f"--batch-size must be >= 1. Got {args.batch_size} instead.")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise AttnlabError(f"--max-new-tokens must be >= 1. Got {args.max_new_tokens} instead.")
+
+
+def load_translator(path: str):
+    """(model, tokenizer) of an encoder-decoder directory, or a one-line error."""
+    from attnlab.errors import AttnlabError
+    from attnlab.interop.pretrained import load_with_tokenizer
+    from attnlab.models.transformer import Transformer
+
+    loaded = load_with_tokenizer(path)
+    if not isinstance(loaded.model, Transformer):
+        raise AttnlabError(
+            f"{path} holds a {type(loaded.model).__name__}, not an encoder-decoder; translate needs "
+            f"a Transformer (e.g. from `attnlab train transformer`)."
+        )
+    return loaded.model, loaded.tokenizer
+
+
+def warn_truncated(count: int, max_positions: int) -> None:
+    import sys
+
+    if count:
+        print(f"attnlab: warning: {count} source sentence(s) longer than the model's {max_positions} "
+              f"positions were truncated to fit.", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from attnlab.decoding import translate
+    from attnlab.errors import AttnlabError
+
+    check_decoding_arguments(args)
+    if (args.text is None) == (args.input is None):
+        raise AttnlabError("Give the sentences with --text TEXT (repeatable) or with --input FILE.")
+    if args.text is not None:
+        sentences = args.text
+    elif args.input == "-":
+        sentences = sys.stdin.read().splitlines()
+    else:
+        path = Path(args.input)
+        if not path.is_file():
+            raise AttnlabError(f"No file at {path}; check --input.")
+        sentences = path.read_text(encoding="utf-8").splitlines()
+    for number, sentence in enumerate(sentences, start=1):
+        if not sentence.strip():
+            raise AttnlabError(f"Sentence {number} is empty; remove empty lines from the input.")
+    model, tokenizer = load_translator(args.model)
+    translations, truncated = translate(
+        model, tokenizer, sentences, beam=args.beam, length_penalty=args.length_penalty,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+    )
+    warn_truncated(truncated, model.config.max_positions)
+    for line in translations:
+        print(line)
+    return 0

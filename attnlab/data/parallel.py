@@ -1,0 +1,162 @@
+"""Parallel text for translation: the shipped German-English corpus, and reading user pairs.
+
+The corpus: 15,715 German-English sentence pairs, the example sentences of the Ding
+dictionary (Frank Richter, TU Chemnitz; GPL-2.0-or-later), as packaged by Debian in
+``trans-de-en`` (``/usr/share/trans/de-en``). :func:`extract_ding_pairs` derives them:
+each dictionary line is ``German :: English`` with ``|``-separated senses aligned on
+both sides; a sense is kept when both sides are sentences (end in . ! or ?, four words
+or more) once markup (``{f}``, ``[coll.]``, ``<...>``) is removed, of ``;``-separated
+variants only the first is kept, senses with ``/`` alternatives or placeholders
+(etw., jdn., sth., sb.) are dropped, and a German sentence seen before is skipped.
+attnlab ships the result as ``de_en_sentences.tsv.gz`` with its licence beside it
+(``de_en_sentences.LICENSE.md``).
+
+Splits: a seeded shuffle (seed 0) puts 1,000 pairs in ``test``, 500 in ``valid`` and
+the rest (14,215) in ``train``; the same on every machine.
+
+User data: a TSV file of ``source<TAB>target`` lines, or two files with one sentence
+per line. Empty lines, rows without a tab and unequal line counts are refused with
+the line number.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+from importlib import resources
+from pathlib import Path
+
+from attnlab.errors import AttnlabError
+
+DING_PATH = Path("/usr/share/trans/de-en")
+SHIPPED_NAME = "de_en_sentences.tsv.gz"
+SPLIT_SIZES = {"test": 1000, "valid": 500}  # the rest is "train"
+SPLITS = ("train", "valid", "test")
+SPLIT_SEED = 0
+
+Pair = tuple[str, str]
+
+_MARKUP = re.compile(r"\{[^}]*\}|\[[^\]]*\]|<[^>]*>")
+_PLACEHOLDERS = re.compile(r"\b(etw|jdn|jdm|jds|sth|sb|sb's)\.")
+
+
+def _clean(sense: str) -> str:
+    first_variant = sense.split(";")[0]
+    return re.sub(r"\s+", " ", _MARKUP.sub("", first_variant)).strip()
+
+
+def _is_sentence(text: str) -> bool:
+    return text[-1:] in ".!?" and len(text.split()) >= 4
+
+
+def extract_ding_pairs(path: str | Path = DING_PATH) -> list[Pair]:
+    """German-English example sentences of the Ding dictionary file (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AttnlabError(
+            f"No Ding dictionary at {path}; install it with `apt-get install trans-de-en` "
+            f"(Debian/Ubuntu) or pass --data PAIRS."
+        )
+    pairs: dict[str, str] = {}
+    with open(path, encoding="utf-8") as stream:
+        for line in stream:
+            if line.startswith("#") or " :: " not in line:
+                continue
+            german, english = line.rstrip("\n").split(" :: ", 1)
+            german_senses, english_senses = german.split(" | "), english.split(" | ")
+            if len(german_senses) != len(english_senses):
+                continue
+            for de, en in zip(german_senses, english_senses, strict=True):
+                if "/" in de or "/" in en:
+                    continue
+                de, en = _clean(de), _clean(en)
+                if _PLACEHOLDERS.search(de) or _PLACEHOLDERS.search(en):
+                    continue
+                if _is_sentence(de) and _is_sentence(en) and de not in pairs:
+                    pairs[de] = en
+    return list(pairs.items())
+
+
+def shipped_corpus_path() -> Path:
+    return Path(str(resources.files("attnlab.data") / SHIPPED_NAME))
+
+
+def load_corpus() -> list[Pair]:
+    """All pairs of the shipped corpus (or, if the package lacks the file, extracted from Debian's)."""
+    path = shipped_corpus_path()
+    if path.is_file():
+        with gzip.open(path, "rt", encoding="utf-8") as stream:
+            return parse_tsv(stream.read(), str(path))
+    return extract_ding_pairs()
+
+
+def split_pairs(pairs: list[Pair], seed: int = SPLIT_SEED, sizes: dict[str, int] | None = None
+                ) -> dict[str, list[Pair]]:
+    """{"train", "valid", "test"}: a seeded shuffle, then the first ``test`` pairs, the next
+    ``valid``, and the rest for training. Small inputs get proportionally smaller splits
+    (at most 10% each, at least one pair when there are 10 or more)."""
+    sizes = dict(SPLIT_SIZES if sizes is None else sizes)
+    order = list(pairs)
+    random.Random(seed).shuffle(order)
+    for name in ("test", "valid"):
+        sizes[name] = min(sizes[name], len(order) // 10)
+    test, valid = order[: sizes["test"]], order[sizes["test"] : sizes["test"] + sizes["valid"]]
+    return {"train": order[sizes["test"] + sizes["valid"]:], "valid": valid, "test": test}
+
+
+def corpus_split(split: str) -> list[Pair]:
+    """One split of the shipped corpus."""
+    if split not in SPLITS:
+        raise AttnlabError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+    return split_pairs(load_corpus())[split]
+
+
+def parse_tsv(text: str, source: str = "the data") -> list[Pair]:
+    """``source<TAB>target`` lines -> pairs; a bad line is a one-line error with its number."""
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            raise AttnlabError(f"{source}, line {number}: empty line; every line must be source<TAB>target.")
+        if "\t" not in line:
+            raise AttnlabError(
+                f"{source}, line {number}: no tab; every line must be source<TAB>target "
+                f"(got {line[:60]!r})."
+            )
+        src, tgt = line.split("\t", 1)
+        if "\t" in tgt:
+            raise AttnlabError(f"{source}, line {number}: more than one tab; write source<TAB>target.")
+        if not src.strip() or not tgt.strip():
+            side = "source" if not src.strip() else "target"
+            raise AttnlabError(f"{source}, line {number}: the {side} side is empty.")
+        pairs.append((src.strip(), tgt.strip()))
+    if not pairs:
+        raise AttnlabError(f"{source} holds no sentence pairs.")
+    return pairs
+
+
+def _read(path: str | Path) -> str:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise AttnlabError(f"No file at {path}; check the path.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise AttnlabError(f"{path} is not UTF-8 text (byte {error.start}); convert it first.") from None
+
+
+def read_pairs(path: str | Path, target_path: str | Path | None = None) -> list[Pair]:
+    """Sentence pairs from a TSV file, or from a source file and a target file (one sentence a line)."""
+    if target_path is None:
+        return parse_tsv(_read(path), str(path))
+    sources, targets = _read(path).splitlines(), _read(target_path).splitlines()
+    if len(sources) != len(targets):
+        raise AttnlabError(
+            f"{path} has {len(sources)} lines but {target_path} has {len(targets)}; "
+            f"two-file input needs one target line per source line."
+        )
+    for number, (src, tgt) in enumerate(zip(sources, targets, strict=True), start=1):
+        if not src.strip() or not tgt.strip():
+            empty = path if not src.strip() else target_path
+            raise AttnlabError(f"{empty}, line {number}: empty line; every line must hold a sentence.")
+    return [(s.strip(), t.strip()) for s, t in zip(sources, targets, strict=True)]

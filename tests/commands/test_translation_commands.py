@@ -1,0 +1,116 @@
+"""``attnlab train transformer``, ``attnlab translate`` and ``attnlab evaluate`` end to end on a
+tiny model, and their one-line errors for bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnlab import cli
+from attnlab.data.parallel import corpus_split
+
+MODULES = ("attnlab.commands.train", "attnlab.commands.translate", "attnlab.commands.evaluate")
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "32", "--d-ff", "48", "--max-positions", "40",
+        "--vocab-size", "300", "--max-tokens", "400", "--warmup-steps", "4", "--eval-interval", "3",
+        "--eval-sentences", "2", "--snapshot-interval", "3", "--average-last", "2", "--threads", "1",
+        "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def commands(monkeypatch):
+    """The three commands registered in the CLI (whether or not cli.py lists them yet)."""
+    extra = tuple(m for m in MODULES if m not in cli.COMMAND_MODULES)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", cli.COMMAND_MODULES + extra)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "pairs.tsv"
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in corpus_split("train")[:150]), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(pairs_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "model"
+    code = cli.main(["train", "transformer", "--data", str(pairs_file), "--max-steps", "6", "--out", str(out),
+                     *TINY])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_resumable_run_and_an_averaged_model(trained, pairs_file, capsys):
+    assert (trained / "training_state.pt").is_file() and (trained / "averaged" / "config.json").is_file()
+    code, out, _ = run(capsys, "train", "transformer", "--data", str(pairs_file), "--max-steps", "9",
+                       "--out", str(trained), "--resume", *TINY)
+    assert code == 0 and "trained 9 steps" in out
+
+
+def test_translate_and_evaluate(trained, pairs_file, capsys):
+    pytest.importorskip("sacrebleu")
+    model = str(trained / "averaged")
+    code, out, _ = run(capsys, "translate", "--model", model, "--text", "Das ist gut.", "--text",
+                       "Wo ist der Bahnhof?", "--beam", "2")
+    assert code == 0 and len(out.splitlines()) == 2
+    code, out, _ = run(capsys, "evaluate", "--model", model, "--data", str(pairs_file), "--split", "test",
+                       "--beam", "1", "--baselines")
+    assert code == 0
+    assert "model          BLEU" in out and "copy baseline  BLEU" in out and "word-by-word   BLEU" in out
+    assert "signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out
+
+
+def test_a_source_longer_than_the_positions_is_truncated_with_a_warning(trained, capsys):
+    code, out, err = run(capsys, "translate", "--model", str(trained), "--beam", "1",
+                         "--text", " ".join(["Haus"] * 60) + ".")
+    assert code == 0 and len(out.splitlines()) == 1
+    assert "warning: 1 source sentence(s) longer than the model's 40 positions were truncated" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["translate", "--text", "Hallo.", "--beam", "0"], "--beam must be >= 1"),
+        (["translate"], "Give the sentences with --text"),
+        (["translate", "--text", "   "], "Sentence 1 is empty"),
+        (["evaluate", "--beam", "0"], "--beam must be >= 1"),
+    ],
+)
+def test_bad_decoding_input_is_a_one_line_error(trained, capsys, argv, message):
+    code, _, err = run(capsys, *argv[:1], "--model", str(trained), *argv[1:])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_pairs_are_one_line_errors(tmp_path, capsys):
+    no_tab = tmp_path / "no_tab.tsv"
+    no_tab.write_text("Das Haus.\tThe house.\nDas Auto. The car.\n", encoding="utf-8")
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("Das Haus.\tThe house.\n\n", encoding="utf-8")
+    src, tgt = tmp_path / "src.txt", tmp_path / "tgt.txt"
+    src.write_text("eins\nzwei\ndrei\n", encoding="utf-8")
+    tgt.write_text("one\ntwo\n", encoding="utf-8")
+    cases = [
+        (["train", "transformer", "--data", str(no_tab)], "line 2: no tab"),
+        (["train", "transformer", "--data", str(empty)], "line 2: empty line"),
+        (["train", "transformer", "--data", str(src), "--target", str(tgt)], "has 3 lines but"),
+        (["evaluate", "--model", str(tmp_path), "--data", str(no_tab)], "line 2: no tab"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(capsys, *argv, "--out", str(tmp_path / "x")) if argv[0] == "train" else run(
+            capsys, *argv)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_help_has_examples(capsys):
+    for argv in (["train", "transformer", "--help"], ["translate", "--help"], ["evaluate", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert "examples:" in capsys.readouterr().out

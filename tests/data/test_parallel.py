@@ -1,0 +1,106 @@
+"""Parallel data: the shipped German-English corpus, its seeded splits, and the one-line
+errors for malformed user pairs (a row without a tab, empty lines, unequal line counts)."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from attnlab.data.parallel import (
+    DING_PATH,
+    corpus_split,
+    extract_ding_pairs,
+    load_corpus,
+    parse_tsv,
+    read_pairs,
+    shipped_corpus_path,
+    split_pairs,
+)
+from attnlab.errors import AttnlabError
+
+
+def test_shipped_corpus_is_real_sentence_pairs_with_its_licence():
+    pairs = load_corpus()
+    assert len(pairs) == 15_715
+    assert len({de for de, _ in pairs}) == len(pairs)  # one pair per German sentence
+    for de, en in pairs[:200]:
+        assert de[-1] in ".!?" and en[-1] in ".!?" and len(de.split()) >= 4 and len(en.split()) >= 4
+        assert "{" not in de + en and "[" not in de + en
+    licence = shipped_corpus_path().with_name("de_en_sentences.LICENSE.md").read_text(encoding="utf-8")
+    assert "GPL-2.0-or-later" in licence and "Frank Richter" in licence
+
+
+def test_splits_are_fixed_disjoint_and_cover_the_corpus():
+    train, valid, test = corpus_split("train"), corpus_split("valid"), corpus_split("test")
+    assert (len(train), len(valid), len(test)) == (14_215, 500, 1_000)
+    assert not {s for s, _ in test} & {s for s, _ in train}
+    assert not {s for s, _ in valid} & {s for s, _ in train}
+    assert corpus_split("test") == test  # the same every time
+    assert test[0] == ("Bei diesem Vorhaben spielten alle diese Überlegungen eine Rolle.",
+                       "All these considerations came into play with this project.")
+    with pytest.raises(AttnlabError, match="Unknown split"):
+        corpus_split("dev")
+
+
+def test_small_inputs_get_small_held_out_splits():
+    pairs = [(f"s{i}", f"t{i}") for i in range(50)]
+    splits = split_pairs(pairs)
+    assert (len(splits["train"]), len(splits["valid"]), len(splits["test"])) == (40, 5, 5)
+
+
+@pytest.mark.skipif(not DING_PATH.is_file(), reason="needs Debian's trans-de-en: apt-get install trans-de-en")
+def test_shipped_file_is_what_extraction_gives():
+    with gzip.open(shipped_corpus_path(), "rt", encoding="utf-8") as stream:
+        shipped = stream.read()
+    assert shipped == "".join(f"{de}\t{en}\n" for de, en in extract_ding_pairs())
+
+
+def test_extraction_rules(tmp_path):
+    dictionary = tmp_path / "de-en"
+    dictionary.write_text(
+        "# header\n"
+        "Haus {n} | Das Haus ist sehr alt. :: house | The house is very old.\n"
+        "Satz | Er kommt morgen bestimmt.; Er kommt sicher. :: sentence | He will surely come tomorrow.\n"
+        "x | Er gibt jdm. etw. zurück. :: x | He gives sth. back to sb.\n"
+        "y | Das ist gut / schlecht. :: y | That is good / bad.\n"
+        "z | Das Haus ist sehr alt. :: z | The building is very old.\n"
+        "ungleich | Nur eine Seite hat zwei. :: unequal\n",
+        encoding="utf-8",
+    )
+    assert extract_ding_pairs(dictionary) == [
+        ("Das Haus ist sehr alt.", "The house is very old."),
+        ("Er kommt morgen bestimmt.", "He will surely come tomorrow."),
+    ]
+    with pytest.raises(AttnlabError, match="apt-get install trans-de-en"):
+        extract_ding_pairs(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("ein Haus\ta house\nkein Tab hier\n", "line 2: no tab"),
+        ("ein Haus\ta house\n\nzwei\ttwo\n", "line 2: empty line"),
+        ("ein Haus\t \n", "line 1: the target side is empty"),
+        ("a\tb\tc\n", "line 1: more than one tab"),
+        ("", "holds no sentence pairs"),
+    ],
+)
+def test_bad_tsv_is_a_one_line_error(text, message):
+    with pytest.raises(AttnlabError, match=message) as error:
+        parse_tsv(text, "pairs.tsv")
+    assert "\n" not in str(error.value)
+
+
+def test_two_file_input(tmp_path):
+    (tmp_path / "src").write_text("eins\nzwei\n", encoding="utf-8")
+    (tmp_path / "tgt").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "short").write_text("one\n", encoding="utf-8")
+    (tmp_path / "holes").write_text("one\n\n", encoding="utf-8")
+    assert read_pairs(tmp_path / "src", tmp_path / "tgt") == [("eins", "one"), ("zwei", "two")]
+    with pytest.raises(AttnlabError, match="has 2 lines but .* has 1"):
+        read_pairs(tmp_path / "src", tmp_path / "short")
+    with pytest.raises(AttnlabError, match="line 2: empty line"):
+        read_pairs(tmp_path / "src", tmp_path / "holes")
+    with pytest.raises(AttnlabError, match="No file"):
+        read_pairs(tmp_path / "nothing")
