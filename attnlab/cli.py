@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "attnlab.commands.compare",
     "attnlab.commands.cite",
     "attnlab.commands.bench",
+    "attnlab.commands.translate",
+    "attnlab.commands.evaluate",
 )
 
 EXAMPLES = """examples:

@@ -7,6 +7,7 @@ import argparse
 EXAMPLE = """examples:
   attnlab train gpt --max-time 120 --out runs/shakespeare
   attnlab train transformer --out runs/de-en               # German-English translation
+  attnlab train bert --max-iters 3000 --out runs/bert      # masked LM + next sentence
   attnlab train gpt --n-layer 4 --n-head 4 --n-embd 128 --block-size 64 --batch-size 12 \\
       --max-iters 2000 --lr 1e-3 --dropout 0 --out runs/nanogpt-cpu
   attnlab train gpt --data my.txt --tokenizer bpe --vocab-size 2048 --out runs/mine
@@ -67,9 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gpt.set_defaults(run=run_gpt)
 
+    from attnlab.commands.train_bert import add_bert_parser
     from attnlab.commands.train_transformer import add_parser as add_transformer
 
     add_transformer(models)
+    add_bert_parser(models)
 
 
 def pick_device(name: str):

@@ -18,7 +18,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "command",
     [[], ["train"], ["train", "gpt"], ["generate"], ["values"], ["perceptron"], ["finetune"], ["fewshot"],
-     ["inspect"], ["compare"], ["cite"]],
+     ["inspect"], ["compare"], ["cite"], ["bench"], ["translate"], ["evaluate"], ["train", "bert"],
+     ["train", "transformer"]],
 )
 def test_help_works(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -141,3 +142,21 @@ def test_empty_and_binary_data_files(tmp_path):
     for path, message in ((empty, "is empty"), (binary, "not UTF-8")):
         result = _run(*_train_args(path, tmp_path / "x", "--max-iters", "1"))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_bert_end_to_end(tmp_path, capsys):
+    corpus = tmp_path / "docs.txt"
+    blocks = [f"Speaker {i}:\nthe {w} is here\nand {i} more {w}" for i, w in
+              enumerate(["apple", "river", "castle", "violin", "desert", "harbor"] * 8)]
+    corpus.write_text("\n\n".join(blocks) + "\n")
+    out = tmp_path / "bert"
+    code = main(["train", "bert", "--data", str(corpus), "--speeches-per-document", "2",
+                 "--vocab-size", "120", "--max-seq-len", "32", "--max-iters", "5", "--batch-size", "4",
+                 "--eval-interval", "5",
+                 "--out", str(out), "--no-progress", "--dtype", "fp32"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "held-out MLM accuracy" in printed and "NSP accuracy" in printed
+    import attnlab
+
+    assert type(attnlab.load_pretrained(out)).__name__ == "BertForPreTraining"
