@@ -29,7 +29,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> BleuResult:
         from sacrebleu.metrics import BLEU
     except ImportError:
         raise AttnlabError(
-            "BLEU needs the sacrebleu package: pip install 'attnlab[translation]' (or sacrebleu)."
+            "BLEU needs the sacrebleu package: pip install 'attnlab[bleu]' (or sacrebleu)."
         ) from None
     if len(hypotheses) != len(references):
         raise AttnlabError(

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="TSV of source<TAB>target lines, or a source file with --target "
                              "(default: the shipped German-English corpus)")
     parser.add_argument("--target", default=None, help="reference file aligned with --data")
+    parser.add_argument("--corpus", choices=["ding", "numbers"], default="ding",
+                        help="the corpus used without --data (as for `attnlab train transformer`)")
     parser.add_argument("--split", choices=["all", "train", "valid", "test"], default=None,
                         help="which part of the data (default: test for the shipped corpus, all for --data; "
                              "the splits are those `attnlab train transformer` makes)")
@@ -49,14 +51,14 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.baselines import WordByWordTranslator, copy_baseline
     from attnlab.bleu import corpus_bleu
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
-    from attnlab.data.parallel import load_corpus, read_pairs, split_pairs
+    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
     check_decoding_arguments(args)
     if args.target is not None and args.data is None:
         raise AttnlabError("--target needs --data (the source file it is aligned with).")
-    pairs = load_corpus() if args.data is None else read_pairs(args.data, args.target)
+    pairs = corpus_pairs(args.corpus) if args.data is None else read_pairs(args.data, args.target)
     split = args.split or ("test" if args.data is None else "all")
     splits = split_pairs(pairs)
     chosen = pairs if split == "all" else splits[split]
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
     model, tokenizer = load_translator(args.model)
     sources, references = [s for s, _ in chosen], [t for _, t in chosen]
-    name = args.data or "shipped German-English corpus"
+    name = args.data or {"ding": "shipped German-English corpus", "numbers": "number words"}[args.corpus]
     print(f"{name}, {split} split: {len(chosen):,} sentence pairs; beam {args.beam}, "
           f"length penalty {args.length_penalty}")
     started = time.perf_counter()

@@ -15,6 +15,7 @@ EXAMPLE = """examples:
   attnlab train transformer --data pairs.tsv --vocab wordpiece --vocab-size 8000 --out runs/mine
   attnlab train transformer --data train.de --target train.en --preset transformer-small --out runs/mine
   attnlab train transformer --out runs/de-en --resume          # continue after Ctrl-C
+  attnlab train transformer --corpus numbers --out runs/numbers # einundzwanzig -> twenty-one
 """
 
 # A laptop-CPU recipe for the shipped corpus: the paper's optimiser, schedule shape, label
@@ -41,6 +42,10 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                            "(default: the shipped German-English corpus)")
     data.add_argument("--target", default=None,
                       help="target file, one sentence per line, aligned with --data")
+    data.add_argument("--corpus", choices=["ding", "numbers"], default="ding",
+                      help="the corpus used without --data: ding (default; 15.7k real German-English "
+                           "sentence pairs, shipped) or numbers (German -> English number words, synthetic, "
+                           "needs `pip install num2words`)")
     data.add_argument("--vocab", choices=["bpe", "wordpiece"], default="bpe",
                       help="joint subword vocabulary learnt on both languages (default bpe)")
     data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"])
@@ -113,7 +118,7 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     from attnlab.commands.train import pick_device
     from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
-    from attnlab.data.parallel import load_corpus, read_pairs, split_pairs
+    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs
     from attnlab.errors import AttnlabError
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
@@ -124,7 +129,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     if args.target is not None and args.data is None:
         raise AttnlabError("--target needs --data (the source file it is aligned with).")
     out = Path(args.out)
-    pairs = load_corpus() if args.data is None else read_pairs(args.data, args.target)
+    pairs = corpus_pairs(args.corpus) if args.data is None else read_pairs(args.data, args.target)
     splits = split_pairs(pairs)
     train_pairs, valid_pairs = splits["train"], splits["valid"]
     if len(train_pairs) < 10 or not valid_pairs:
@@ -155,7 +160,8 @@ def run_transformer(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     model = Transformer(config).to(device)
-    corpus = args.data or "the shipped German-English corpus (Ding, GPL-2.0-or-later)"
+    corpus = args.data or {"ding": "the shipped German-English corpus (Ding, GPL-2.0-or-later)",
+                           "numbers": "German -> English number words (num2words)"}[args.corpus]
     print(
         f"Transformer: {config.n_layers}+{config.n_decoder_layers} layers, {config.n_heads} heads, "
         f"d_model {config.d_model}, d_ff {config.d_ff}, {model.num_parameters():,} parameters; "
@@ -183,7 +189,8 @@ def run_transformer(args: argparse.Namespace) -> int:
         f"{len(summary['averaged_snapshots'])})"
     )
     print(f"saved to {out} (last) and {out / 'averaged'} (averaged)")
-    data = "" if args.data is None else f" --data {args.data}"
+    data = f" --corpus {args.corpus}" if args.data is None and args.corpus != "ding" else ""
+    data += "" if args.data is None else f" --data {args.data}"
     data += f" --target {args.target}" if args.target else ""
     print(f"test BLEU: attnlab evaluate --model {out / 'averaged'}{data} --split test --baselines")
     return 0

@@ -91,6 +91,21 @@ def load_corpus() -> list[Pair]:
     return extract_ding_pairs()
 
 
+CORPORA = ("ding", "numbers")
+
+
+def corpus_pairs(name: str = "ding") -> list[Pair]:
+    """All pairs of a corpus attnlab provides: "ding" (the shipped German-English sentences)
+    or "numbers" (German -> English number words, synthetic; :mod:`attnlab.data.numbers`)."""
+    if name == "ding":
+        return load_corpus()
+    if name == "numbers":
+        from attnlab.data.numbers import number_pairs
+
+        return number_pairs()
+    raise AttnlabError(f"Unknown corpus {name!r}; choose one of {CORPORA}.")
+
+
 def split_pairs(pairs: list[Pair], seed: int = SPLIT_SEED, sizes: dict[str, int] | None = None
                 ) -> dict[str, list[Pair]]:
     """{"train", "valid", "test"}: a seeded shuffle, then the first ``test`` pairs, the next
