@@ -95,3 +95,44 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     """'name: saved -> current' for every field that differs."""
     keys = sorted(set(saved) | set(current))
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
+
+
+def begin_run(
+    out: Path | None,
+    resume: bool,
+    model: PreTrainedModel,
+    training_config: dict[str, Any],
+    resumable: set[str],
+) -> dict[str, Any] | None:
+    """Start or resume a run in ``out``; shared by every training loop.
+
+    With ``resume``: read and check the training state (the model config and every
+    training field outside ``resumable`` must be unchanged), load the saved weights
+    into ``model`` and return the state for the loop to restore the rest. Without it:
+    refuse to overwrite a checkpoint already in ``out``, and return None.
+    """
+    if resume:
+        if out is None:
+            raise AttnlabError("resume needs the checkpoint directory (--out).")
+        state = load_training_state(out)
+        changed = config_differences(state["model_config"], model.config.to_dict())
+        changed += [
+            c for c in config_differences(state["training_config"], training_config)
+            if c.split(":")[0] not in resumable
+        ]
+        if changed:
+            raise AttnlabError(
+                f"--resume with a changed config ({'; '.join(changed[:4])}); "
+                f"use the settings of the saved run or a new --out directory."
+            )
+        from attnlab.interop.hf import load_state
+        from attnlab.interop.weights import read_weights
+
+        load_state(model, read_weights(out)[0], source=str(out))
+        return state
+    if out is not None and has_checkpoint(out):
+        raise AttnlabError(
+            f"{out} already holds a training checkpoint; pass --resume to continue it, "
+            f"or choose another --out so nothing saved is overwritten."
+        )
+    return None

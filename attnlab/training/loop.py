@@ -24,12 +24,7 @@ from tqdm.auto import tqdm
 
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
-from attnlab.training.checkpoint import (
-    config_differences,
-    has_checkpoint,
-    load_training_state,
-    save_checkpoint,
-)
+from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.precision import autocast, resolve_dtype
 from attnlab.training.schedule import warmup_cosine
@@ -162,24 +157,8 @@ def run_training(
     optimizer = optimizer_for(model, config)
     done, tokens_before = 0, 0
 
-    if resume:
-        if out is None:
-            raise AttnlabError("resume needs the checkpoint directory (--out).")
-        state = load_training_state(out)
-        changed = config_differences(state["model_config"], model.config.to_dict())
-        changed += [
-            c for c in config_differences(state["training_config"], asdict(config))
-            if c.split(":")[0] not in RESUMABLE_CHANGES
-        ]
-        if changed:
-            raise AttnlabError(
-                f"--resume with a changed config ({'; '.join(changed[:4])}); "
-                f"use the settings of the saved run or a new --out directory."
-            )
-        from attnlab.interop.hf import load_state
-        from attnlab.interop.weights import read_weights
-
-        load_state(model, read_weights(out)[0], source=str(out))
+    state = begin_run(out, resume, model, asdict(config), RESUMABLE_CHANGES)
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["data_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -188,11 +167,6 @@ def run_training(
             raise AttnlabError(
                 f"The checkpoint in {out} already has {done} steps; raise --max-iters to train on."
             )
-    elif out is not None and has_checkpoint(out):
-        raise AttnlabError(
-            f"{out} already holds a training checkpoint; pass --resume to continue it, "
-            f"or choose another --out so nothing saved is overwritten."
-        )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 

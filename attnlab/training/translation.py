@@ -31,12 +31,7 @@ from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
 from attnlab.training.averaging import load_average, save_snapshot, snapshot_paths
 from attnlab.training.batching import collate, epoch_order, length_batches
-from attnlab.training.checkpoint import (
-    config_differences,
-    has_checkpoint,
-    load_training_state,
-    save_checkpoint,
-)
+from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.noam import noam_lr
 from attnlab.training.precision import autocast, resolve_dtype
@@ -184,22 +179,8 @@ def train_translation(
     torch.manual_seed(config.seed)
     step, epoch, position, tokens_before = 0, 0, 0, 0
 
-    if resume:
-        if out is None:
-            raise AttnlabError("resume needs the checkpoint directory (--out).")
-        state = load_training_state(out)
-        changed = config_differences(state["model_config"], cfg.to_dict())
-        changed += [c for c in config_differences(state["training_config"], asdict(config))
-                    if c.split(":")[0] not in RESUMABLE_CHANGES]
-        if changed:
-            raise AttnlabError(
-                f"--resume with a changed config ({'; '.join(changed[:4])}); "
-                f"use the settings of the saved run or a new --out directory."
-            )
-        from attnlab.interop.hf import load_state
-        from attnlab.interop.weights import read_weights
-
-        load_state(model, read_weights(out)[0], source=str(out))
+    state = begin_run(out, resume, model, asdict(config), RESUMABLE_CHANGES)
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         step, epoch, position = state["step"], state["epoch"], state["position"]
@@ -211,11 +192,6 @@ def train_translation(
         for path in snapshot_paths(out):  # an end-of-run snapshot off the evaluation grid
             if int(path.stem.split("-")[1]) % config.snapshot_interval:
                 path.unlink()
-    elif out is not None and has_checkpoint(out):
-        raise AttnlabError(
-            f"{out} already holds a training checkpoint; pass --resume to continue it, "
-            f"or choose another --out so nothing saved is overwritten."
-        )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
 
