@@ -14,6 +14,18 @@ attnlab ships the result as ``de_en_sentences.tsv.gz`` with its licence beside i
 Splits: a seeded shuffle (seed 0) puts 1,000 pairs in ``test``, 500 in ``valid`` and
 the rest (14,215) in ``train``; the same on every machine.
 
+The dictionary, for training only: 14k sentences teach too few words, so training on
+the shipped corpus also reads ``de_en_dictionary.tsv.gz``, pairs that
+:func:`extract_ding_dictionary` takes from the rest of the same dictionary: the words
+and phrases of its general-language lines (no subject label such as ``[techn.]`` or
+``[zool.]``; register and region labels such as ``[coll.]`` or ``[Br.]`` are general),
+``;`` variants zipped where both sides list as many (the inflected forms
+``Haus; Häuser :: house; houses``, aligned sentence variants), else each German
+variant with the first English one; parenthesised remarks removed; entries with
+placeholders, ``/`` alternatives, ellipses or unbalanced brackets dropped. Every
+dictionary line that holds a validation or test sentence is left out whole, so no
+held-out sentence, nor the entries filed with it, reaches training.
+
 User data: a TSV file of ``source<TAB>target`` lines, or two files with one sentence
 per line. Empty lines, rows without a tab and unequal line counts are refused with
 the line number.
@@ -24,6 +36,7 @@ from __future__ import annotations
 import gzip
 import random
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -31,6 +44,7 @@ from attnlab.errors import AttnlabError
 
 DING_PATH = Path("/usr/share/trans/de-en")
 SHIPPED_NAME = "de_en_sentences.tsv.gz"
+DICTIONARY_NAME = "de_en_dictionary.tsv.gz"
 SPLIT_SIZES = {"test": 1000, "valid": 500}  # the rest is "train"
 SPLITS = ("train", "valid", "test")
 SPLIT_SEED = 0
@@ -78,6 +92,78 @@ def extract_ding_pairs(path: str | Path = DING_PATH) -> list[Pair]:
     return list(pairs.items())
 
 
+# Ding's labels of register and region ([coll.], [Br.], ...): an entry that carries only
+# these is general language. Any other label names a subject ([techn.], [zool.], [med.], ...).
+GENERAL_LABELS = frozenset({
+    "Br.", "Am.", "eAm.", "eBr.", "Austr.", "NZ", "Can.", "Ir.", "Sc.", "Northern English",
+    "Ös.", "Schw.", "Dt.", "Süddt.", "Norddt.", "Mitteldt.", "Westdt.", "Ostdt.", "Bayr.",
+    "ugs.", "coll.", "slang", "übtr.", "fig.", "geh.", "formal", "pej.", "humor.", "iron.",
+    "euphem.", "rare", "selten", "dated", "becoming dated", "veraltend", "Sprw.", "prov.",
+})
+_LABEL = re.compile(r"\[([^\]]*)\]")
+_PARENTHESES = re.compile(r"\([^()]*\)")
+_BRACKETS = "{}[]<>()"
+
+
+def _strip(text: str) -> str:
+    """Markup and parenthesised remarks removed, spaces normalised."""
+    return re.sub(r"\s+", " ", _PARENTHESES.sub("", _MARKUP.sub("", text))).strip()
+
+
+def _usable_entry(text: str) -> bool:
+    return bool(text) and not any(c in text for c in _BRACKETS) and "..." not in text \
+        and "…" not in text and not _PLACEHOLDERS.search(text)
+
+
+def _entry_pairs(german: str, english: str) -> list[Pair]:
+    """The pairs of one aligned sense: ``;`` variants zipped when both sides have as many
+    (inflected forms, aligned sentences), else every German variant with the first English one."""
+    german_variants = [_strip(v) for v in german.split(";")]
+    english_variants = [_strip(v) for v in english.split(";")]
+    if len(german_variants) != len(english_variants):
+        english_variants = english_variants[:1] * len(german_variants)
+    return [(de, en) for de, en in zip(german_variants, english_variants, strict=True)
+            if _usable_entry(de) and _usable_entry(en)]
+
+
+def extract_ding_dictionary(path: str | Path = DING_PATH, held_out: Iterable[Pair] = ()) -> list[Pair]:
+    """Training-only pairs from the rest of the Ding dictionary: the words, phrases and
+    further sentence variants of its general-language entries (see the module docstring).
+
+    A dictionary line holding a ``held_out`` sentence (either side, as
+    :func:`extract_ding_pairs` cleans it) is skipped whole, so nothing of the lines behind
+    the validation and test sentences reaches training; neither does any pair with a
+    side equal to a held-out sentence, nor a pair of :func:`extract_ding_pairs`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AttnlabError(
+            f"No Ding dictionary at {path}; install it with `apt-get install trans-de-en` (Debian/Ubuntu)."
+        )
+    held_out_sides = {side for pair in held_out for side in pair}
+    sentences = set(extract_ding_pairs(path))
+    pairs: dict[Pair, None] = {}
+    with open(path, encoding="utf-8") as stream:
+        for line in stream:
+            if line.startswith("#") or " :: " not in line:
+                continue
+            if not set(_LABEL.findall(line)) <= GENERAL_LABELS:
+                continue
+            german, english = line.rstrip("\n").split(" :: ", 1)
+            german_senses, english_senses = german.split(" | "), english.split(" | ")
+            if len(german_senses) != len(english_senses):
+                continue
+            if any(_clean(sense) in held_out_sides for sense in german_senses + english_senses):
+                continue
+            for de, en in zip(german_senses, english_senses, strict=True):
+                if "/" in de or "/" in en:
+                    continue
+                for pair in _entry_pairs(de, en):
+                    if pair not in sentences and not {*pair} & held_out_sides:
+                        pairs[pair] = None
+    return list(pairs)
+
+
 def shipped_corpus_path() -> Path:
     return Path(str(resources.files("attnlab.data") / SHIPPED_NAME))
 
@@ -89,6 +175,17 @@ def load_corpus() -> list[Pair]:
         with gzip.open(path, "rt", encoding="utf-8") as stream:
             return parse_tsv(stream.read(), str(path))
     return extract_ding_pairs()
+
+
+def load_dictionary() -> list[Pair]:
+    """The training-only dictionary pairs (see the module docstring): the shipped file, or,
+    if the package lacks it, extracted from Debian's with the shipped corpus's held-out splits."""
+    path = shipped_corpus_path().with_name(DICTIONARY_NAME)
+    if path.is_file():
+        with gzip.open(path, "rt", encoding="utf-8") as stream:
+            return parse_tsv(stream.read(), str(path))
+    splits = split_pairs(load_corpus())
+    return extract_ding_dictionary(held_out=splits["valid"] + splits["test"])
 
 
 CORPORA = ("ding", "numbers")
@@ -118,6 +215,14 @@ def split_pairs(pairs: list[Pair], seed: int = SPLIT_SEED, sizes: dict[str, int]
         sizes[name] = min(sizes[name], len(order) // 10)
     test, valid = order[: sizes["test"]], order[sizes["test"] : sizes["test"] + sizes["valid"]]
     return {"train": order[sizes["test"] + sizes["valid"]:], "valid": valid, "test": test}
+
+
+def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary: bool = True) -> list[Pair]:
+    """What a model learns from: the ``train`` split, and for the shipped corpus (``corpus``
+    "ding"; None for user data) with ``dictionary``, the dictionary pairs after it."""
+    if corpus == "ding" and dictionary:
+        return splits["train"] + load_dictionary()
+    return list(splits["train"])
 
 
 def corpus_split(split: str) -> list[Pair]:

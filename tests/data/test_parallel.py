@@ -10,12 +10,15 @@ import pytest
 from attnlab.data.parallel import (
     DING_PATH,
     corpus_split,
+    extract_ding_dictionary,
     extract_ding_pairs,
     load_corpus,
+    load_dictionary,
     parse_tsv,
     read_pairs,
     shipped_corpus_path,
     split_pairs,
+    training_pairs,
 )
 from attnlab.errors import AttnlabError
 
@@ -43,6 +46,28 @@ def test_splits_are_fixed_disjoint_and_cover_the_corpus():
         corpus_split("dev")
 
 
+def test_shipped_dictionary_is_training_only():
+    dictionary = load_dictionary()
+    assert len(dictionary) == 254_349
+    assert len(set(dictionary)) == len(dictionary)
+    held_out = corpus_split("valid") + corpus_split("test")
+    assert not {side for pair in dictionary for side in pair} & {side for pair in held_out for side in pair}
+    assert not set(dictionary) & set(corpus_split("train"))  # the sentences are not there twice
+    assert {("Haus", "house"), ("Danke vielmals!", "Thank you very much!")} <= set(dictionary)
+    for de, en in dictionary[::1000]:
+        assert not any(mark in de + en for mark in "{}[]<>()/") and de and en
+    licence = shipped_corpus_path().with_name("de_en_dictionary.LICENSE.md").read_text(encoding="utf-8")
+    assert "GPL-2.0-or-later" in licence and "Frank Richter" in licence
+
+
+def test_training_pairs_add_the_dictionary_to_the_shipped_corpus_only():
+    splits = split_pairs(load_corpus())
+    assert training_pairs(splits, "ding") == splits["train"] + load_dictionary()
+    assert training_pairs(splits, "ding", dictionary=False) == splits["train"]
+    assert training_pairs(splits, None) == splits["train"]
+    assert training_pairs(splits, "numbers") == splits["train"]
+
+
 def test_small_inputs_get_small_held_out_splits():
     pairs = [(f"s{i}", f"t{i}") for i in range(50)]
     splits = split_pairs(pairs)
@@ -54,6 +79,41 @@ def test_shipped_file_is_what_extraction_gives():
     with gzip.open(shipped_corpus_path(), "rt", encoding="utf-8") as stream:
         shipped = stream.read()
     assert shipped == "".join(f"{de}\t{en}\n" for de, en in extract_ding_pairs())
+
+
+@pytest.mark.skipif(not DING_PATH.is_file(), reason="needs Debian's trans-de-en: apt-get install trans-de-en")
+def test_shipped_dictionary_is_what_extraction_gives():
+    held_out = corpus_split("valid") + corpus_split("test")
+    assert load_dictionary() == extract_ding_dictionary(held_out=held_out)
+
+
+def test_dictionary_extraction_rules(tmp_path):
+    dictionary = tmp_path / "de-en"
+    dictionary.write_text(
+        "# header\n"
+        "Haus {n} | Häuser {pl} :: house | houses\n"
+        "Hund {m}; Köter {m} (abwertend); Töle {f} [ugs.] :: dog; cur [coll.]\n"
+        "Schraube {f} [techn.] :: screw\n"
+        "jdm. etw. geben :: to give sb. sth.\n"
+        "schwarz / weiß :: black / white\n"
+        "Satz | Er kommt morgen.; Er kommt bald. :: sentence | He comes tomorrow.; He comes soon.\n"
+        "Tisch {m} | Der Tisch ist sehr alt. :: table | The table is very old.\n"
+        "Stuhl {m} :: chair\n",
+        encoding="utf-8",
+    )
+    assert extract_ding_dictionary(dictionary) == [
+        ("Haus", "house"), ("Häuser", "houses"),
+        ("Hund", "dog"), ("Köter", "dog"), ("Töle", "dog"),  # 3 vs 2 variants: with the first English one
+        ("Satz", "sentence"),
+        ("Er kommt morgen.", "He comes tomorrow."), ("Er kommt bald.", "He comes soon."),
+        ("Tisch", "table"),  # its sentence is one of extract_ding_pairs', not repeated here
+        ("Stuhl", "chair"),
+    ]
+    held_out = [("Der Tisch ist sehr alt.", "The table is very old.")]
+    pairs = extract_ding_dictionary(dictionary, held_out=held_out)  # the whole line goes
+    assert ("Tisch", "table") not in pairs and ("Stuhl", "chair") in pairs
+    with pytest.raises(AttnlabError, match="apt-get install trans-de-en"):
+        extract_ding_dictionary(tmp_path / "missing")
 
 
 def test_extraction_rules(tmp_path):
