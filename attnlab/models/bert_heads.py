@@ -17,6 +17,7 @@ from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.bert import BertModel
 from attnlab.models.config import BertConfig
+from attnlab.models.inputs import check_class_labels
 from attnlab.models.outputs import (
     MaskedLMOutput,
     PreTrainingOutput,
@@ -44,9 +45,23 @@ class MaskedLMHead(nn.Module):
 def _mlm_loss(logits: Tensor, labels: Tensor | None) -> Tensor | None:
     if labels is None:
         return None
-    _check_labels("labels", labels, logits.shape[:2])
+    labels = check_class_labels("labels", labels, tuple(logits.shape[:2]), logits.shape[-1])
     flat_logits = logits.reshape(-1, logits.shape[-1]).float()
     return F.cross_entropy(flat_logits, labels.reshape(-1), ignore_index=-100)
+
+
+def masked_positions_loss(head: MaskedLMHead, hidden: Tensor, labels: Tensor) -> Tensor:
+    """The masked-LM loss with vocabulary logits computed only where ``labels`` != -100.
+
+    hidden (B, T, M), labels (B, T) -> scalar; equal to the cross-entropy of the full
+    (B, T, V) logits with ignore_index -100, which it avoids building: with 15% of the
+    positions masked, the output layer (M x V, the largest matmul of a small BERT) runs on
+    those rows only. Training uses it; ``forward`` keeps every position's logits.
+    """
+    labels = check_class_labels("labels", labels, tuple(hidden.shape[:2]), head.decoder.out_features)
+    chosen = labels != -100  # (B, T)
+    logits = head(hidden[chosen])  # (N, V), N = masked positions in the batch
+    return F.cross_entropy(logits.float(), labels[chosen])
 
 
 def _check_labels(name: str, labels: Tensor, shape) -> None:
@@ -81,10 +96,24 @@ class BertForPreTraining(_BertWithHead):
         nsp_logits = self.nsp_head(encoded.pooler_output)
         loss = _mlm_loss(logits, labels)
         if next_sentence_label is not None:
-            _check_labels("next_sentence_label", next_sentence_label, nsp_logits.shape[:1])
+            next_sentence_label = check_class_labels(
+                "next_sentence_label", next_sentence_label, tuple(nsp_logits.shape[:1]), 2)
             nsp_loss = F.cross_entropy(nsp_logits.float(), next_sentence_label)
             loss = nsp_loss if loss is None else loss + nsp_loss
         return PreTrainingOutput(logits, nsp_logits, loss, encoded.last_hidden_state)
+
+    def pretraining_loss(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                         token_type_ids: Tensor | None = None, *, labels: Tensor,
+                         next_sentence_label: Tensor | None = None) -> Tensor:
+        """``forward(...).loss`` without the logits of unmasked positions (see masked_positions_loss)."""
+        encoded = self._encode(input_ids, attention_mask, token_type_ids)
+        loss = masked_positions_loss(self.mlm_head, encoded.last_hidden_state, labels)
+        if next_sentence_label is not None:
+            nsp_logits = self.nsp_head(encoded.pooler_output)
+            next_sentence_label = check_class_labels(
+                "next_sentence_label", next_sentence_label, tuple(nsp_logits.shape[:1]), 2)
+            loss = loss + F.cross_entropy(nsp_logits.float(), next_sentence_label)
+        return loss
 
 
 class BertForMaskedLM(_BertWithHead):
@@ -102,6 +131,12 @@ class BertForMaskedLM(_BertWithHead):
         encoded = self._encode(input_ids, attention_mask, token_type_ids)
         logits = self.mlm_head(encoded.last_hidden_state)
         return MaskedLMOutput(logits, _mlm_loss(logits, labels), encoded.last_hidden_state)
+
+    def pretraining_loss(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                         token_type_ids: Tensor | None = None, *, labels: Tensor) -> Tensor:
+        """``forward(...).loss`` without the logits of unmasked positions (see masked_positions_loss)."""
+        encoded = self._encode(input_ids, attention_mask, token_type_ids)
+        return masked_positions_loss(self.mlm_head, encoded.last_hidden_state, labels)
 
 
 class BertForSequenceClassification(_BertWithHead):
@@ -121,10 +156,12 @@ class BertForSequenceClassification(_BertWithHead):
         logits = self.classifier(self.dropout(encoded.pooler_output))  # (B, n_labels)
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, logits.shape[:1])
             if self.config.num_labels == 1:
+                _check_labels("labels", labels, logits.shape[:1])
                 loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
             else:
+                labels = check_class_labels("labels", labels, tuple(logits.shape[:1]),
+                                            self.config.num_labels, ignore_index=None)
                 loss = F.cross_entropy(logits.float(), labels)
         return SequenceClassifierOutput(logits, loss, encoded.last_hidden_state)
 
@@ -146,7 +183,7 @@ class BertForTokenClassification(_BertWithHead):
         logits = self.classifier(self.dropout(encoded.last_hidden_state))  # (B, T, n_labels)
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, logits.shape[:2])
+            labels = check_class_labels("labels", labels, tuple(logits.shape[:2]), self.config.num_labels)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
                                    ignore_index=-100)
         return SequenceClassifierOutput(logits, loss, encoded.last_hidden_state)

@@ -308,6 +308,8 @@ class MultiHeadAttention(nn.Module):
             key, value = kv_cache.update(start_pos, key, value)
 
         k_len = key.shape[2]
+        if is_causal and length == 1 and mask is None:
+            is_causal = False  # one new query is the last position: it may see every cached key
         if is_causal and (mask is not None or length != k_len):
             # The fused kernel's is_causal aligns top-left; fold a bottom-right mask in.
             causal = causal_mask(length, k_len, x.device)
