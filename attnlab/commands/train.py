@@ -12,6 +12,8 @@ EXAMPLE = """examples:
       --max-iters 2000 --lr 1e-3 --dropout 0 --out runs/nanogpt-cpu
   attnlab train gpt --data my.txt --tokenizer bpe --vocab-size 2048 --out runs/mine
   attnlab train gpt --out runs/shakespeare --resume        # continue after Ctrl-C
+  attnlab train gpt --nproc 2 --batch-size 32 --out runs/ddp  # 2 processes (torchrun, DDP), 16 rows each
+  torchrun --nproc-per-node 2 -m attnlab train gpt --out runs/ddp   # the same, launched by hand
 """
 
 
@@ -56,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optim.add_argument("--beta2", type=float, default=0.99, help="AdamW beta2 (default 0.99)")
     optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                        help="auto: bf16 autocast only on CPUs with native bf16 (AMX/AVX512-BF16) or GPUs")
-    optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    optim.add_argument("--device", default="auto",
+                       help="auto (a CUDA GPU if there is one), cpu or cuda; under torchrun each "
+                            "process takes the GPU of its LOCAL_RANK")
     optim.add_argument("--seed", type=int, default=1337)
     run = gpt.add_argument_group("run")
     run.add_argument("--eval-interval", type=int, default=250)
@@ -66,7 +70,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--sample-tokens", type=int, default=300, help="length of the sample printed at the end")
     run.add_argument("--prompt", default="\n", help="prompt of the final sample")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    gpt.set_defaults(run=run_gpt)
+    scale = gpt.add_argument_group("several processes (see docs/distributed.md)")
+    scale.add_argument("--nproc", type=int, default=1,
+                       help="train on N processes of this machine: relaunches the command under torchrun "
+                            "(DDP; --batch-size is the global batch, split evenly)")
+    scale.add_argument("--fsdp", action="store_true",
+                       help="shard parameters, gradients and optimizer state across the processes (FSDP2) "
+                            "instead of replicating the model (DDP)")
+    scale.add_argument("--dist-timeout", type=float, default=300.0,
+                       help="seconds a process waits for the others before stopping with an error "
+                            "(default 300)")
+    gpt.set_defaults(run=run_gpt, parser=gpt)
 
     from attnlab.commands.train_bert import add_bert_parser
     from attnlab.commands.train_transformer import add_parser as add_transformer
@@ -76,23 +90,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def pick_device(name: str):
-    import torch
+    """auto, cpu or cuda -> a torch.device; under torchrun, this process's own GPU."""
+    from attnlab.training.distributed import training_device
 
-    from attnlab.errors import AttnlabError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise AttnlabError(f"--device must be auto, cpu or cuda. Got {name!r} instead.")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AttnlabError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return torch.device(name)
+    return training_device(name)
 
 
 def run_gpt(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
+
+    from attnlab.training.distributed import launch_local, launched_world, rows_per_rank
+
+    world = launched_world()
+    if args.nproc < 1:
+        from attnlab.errors import AttnlabError
+
+        raise AttnlabError(f"--nproc must be an int >= 1. Got {args.nproc} instead.")
+    if args.nproc > 1 and not world.distributed:
+        rows_per_rank(args.batch_size, type(world)(size=args.nproc))  # fail here, not in N processes
+        return launch_local(args.nproc, ["train", "gpt", *forwarded_arguments(args.parser, args)])
+    if args.fsdp and not world.distributed:
+        print("(--fsdp shards across processes; with one process it trains as usual)")
+    say = print if world.is_main else (lambda *_, **__: None)
 
     from attnlab.data import read_text, split_train_val
     from attnlab.errors import AttnlabError
@@ -133,20 +154,25 @@ def run_gpt(args: argparse.Namespace) -> int:
         min_lr=args.min_lr if args.min_lr is not None else args.lr / 10,
         warmup_iters=args.warmup_iters, weight_decay=args.weight_decay, beta2=args.beta2,
         eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed, dtype=args.dtype,
+        fsdp=args.fsdp, dist_timeout=args.dist_timeout,
     )
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     model = GPT(config).to(device)
-    print(
+    say(
         f"GPT: {config.n_layers} layers, {config.n_heads} heads, d_model {config.d_model}, "
         f"context {config.max_positions}, {model.num_parameters():,} parameters; "
         f"{tokenizer.kind} vocabulary of {tokenizer.vocab_size}; "
         f"{len(train_ids):,} training / {len(val_ids):,} validation tokens; device {device}"
+        + (f"; {world.size} processes, {rows_per_rank(args.batch_size, world)} rows each"
+           + (" (FSDP)" if args.fsdp else " (DDP)") if world.distributed else "")
     )
     summary = train_language_model(
         model, train_ids, val_ids, training, out_dir=out, tokenizer=tokenizer,
         resume=args.resume, progress=not args.no_progress,
     )
+    if not world.is_main:
+        return 130 if summary["interrupted"] else 0  # rank 0 reports, plots and samples
     if plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png") is None:
         print("(install the 'plot' extra, matplotlib, for loss_curve.png)")
     if summary["interrupted"]:
@@ -160,6 +186,10 @@ def run_gpt(args: argparse.Namespace) -> int:
     )
     print(f"saved to {out}")
     if args.sample_tokens > 0:
+        if world.distributed and args.fsdp:  # this rank holds only its shards: read the whole model
+            import attnlab
+
+            model = attnlab.load_pretrained(out).to(device)
         prompt = tokenizer.encode(args.prompt) or [0]
         sample = generate(model, torch.tensor([prompt], device=device), args.sample_tokens,
                           temperature=0.8, top_k=40, generator=torch.Generator(device).manual_seed(args.seed))
@@ -167,3 +197,19 @@ def run_gpt(args: argparse.Namespace) -> int:
         print(tokenizer.decode(sample[0].tolist()))
         print("--------------")
     return 0
+
+
+def forwarded_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The options of ``args`` that differ from their defaults, as a command line, less --nproc."""
+    argv: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "nproc"):
+            continue
+        value = getattr(args, action.dest)
+        if value == action.default:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            argv.append(action.option_strings[-1])
+        else:
+            argv.append(f"{action.option_strings[-1]}={value}")  # '=' keeps values like '-1' whole
+    return argv

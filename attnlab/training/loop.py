@@ -5,6 +5,8 @@ linear-layer matrices (Loshchilov & Hutter 2019, arXiv:1711.05101), warm-up then
 cosine decay, gradient accumulation and clipping, bf16 autocast where the hardware
 has it, a progress bar, ``metrics.jsonl``, periodic and final evaluation, atomic
 checkpoints that resume exactly, and Ctrl-C that saves at a step boundary.
+Under ``torchrun`` the same loop trains on several processes (DDP, or FSDP2 with
+``fsdp=True``); what that changes is kept in :mod:`attnlab.training.distributed`.
 What differs between models is a :class:`Task`: how to draw a batch, the loss,
 and what to evaluate.
 """
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
+from attnlab.training import distributed
 from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.precision import autocast, resolve_dtype
@@ -31,14 +34,19 @@ from attnlab.training.schedule import warmup_cosine
 
 # Fields that may change between a run and its resumption without breaking exactness
 # of what was already trained (they decide only how long to go on and how often to log).
-RESUMABLE_CHANGES = {"max_iters", "max_time", "eval_interval", "eval_iters"}
+# How many processes train, and whether they shard the model, may change too: the
+# checkpoint holds full tensors and one data-generator state for any world size.
+RESUMABLE_CHANGES = {"max_iters", "max_time", "eval_interval", "eval_iters", "fsdp", "dist_timeout"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     """How long and how fast to train. ``max_time`` (seconds) stops early if set.
 
-    One optimizer step sees ``batch_size * grad_accum_steps`` examples.
+    One optimizer step sees ``batch_size * grad_accum_steps`` examples; under torchrun
+    ``batch_size`` is the global micro-batch, split evenly over the processes.
+    ``fsdp`` shards the model across them (FSDP2) instead of replicating it (DDP);
+    ``dist_timeout`` (seconds) bounds every wait on another process.
     """
 
     max_iters: int = 2000
@@ -55,6 +63,8 @@ class TrainingConfig:
     eval_iters: int = 20
     seed: int = 1337
     dtype: str = "fp32"
+    fsdp: bool = False
+    dist_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters"):
@@ -73,6 +83,8 @@ class TrainingConfig:
             raise AttnlabError(f"max_time must be > 0 seconds. Got {self.max_time!r} instead.")
         if self.dtype not in ("auto", "fp32", "bf16"):
             raise AttnlabError(f"dtype must be 'auto', 'fp32' or 'bf16'. Got {self.dtype!r} instead.")
+        if not self.dist_timeout > 0:
+            raise AttnlabError(f"dist_timeout must be > 0 seconds. Got {self.dist_timeout!r} instead.")
 
 
 @dataclass
@@ -148,43 +160,70 @@ def run_training(
     is pressed (then ``summary["interrupted"]`` is True). ``resume=True`` continues
     the checkpoint in ``out_dir`` exactly; without it an existing checkpoint there
     is never overwritten. ``on_step(step, loss)`` runs after each optimizer step.
+
+    Under torchrun every process calls this with the same arguments; each trains on
+    its rows of every batch, rank 0 alone logs and saves, and the summary's loss and
+    tokens cover all processes. After an FSDP run ``model`` holds only this rank's
+    shards: read the saved checkpoint for the whole model.
     """
     out = Path(out_dir) if out_dir is not None else None
     device = next(model.parameters()).device
+    world = distributed.join(device, config.dist_timeout)
+    if world.distributed and device.type == "cuda" and device.index != world.local_rank:
+        device = torch.device("cuda", world.local_rank)  # one GPU per process
+        model.to(device)
+    distributed.rows_per_rank(config.batch_size, world)
     dtype = resolve_dtype(config.dtype, device)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    optimizer = optimizer_for(model, config)
+    torch.manual_seed(config.seed + world.rank)  # dropout: each rank its own masks
+    generator = torch.Generator().manual_seed(config.seed)  # data: the same global batches everywhere
     done, tokens_before = 0, 0
+    where = "the start"
 
-    state = begin_run(out, resume, model, asdict(config), RESUMABLE_CHANGES)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["data_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        done, tokens_before = state["step"], state["tokens"]
-        if done >= config.max_iters:
-            raise AttnlabError(
-                f"The checkpoint in {out} already has {done} steps; raise --max-iters to train on."
-            )
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    def doing() -> str:
+        return where
+
+    with distributed.failures(world, config.dist_timeout, doing):
+        state = distributed.on_main(
+            world, lambda: begin_run(out, resume, model, asdict(config), RESUMABLE_CHANGES))
+        model_class = type(model)
+        trained = distributed.wrap(model, world, config.fsdp)  # DDP/FSDP2 from rank 0's weights
+        optimizer = optimizer_for(model, config)
+        if state is not None:
+            distributed.load_optimizer_state(model, optimizer, state["optimizer"])
+            generator.set_state(state["data_rng"])
+            distributed.restore_rng_state(state, world, config.seed)
+            done, tokens_before = state["step"], state["tokens"]
+            if done >= config.max_iters:
+                raise AttnlabError(
+                    f"The checkpoint in {out} already has {done} steps; raise --max-iters to train on."
+                )
+        if out is not None and world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
 
     def log(record: dict) -> None:
-        if out is not None:
+        if out is not None and world.is_main:
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as stream:
                 stream.write(json.dumps(record) + "\n")
 
     def checkpoint() -> None:
-        if out is not None:
-            save_checkpoint(out, model, {
+        if out is None:
+            return
+        # Collective under torchrun: FSDP shards and every rank's RNG are gathered to rank 0.
+        whole = distributed.full_model(model, model_class)
+        optimizer_state = distributed.full_optimizer_state(model, optimizer)
+        rng_states = distributed.gather_rng_states(world)
+        if world.is_main:
+            ranks = {"torch_rng_ranks": rng_states, "world_size": world.size} if world.distributed else {}
+            save_checkpoint(out, whole, {
                 "step": done, "tokens": tokens_before + tokens_seen,
-                "optimizer": optimizer.state_dict(),
-                "data_rng": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "optimizer": optimizer_state,
+                "data_rng": generator.get_state(), "torch_rng": rng_states[0], **ranks,
                 "model_config": model.config.to_dict(), "training_config": asdict(config),
             }, tokenizer=tokenizer)
+        distributed.barrier(world)
 
     def evaluate(evaluator) -> dict[str, float]:
+        # Every rank evaluates (identical replicas give identical figures; FSDP needs all ranks).
         if evaluator is None:
             return {}
         was_training = model.training
@@ -195,26 +234,36 @@ def run_training(
         return metrics
 
     log({"event": "resume" if resume else "start", "step": done, "config": asdict(config),
-         "dtype": dtype, "model": model.config.to_dict(), "parameters": model.num_parameters()})
+         "dtype": dtype, "model": model.config.to_dict(), "parameters": model.num_parameters(),
+         **({"world_size": world.size} if world.distributed else {})})
     model.train()
     started = time.perf_counter()
-    tokens_seen, loss_value, interrupted = 0, float("nan"), False
-    bar = tqdm(total=config.max_iters, initial=done, desc="training", disable=not progress, unit="step")
-    with deferred_interrupt() as ctrl_c_pressed:
+    tokens_seen, loss_value, interrupted, checked = 0, float("nan"), False, False
+    bar = tqdm(total=config.max_iters, initial=done, desc="training", unit="step",
+               disable=not progress or not world.is_main)
+    with deferred_interrupt() as ctrl_c_pressed, distributed.failures(world, config.dist_timeout, doing):
         while done < config.max_iters:
+            where = f"step {done + 1}"
             lr = warmup_cosine(done, lr=config.lr, min_lr=config.min_lr,
                                warmup=config.warmup_iters, total=config.max_iters)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for _ in range(config.grad_accum_steps):
-                batch = _to(task.next_batch(generator), device)
-                with autocast(dtype, device):
-                    loss = task.loss(model, batch) / config.grad_accum_steps
-                loss.backward()
+            step_loss, step_tokens = 0.0, 0
+            for micro in range(config.grad_accum_steps):
+                batch = task.next_batch(generator)  # the global micro-batch; this rank keeps its rows
+                if not checked:
+                    distributed.check_same_batch(batch, world)
+                    checked = True
+                batch = _to(distributed.shard(batch, world), device)
+                with distributed.gradient_sync(trained, enabled=micro == config.grad_accum_steps - 1):
+                    with autocast(dtype, device):
+                        loss = task.loss(trained, batch) / config.grad_accum_steps
+                    loss.backward()
                 step_loss += float(loss.detach())
-                tokens_seen += task.tokens(batch)
+                step_tokens += task.tokens(batch)
+            step_loss, step_tokens = distributed.mean_loss_and_tokens(world, step_loss, step_tokens)
+            tokens_seen += step_tokens
             if not torch.isfinite(torch.tensor(step_loss)):
                 kept = " (the last checkpoint is kept)" if out is not None else ""
                 raise AttnlabError(f"The loss became {step_loss} at step {done}; lower --lr{kept}.")
@@ -228,21 +277,27 @@ def run_training(
             if on_step is not None:
                 on_step(done, loss_value)
             log({"step": done, "train_loss": loss_value, "lr": lr})
-            out_of_time = config.max_time is not None and elapsed >= config.max_time
-            if ctrl_c_pressed():
+            # Every rank stops at the same step: Ctrl-C or the clock on any rank stops them all.
+            stop, out_of_time = distributed.any_rank(
+                world, ctrl_c_pressed(), config.max_time is not None and elapsed >= config.max_time)
+            if stop:
                 interrupted = True
                 break
             if done % config.eval_interval == 0 and done < config.max_iters and not out_of_time:
+                where = f"the evaluation after step {done}"
                 metrics = evaluate(task.evaluate_sample)
                 log({"step": done, **metrics, "tokens": tokens_before + tokens_seen,
                      "seconds": round(elapsed, 2)})
-                bar.write(f"step {done}: train loss {loss_value:.4f}" + (
-                    f", {_format(metrics)}" if metrics else ""))
+                if world.is_main:
+                    bar.write(f"step {done}: train loss {loss_value:.4f}" + (
+                        f", {_format(metrics)}" if metrics else ""))
+                where = f"the checkpoint after step {done}"
                 checkpoint()
             if out_of_time:
                 break
         bar.close()
         elapsed = time.perf_counter() - started
+        where = f"the end (step {done})"
         if interrupted:
             checkpoint()
             log({"event": "interrupted", "step": done})
@@ -253,7 +308,8 @@ def run_training(
         summary = {"event": "end", "interrupted": False, "steps": done, "train_loss": loss_value,
                    **final, "tokens": tokens_before + tokens_seen, "dtype": dtype,
                    "seconds": round(elapsed, 2),
-                   "tokens_per_second": round(tokens_seen / max(elapsed, 1e-9), 1)}
+                   "tokens_per_second": round(tokens_seen / max(elapsed, 1e-9), 1),
+                   **({"world_size": world.size} if world.distributed else {})}
         log(summary)
         checkpoint()
     model.eval()
