@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.rounds < 1:
         raise AttnlabError(f"--rounds must be >= 1. Got {args.rounds} instead.")
+    if args.new_tokens < 1:
+        raise AttnlabError(f"--new-tokens must be >= 1. Got {args.new_tokens} instead.")
     unknown = [name for name in args.suites if name not in SUITES]
     if unknown:
         raise AttnlabError(f"Unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}.")

@@ -279,8 +279,16 @@ def read_csv(path: Path, label: str | None) -> tuple[np.ndarray, np.ndarray, str
 
     if not path.is_file():
         raise AttnlabError(f"CSV file {str(path)!r} does not exist.")
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.reader(handle) if row]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except UnicodeDecodeError as error:
+        raise AttnlabError(
+            f"CSV file {str(path)!r} is not UTF-8 text (byte {error.start} cannot be decoded); "
+            f"convert it with e.g. iconv -t UTF-8."
+        ) from None
+    except csv.Error as error:  # e.g. "line contains NUL": a binary file
+        raise AttnlabError(f"CSV file {str(path)!r} is not a CSV text file ({error}).") from None
     if not rows:
         raise AttnlabError(f"CSV file {str(path)!r} is empty.")
     # A first row whose feature cells are not all numbers is a header.

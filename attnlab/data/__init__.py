@@ -26,12 +26,19 @@ def read_text(path: str | Path | None = None) -> str:
     if not path.is_file():
         raise AttnlabError(f"No text file at {path}; check the --data path.")
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (as some editors write) is not part of the text.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise AttnlabError(
             f"{path} is not UTF-8 text (byte {error.start} cannot be decoded); "
             f"convert it with e.g. iconv -t UTF-8."
         ) from None
+    if "\x00" in text:
+        # Valid UTF-8, but NUL bytes mean a binary file or UTF-16 text without a byte-order mark.
+        raise AttnlabError(
+            f"{path} holds NUL bytes (character {text.index(chr(0))}): it is binary or UTF-16, "
+            f"not UTF-8 text; convert it with e.g. iconv -f UTF-16 -t UTF-8."
+        )
     if not text.strip():
         raise AttnlabError(f"{path} is empty; give a file with some text to train on.")
     return text

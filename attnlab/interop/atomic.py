@@ -2,22 +2,38 @@
 
 Write to a temporary file in the same directory, flush it to disk, then rename
 it over the target: on POSIX the rename is atomic, so readers see either the
-old complete file or the new complete file, never half of one.
+old complete file or the new complete file, never half of one. A write that fails
+(a full disk, a read-only directory) removes its temporary file and raises one
+:class:`~attnlab.errors.AttnlabError` that says the previous file is unchanged.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from attnlab.errors import AttnlabError
+
+# Writers report a full disk in their own ways: OSError(ENOSPC), safetensors'
+# "No space left on device (os error 28)", torch.save's "unexpected pos ...".
+_NO_SPACE = ("No space left", "os error 28", "Errno 28")
+_LITTLE_SPACE = 1 << 20  # bytes; less than this free after a failed write counts as a full disk
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(temp_path)`` then rename the temporary file to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise AttnlabError(f"{path} is a directory; give a file name to write to.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_path = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _write_error(path, error) from None
     os.close(handle)
     try:
         write(temp_path)
@@ -28,11 +44,40 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         os.umask(umask)
         os.chmod(temp_path, 0o666 & ~umask)
         os.replace(temp_path, path)
-    except BaseException:
+    except BaseException as error:
+        full = _disk_full(error, path.parent)  # before the cleanup frees the partial file's space
         if os.path.exists(temp_path):
             os.unlink(temp_path)
+        if isinstance(error, OSError) or full:
+            raise _write_error(path, error, full) from None
         raise
     return path
+
+
+def _disk_full(error: BaseException, directory: Path) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    if not isinstance(error, Exception):
+        return False  # KeyboardInterrupt, SystemExit: not a write failure
+    if any(marker in str(error) for marker in _NO_SPACE):
+        return True
+    try:
+        return shutil.disk_usage(directory).free < _LITTLE_SPACE
+    except OSError:
+        return False
+
+
+def _write_error(path: Path, error: BaseException, full: bool | None = None) -> AttnlabError:
+    kept = f"; the previous {path.name} is unchanged" if path.is_file() else ""
+    if full is None:
+        full = isinstance(error, OSError) and error.errno == errno.ENOSPC
+    if full:
+        return AttnlabError(
+            f"Could not write {path}: no space left on the device{kept}. "
+            f"Free some disk space (or write elsewhere) and run again."
+        )
+    reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0][:160]
+    return AttnlabError(f"Could not write {path} ({reason}){kept}; check the path and its permissions.")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -40,6 +40,11 @@ from attnlab.models.config import BertConfig, GPTConfig, ModelConfig, Transforme
 from attnlab.models.gpt import GPT
 from attnlab.models.transformer import Transformer
 
+# The version of what attnlab adds to the Hugging Face layout (config.json keys,
+# safetensors metadata). A directory from a newer attnlab is refused, not misread.
+FORMAT_KEY = "attnlab_format_version"
+FORMAT_VERSION = 1
+
 # Hugging Face activation names -> attnlab's.
 HF_ACTIVATIONS = {
     "relu": "relu",
@@ -462,19 +467,28 @@ def architecture_of(model: PreTrainedModel) -> tuple[str, Architecture]:
     raise AttnlabError(f"{type(model).__name__} has no Hugging Face layout in attnlab.")
 
 
-def _read_config(directory: Path) -> dict[str, Any]:
+def read_config(directory: Path, missing_hint: str = "") -> dict[str, Any]:
+    """``directory/config.json`` as a dict, refused if unreadable or from a newer attnlab."""
     path = directory / "config.json"
     if not path.is_file():
-        raise AttnlabError(
+        raise AttnlabError(missing_hint or (
             f"{directory} has no config.json; point to a directory written by "
             f"save_pretrained (config.json + model.safetensors)."
-        )
+        ))
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise AttnlabError(f"{path} is not valid JSON ({error}); fix or re-save it.") from None
     if not isinstance(hf, dict):
         raise AttnlabError(f"{path} must hold a JSON object; got {type(hf).__name__}.")
+    version = hf.get(FORMAT_KEY, FORMAT_VERSION)  # absent: written by transformers
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise AttnlabError(f"{path} has {FORMAT_KEY}={version!r}; it must be an int >= 1. Re-save the model.")
+    if version > FORMAT_VERSION:
+        raise AttnlabError(
+            f"{path} was written by a newer attnlab (layout version {version}); this attnlab "
+            f"({attnlab.__version__}) reads version {FORMAT_VERSION} and older. Upgrade attnlab."
+        )
     return hf
 
 
@@ -609,7 +623,7 @@ def load_pretrained(path: str | Path, *, architecture: str | None = None) -> Pre
         raise AttnlabError(
             f"{directory} is a file; pass the directory that holds config.json and the weights."
         )
-    hf = _read_config(directory)
+    hf = read_config(directory)
     if architecture is not None:
         known = sorted(BERT_HEAD_MODELS) + [
             "BertModel", "GPT2LMHeadModel", "LlamaForCausalLM", "MarianMTModel"]
@@ -667,6 +681,7 @@ def save_pretrained(
         hf["architectures"] = [model.hf_architecture]
     hf["torch_dtype"] = "float32"
     hf["attnlab_version"] = attnlab.__version__
+    hf[FORMAT_KEY] = FORMAT_VERSION
     state = {k: v.float().cpu() for k, v in hf_state_dict(model).items()}
     header = {**(metadata or {}), "format": "pt"}
     atomic_write(directory / SAFETENSORS, lambda tmp: save_file(state, tmp, metadata=header))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -33,20 +35,37 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
         ) from None
 
 
-def read_pickled_state_dict(path: Path) -> dict[str, Tensor]:
-    """A ``pytorch_model.bin``, loaded with ``weights_only=True``: no code can run."""
+def refused_global(error: BaseException) -> str | None:
+    """The Python object a refused pickle asked for (e.g. ``posix.system``), from torch's message."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    return found.group(1) if found else None
+
+
+def safe_torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain Python values, never code.
+
+    A pickle that asks for any other object (a function such as ``os.system``, a
+    class) is refused with a one-line error; torch's own message, which suggests
+    ``weights_only=False``, is not passed on.
+    """
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        wanted = refused_global(error)
+        asks = f" (it asks for {wanted})" if wanted else ""
         raise AttnlabError(
-            f"{path} holds more than plain tensors and was refused "
-            f"({_first_line(error)}); only plain state dicts are loaded. "
-            f"Convert it to model.safetensors with a tool you trust."
+            f"{path} was refused: it holds Python objects besides tensors{asks}, and attnlab "
+            f"never runs code from a file. Use a file saved from a state dict, or model.safetensors."
         ) from None
     except Exception as error:
         raise AttnlabError(
-            f"{path} is truncated or corrupt ({_first_line(error)}); save the model again."
+            f"{path} is truncated or corrupt ({_first_line(error)}); save it again."
         ) from None
+
+
+def read_pickled_state_dict(path: Path) -> dict[str, Tensor]:
+    """A ``pytorch_model.bin``, loaded with ``weights_only=True``: no code can run."""
+    state = safe_torch_load(path)
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
     ):

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.config import GPTConfig
-from attnlab.models.inputs import check_input_ids
+from attnlab.models.inputs import check_class_labels, check_input_ids
 from attnlab.models.outputs import CausalLMOutput
 from attnlab.nn.attention import KVCache
 from attnlab.nn.attention import attention_mask as padding_to_attention_mask
@@ -154,6 +154,7 @@ class GPT(PreTrainedModel):
                 )
             if only_last_logits:
                 raise AttnlabError("labels need logits at every position; drop only_last_logits.")
+            labels = check_class_labels("labels", labels, tuple(input_ids.shape), cfg.vocab_size)
             loss = F.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
                 labels[:, 1:].reshape(-1),

@@ -173,7 +173,7 @@ class GPTForSequenceClassification(PreTrainedModel):
         from safetensors.torch import save_file
 
         from attnlab.interop.atomic import atomic_write, atomic_write_text
-        from attnlab.interop.hf import architecture_of, hf_state_dict
+        from attnlab.interop.hf import FORMAT_KEY, FORMAT_VERSION, architecture_of, hf_state_dict
         from attnlab.interop.weights import SAFETENSORS
 
         directory = Path(directory).expanduser()
@@ -191,6 +191,7 @@ class GPTForSequenceClassification(PreTrainedModel):
             "label2id": {name: i for i, name in enumerate(self.label_names)},
             "torch_dtype": "float32",
             "attnlab_version": attnlab.__version__,
+            FORMAT_KEY: FORMAT_VERSION,
         })
         state = {k: v.float().cpu() for k, v in hf_state_dict(self.gpt).items()}
         state[HEAD_KEY] = self.score.weight.detach().float().cpu().clone()
@@ -201,21 +202,13 @@ class GPTForSequenceClassification(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GPTForSequenceClassification:
         """Load a directory written by :meth:`save_pretrained` (or by transformers); eval mode."""
-        from attnlab.interop.hf import ARCHITECTURES, load_state
+        from attnlab.interop.hf import ARCHITECTURES, load_state, read_config
         from attnlab.interop.weights import read_weights
 
         directory = Path(directory).expanduser()
         path = directory / "config.json"
-        if not path.is_file():
-            raise AttnlabError(
-                f"{directory} has no config.json; point to a directory that a GPT classifier was saved to."
-            )
-        try:
-            hf = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as error:
-            raise AttnlabError(f"{path} is not valid JSON ({error}); fix or re-save it.") from None
-        if not isinstance(hf, dict):
-            raise AttnlabError(f"{path} must hold a JSON object; got {type(hf).__name__}.")
+        hf = read_config(directory, missing_hint=(
+            f"{directory} has no config.json; point to a directory that a GPT classifier was saved to."))
         architectures = list(hf.get("architectures") or [])
         model_type = hf.get("model_type")
         if model_type not in HEAD_CLASSES or HEAD_CLASSES[model_type] not in architectures:

@@ -21,9 +21,11 @@ def check_input_ids(input_ids: object, vocab_size: int, max_positions: int, star
         raise AttnlabError(
             f"input_ids must have shape (batch, seq); got {tuple(input_ids.shape)}.{hint}"
         )
-    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool or input_ids.is_complex():
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        # Embedding lookups take int64 or int32 only; int8/uint8/int16 would fail deep in torch.
         raise AttnlabError(
-            f"input_ids must hold integer token ids; got dtype {input_ids.dtype}. Use .long()."
+            f"input_ids must hold integer token ids (int64 or int32); got dtype {input_ids.dtype}. "
+            f"Use .long()."
         )
     if input_ids.shape[1] == 0:
         raise AttnlabError("input_ids is empty (sequence length 0); pass at least one token.")
@@ -55,6 +57,8 @@ def check_companion(name: str, tensor: Tensor | None, input_ids: Tensor, upper: 
             f"give one entry per token."
         )
     if upper is not None and tensor.numel():
+        if tensor.dtype.is_floating_point and not bool((tensor == tensor.round()).all()):
+            raise AttnlabError(f"{name} must hold whole numbers in [0, {upper}); got fractions.")
         low, high = int(tensor.min()), int(tensor.max())
         if low < 0 or high >= upper:
             raise AttnlabError(
@@ -70,3 +74,26 @@ def check_padding_mask(attention_mask: Tensor | None, input_ids: Tensor) -> Tens
         return None
     mask = attention_mask.to(torch.bool)
     return None if bool(mask.all()) else mask
+
+
+def check_class_labels(name: str, labels: object, shape: tuple[int, ...], n_classes: int,
+                       ignore_index: int | None = -100) -> Tensor:
+    """Class-index targets of ``shape`` in [0, n_classes) (``ignore_index`` allowed), as integers.
+
+    cross_entropy would otherwise fail with an index error (or, on some devices, an
+    assertion) for a target outside the classes.
+    """
+    if not isinstance(labels, Tensor) or tuple(labels.shape) != tuple(shape):
+        got = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
+        raise AttnlabError(f"{name} must have shape {tuple(shape)}; got {got}.")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+        raise AttnlabError(f"{name} must hold integer class indices; got dtype {labels.dtype}. Use .long().")
+    kept = labels if ignore_index is None else labels[labels != ignore_index]
+    if kept.numel():
+        low, high = int(kept.min()), int(kept.max())
+        if low < 0 or high >= n_classes:
+            ignored = f" (or {ignore_index} to ignore a position)" if ignore_index is not None else ""
+            raise AttnlabError(
+                f"{name} must be class indices in [0, {n_classes}){ignored}; got {low if low < 0 else high}."
+            )
+    return labels.long()
