@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,10 @@ def safe_torch_load(path: Path) -> Any:
     ``weights_only=False``, is not passed on.
     """
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols it may not read; the outcome is reported below.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         wanted = refused_global(error)
         asks = f" (it asks for {wanted})" if wanted else ""
