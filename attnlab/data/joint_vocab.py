@@ -47,7 +47,9 @@ def train_joint_tokenizer(texts: list[str], kind: str = "bpe", vocab_size: int =
         backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                             show_progress=False)
-    backend.normalizer = normalizers.NFKC()
+    # NFC, not NFKC: compatibility folding would turn "…" into "...", so a translation
+    # could never match a reference that writes "…" (the Ding sentences do).
+    backend.normalizer = normalizers.NFC()
     backend.train_from_iterator(texts, trainer=trainer)
     for token_id, token in enumerate(SPECIAL_TOKENS):
         assert backend.token_to_id(token) == token_id  # the trainer puts specials first, in order

@@ -42,6 +42,13 @@ def test_joint_vocabulary_round_trips_and_ends_with_eos(kind, tmp_path):
         train_joint_tokenizer(["x"], "chars")
 
 
+def test_joint_vocabulary_keeps_the_characters_references_use():
+    texts = ["Ich bin … Jahre alt.", "I’m … years old.", "Er sagte: „Nein.“"] * 4
+    tokenizer = train_joint_tokenizer(texts, "bpe", 100)
+    for text in texts[:3]:  # an ellipsis stays one character (NFKC would write "...")
+        assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
 def test_length_batches_respect_the_token_budget_and_group_similar_lengths():
     generator = torch.Generator().manual_seed(0)
     src = torch.randint(1, 30, (500,), generator=generator).tolist()
