@@ -1,7 +1,7 @@
 """``attnlab bench``: the speed benchmarks, quickly, from one command.
 
-The same measurements as benchmarks/decode.py, prefill.py, bert_encoder.py and
-memory.py (attnlab against transformers, same process, same weights, same inputs),
+The same measurements as benchmarks/decode.py, prefill.py, bert_encoder.py, memory.py
+and train.py (attnlab against transformers, same process, same weights, same inputs),
 with small defaults so that the whole run takes a few minutes. Each prints both
 figures, the ratio, the quality of the fast path against fp32, the CPU capability,
 thread count and load average.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-SUITES = ("decode", "smollm2", "prefill", "bert", "memory")
+SUITES = ("decode", "smollm2", "prefill", "bert", "memory", "train-gpt", "train-bert")
 
 EXAMPLE = """examples:
   attnlab bench                                   # every suite, 1 thread, 2 rounds each
@@ -72,13 +72,22 @@ def run(args: argparse.Namespace) -> int:
             result = suites.decode_smollm2(rounds=args.rounds, new_tokens=args.new_tokens)
         elif name == "prefill":
             result = suites.prefill_gpt2(rounds=args.rounds, compile=compile)
+        elif name.startswith("train-"):
+            from attnlab.speed import training_bench
+
+            model = name.removeprefix("train-")
+            suite = training_bench.train_gpt if model == "gpt" else training_bench.train_bert
+            result = suite(rounds=args.rounds)
         else:
             result = suites.bert_encoder(rounds=args.rounds, compile=compile)
         print(result.text(), "\n", flush=True)
         if record is not None:
+            from attnlab.speed import training_bench
             from attnlab.speed.report import record as add_rows
 
-            add_rows(record, suites.SECTIONS[name], suites.COLUMNS, result.rows(args.note))
+            section = (training_bench.SECTIONS[name.removeprefix("train-")] if name.startswith("train-")
+                       else suites.SECTIONS[name])
+            add_rows(record, section, suites.COLUMNS, result.rows(args.note))
     return 0
 
 

@@ -1,0 +1,164 @@
+"""Training speed: attnlab against ``transformers`` in the same loop, same weights, same batches.
+
+    train_gpt    the GPT of the GPT issue (gpt-mini: 4 layers, 4 heads, d_model 128, context 128,
+                 the 65-character tiny-shakespeare vocabulary), batch 32 x 128 next-token windows;
+                 vs GPT2LMHeadModel. Goal >= 1.5x.
+    train_bert   a small BERT (bert-mini: 4 layers, 4 heads, d_model 256) with a 30,522-token
+                 vocabulary (BERT's own size), batch 32 x 128, 15% of tokens masked, MLM + NSP;
+                 vs BertForPreTraining. Goal >= 1.5x.
+
+One step is the same for both models:
+
+    loss = <the model's training loss on the batch>
+    loss.backward(); clip_grad_norm_(1.0); AdamW(lr 1e-3, betas (0.9, 0.99), wd 0.1).step()
+
+The training loss is what each library's training uses: for GPT, attnlab.training's
+next-token cross-entropy on both models; for BERT, transformers' forward ``loss`` and
+attnlab's :meth:`~attnlab.models.bert_heads.BertForPreTraining.pretraining_loss`, which
+computes vocabulary logits at the masked positions only (the losses agree to 1e-5; the
+step-0 difference is printed). Variants run fp32 eagerly; where the CPU computes bf16
+natively, both libraries also run under bf16 autocast (the loop's ``dtype="auto"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from attnlab.speed.report import Machine, interleaved
+from attnlab.speed.suites import Comparison, _finish, _hf_copy, _quiet_transformers
+
+Batch = dict[str, torch.Tensor]
+
+# Their RESULTS.md sections (benchmarks/train.py and ``attnlab bench --record``).
+SECTIONS = {
+    "gpt": "train.py: GPT training tokens/s, attnlab vs transformers GPT2LMHeadModel (same loop)",
+    "bert": "train.py: BERT MLM + NSP training tokens/s, attnlab vs transformers BertForPreTraining",
+}
+
+
+def _stepper(model, loss_fn: Callable[[object, Batch], torch.Tensor], batches: list[Batch], steps: int,
+             bf16: bool) -> Callable[[], float]:
+    """A closure that trains ``steps`` steps on the next batches (cycling) and returns the last loss."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    position = {"i": 0}
+
+    def run() -> float:
+        loss = torch.zeros(())
+        for _ in range(steps):
+            batch = batches[position["i"] % len(batches)]
+            position["i"] += 1
+            autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+            with autocast:
+                loss = loss_fn(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        return float(loss.detach())
+
+    return run
+
+
+def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Batch], tokens: int, *,
+             rounds: int, steps: int, machine: Machine) -> Comparison:
+    import copy
+
+    from attnlab.training.precision import cpu_has_native_bf16
+
+    with torch.no_grad():  # eval mode: no dropout, so the two losses must agree
+        gap = abs(float(our_loss(ours.eval(), batches[0])) - float(their_loss(theirs.eval(), batches[0])))
+    variants = {"hf_fp32": _stepper(copy.deepcopy(theirs).train(), their_loss, batches, steps, False),
+                "fp32": _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, False)}
+    names = {"hf_fp32": f"transformers {type(theirs).__name__} fp32",
+             "fp32": f"attnlab {type(ours).__name__} fp32"}
+    bf16 = cpu_has_native_bf16()
+    if bf16:
+        variants["bf16"] = _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, True)
+        variants["hf_bf16"] = _stepper(copy.deepcopy(theirs).train(), their_loss, batches, steps, True)
+        names["bf16"] = f"attnlab {type(ours).__name__} bf16 autocast"
+        names["hf_bf16"] = f"transformers {type(theirs).__name__} bf16 autocast (for reference)"
+    timings = interleaved(variants, rounds=rounds)
+    lines = [f"same weights: |loss difference| at step 0 = {gap:.2e}",
+             f"{steps} steps per round, {rounds} rounds, after 1 warm-up round"]
+    if bf16:
+        ratio = timings.ratio("bf16", "hf_bf16")
+        lines.append(f"bf16 autocast, attnlab / transformers: {ratio:.2f}x")
+    else:
+        lines.append("no native bf16 on this CPU: fp32 only")
+    comparison = _finish(workload, "hf_fp32", names, timings, tokens * steps, machine, goal=1.5,
+                         goal_variant=names["fp32"], lines=lines)
+    comparison.reference.quality = "fp32"
+    for variant in comparison.variants:
+        variant.quality = "bf16 autocast" if "bf16" in variant.name else f"fp32, step-0 loss gap {gap:.1e}"
+    return comparison
+
+
+def train_gpt(*, rounds: int = 5, steps: int = 2, batch: int = 32, block: int = 128,
+              seed: int = 0) -> Comparison:
+    """gpt-mini next-token training steps, attnlab GPT vs GPT2LMHeadModel."""
+    from attnlab.data import read_text
+    from attnlab.models import GPT, GPTConfig
+    from attnlab.tokenization import Tokenizer
+
+    machine = Machine.now()
+    transformers = _quiet_transformers()
+    text = read_text()
+    tokenizer = Tokenizer.char_level(text)
+    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(8):
+        starts = torch.randint(0, len(data) - block - 1, (batch,), generator=generator).tolist()
+        windows = torch.stack([data[s : s + block + 1] for s in starts])
+        batches.append({"input_ids": windows[:, :-1], "targets": windows[:, 1:]})
+    torch.manual_seed(seed)
+    ours = GPT(GPTConfig.from_preset("gpt-mini", vocab_size=tokenizer.vocab_size, max_positions=block))
+    theirs = _hf_copy(ours, transformers.GPT2LMHeadModel)
+
+    def loss(model, b: Batch) -> torch.Tensor:  # attnlab.training.lm.next_token_loss, for either model
+        logits = model(b["input_ids"]).logits  # (B, T, V)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b["targets"].reshape(-1))
+
+    return _compare(f"gpt-mini training steps, {batch} x {block} tokens", ours, theirs, loss, loss,
+                    batches, batch * block, rounds=rounds, steps=steps, machine=machine)
+
+
+def train_bert(*, rounds: int = 5, steps: int = 2, batch: int = 32, length: int = 128,
+               vocab_size: int = 30522, seed: int = 0) -> Comparison:
+    """bert-mini MLM + NSP training steps, attnlab BertForPreTraining vs transformers'."""
+    from attnlab.models import BertConfig
+    from attnlab.models.bert_heads import BertForPreTraining
+
+    machine = Machine.now()
+    transformers = _quiet_transformers()
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(8):
+        ids = torch.randint(1000, vocab_size, (batch, length), generator=generator)
+        segments = torch.zeros_like(ids)
+        segments[:, length // 2 :] = 1
+        chosen = torch.rand(ids.shape, generator=generator) < 0.15
+        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        masked = torch.where(chosen, torch.full_like(ids, 103), ids)
+        batches.append({"input_ids": masked, "attention_mask": torch.ones_like(ids),
+                        "token_type_ids": segments, "labels": labels,
+                        "next_sentence_label": torch.randint(0, 2, (batch,), generator=generator)})
+    torch.manual_seed(seed)
+    config = BertConfig.from_preset("bert-mini", vocab_size=vocab_size, max_positions=length)
+    ours = BertForPreTraining(config)
+    theirs = _hf_copy(ours, transformers.BertForPreTraining)
+
+    def our_loss(model, b: Batch) -> torch.Tensor:
+        return model.pretraining_loss(b["input_ids"], b["attention_mask"], b["token_type_ids"],
+                                      labels=b["labels"], next_sentence_label=b["next_sentence_label"])
+
+    def their_loss(model, b: Batch) -> torch.Tensor:
+        return model(**b).loss
+
+    workload = f"bert-mini (vocabulary {vocab_size:,}) MLM + NSP training steps, {batch} x {length} tokens"
+    return _compare(workload, ours, theirs, our_loss, their_loss, batches, batch * length, rounds=rounds,
+                    steps=steps, machine=machine)

@@ -1,0 +1,48 @@
+"""Training speed: attnlab against transformers in the same loop (GPT and BERT).
+
+gpt-mini (4 layers, d_model 128, 65-character vocabulary, 32 x 128 tokens) against
+GPT2LMHeadModel, and bert-mini (4 layers, d_model 256, 30,522-token vocabulary, 32 x 128
+tokens, 15% masked, MLM + NSP) against BertForPreTraining: same initial weights, same
+batches, the same AdamW step; fp32, and bf16 autocast where the CPU has native bf16.
+See attnlab.speed.training_bench for what each step computes. Goal >= 1.5x in fp32.
+
+    .venv/bin/python benchmarks/train.py                 # both; prints, records in RESULTS.md
+    .venv/bin/python benchmarks/train.py bert --rounds 8 --steps 2 --threads 2 --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="*", choices=["gpt", "bert"], default=["gpt", "bert"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=2, help="training steps per variant per round")
+    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
+    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    from attnlab.speed import suites, training_bench
+    from attnlab.speed.report import record, set_threads
+
+    set_threads(args.threads)
+    for name in dict.fromkeys(args.models):
+        suite = training_bench.train_gpt if name == "gpt" else training_bench.train_bert
+        result = suite(rounds=args.rounds, steps=args.steps)
+        print(result.text(), "\n", flush=True)
+        if not args.no_record:
+            record(RESULTS, training_bench.SECTIONS[name], suites.COLUMNS, result.rows(args.note))
+            print(f"recorded in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The training benchmarks run both libraries on the same weights: the step-0 losses agree,
+every variant is timed, and the rows carry the goal."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from attnlab.speed import training_bench
+
+pytest.importorskip("transformers")
+
+
+@pytest.mark.parametrize("suite, kwargs", [
+    (training_bench.train_gpt, dict(batch=2, block=16)),
+    (training_bench.train_bert, dict(batch=2, length=16, vocab_size=1200)),
+])
+def test_training_benchmark_compares_the_same_model(suite, kwargs):
+    result = suite(rounds=1, steps=1, **kwargs)
+    gap = next(line for line in result.lines if line.startswith("same weights"))
+    assert float(gap.rsplit("=", 1)[1]) < 1e-5, gap
+    assert result.reference.name.startswith("transformers")
+    assert result.variants[0].name.startswith("attnlab") and result.variants[0].name.endswith("fp32")
+    assert all(v.tokens_per_s > 0 and math.isfinite(v.ratio) for v in result.variants)
+    rows = result.rows("test")
+    assert any(">= 1.5x" in cell for row in rows for cell in row)
