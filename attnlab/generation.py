@@ -36,9 +36,18 @@ def sample_next(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Pick the next token from (B, V) logits; returns (B,) ids. temperature 0 = greedy."""
+    if not isinstance(logits, Tensor) or logits.dim() != 2:
+        got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise AttnlabError(f"logits must be a (batch, vocab) tensor; got {got}.")
+    if bool(torch.isnan(logits).any()):
+        raise AttnlabError("The model produced NaN logits; its weights are broken (e.g. a diverged run).")
     if temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    scaled = logits.float() / temperature
+    if not bool(torch.isfinite(scaled[torch.isfinite(logits)]).all()):
+        # A temperature so small that the division overflows: its limit, greedy, is what it asks for.
+        return logits.argmax(dim=-1)
+    logits = scaled
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -110,6 +119,13 @@ def generate(
             returning True stops generation.
     """
     _check(max_new_tokens, temperature, top_k, top_p, repetition_penalty)
+    if not isinstance(model, GPT):
+        raise AttnlabError(f"generate needs a causal language model (GPT); got {type(model).__name__}.")
+    if not isinstance(input_ids, Tensor):
+        raise AttnlabError(
+            f"input_ids must be a torch.Tensor of token ids; got {type(input_ids).__name__}. "
+            f"Convert with torch.tensor(ids)."
+        )
     if input_ids.dim() == 1:
         input_ids = input_ids.unsqueeze(0)
     batch, device = input_ids.shape[0], input_ids.device
@@ -187,6 +203,8 @@ def generate_text(
     Stops at ``max_new_tokens``, at end-of-text, or just before the first of the
     ``stop`` strings. ``stream`` receives each new piece of text as it is decoded.
     """
+    if not isinstance(prompt, str):
+        raise AttnlabError(f"The prompt must be a str; got {type(prompt).__name__}.")
     prompt_ids = tokenizer.encode(prompt)
     if not prompt_ids:
         raise AttnlabError("The prompt encodes to no tokens; give a non-empty prompt.")

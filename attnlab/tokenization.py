@@ -128,6 +128,8 @@ class Tokenizer:
         return self.backend.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        if not isinstance(text, str):
+            raise AttnlabError(f"encode takes a str; got {type(text).__name__} (decode bytes first).")
         if self.kind == "char":
             vocab = self.backend.get_vocab()
             unknown = sorted({ch for ch in text if ch not in vocab})
@@ -171,7 +173,11 @@ class Tokenizer:
         return ids, mask, segments
 
     def decode(self, ids: list[int], *, skip_special_tokens: bool = True) -> str:
-        return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        """Ids past the vocabulary (a model's padded rows) decode to nothing, as in transformers."""
+        ids = [int(i) for i in ids]
+        if any(i < 0 for i in ids):
+            raise AttnlabError(f"Token ids must be >= 0; got {min(ids)}.")
+        return self.backend.decode(ids, skip_special_tokens=skip_special_tokens)
 
     def tokens(self, ids: list[int]) -> list[str]:
         """The string of each id, e.g. for labelling attention tables."""

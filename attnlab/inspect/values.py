@@ -42,6 +42,8 @@ def value_report(
         raise AttnlabError(f"--head must be in [0, {n_heads - 1}] for this model. Got {head}.")
     if not ids:
         raise AttnlabError("The text encodes to no tokens; give some text.")
+    if len(tokens) != len(ids):
+        raise AttnlabError(f"Got {len(ids)} ids but {len(tokens)} token strings; give one per id.")
     with trace(model) as t:
         model(torch.tensor([ids], dtype=torch.long))
     record = t.attention[layer]
