@@ -1,4 +1,5 @@
-"""``attnlab finetune gpt``: go on training a saved GPT on new text, or fine-tune it to classify."""
+"""``attnlab finetune gpt``: go on training a saved GPT on new text, or fine-tune it to classify;
+``attnlab finetune bert`` (:mod:`attnlab.commands.finetune_bert`): classify, tag or answer questions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ EXAMPLE = """examples:
   # continued pre-training on new text (the model's own tokenizer; checkpoints, --resume)
   attnlab finetune gpt --model runs/shakespeare --data sonnets.txt --out runs/sonnets --max-iters 300
   attnlab finetune gpt --model runs/shakespeare --data sonnets.txt --out runs/sonnets --max-iters 600 --resume
+
+  # BERT: sequence classification, tagging or extractive QA (see `attnlab finetune bert --help`)
+  attnlab finetune bert --task classify --model all-MiniLM-L6-v2 --data sentiment --out runs/sentiment
 
   # GPT-1-style classification (a head on the last token) from a TSV of text<TAB>label lines
   attnlab finetune gpt --task classify --model runs/shakespeare --data train.tsv --out runs/cls \\
@@ -77,6 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="lambda of GPT-1's L3 = L2 + lambda L1 (default 0.5; 0 = no LM loss)")
     gpt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     gpt.set_defaults(run=run_gpt)
+    from attnlab.commands.finetune_bert import register_bert
+
+    register_bert(models)
 
 
 def _resolve(args: argparse.Namespace) -> argparse.Namespace:

@@ -102,3 +102,53 @@ def split_labelled(
     random.Random(seed).shuffle(shuffled)
     n_val = min(len(shuffled) - 1, max(1, round(len(shuffled) * val_fraction)))
     return shuffled[:-n_val], shuffled[-n_val:]
+
+
+def read_labelled(path: str | Path) -> list[Example]:
+    """(text, label) pairs from a ``.csv`` or ``.jsonl`` file with ``text`` and ``label`` fields,
+    or from a TSV (any other suffix; see :func:`read_labelled_tsv`)."""
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
+        return read_labelled_tsv(path)
+    if not path.is_file():
+        raise AttnlabError(f"No labelled data file at {path}; check the path.")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise AttnlabError(f"{path} is not UTF-8 text (byte {error.start}); give a UTF-8 file.") from None
+    records: list[tuple[int, dict]] = []
+    if suffix == ".csv":
+        import csv
+        import io
+
+        reader = csv.DictReader(io.StringIO(content))
+        missing = [name for name in ("text", "label") if name not in (reader.fieldnames or [])]
+        if missing:
+            raise AttnlabError(
+                f"{path} has no {' or '.join(missing)} column (its header is {reader.fieldnames}); "
+                f"the first line must name the columns text and label."
+            )
+        records = [(reader.line_num, row) for row in reader]
+    else:
+        import json
+
+        for number, line in enumerate(content.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                raise AttnlabError(f"{path}, line {number} is not valid JSON ({error}).") from None
+            if not isinstance(record, dict) or "text" not in record or "label" not in record:
+                raise AttnlabError(f'{path}, line {number} needs the fields "text" and "label".')
+            records.append((number, record))
+    examples: list[Example] = []
+    for number, record in records:
+        text, label = str(record.get("text") or "").strip(), str(record.get("label") or "").strip()
+        if not text or not label:
+            raise AttnlabError(f"{path}, line {number} has an empty {'text' if not text else 'label'}.")
+        examples.append((text, label))
+    if not examples:
+        raise AttnlabError(f"{path} holds no labelled examples.")
+    return examples
