@@ -289,52 +289,71 @@ def barrier(world: World) -> None:
 # --- wrapping the model -------------------------------------------------------------------------
 
 
-def wrap(model: nn.Module, world: World, fsdp: bool) -> nn.Module:
-    """DDP (gradients averaged across ranks) or FSDP2 (one shard unit per block, then the root).
+class Step(nn.Module):
+    """Calls ``fn(model, *args)`` as one forward pass of a module that holds ``model``.
 
-    Both start from rank 0's weights. Returns the module to call for training; with
-    DDP ``model`` itself stays the plain, full model.
+    DDP prepares its gradient reduction, and FSDP gathers the parameters outside the
+    blocks, in the forward pass of the module they wrap. A task's loss may call parts
+    of the model (``model.bert``, a head) rather than ``model(...)``; running it inside
+    this forward keeps every such call under their hooks.
     """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(self.model, *args)
+
+
+def wrap(model: nn.Module, world: World, fsdp: bool) -> nn.Module:
+    """A :class:`Step` around ``model``: plain on one process, else under DDP or FSDP2.
+
+    DDP averages gradients across ranks; ``model`` itself stays the plain, full model.
+    FSDP2 shards each Transformer block as one unit and the rest (embeddings, heads,
+    final norm) as the root unit. Both start from rank 0's weights.
+    """
+    step = Step(model)
     if not world.distributed:
-        return model
+        return step
     import torch.distributed as dist
 
     if fsdp:
         from torch.distributed.fsdp import fully_shard
 
-        for tensor in [*model.parameters(), *model.buffers()]:
-            dist.broadcast(tensor.data, src=0)
         from attnlab.nn.blocks import TransformerBlock
 
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor.data, src=0)
         for module in model.modules():
             if isinstance(module, TransformerBlock):
                 fully_shard(module)
-        fully_shard(model)
-        return model
+        # Resharding the root after forward too keeps model.state_dict() sharded between steps.
+        fully_shard(step, reshard_after_forward=True)
+        return step
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [world.local_rank] if world.backend == "nccl" else None
-    return DistributedDataParallel(model, device_ids=device_ids)
+    # static_graph: a loss may leave parameters unused (BERT without NSP leaves the pooler),
+    # always the same ones, which DDP then learns once instead of searching every step.
+    return DistributedDataParallel(step, device_ids=device_ids, static_graph=True)
 
 
 @contextlib.contextmanager
 def gradient_sync(trained: nn.Module, enabled: bool) -> Iterator[None]:
-    """Skip the cross-rank gradient reduction on accumulation micro-batches but the last."""
-    from torch.nn.parallel import DistributedDataParallel
+    """FSDP2: skip the cross-rank reduce-scatter on accumulation micro-batches but the last.
 
-    if enabled:
+    DDP reduces every micro-batch: its ``no_sync`` fails with ``static_graph`` (an
+    internal assertion in PyTorch 2.13). Gradients being sums, the result is the same.
+    """
+    if enabled or not hasattr(trained, "set_requires_gradient_sync"):
         yield
-    elif isinstance(trained, DistributedDataParallel):
-        with trained.no_sync():
-            yield
-    elif hasattr(trained, "set_requires_gradient_sync"):  # FSDP2
-        trained.set_requires_gradient_sync(False)
-        try:
-            yield
-        finally:
-            trained.set_requires_gradient_sync(True)
-    else:
+        return
+    trained.set_requires_gradient_sync(False)
+    try:
         yield
+    finally:
+        trained.set_requires_gradient_sync(True)
 
 
 def is_sharded(model: nn.Module) -> bool:

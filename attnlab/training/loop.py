@@ -186,7 +186,8 @@ def run_training(
         state = distributed.on_main(
             world, lambda: begin_run(out, resume, model, asdict(config), RESUMABLE_CHANGES))
         model_class = type(model)
-        trained = distributed.wrap(model, world, config.fsdp)  # DDP/FSDP2 from rank 0's weights
+        # trained(fn, *args) runs fn(model, *args) as one forward of DDP or FSDP2 (from rank 0's weights).
+        trained = distributed.wrap(model, world, config.fsdp)
         optimizer = optimizer_for(model, config)
         if state is not None:
             distributed.load_optimizer_state(model, optimizer, state["optimizer"])
@@ -229,7 +230,7 @@ def run_training(
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            metrics = evaluator(model)
+            metrics = trained(evaluator) if distributed.is_sharded(model) else evaluator(model)
         model.train(was_training)
         return metrics
 
@@ -258,7 +259,7 @@ def run_training(
                 batch = _to(distributed.shard(batch, world), device)
                 with distributed.gradient_sync(trained, enabled=micro == config.grad_accum_steps - 1):
                     with autocast(dtype, device):
-                        loss = task.loss(trained, batch) / config.grad_accum_steps
+                        loss = trained(task.loss, batch) / config.grad_accum_steps
                     loss.backward()
                 step_loss += float(loss.detach())
                 step_tokens += task.tokens(batch)

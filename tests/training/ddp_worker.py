@@ -80,6 +80,7 @@ def main() -> int:
             return 0
         results = {
             "ddp": train(config(args.batch_size), args.out / "ddp")[0],
+            "ddp_accum": train(config(args.batch_size // 2, grad_accum_steps=2), args.out / "ddp_accum")[0],
             "fsdp": train(config(args.batch_size, fsdp=True), args.out / "fsdp")[0],
             "first": train(config(args.batch_size), args.out / "resumed", on_step=ctrl_c_at_3)[0],
             "resumed": train(config(args.batch_size), args.out / "resumed", resume=True)[0],

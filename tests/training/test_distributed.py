@@ -82,6 +82,9 @@ def test_two_processes_equal_one_process_with_twice_the_batch(launched, one_proc
     assert results["ddp"] == pytest.approx(accum_losses, abs=1e-5)
     _assert_same_weights(big_weights, out / "ddp")
     _assert_same_weights(accum_weights, out / "ddp")
+    # 2 processes accumulating 2 micro-batches of b/2 rows each: the same update again.
+    assert results["ddp_accum"] == pytest.approx(big_losses, abs=1e-5)
+    _assert_same_weights(big_weights, out / "ddp_accum")
     # Only rank 0 writes: one start record, one line per step.
     records = [json.loads(line) for line in (out / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "train_loss" in r and "event" not in r] == [1, 2, 3, 4, 5]
