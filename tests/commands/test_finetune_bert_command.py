@@ -82,14 +82,14 @@ def _run(*args):
     )
 
 
-def _hf_logits(directory, architecture, ids):
+def _hf_logits(directory, architecture, ids, attention_mask=None):
     import transformers
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = getattr(transformers, architecture).from_pretrained(directory).eval()
     with torch.no_grad():
-        return reference(ids)
+        return reference(ids, attention_mask=attention_mask)
 
 
 @pytest.mark.parametrize(
@@ -268,3 +268,42 @@ def test_bad_input_is_one_line(base, tmp_path, capsys):
     assert "already holds a model" in _error(
         capsys, "--task", "classify", "--model", base, "--data", train, "--out", tuned
     )
+
+
+def test_real_minilm_few_steps_saves_a_transformers_classifier(minilm, tmp_path, capsys):
+    """The real all-MiniLM-L6-v2 encoder: two steps, saved, and equal to transformers on real text."""
+    data = _sentiment_csv(tmp_path / "d.csv", n=20)
+    out = tmp_path / "tuned"
+    assert (
+        _run(
+            "--task",
+            "classify",
+            "--model",
+            minilm,
+            "--data",
+            data,
+            "--out",
+            out,
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-seq-len",
+            "16",
+            "--val-fraction",
+            "0.1",
+            "--test-fraction",
+            "0.1",
+        )
+        == 0
+    )
+    assert "22.7M parameters" in capsys.readouterr().out
+    from attnlab.interop.pretrained import load_with_tokenizer
+
+    loaded = load_with_tokenizer(out)
+    ids, mask, _ = loaded.tokenizer.encode_batch(["A man is eating food.", "What a truly awful day"])
+    reference = _hf_logits(out, "BertForSequenceClassification", ids, mask)
+    with torch.no_grad():
+        mine = loaded.model(ids, attention_mask=mask)
+    torch.testing.assert_close(mine.logits, reference.logits, atol=1e-5, rtol=1e-5)
+    assert loaded.model.config.labels == ("neg", "pos")
