@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +130,16 @@ def embed_json(data: Any) -> str:
 
 
 def render_explorer(data: dict[str, Any]) -> str:
-    """The whole page as one string (HTML + CSS + JavaScript + data)."""
-    return (PAGE.replace("__TITLE__", html.escape(data.get("title") or "attention explorer"))
-            .replace("__STYLE__", STYLE).replace("__SCRIPT__", SCRIPT)
-            .replace("__DATA__", embed_json(data)))
+    """The whole page as one string (HTML + CSS + JavaScript + data).
+
+    The placeholders are filled in one pass, so a title (a model's directory name)
+    that itself contains ``__SCRIPT__`` or ``__DATA__`` is never expanded.
+    """
+    parts = {
+        "__TITLE__": html.escape(data.get("title") or "attention explorer"),
+        "__STYLE__": STYLE, "__SCRIPT__": SCRIPT, "__DATA__": embed_json(data),
+    }
+    return re.sub("|".join(parts), lambda found: parts[found.group(0)], PAGE)
 
 
 def write_explorer(found: Inspection, path: str | Path, *, title: str = "", text: str = "",
