@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baselines", action="store_true",
                         help="also score copying the source, and a word-by-word translation by the target "
                              "word most often aligned (IBM Model 1) in the training split")
+    parser.add_argument("--no-dictionary", action="store_true",
+                        help="fit the word-by-word baseline on the shipped corpus's training sentences only, "
+                             "as for a model trained with --no-dictionary (default: the sentences and the "
+                             "dictionary pairs, the data the model learns from)")
     parser.add_argument("--output", default=None, metavar="FILE", help="write the translations here")
     add_decoding_arguments(parser)
     parser.set_defaults(run=run)
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.baselines import WordByWordTranslator, copy_baseline
     from attnlab.bleu import corpus_bleu
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
-    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs
+    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, training_pairs
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
@@ -86,9 +90,11 @@ def run(args: argparse.Namespace) -> int:
         if split == "all":
             print("word-by-word   (skipped: it learns from the training split; pass --split test)")
         else:
-            word_by_word = WordByWordTranslator().fit(splits["train"])
+            learnt_from = training_pairs(splits, None if args.data else args.corpus, not args.no_dictionary)
+            word_by_word = WordByWordTranslator().fit(learnt_from)
             guesses = [word_by_word.translate(s) for s in sources]
-            print(f"word-by-word   BLEU {corpus_bleu(guesses, references).score:6.2f}")
+            print(f"word-by-word   BLEU {corpus_bleu(guesses, references).score:6.2f}   "
+                  f"(IBM Model 1 on {len(learnt_from):,} training pairs)")
     print(f"{result.detail}")
     print(f"signature: {result.signature}")
     return 0

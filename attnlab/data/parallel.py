@@ -217,11 +217,16 @@ def split_pairs(pairs: list[Pair], seed: int = SPLIT_SEED, sizes: dict[str, int]
     return {"train": order[sizes["test"] + sizes["valid"]:], "valid": valid, "test": test}
 
 
-def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary: bool = True) -> list[Pair]:
+def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary: bool = True,
+                   sentence_repeats: int = 1) -> list[Pair]:
     """What a model learns from: the ``train`` split, and for the shipped corpus (``corpus``
-    "ding"; None for user data) with ``dictionary``, the dictionary pairs after it."""
+    "ding"; None for user data) with ``dictionary``, the ``train`` split ``sentence_repeats``
+    times followed by the dictionary pairs: repeating the sentences keeps their share of an
+    epoch (the test is sentences) next to 254k dictionary pairs of a word or two."""
+    if isinstance(sentence_repeats, bool) or not isinstance(sentence_repeats, int) or sentence_repeats < 1:
+        raise AttnlabError(f"sentence_repeats must be an int >= 1. Got {sentence_repeats!r} instead.")
     if corpus == "ding" and dictionary:
-        return splits["train"] + load_dictionary()
+        return splits["train"] * sentence_repeats + load_dictionary()
     return list(splits["train"])
 
 

@@ -65,6 +65,7 @@ def test_translate_and_evaluate(trained, pairs_file, capsys):
                        "--beam", "1", "--baselines")
     assert code == 0
     assert "model          BLEU" in out and "copy baseline  BLEU" in out and "word-by-word   BLEU" in out
+    assert "(IBM Model 1 on 120 training pairs)" in out  # the training split of --data, no dictionary
     assert "signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out
 
 
@@ -102,6 +103,8 @@ def test_bad_pairs_are_one_line_errors(tmp_path, capsys):
         (["train", "transformer", "--data", str(empty)], "line 2: empty line"),
         (["train", "transformer", "--data", str(src), "--target", str(tgt)], "has 3 lines but"),
         (["evaluate", "--model", str(tmp_path), "--data", str(no_tab)], "line 2: no tab"),
+        (["train", "transformer", "--corpus", "numbers", "--sentence-repeats", "0"],
+         "sentence_repeats must be an int >= 1"),
     ]
     for argv, message in cases:
         code, _, err = run(capsys, *argv, "--out", str(tmp_path / "x")) if argv[0] == "train" else run(

@@ -66,6 +66,10 @@ def test_training_pairs_add_the_dictionary_to_the_shipped_corpus_only():
     assert training_pairs(splits, "ding", dictionary=False) == splits["train"]
     assert training_pairs(splits, None) == splits["train"]
     assert training_pairs(splits, "numbers") == splits["train"]
+    twice = training_pairs(splits, "ding", sentence_repeats=2)
+    assert twice == splits["train"] * 2 + load_dictionary()
+    with pytest.raises(AttnlabError, match="sentence_repeats must be an int >= 1"):
+        training_pairs(splits, "ding", sentence_repeats=0)
 
 
 def test_small_inputs_get_small_held_out_splits():
