@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from torch import nn
 
+from attnlab.errors import AttnlabError
 from attnlab.models.config import ModelConfig
+
+# Python objects of one layer (modules, parameters, hooks), beyond its float32 numbers.
+_LAYER_OVERHEAD_BYTES = 50_000
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(config: ModelConfig) -> None:
+    """Refuse, before allocating anything, a model that cannot fit in this machine's memory.
+
+    A lower bound is enough: the embeddings (V x M, and T x M for learned positions)
+    plus per layer at least the attention projections (2 M^2) and the feed-forward
+    (2 M F). Without it a typo such as ``--n-layer 10000000000`` would build layers
+    until the machine runs out of memory.
+    """
+    memory = physical_memory()
+    if memory is None:
+        return
+    m = config.d_model
+    # Rotary positions have no table; learned and sinusoidal ones hold one row per position.
+    rows = config.vocab_size + (0 if getattr(config, "position", None) == "rope" else config.max_positions)
+    parameters = rows * m + config.n_layers * (2 * m * m + 2 * m * config.d_ff)
+    needed = 4 * parameters + config.n_layers * _LAYER_OVERHEAD_BYTES
+    if needed > memory:
+        raise AttnlabError(
+            f"A model of this size (d_model {m}, {config.n_layers} layers, d_ff {config.d_ff}, "
+            f"vocabulary {config.vocab_size}, {config.max_positions} positions) needs at least "
+            f"{needed / 2**30:,.1f} GiB, more than this machine's {memory / 2**30:,.1f} GiB; "
+            f"choose smaller sizes."
+        )
 
 
 class PreTrainedModel(nn.Module):
@@ -18,6 +56,7 @@ class PreTrainedModel(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        check_fits_in_memory(config)
         self.config = config
 
     def save_pretrained(self, directory: str | Path) -> Path:
