@@ -119,3 +119,19 @@ def test_gradient_accumulation_equals_bigger_batch():
         results.append(model.state_dict())
     for name, tensor in results[0].items():
         assert torch.allclose(tensor, results[1][name], atol=1e-5), name
+
+
+def test_checkpoint_from_before_the_distributed_options_resumes(tmp_path):
+    """A training state without the fsdp/dist_timeout fields (older attnlab) still resumes."""
+    full_losses, _, full_model = _losses(tmp_path / "full")
+    first, _, _ = _losses(tmp_path / "split", interrupt_at=6)
+    state_path = tmp_path / "split" / STATE_FILE
+    state = torch.load(state_path, weights_only=True)
+    for key in ("fsdp", "dist_timeout"):
+        del state["training_config"][key]
+    assert "torch_rng_ranks" not in state and "world_size" not in state  # one process: format unchanged
+    torch.save(state, state_path)
+    second, _, resumed_model = _losses(tmp_path / "split", resume=True)
+    assert first + second == full_losses
+    assert all(torch.equal(a, b) for a, b in zip(full_model.state_dict().values(),
+                                                  resumed_model.state_dict().values(), strict=True))
