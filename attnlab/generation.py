@@ -65,7 +65,9 @@ def sample_next(
 def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:
     """(B, V) logits, (B, V) bool of tokens already in each sequence -> penalised logits."""
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(seen, penalised, logits)
+    # A penalty near 0 (or a huge one) can overflow the division; keep the logits finite.
+    largest = torch.finfo(penalised.dtype).max
+    return torch.where(seen, penalised.clamp(-largest, largest), logits)
 
 
 def _check(

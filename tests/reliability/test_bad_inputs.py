@@ -247,3 +247,10 @@ def test_text_longer_than_the_model(char_model):
 def test_bad_value_report_requests(char_model, args, message):
     with pytest.raises(AttnlabError, match=message):
         value_report(char_model[0], *args)
+
+
+@pytest.mark.parametrize("penalty", [1e-320, 1e-30, 1e30, 1e308])
+def test_an_extreme_repetition_penalty_still_samples(gpt, penalty):
+    """Before: a penalty of 1e-320 overflowed the logits to inf and sampling failed in torch."""
+    out = generate(gpt, IDS[:1], 4, repetition_penalty=penalty, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (1, 9) and int(out.max()) < V
