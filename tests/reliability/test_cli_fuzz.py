@@ -172,12 +172,19 @@ def test_real_processes_print_one_line(argv):
     assert result.returncode != 0
 
 
-def test_a_closed_pipe_ends_quietly():
-    """`attnlab cite | head -1`: the reader goes away; no BrokenPipeError traceback."""
-    process = subprocess.Popen([sys.executable, "-m", "attnlab", "cite"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    first = process.stdout.readline()
-    process.stdout.close()
-    err = process.stderr.read().decode()
-    process.wait(timeout=60)
-    assert first and "Traceback" not in err and "BrokenPipeError" not in err, err
+def test_a_closed_pipe_ends_quietly(tiny_gpt_dir):
+    """`attnlab generate ... | head -c 3`: the reader goes away mid-stream. Before: a
+    BrokenPipeError traceback; now the command ends quietly."""
+    process = subprocess.Popen([sys.executable, "-m", "attnlab", "generate", "--model", str(tiny_gpt_dir),
+                                "--prompt", "R", "--max-new-tokens", "1000000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = process.stdout.read(3)
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert first and process.returncode == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
