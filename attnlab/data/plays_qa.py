@@ -14,8 +14,8 @@ How an example is made, deterministically from ``seed``:
    if it has at least two different speakers and at most ``max_words`` words. The
    context is the passage, one speech per line, as ``Speaker Name: text of the speech``
    (names title-cased from the play's capitals, e.g. ``First Citizen``).
-3. One speech of the passage is drawn; from one of its verse lines, a run of 4 to 8
-   consecutive words is drawn as the quotation. The question is
+3. One speech of the passage is drawn; from one of its first two verse lines, a run of
+   4 to 8 consecutive words is drawn as the quotation. The question is
    ``Who says "<quotation>"?``; the answer is the speaker's name at the start of that
    speech's line (``answer_start`` points there). A quotation that occurs more than
    once in the passage is drawn again (or the passage is skipped), so every answer is
@@ -23,9 +23,14 @@ How an example is made, deterministically from ``seed``:
 
 To answer, a model must find the quotation in the passage and return the name that
 heads its speech, not just any name: every passage names two or more speakers, and
-the speeches often address others by name. The split is by play (seeded): no passage
-of a test play is seen in training. Baselines: the context's first capitalised word
-(the first speaker) and a speaker of the passage drawn at random.
+the speeches often address others by name. The quotation comes from the first two
+lines of its speech so that it sits within a few dozen tokens of the name: a
+quotation from deep inside a long speech can fall in a different window of a long
+context than the name, and no window-level reader (BERT's, §4.2) can then answer.
+
+The split is by play (seeded): no passage of a test play is seen in training.
+Baselines: the context's first capitalised word (the first speaker) and a speaker of
+the passage drawn at random.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def _question(passage, rng: random.Random, where: str) -> QAExample | None:
     for _ in range(5):
         index = rng.randrange(len(passage))
         name, lines = passage[index]
-        verse = [line.split() for line in lines if len(line.split()) >= 4]
+        verse = [line.split() for line in lines[:2] if len(line.split()) >= 4]
         if not verse:
             continue
         words = rng.choice(verse)
@@ -113,7 +118,7 @@ def _question(passage, rng: random.Random, where: str) -> QAExample | None:
     return None
 
 
-def build_plays_qa(seed: int = 0, max_words: int = 150) -> dict[str, list[QAExample]]:
+def build_plays_qa(seed: int = 0, max_words: int = 120) -> dict[str, list[QAExample]]:
     """Questions from every play, keyed by play name (the file's stem, e.g. ``hamlet``)."""
     by_play: dict[str, list[QAExample]] = {}
     for path in play_files():
