@@ -199,6 +199,8 @@ def shard(batch: Any, world: World) -> Any:
     if not world.distributed:
         return batch
     if isinstance(batch, Tensor):
+        if batch.dim() == 0:
+            return batch  # a scalar belongs to every rank
         rows = batch.shape[0] // world.size
         return batch[world.rank * rows : (world.rank + 1) * rows]
     if isinstance(batch, dict):
@@ -433,7 +435,7 @@ def gather_rng_states(world: World) -> list[Tensor]:
     import torch.distributed as dist
 
     states: list[Tensor | None] = [None] * world.size
-    dist.all_gather_object(states, state, )
+    dist.all_gather_object(states, state)
     return states  # type: ignore[return-value]
 
 

@@ -89,7 +89,9 @@ def train_language_model(
 ) -> dict:
     """Train ``model`` on ``train_ids``; the summary's ``val_loss`` covers all of ``val_ids``.
 
-    Checkpoints, resume, Ctrl-C and logging are those of :func:`attnlab.training.loop.run_training`.
+    Checkpoints, resume, Ctrl-C and logging are those of :func:`attnlab.training.loop.run_training`;
+    so is training on several processes under torchrun, where ``config.batch_size`` windows
+    are drawn on every rank and each rank trains on its ``batch_size / world_size`` of them.
     """
     block = model.config.max_positions
     if len(train_ids) <= block + 1:
