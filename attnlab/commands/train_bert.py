@@ -41,6 +41,9 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
     bert.add_argument("--init-from", default=None,
                       help="continue pre-training a saved BERT (its vocabulary and size are kept)")
     bert.add_argument("--preset", default="bert-tiny", help="size preset (default bert-tiny)")
+    for flag, what in (("--n-layers", "layers"), ("--n-heads", "attention heads"),
+                       ("--d-model", "hidden size"), ("--d-ff", "feed-forward size")):
+        bert.add_argument(flag, type=int, default=None, help=f"{what} (default: the preset's)")
     bert.add_argument("--max-seq-len", type=int, default=128)
     bert.add_argument("--nsp", action=argparse.BooleanOptionalAction, default=True,
                       help="next-sentence prediction (default on)")
@@ -114,8 +117,10 @@ def run_bert(args: argparse.Namespace) -> int:
                                               args.vocab_size)
         model = None
     if model is None:
+        sizes = {name: getattr(args, name) for name in ("n_layers", "n_heads", "d_model", "d_ff")
+                 if getattr(args, name) is not None}
         config = BertConfig.from_preset(args.preset, vocab_size=tokenizer.vocab_size,
-                                        max_positions=max(args.max_seq_len, 64))
+                                        max_positions=max(args.max_seq_len, 64), **sizes)
         torch.manual_seed(args.seed)
         model = BertForPreTraining(config)
     options = dict(max_seq_len=args.max_seq_len, whole_word=args.whole_word_mask, nsp=args.nsp)

