@@ -109,7 +109,7 @@ def training_device(name: str, world: World | None = None) -> torch.device:
         if world.local_rank >= torch.cuda.device_count():
             raise AttnlabError(
                 f"Local rank {world.local_rank} has no GPU of its own ({torch.cuda.device_count()} visible); "
-                f"use --nproc-per-node <= the number of GPUs."
+                f"start at most one process per GPU (--nproc, or torchrun --nproc-per-node)."
             )
         return torch.device("cuda", world.local_rank)
     return torch.device(name)

@@ -195,3 +195,30 @@ def test_attnlab_train_nproc_2_equals_one_process(tmp_path):
 
     assert losses("two") == pytest.approx(losses("one"), abs=1e-5)
     _assert_same_weights(attnlab.load_pretrained(tmp_path / "one").state_dict(), tmp_path / "two")
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert distributed.training_device("auto", World()) == torch.device("cpu")
+    with pytest.raises(AttnlabError, match="no CUDA GPU is available; use --device cpu"):
+        distributed.training_device("cuda", World())
+    with pytest.raises(AttnlabError, match="--device must be auto, cpu or cuda. Got 'tpu'"):
+        distributed.training_device("tpu", World())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert distributed.training_device("auto", World(rank=3, size=4, local_rank=1)) == torch.device("cuda", 1)
+    with pytest.raises(AttnlabError, match="Local rank 2 has no GPU of its own"):
+        distributed.training_device("cuda", World(rank=2, size=3, local_rank=2))
+
+
+def test_torchrun_environment_is_read_and_checked(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert distributed.launched_world() == World(rank=2, size=4, local_rank=0)
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(AttnlabError, match="RANK environment variable must be an int"):
+        distributed.launched_world()
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert distributed.launched_world() == World()
