@@ -3,8 +3,9 @@
 Devlin et al. 2019, arXiv:1810.04805, §3.1 and Appendix A.1:
 
 - **Next sentence prediction.** Segment A is a run of consecutive sentences of a
-  document; 50% of the time segment B is what really follows it (label 0,
-  "IsNext"), otherwise a run from another document (label 1, "NotNext"). The pair
+  document, never including its last sentence; 50% of the time segment B is what
+  really follows it (label 0, "IsNext"), otherwise a run from another document
+  (label 1, "NotNext"), so that always answering one label scores 50%. The pair
   is packed as ``[CLS] A [SEP] B [SEP]`` with segment ids 0 / 1, the longer segment
   trimmed until it fits ``max_seq_len``.
 - **Masked LM.** 15% of the non-special tokens are chosen; of those 80% become
@@ -109,6 +110,11 @@ class PretrainingData:
             raise AttnlabError(f"max_seq_len must be >= 8. Got {self.max_seq_len}.")
         if len(self.documents) < 2:
             raise AttnlabError("Next-sentence pairs need at least 2 documents; give a longer corpus.")
+        # Segment A comes from a document with a sentence after it, so that "IsNext" is always possible.
+        self.pairable = [i for i, document in enumerate(self.documents) if len(document) >= 2]
+        if self.nsp and not self.pairable:
+            raise AttnlabError("Next-sentence prediction needs documents of at least 2 sentences; "
+                               "give longer documents or pass --no-nsp.")
 
     @classmethod
     def from_texts(cls, documents: list[list[str]], tokenizer: Tokenizer, **options) -> PretrainingData:
@@ -134,14 +140,17 @@ class PretrainingData:
             return int(torch.randint(0, n, (1,), generator=generator))
 
         budget = self.max_seq_len - 3
-        doc_index = rand(len(self.documents))
-        document = self.documents[doc_index]
-        start = rand(max(1, len(document) - 1))
-        a_budget = max(1, budget // 2) if self.nsp else budget
-        segment_a, after = self._run(document, start, a_budget)
         if not self.nsp:
+            document = self.documents[rand(len(self.documents))]
+            segment_a, _ = self._run(document, rand(max(1, len(document) - 1)), budget)
             return segment_a[:budget], [], IS_NEXT
-        if rand(2) == 0 and after < len(document):
+        doc_index = self.pairable[rand(len(self.pairable))]
+        document = self.documents[doc_index]
+        start = rand(len(document) - 1)
+        # A stops before the document's last sentence whatever the label: were a run allowed to reach
+        # the end, "IsNext" would be impossible there and the labels would lean to "NotNext".
+        segment_a, after = self._run(document[:-1], start, max(1, budget // 2))
+        if rand(2) == 0:
             label, source, begin = IS_NEXT, document, after
         else:
             other = rand(len(self.documents) - 1)

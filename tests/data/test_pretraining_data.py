@@ -139,10 +139,28 @@ def test_random_replacements_are_ordinary_tokens(tmp_path):
              "on", "mat", "##s"]
     (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
     tokenizer = Tokenizer.from_dir(tmp_path)
-    data = PretrainingData([[[7, 8]], [[9, 10]]], tokenizer, max_seq_len=16)
+    data = PretrainingData([[[7], [8]], [[9], [10]]], tokenizer, max_seq_len=16)
     assert data.random_pool.tolist() == list(range(7, 13))
     generator = torch.Generator().manual_seed(6)
     ids = torch.randint(7, 13, (500, 16), generator=generator)
     masked, labels = data.mask(ids, generator)
     replaced = (labels != -100) & (masked != data.mask_id)
     assert replaced.any() and torch.all(masked[replaced] >= 7)
+
+
+def test_next_sentence_labels_stay_balanced_on_short_documents():
+    """Segment A never takes a document's last sentence, so "IsNext" always has a true next segment:
+    the labels stay 50/50 even when one run of sentences would fill a whole document."""
+    tokenizer = Tokenizer.train_wordpiece("the cat sat on the mat\nthe dog ran in the park\n" * 20, 120)
+    documents = [["the cat sat on the mat", "the dog ran"], ["the dog ran in the park", "the cat sat",
+                                                              "on the mat"]] * 4
+    data = PretrainingData.from_texts(documents, tokenizer, max_seq_len=64)
+    generator = torch.Generator().manual_seed(7)
+    pairs = [data.pair(generator) for _ in range(4000)]
+    share = sum(label == NOT_NEXT for _, _, label in pairs) / len(pairs)
+    assert 0.47 < share < 0.53
+    assert all(a and b for a, b, _ in pairs)
+    with pytest.raises(AttnlabError, match="at least 2 sentences"):
+        PretrainingData.from_texts([["the cat sat"], ["the dog ran"]], tokenizer, max_seq_len=64)
+    assert PretrainingData.from_texts([["the cat sat"], ["the dog ran"]], tokenizer, max_seq_len=64,
+                                      nsp=False).pair(generator)[0]
