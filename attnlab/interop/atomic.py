@@ -54,6 +54,12 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def write_failure(path: str | Path, error: OSError) -> AttnlabError:
+    """The one-line error for an ``OSError`` raised while writing ``path`` (a full disk named as such)."""
+    path = Path(path)
+    return _write_error(path, error, _disk_full(error, path.parent))
+
+
 def _disk_full(error: BaseException, directory: Path) -> bool:
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return True

@@ -133,7 +133,9 @@ def test_training_state_carrying_code_is_refused(trained_run, tmp_path, one_line
     marker = tmp_path / "code-ran"
     torch.save({"step": 4, "format_version": 1, "payload": RunsCode(marker)}, trained_run / STATE_FILE)
     code, err = resume(trained_run)
-    one_line_error(code, err, STATE_FILE)
+    line = one_line_error(code, err, STATE_FILE, "was refused")
+    assert "posix.system" in line or "nt.system" in line  # names what the file asked for
+    assert "weights_only" not in line  # and does not suggest turning the protection off
     assert not marker.exists()
 
 
@@ -207,6 +209,68 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(trained_run, 
     assert load_training_state(trained_run)["step"] == 6
 
 
+# A real process killed between the two files of one checkpoint: the model file of the
+# step-4 checkpoint is in place, its training state not yet.
+KILLED_BETWEEN_FILES = """
+import os, signal, sys
+import torch
+
+save = torch.save
+states = []
+
+def save_or_die(obj, f, *args, **kwargs):
+    if "training_state" in str(f):
+        states.append(f)
+        if len(states) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return save(obj, f, *args, **kwargs)
+
+torch.save = save_or_die
+from attnlab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _model_file_step(directory: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(directory / SAFETENSORS), framework="pt") as handle:
+        return int(handle.metadata()["attnlab_step"])
+
+
+def _saved_tensors(directory: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / SAFETENSORS))
+
+
+def test_sigkill_between_the_two_files_of_a_checkpoint_resumes_exactly(corpus, tmp_path, cli, train_args,
+                                                                      resume):
+    script = tmp_path / "killed_between_files.py"
+    script.write_text(KILLED_BETWEEN_FILES)
+    run = tmp_path / "run"
+    args = train_args(corpus, run, "--max-iters", "6", "--eval-interval", "2")
+    result = subprocess.run([sys.executable, str(script), *args], capture_output=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+    # The kill did land between the files: a step-4 model file beside a step-2 training state.
+    assert _model_file_step(run) == 4
+    assert torch.load(run / STATE_FILE, weights_only=True)["step"] == 2
+    # Reading the checkpoint puts the whole step-2 pair back, and --resume continues it exactly.
+    assert load_training_state(run)["step"] == 2
+    assert _model_file_step(run) == 2
+    assert isinstance(load_pretrained(run), GPT)
+    code, err = resume(run)
+    assert code == 0, err
+    assert load_training_state(run)["step"] == 6
+    assert not (run / ".previous-checkpoint").exists()
+    code, _, err = cli(train_args(corpus, tmp_path / "straight", "--max-iters", "6", "--eval-interval", "2"))
+    assert code == 0, err
+    straight, resumed = _saved_tensors(tmp_path / "straight"), _saved_tensors(run)
+    assert straight.keys() == resumed.keys()
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
+
+
 # ----------------------------------------------------------------- full disk
 def test_full_disk_is_a_clear_error_and_the_old_checkpoint_stays(trained_run, monkeypatch, one_line_error,
                                                                  resume):
@@ -226,6 +290,30 @@ def test_full_disk_is_a_clear_error_and_the_old_checkpoint_stays(trained_run, mo
     assert _temp_files(trained_run) == []
     monkeypatch.undo()
     assert resume(trained_run)[0] == 0
+
+
+def test_full_disk_at_the_training_state_keeps_the_whole_previous_pair(trained_run, monkeypatch,
+                                                                       one_line_error, resume):
+    """The model file was replaced, then the training state's write failed: the old model comes back."""
+    model_before = (trained_run / SAFETENSORS).read_bytes()
+    state_before = (trained_run / STATE_FILE).read_bytes()
+    save = torch.save
+
+    def disk_full(obj, f, *args, **kwargs):
+        if "training_state" in str(f):
+            Path(f).write_bytes(b"\0" * 100)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+        return save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    code, err = resume(trained_run)
+    one_line_error(code, err, "no space left", "previous training_state.pt is unchanged")
+    assert (trained_run / SAFETENSORS).read_bytes() == model_before
+    assert (trained_run / STATE_FILE).read_bytes() == state_before
+    assert _temp_files(trained_run) == [] and not (trained_run / ".previous-checkpoint").exists()
+    monkeypatch.undo()
+    assert resume(trained_run)[0] == 0
+    assert load_training_state(trained_run)["step"] == 6
 
 
 def _mount_tmpfs(directory: Path, size: str) -> bool:
