@@ -8,7 +8,9 @@ A KV cache holds, for every layer, the keys and the values of every position so 
 growth of the process's RSS when they are allocated. Each workload of :func:`measure`
 runs in a fresh subprocess (``python -m attnlab.speed.memory WORKLOAD``) so that one
 model's memory never hides another's: it reports the RSS after imports, after building
-the model, after the run, and the peak over the process's life (``ru_maxrss``).
+the model, after the run, and the peak over the process's life (``VmHWM``: Linux keeps
+``ru_maxrss`` across ``exec``, so a child started by a large benchmark process would report
+its parent's peak).
 """
 
 from __future__ import annotations
@@ -57,7 +59,18 @@ def release_freed_memory() -> None:
 
 
 def peak_rss_bytes() -> int:
-    """The peak RSS of this process so far (ru_maxrss is in KiB on Linux)."""
+    """The peak RSS of this process so far: /proc's VmHWM, else ru_maxrss (both in KiB).
+
+    VmHWM belongs to the process's own address space; ru_maxrss survives ``exec`` and so
+    starts at the peak of the process that launched this one.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as stream:
+            for line in stream:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
