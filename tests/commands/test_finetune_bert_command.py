@@ -307,3 +307,39 @@ def test_real_minilm_few_steps_saves_a_transformers_classifier(minilm, tmp_path,
         mine = loaded.model(ids, attention_mask=mask)
     torch.testing.assert_close(mine.logits, reference.logits, atol=1e-5, rtol=1e-5)
     assert loaded.model.config.labels == ("neg", "pos")
+
+
+LONG = "the king is dead . " * 120  # 600 words: past BERT's 512 positions
+
+
+@pytest.mark.parametrize("task", ["classify", "tag", "qa"])
+def test_inputs_over_512_tokens_are_cut_chunked_or_windowed(base, tmp_path, capsys, task):
+    """Over max_seq_len (and 512) tokens: classify cuts the text (keeping [SEP]), tag splits the
+    sentence into chunks and tags every word, qa reads the context in strided windows."""
+    path = tmp_path / {"classify": "d.csv", "tag": "d.txt", "qa": "d.jsonl"}[task]
+    if task == "classify":
+        path.write_text("text,label\n" + "".join(f"{w} {LONG},{w}\n" for w in ("good", "bad") * 10))
+    elif task == "tag":
+        words = LONG.split()
+        path.write_text("\n".join("ross\tB-per\n" + "".join(f"{w}\tO\n" for w in words) for _ in range(10)))
+    else:
+        path.write_text("".join(json.dumps({"context": f"Ross: {LONG}\nLennox: a good day {i}.",
+                                            "question": 'Who says "a good day"?', "answer": "Lennox"}) + "\n"
+                                for i in range(10)))
+    assert Tokenizer.from_dir(base).encode(LONG, add_special_tokens=False).__len__() > 512
+    out = tmp_path / "tuned"
+    assert _run("--task", task, "--model", base, "--data", path, "--out", out, "--max-steps", "1",
+                "--batch-size", "4", "--max-seq-len", "64", "--val-fraction", "0.2",
+                "--test-fraction", "0.2") == 0
+    printed = capsys.readouterr().out
+    if task == "classify":
+        assert "(12 text(s) cut to fit)" in printed
+    if task == "qa":
+        assert "extra window(s) from long contexts" in printed
+    metrics = json.loads((out / "finetune_metrics.json").read_text())
+    assert metrics["test_examples"] == (4 if task == "classify" else 2)
+    assert 0 <= metrics["test"]["accuracy" if task == "classify" else "f1"] <= 1
+    assert "--max-seq-len must be in [8, 512]. Got 513." in _error(
+        capsys, "--task", task, "--model", base, "--data", path, "--out", tmp_path / "o",
+        "--max-seq-len", "513",
+    )
