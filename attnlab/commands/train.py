@@ -121,9 +121,11 @@ def run_gpt(args: argparse.Namespace) -> int:
     from attnlab.models import GPT, GPTConfig
     from attnlab.tokenization import Tokenizer
     from attnlab.training import LMTrainingConfig, train_language_model
+    from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.plot import plot_loss_curve
 
     out = Path(args.out)
+    check_checkpoint_dir(out, args.resume)
     text = read_text(args.data)
     if args.resume or args.tokenizer_dir:
         # The vocabulary must be the one the model was trained with.
@@ -132,6 +134,10 @@ def run_gpt(args: argparse.Namespace) -> int:
         tokenizer = Tokenizer.train_bpe(text, args.vocab_size)
     else:
         tokenizer = Tokenizer.char_level(text)
+    try:  # now, not after the whole run
+        prompt = (tokenizer.encode(args.prompt) or [0]) if args.sample_tokens > 0 else [0]
+    except AttnlabError as error:
+        raise AttnlabError(f"--prompt: {error}") from None
     ids = tokenizer.encode(text)
     train_ids, val_ids = (torch.tensor(part, dtype=torch.long) for part in split_train_val(ids))
     overrides = {
@@ -190,7 +196,6 @@ def run_gpt(args: argparse.Namespace) -> int:
             import attnlab
 
             model = attnlab.load_pretrained(out).to(device)
-        prompt = tokenizer.encode(args.prompt) or [0]
         sample = generate(model, torch.tensor([prompt], device=device), args.sample_tokens,
                           temperature=0.8, top_k=40, generator=torch.Generator(device).manual_seed(args.seed))
         print("\n--- sample ---")

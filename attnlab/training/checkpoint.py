@@ -45,6 +45,18 @@ def has_checkpoint(directory: str | Path) -> bool:
     return (Path(directory) / STATE_FILE).is_file()
 
 
+def check_checkpoint_dir(out: str | Path, resume: bool) -> None:
+    """Refuse, before any work, an ``--out`` that is a file or a ``--resume`` with nothing to resume."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AttnlabError(f"--out {out} is a file; give a directory (a checkpoint is a folder of files).")
+    if resume and not has_checkpoint(out):
+        raise AttnlabError(
+            f"No checkpoint in {out} (no {STATE_FILE} to resume from); check --out, "
+            f"or drop --resume to start a new run."
+        )
+
+
 def save_checkpoint(
     directory: str | Path,
     model: PreTrainedModel,
@@ -139,7 +151,8 @@ def load_training_state(directory: str | Path) -> dict[str, Any]:
     recover_checkpoint(directory)
     if not path.is_file():
         raise AttnlabError(
-            f"{directory} has no {STATE_FILE} to resume from; drop --resume to start a new run."
+            f"No checkpoint in {directory} (no {STATE_FILE} to resume from); check the path, "
+            f"or drop --resume to start a new run."
         )
     try:
         with warnings.catch_warnings():
@@ -212,6 +225,8 @@ def begin_run(
     into ``model`` and return the state for the loop to restore the rest. Without it:
     refuse to overwrite a checkpoint already in ``out``, and return None.
     """
+    if out is not None and out.exists() and not out.is_dir():
+        raise AttnlabError(f"--out {out} is a file; give a directory (a checkpoint is a folder of files).")
     if resume:
         if out is None:
             raise AttnlabError("resume needs the checkpoint directory (--out).")
