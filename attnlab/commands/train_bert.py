@@ -78,9 +78,16 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.models.bert_heads import BertForPreTraining
     from attnlab.tokenization import Tokenizer
     from attnlab.training.bert import evaluate_pretraining, most_frequent_token, train_bert
+    from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.loop import TrainingConfig
 
     out = Path(args.out)
+    if args.eval_batches < 1:
+        raise AttnlabError(f"--eval-batches must be an int >= 1. Got {args.eval_batches} instead.")
+    check_checkpoint_dir(out, args.resume)
+    if args.init_from and not (Path(args.init_from) / "config.json").is_file():
+        raise AttnlabError(f"No checkpoint in {args.init_from} (no config.json); --init-from needs the "
+                           f"directory of a saved BERT.")
     if args.data is None and args.corpus == "plays":
         train_docs, val_docs = play_documents()
     else:

@@ -63,6 +63,8 @@ def evaluate_pretraining(
 
     The pairs and masks depend on ``seed`` only, so every call sees the same batches.
     """
+    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
+        raise AttnlabError(f"n_batches must be an int >= 1. Got {n_batches!r} instead.")
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     correct_mlm = total_mlm = correct_nsp = total_nsp = baseline_hits = 0
@@ -104,6 +106,8 @@ def train_bert(
     over ``eval_batches`` fixed batches of ``config.batch_size`` pairs."""
     if not isinstance(model, BertForPreTraining):
         raise AttnlabError("train_bert needs a BertForPreTraining model (MLM and NSP heads).")
+    if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
+        raise AttnlabError(f"eval_batches must be an int >= 1. Got {eval_batches!r} instead.")
     if train_data.max_seq_len > model.config.max_positions:
         raise AttnlabError(
             f"max_seq_len {train_data.max_seq_len} exceeds the model's "
