@@ -101,18 +101,19 @@ def run_gpt(args: argparse.Namespace) -> int:
 
     import torch
 
-    from attnlab.training.distributed import launch_local, launched_world, rows_per_rank
+    from attnlab.training import distributed
 
-    world = launched_world()
-    if args.nproc < 1:
-        from attnlab.errors import AttnlabError
-
-        raise AttnlabError(f"--nproc must be an int >= 1. Got {args.nproc} instead.")
+    world = distributed.launched_world()
+    distributed.check_nproc(args.nproc, args.device, world)
     if args.nproc > 1 and not world.distributed:
-        rows_per_rank(args.batch_size, type(world)(size=args.nproc))  # fail here, not in N processes
-        return launch_local(args.nproc, ["train", "gpt", *forwarded_arguments(args.parser, args)])
+        # Fail here, once, rather than in N processes.
+        distributed.training_device(args.device, distributed.World())
+        distributed.rows_per_rank(args.batch_size, distributed.World(size=args.nproc))
+        return distributed.launch_local(args.nproc, ["train", "gpt", *forwarded_arguments(args.parser, args)])
     if args.fsdp and not world.distributed:
         print("(--fsdp shards across processes; with one process it trains as usual)")
+    device = pick_device(args.device)
+    world = distributed.join(device, args.dist_timeout)
     say = print if world.is_main else (lambda *_, **__: None)
 
     from attnlab.data import read_text, split_train_val
@@ -127,13 +128,18 @@ def run_gpt(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_checkpoint_dir(out, args.resume)
     text = read_text(args.data)
-    if args.resume or args.tokenizer_dir:
-        # The vocabulary must be the one the model was trained with.
-        tokenizer = Tokenizer.from_dir(args.tokenizer_dir or out)
-    elif args.tokenizer == "bpe":
-        tokenizer = Tokenizer.train_bpe(text, args.vocab_size)
-    else:
-        tokenizer = Tokenizer.char_level(text)
+
+    def make_tokenizer() -> Tokenizer:
+        if args.resume or args.tokenizer_dir:
+            # The vocabulary must be the one the model was trained with.
+            return Tokenizer.from_dir(args.tokenizer_dir or out)
+        if args.tokenizer == "bpe":
+            return Tokenizer.train_bpe(text, args.vocab_size)
+        return Tokenizer.char_level(text)
+
+    # Rank 0 makes it and hands it to the others: a trained vocabulary can break ties differently in
+    # each process, and other machines may not see --out.
+    tokenizer = distributed.on_main(world, make_tokenizer)
     try:  # now, not after the whole run
         prompt = (tokenizer.encode(args.prompt) or [0]) if args.sample_tokens > 0 else [0]
     except AttnlabError as error:
@@ -162,7 +168,6 @@ def run_gpt(args: argparse.Namespace) -> int:
         eval_interval=args.eval_interval, eval_iters=args.eval_iters, seed=args.seed, dtype=args.dtype,
         fsdp=args.fsdp, dist_timeout=args.dist_timeout,
     )
-    device = pick_device(args.device)
     torch.manual_seed(args.seed)
     model = GPT(config).to(device)
     say(
@@ -170,7 +175,7 @@ def run_gpt(args: argparse.Namespace) -> int:
         f"context {config.max_positions}, {model.num_parameters():,} parameters; "
         f"{tokenizer.kind} vocabulary of {tokenizer.vocab_size}; "
         f"{len(train_ids):,} training / {len(val_ids):,} validation tokens; device {device}"
-        + (f"; {world.size} processes, {rows_per_rank(args.batch_size, world)} rows each"
+        + (f"; {world.size} processes, {distributed.rows_per_rank(args.batch_size, world)} rows each"
            + (" (FSDP)" if args.fsdp else " (DDP)") if world.distributed else "")
     )
     summary = train_language_model(

@@ -77,6 +77,7 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.models import BertConfig
     from attnlab.models.bert_heads import BertForPreTraining
     from attnlab.tokenization import Tokenizer
+    from attnlab.training import distributed
     from attnlab.training.bert import evaluate_pretraining, most_frequent_token, train_bert
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.loop import TrainingConfig
@@ -88,6 +89,8 @@ def run_bert(args: argparse.Namespace) -> int:
     if args.init_from and not (Path(args.init_from) / "config.json").is_file():
         raise AttnlabError(f"No checkpoint in {args.init_from} (no config.json); --init-from needs the "
                            f"directory of a saved BERT.")
+    world = distributed.join(torch.device("cpu"), TrainingConfig.dist_timeout)  # under torchrun
+    say = print if world.is_main else (lambda *_, **__: None)
     if args.data is None and args.corpus == "plays":
         train_docs, val_docs = play_documents()
     else:
@@ -116,12 +119,10 @@ def run_bert(args: argparse.Namespace) -> int:
         missing = model.bert.load_state_dict(encoder.state_dict(), strict=False).missing_keys
         if any(not key.startswith("pooler.") for key in missing):
             raise AttnlabError(f"{args.init_from} lacks encoder weights {missing[:3]}; is it a BERT?")
-    elif args.resume:
-        tokenizer = Tokenizer.from_dir(out)
-        model = None
-    else:
-        tokenizer = Tokenizer.train_wordpiece("\n".join(line for doc in train_docs for line in doc),
-                                              args.vocab_size)
+    else:  # rank 0 makes it: WordPiece training breaks ties differently in each process
+        text = "\n".join(line for doc in train_docs for line in doc)
+        tokenizer = distributed.on_main(world, lambda: Tokenizer.from_dir(out) if args.resume
+                                        else Tokenizer.train_wordpiece(text, args.vocab_size))
         model = None
     if model is None:
         sizes = {name: getattr(args, name) for name in ("n_layers", "n_heads", "d_model", "d_ff")
@@ -137,24 +138,24 @@ def run_bert(args: argparse.Namespace) -> int:
                               lr=args.lr, min_lr=args.lr / 10, warmup_iters=args.warmup_iters,
                               eval_interval=args.eval_interval, seed=args.seed, dtype=args.dtype)
     c = model.config
-    print(f"BERT: {c.n_layers} layers, {c.n_heads} heads, d_model {c.d_model}, "
-          f"{model.num_parameters():,} parameters; WordPiece vocabulary {tokenizer.vocab_size}; "
-          f"{len(train_docs)} training / {len(val_docs)} held-out documents")
+    say(f"BERT: {c.n_layers} layers, {c.n_heads} heads, d_model {c.d_model}, "
+        f"{model.num_parameters():,} parameters; WordPiece vocabulary {tokenizer.vocab_size}; "
+        f"{len(train_docs)} training / {len(val_docs)} held-out documents")
     if args.init_from and not args.resume:
         before = evaluate_pretraining(model, val, n_batches=args.eval_batches, batch_size=args.batch_size,
                                       baseline_token=most_frequent_token(train))
-        print(f"before training: held-out MLM accuracy {before['mlm_accuracy']:.3f} (most-frequent-token "
-              f"baseline {before['mlm_baseline_accuracy']:.3f})"
-              + (f", NSP accuracy {before['nsp_accuracy']:.3f}" if args.nsp else ""))
+        say(f"before training: held-out MLM accuracy {before['mlm_accuracy']:.3f} (most-frequent-token "
+            f"baseline {before['mlm_baseline_accuracy']:.3f})"
+            + (f", NSP accuracy {before['nsp_accuracy']:.3f}" if args.nsp else ""))
     summary = train_bert(model, train, val, training, out_dir=out, tokenizer=tokenizer,
                          resume=args.resume, progress=not args.no_progress, eval_batches=args.eval_batches)
     if summary["interrupted"]:
-        print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
-              f"Continue with the same command and --resume.")
+        say(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
+            f"Continue with the same command and --resume.")
         return 130
-    print(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; held-out MLM accuracy "
-          f"{summary['mlm_accuracy']:.3f} (most-frequent-token baseline "
-          f"{summary['mlm_baseline_accuracy']:.3f})"
-          + (f", NSP accuracy {summary['nsp_accuracy']:.3f} (chance 0.5)" if args.nsp else ""))
-    print(f"saved to {out}")
+    say(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; held-out MLM accuracy "
+        f"{summary['mlm_accuracy']:.3f} (most-frequent-token baseline "
+        f"{summary['mlm_baseline_accuracy']:.3f})"
+        + (f", NSP accuracy {summary['nsp_accuracy']:.3f} (chance 0.5)" if args.nsp else ""))
+    say(f"saved to {out}")
     return 0

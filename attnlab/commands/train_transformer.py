@@ -132,8 +132,10 @@ def run_transformer(args: argparse.Namespace) -> int:
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
     from attnlab.tokenization import Tokenizer
+    from attnlab.training.distributed import refuse_torchrun
     from attnlab.training.translation import TranslationTrainingConfig, train_translation
 
+    refuse_torchrun("attnlab train transformer")  # its loop (token batches, snapshots) is one process's
     torch.set_num_threads(resolve_threads(args.threads))
     if args.target is not None and args.data is None:
         raise AttnlabError("--target needs --data (the source file it is aligned with).")

@@ -453,6 +453,50 @@ def restore_rng_state(state: dict[str, Any], world: World, seed: int) -> None:
 # --- launching --------------------------------------------------------------------------------
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's share)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def check_nproc(nproc: int, device: str, world: World) -> None:
+    """Refuse a ``--nproc`` that cannot work, before any process starts.
+
+    One process per GPU on CUDA (NCCL cannot share a GPU between ranks), at most one
+    per usable core on the CPU: more single-thread processes than cores only take turns,
+    slower than fewer. Under torchrun ``--nproc`` must be left out (or equal its world).
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise AttnlabError(f"--nproc must be an int >= 1 (the number of processes). Got {nproc!r} instead.")
+    if world.distributed:
+        if nproc not in (1, world.size):
+            raise AttnlabError(
+                f"--nproc {nproc} asks for a launch, but torchrun already started {world.size} "
+                f"processes; leave --nproc out under torchrun."
+            )
+        return
+    if nproc == 1:
+        return
+    gpus = device in ("auto", "cuda") and torch.cuda.is_available()
+    limit, what = (torch.cuda.device_count(), "GPUs") if gpus else (usable_cores(), "CPU cores")
+    if nproc > limit:
+        raise AttnlabError(
+            f"--nproc {nproc} is more processes than this machine's {limit} {what}; use --nproc {limit} "
+            f"or fewer (several machines: see docs/distributed.md)."
+        )
+
+
+def refuse_torchrun(command: str) -> None:
+    """For commands with a training loop of their own: one clear line instead of N copies of one run."""
+    world = launched_world()
+    if world.distributed:
+        raise AttnlabError(
+            f"{command} trains on one process only, but torchrun started {world.size}; run it without "
+            f"torchrun (attnlab train gpt and attnlab train bert train on several)."
+        )
+
+
 def launch_local(nproc: int, argv: list[str]) -> int:
     """Run ``attnlab <argv>`` on ``nproc`` processes of this machine under torchrun; its exit code.
 
@@ -464,7 +508,7 @@ def launch_local(nproc: int, argv: list[str]) -> int:
     import sys
 
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "attnlab", *argv]
     print(f"launching {nproc} processes: torchrun --standalone --nproc-per-node={nproc} -m attnlab "

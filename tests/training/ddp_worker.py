@@ -2,7 +2,10 @@
 
 Trains the tiny GPT of the distributed tests with the shared loop, plain DDP, FSDP2
 and a stop-and-resume, and rank 0 writes every run's losses to ``results.json``.
-``--die-at N`` makes rank 1 exit after step N, to test that the others stop.
+``--fail-at N`` makes rank 1 fail after step N, killed (``--fail kill``, SIGKILL) or
+silent (``--fail hang``), to test that the others stop. The plain DDP run also records
+the rows each rank's model saw first, and gives rank 1 an ``--out`` of its own, which
+must stay unwritten.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -42,7 +46,8 @@ def config(batch_size: int, grad_accum_steps: int = 1, **extra) -> LMTrainingCon
 
 
 def train(cfg: LMTrainingConfig, out: Path | None, resume: bool = False, on_step=None,
-          data_seed: int = 0) -> tuple[list[float], GPT]:
+          data_seed: int = 0, seen: list | None = None) -> tuple[list[float], GPT]:
+    """Losses per step and the model; ``seen`` gets each token-embedding input (B, T)."""
     losses: list[float] = []
 
     def record(step: int, loss: float) -> None:
@@ -51,6 +56,8 @@ def train(cfg: LMTrainingConfig, out: Path | None, resume: bool = False, on_step
             on_step(step)
 
     model = tiny_gpt()
+    if seen is not None:
+        model.embeddings.token.register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
     train_ids, val_ids = data(data_seed)
     train_language_model(model, train_ids, val_ids, cfg, out_dir=out, resume=resume, progress=False,
                          on_step=record)
@@ -61,7 +68,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--die-at", type=int, default=None)
+    parser.add_argument("--fail-at", type=int, default=None)
+    parser.add_argument("--fail", choices=["kill", "hang"], default="kill")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     rank = int(os.environ["RANK"])
@@ -70,21 +78,28 @@ def main() -> int:
         if rank == 0 and step == 3:  # one rank's Ctrl-C stops every rank after this step
             os.kill(os.getpid(), signal.SIGINT)
 
-    def die(step: int) -> None:
-        if rank == 1 and step == args.die_at:
-            os._exit(3)
+    def fail(step: int) -> None:
+        if rank == 1 and step == args.fail_at:
+            if args.fail == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(3600)  # alive, but never answers again
 
     try:
-        if args.die_at is not None:
-            train(config(args.batch_size, max_iters=50, dist_timeout=args.timeout), None, on_step=die)
+        if args.fail_at is not None:
+            train(config(args.batch_size, max_iters=50, dist_timeout=args.timeout), None, on_step=fail)
             return 0
+        seen: list[torch.Tensor] = []
+        ddp_out = args.out / ("ddp" if rank == 0 else "ddp_rank1")  # rank 1 must not write there
         results = {
-            "ddp": train(config(args.batch_size), args.out / "ddp")[0],
+            "ddp": train(config(args.batch_size), ddp_out, seen=seen)[0],
             "ddp_accum": train(config(args.batch_size // 2, grad_accum_steps=2), args.out / "ddp_accum")[0],
             "fsdp": train(config(args.batch_size, fsdp=True), args.out / "fsdp")[0],
             "first": train(config(args.batch_size), args.out / "resumed", on_step=ctrl_c_at_3)[0],
             "resumed": train(config(args.batch_size), args.out / "resumed", resume=True)[0],
         }
+        first_rows: list[list[list[int]] | None] = [None] * 2
+        torch.distributed.all_gather_object(first_rows, seen[0].tolist())
+        results["first_rows"] = first_rows
         try:
             train(config(args.batch_size), None, data_seed=rank)
         except AttnlabError as error:

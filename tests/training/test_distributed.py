@@ -2,8 +2,10 @@
 
 2 processes x b rows must give the same losses and final weights (fp32, 1e-5) as one
 process with 2b rows and as one process accumulating 2 micro-batches of b; so must
-FSDP2; a distributed run stopped by Ctrl-C on one rank resumes exactly; a rank that
-dies stops the others with one clear line instead of a hang.
+FSDP2; each rank trains on its own half of the global batch and only rank 0 writes; a
+distributed run stopped by Ctrl-C on one rank resumes exactly; a rank that is killed or
+stops answering stops the others with one clear line instead of a hang; `attnlab train
+bert` runs under torchrun and `attnlab train transformer` refuses it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -69,14 +72,15 @@ def launched(tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_process():
     worker = _worker_module()
-    big_losses, big = worker.train(worker.config(2 * B), None)
+    seen = []
+    big_losses, big = worker.train(worker.config(2 * B), None, seen=seen)
     accum_losses, accum = worker.train(worker.config(B, grad_accum_steps=2), None)
-    return big_losses, big.state_dict(), accum_losses, accum.state_dict()
+    return big_losses, big.state_dict(), accum_losses, accum.state_dict(), seen[0]
 
 
 def test_two_processes_equal_one_process_with_twice_the_batch(launched, one_process):
     out, results = launched
-    big_losses, big_weights, accum_losses, accum_weights = one_process
+    big_losses, big_weights, accum_losses, accum_weights, _ = one_process
     assert len(results["ddp"]) == 5
     assert results["ddp"] == pytest.approx(big_losses, abs=1e-5)
     assert results["ddp"] == pytest.approx(accum_losses, abs=1e-5)
@@ -93,7 +97,7 @@ def test_two_processes_equal_one_process_with_twice_the_batch(launched, one_proc
 
 def test_fsdp2_equals_one_process(launched, one_process):
     out, results = launched
-    big_losses, big_weights, _, _ = one_process
+    big_losses, big_weights, *_ = one_process
     assert results["fsdp"] == pytest.approx(big_losses, abs=1e-5)
     _assert_same_weights(big_weights, out / "fsdp")  # gathered from the shards by rank 0
 
@@ -107,30 +111,64 @@ def test_ctrl_c_on_one_rank_then_resume_equals_one_run(launched, one_process):
     assert state["world_size"] == 2 and len(state["torch_rng_ranks"]) == 2
 
 
+def test_each_rank_trains_on_its_own_half_and_only_rank_0_writes(launched, one_process):
+    out, results = launched
+    rank0, rank1 = (torch.tensor(rows) for rows in results["first_rows"])
+    global_batch = one_process[4]  # what one process with 2b rows fed its model at step 1
+    assert rank0.shape == rank1.shape == (B, 16)
+    assert torch.equal(rank0, global_batch[:B]) and torch.equal(rank1, global_batch[B:])
+    assert (out / "ddp" / "training_state.pt").exists()
+    assert not (out / "ddp_rank1").exists()  # rank 1 was given its own --out: nothing written there
+
+
 def test_processes_with_different_data_refuse_to_train(launched):
     assert "drew different batches" in launched[1]["different_data"]
 
 
-def test_a_rank_that_dies_stops_the_others(tmp_path):
-    """Rank 1 exits after step 2; rank 0 stops with one line (not a hang)."""
+def _run_with_a_failing_rank(tmp_path, how: str, timeout: float) -> tuple[list[int | None], str]:
+    """Two processes (no torchrun agent, which would end the survivor itself); rank 1 fails after
+    step 2. Returns both exit codes and rank 0's stderr."""
     env = {**_env(), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
     processes = [
-        subprocess.Popen([sys.executable, str(WORKER), "--out", str(tmp_path), "--die-at", "2",
-                          "--timeout", "30"], env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+        subprocess.Popen([sys.executable, str(WORKER), "--out", str(tmp_path), "--fail-at", "2",
+                          "--fail", how, "--timeout", str(timeout)],
+                         env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for r in range(2)
     ]
     try:
-        _, err = processes[0].communicate(timeout=90)
+        _, err = processes[0].communicate(timeout=timeout + 60)
     finally:
+        codes = [process.poll() for process in processes]
         for process in processes:
             process.kill()
-            process.wait()
-    assert processes[1].returncode == 3
-    assert processes[0].returncode == 2, err[-2000:]
+            process.communicate()
+    return codes, err
+
+
+def _one_error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("attnlab: error:")]
-    assert len(lines) == 1 and "rank 0 of 2 stopped at step" in lines[0], err[-2000:]
-    assert "another process died or did not answer within --dist-timeout 30 s" in lines[0]
+    assert len(lines) == 1, err[-2000:]
+    return lines[0]
+
+
+def test_a_rank_that_is_killed_stops_the_others(tmp_path):
+    """SIGKILL on rank 1 after step 2: rank 0 stops with one line (not a hang), well within the timeout."""
+    codes, err = _run_with_a_failing_rank(tmp_path, "kill", timeout=20)
+    assert codes == [2, -9], err[-2000:]
+    line = _one_error_line(err)
+    assert "rank 0 of 2 stopped at step" in line
+    assert "another process died or did not answer within --dist-timeout 20 s" in line
+    assert "continue with --resume" in line
+
+
+def test_a_rank_that_stops_answering_times_out(tmp_path):
+    """Rank 1 stays alive but silent after step 2: rank 0 gives up after --dist-timeout (5 s)."""
+    codes, err = _run_with_a_failing_rank(tmp_path, "hang", timeout=5)
+    assert codes == [2, None], err[-2000:]  # rank 1 was still asleep, and was killed by the test
+    line = _one_error_line(err)
+    assert re.search(r"rank 0 of 2 stopped at step 2: another process died or did not answer within "
+                     r"--dist-timeout 5 s \(.+\); see that process's error", line), line
 
 
 def test_batch_must_split_evenly():
@@ -148,6 +186,8 @@ def test_shard_takes_this_ranks_rows():
 
 def test_nproc_rejects_an_uneven_batch_before_launching(capsys, monkeypatch):
     monkeypatch.setattr(distributed, "launch_local", lambda *a: pytest.fail("launched"))
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 8)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["train", "gpt", "--nproc", "3", "--batch-size", "8", "--out", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["attnlab: error: --batch-size 8 is the global batch and must be divisible by the 3 "
@@ -165,6 +205,7 @@ def test_nproc_relaunches_the_same_command_under_torchrun(monkeypatch, tmp_path)
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     code = main(["train", "gpt", "--nproc", "2", "--batch-size", "8", "--max-iters", "7", "--fsdp",
                  "--prompt=-x", "--out", str(tmp_path)])
@@ -172,7 +213,103 @@ def test_nproc_relaunches_the_same_command_under_torchrun(monkeypatch, tmp_path)
     assert launched["command"][1:] == [
         "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "attnlab",
         "train", "gpt", "--batch-size=8", "--max-iters=7", f"--out={tmp_path}", "--prompt=-x", "--fsdp"]
-    assert launched["env"]["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert launched["env"]["OMP_NUM_THREADS"] == "4"  # 8 cores / 2 processes
+
+
+def _error_lines(capsys) -> list[str]:
+    return capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("nproc", ["0", "-2"])
+def test_nproc_below_one_is_refused(capsys, monkeypatch, nproc):
+    monkeypatch.setattr(distributed, "launch_local", lambda *a: pytest.fail("launched"))
+    assert main(["train", "gpt", f"--nproc={nproc}", "--out", "x"]) == 2
+    assert _error_lines(capsys) == [f"attnlab: error: --nproc must be an int >= 1 (the number of "
+                                    f"processes). Got {nproc} instead."]
+
+
+def test_nproc_above_the_cores_or_gpus_is_refused(capsys, monkeypatch):
+    monkeypatch.setattr(distributed, "launch_local", lambda *a: pytest.fail("launched"))
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "gpt", "--nproc", "64", "--batch-size", "64", "--out", "x"]) == 2
+    assert _error_lines(capsys) == ["attnlab: error: --nproc 64 is more processes than this machine's 2 "
+                                    "CPU cores; use --nproc 2 or fewer (several machines: see "
+                                    "docs/distributed.md)."]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert main(["train", "gpt", "--nproc", "8", "--device", "cuda", "--out", "x"]) == 2
+    assert "more processes than this machine's 4 GPUs; use --nproc 4 or fewer" in _error_lines(capsys)[0]
+
+
+def test_nproc_with_cuda_but_no_gpu_is_refused_before_launching(capsys, monkeypatch):
+    monkeypatch.setattr(distributed, "launch_local", lambda *a: pytest.fail("launched"))
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "gpt", "--nproc", "2", "--device", "cuda", "--out", "x"]) == 2
+    assert _error_lines(capsys) == ["attnlab: error: --device cuda was asked for but no CUDA GPU is "
+                                    "available; use --device cpu."]
+
+
+def test_nproc_under_torchrun_is_refused(capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(distributed, "join", lambda *a: pytest.fail("joined"))
+    assert main(["train", "gpt", "--nproc", "4", "--out", "x"]) == 2
+    assert _error_lines(capsys) == ["attnlab: error: --nproc 4 asks for a launch, but torchrun already "
+                                    "started 2 processes; leave --nproc out under torchrun."]
+
+
+def test_fsdp_on_one_process_says_so_and_trains(capsys, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 40)
+    code = main(["train", "gpt", "--fsdp", "--data", str(text), "--n-layer", "1", "--n-head", "2",
+                 "--n-embd", "16", "--block-size", "8", "--batch-size", "2", "--max-iters", "2",
+                 "--eval-iters", "1", "--sample-tokens", "0", "--no-progress",
+                 "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "(--fsdp shards across processes; with one process it trains as usual)" in out
+    assert "trained to step 2" in out and (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_translation_training_refuses_torchrun(capsys, monkeypatch):
+    """attnlab train transformer has a loop of its own (token batches, snapshot averaging)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "transformer", "--out", "x"]) == 2
+    assert _error_lines(capsys) == [
+        "attnlab: error: attnlab train transformer trains on one process only, but torchrun started 2; "
+        "run it without torchrun (attnlab train gpt and attnlab train bert train on several)."]
+
+
+def test_bert_pretraining_runs_and_resumes_under_torchrun(tmp_path):
+    """`attnlab train bert` on 2 processes: one WordPiece vocabulary for both (rank 0's; each process
+    training its own broke ties differently), rank 0 alone prints and writes, --resume continues."""
+    words = ["the", "king", "queen", "lord", "lady", "sword", "crown", "night", "day", "love", "death",
+             "war", "peace", "heart", "blood"]
+    speeches = ["\n".join(" ".join(words[(7 * i + 3 * j + k) % len(words)] for k in range(5 + j)) + "."
+                          for j in range(3)) for i in range(60)]
+    corpus = tmp_path / "speeches.txt"
+    corpus.write_text("\n\n".join(speeches) + "\n")
+    out = tmp_path / "bert"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
+               "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "-m", "attnlab",
+               "train", "bert", "--data", str(corpus), "--speeches-per-document", "2", "--vocab-size", "100",
+               "--n-layers", "1", "--n-heads", "2", "--d-model", "32", "--d-ff", "64", "--max-seq-len", "32",
+               "--batch-size", "4", "--eval-batches", "2", "--dtype", "fp32", "--no-progress",
+               "--out", str(out)]
+    first = subprocess.run([*command, "--max-iters", "2"], env=_env(), capture_output=True, text=True,
+                           timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("BERT: 1 layers") == 1 and first.stdout.count("saved to") == 1
+    resumed = subprocess.run([*command, "--max-iters", "3", "--resume"], env=_env(), capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "train_loss" in r and "event" not in r] == [1, 2, 3]
+    assert [r["world_size"] for r in records if r.get("event") in ("start", "resume")] == [2, 2]
+    assert isinstance(attnlab.load_pretrained(out), attnlab.models.BertForPreTraining)
 
 
 @pytest.mark.slow
