@@ -126,7 +126,8 @@ def run_gpt(args: argparse.Namespace) -> int:
     from attnlab.training.plot import plot_loss_curve
 
     out = Path(args.out)
-    check_checkpoint_dir(out, args.resume)
+    # Rank 0 alone reads and writes --out: other machines need not see it.
+    distributed.on_main(world, lambda: check_checkpoint_dir(out, args.resume))
     text = read_text(args.data)
 
     def make_tokenizer() -> Tokenizer:

@@ -85,11 +85,11 @@ def run_bert(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.eval_batches < 1:
         raise AttnlabError(f"--eval-batches must be an int >= 1. Got {args.eval_batches} instead.")
-    check_checkpoint_dir(out, args.resume)
+    world = distributed.join(torch.device("cpu"), TrainingConfig.dist_timeout)  # under torchrun
+    distributed.on_main(world, lambda: check_checkpoint_dir(out, args.resume))  # only rank 0 sees --out
     if args.init_from and not (Path(args.init_from) / "config.json").is_file():
         raise AttnlabError(f"No checkpoint in {args.init_from} (no config.json); --init-from needs the "
                            f"directory of a saved BERT.")
-    world = distributed.join(torch.device("cpu"), TrainingConfig.dist_timeout)  # under torchrun
     say = print if world.is_main else (lambda *_, **__: None)
     if args.data is None and args.corpus == "plays":
         train_docs, val_docs = play_documents()
