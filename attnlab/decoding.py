@@ -25,12 +25,30 @@ transformers does when a config sets ``forced_eos_token_id``; attnlab saves it a
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
 from attnlab.nn.attention import KVCache
+
+# A score is a sum of log-probabilities (about -c·L for L tokens) over L**alpha. The paper uses 0.6,
+# Wu et al. tried 0 to 1; negative values favour short outputs (as in transformers). Far outside,
+# the length term decides alone (alpha 3: about -c / L**2), so a value such as -5 is a typo.
+LENGTH_PENALTY_RANGE = (-3.0, 3.0)
+
+
+def check_length_penalty(length_penalty: float, name: str = "length_penalty") -> None:
+    """Refuse a length penalty that is not a number in ``LENGTH_PENALTY_RANGE`` (NaN included)."""
+    low, high = LENGTH_PENALTY_RANGE
+    if (isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float))
+            or not math.isfinite(length_penalty) or not low <= length_penalty <= high):
+        raise AttnlabError(
+            f"{name} must be a number in [{low:g}, {high:g}] (0 = plain log-probability, 0.6 = the "
+            f"paper's; > 0 favours longer translations, < 0 shorter ones). Got {length_penalty!r} instead."
+        )
 
 
 def _check(model: Transformer, input_ids: Tensor, max_new_tokens: int | None) -> int:
@@ -112,6 +130,7 @@ def beam_search(
         raise AttnlabError(f"The beam size must be an int >= 1. Got {num_beams!r} instead.")
     if early_stopping not in (True, False, "never"):
         raise AttnlabError(f"early_stopping must be True, False or 'never'. Got {early_stopping!r} instead.")
+    check_length_penalty(length_penalty)
     limit = _check(model, input_ids, max_new_tokens)
     cfg = model.config
     device = input_ids.device
@@ -218,6 +237,7 @@ def translate(
         raise AttnlabError(f"--beam must be an int >= 1 (1 = greedy). Got {beam!r} instead.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise AttnlabError(f"batch_size must be an int >= 1. Got {batch_size!r} instead.")
+    check_length_penalty(length_penalty)
     cfg = model.config
     encoded, truncated = encode_sources(tokenizer, sentences, cfg.max_positions)
     device = next(model.parameters()).device

@@ -41,6 +41,7 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_decoding_arguments(args: argparse.Namespace) -> None:
+    from attnlab.decoding import check_length_penalty
     from attnlab.errors import AttnlabError
 
     if args.beam < 1:
@@ -49,6 +50,7 @@ def check_decoding_arguments(args: argparse.Namespace) -> None:
         raise AttnlabError(f"--batch-size must be >= 1. Got {args.batch_size} instead.")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise AttnlabError(f"--max-new-tokens must be >= 1. Got {args.max_new_tokens} instead.")
+    check_length_penalty(args.length_penalty, "--length-penalty")
 
 
 def load_translator(path: str):
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from attnlab.data import decode_text_file
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
@@ -87,12 +90,17 @@ def run(args: argparse.Namespace) -> int:
     if args.text is not None:
         sentences = args.text
     elif args.input == "-":
-        sentences = sys.stdin.read().splitlines()
+        try:
+            sentences = sys.stdin.read().splitlines()
+        except UnicodeDecodeError:
+            raise AttnlabError(
+                "Standard input is not UTF-8 text; convert it with e.g. iconv -t UTF-8."
+            ) from None
     else:
         path = Path(args.input)
         if not path.is_file():
             raise AttnlabError(f"No file at {path}; check --input.")
-        sentences = path.read_text(encoding="utf-8").splitlines()
+        sentences = decode_text_file(path).splitlines()
     for number, sentence in enumerate(sentences, start=1):
         if not sentence.strip():
             raise AttnlabError(f"Sentence {number} is empty; remove empty lines from the input.")

@@ -25,6 +25,16 @@ def read_text(path: str | Path | None = None) -> str:
     path = shakespeare_path() if path is None else Path(path).expanduser()
     if not path.is_file():
         raise AttnlabError(f"No text file at {path}; check the --data path.")
+    text = decode_text_file(path)
+    if not text.strip():
+        raise AttnlabError(f"{path} is empty; give a file with some text to train on.")
+    return text
+
+
+def decode_text_file(path: str | Path) -> str:
+    """The text of the UTF-8 file at ``path`` (an existing file), or a one-line error saying
+    it is binary, Latin-1, UTF-16 or another encoding; a byte-order mark is dropped."""
+    path = Path(path)
     try:
         # utf-8-sig: a byte-order mark (as some editors write) is not part of the text.
         text = path.read_text(encoding="utf-8-sig")
@@ -39,8 +49,6 @@ def read_text(path: str | Path | None = None) -> str:
             f"{path} holds NUL bytes (character {text.index(chr(0))}): it is binary or UTF-16, "
             f"not UTF-8 text; convert it with e.g. iconv -f UTF-16 -t UTF-8."
         )
-    if not text.strip():
-        raise AttnlabError(f"{path} is empty; give a file with some text to train on.")
     return text
 
 

@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from attnlab.data import decode_text_file
 from attnlab.errors import AttnlabError
 
 Example = tuple[str, str]
@@ -61,7 +62,7 @@ def read_labels(path: str | Path) -> list[str]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise AttnlabError(f"No labels file at {path}; check the --labels-file path.")
-    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    labels = [line.strip() for line in decode_text_file(path).splitlines() if line.strip()]
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise AttnlabError(
             f"{path} must list at least 2 distinct labels, one per line. Got {labels[:10]!r}."

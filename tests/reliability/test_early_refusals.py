@@ -98,3 +98,104 @@ def test_bert_pretraining_functions_refuse_zero_batches():
         evaluate_pretraining(model, data, n_batches=0)
     with pytest.raises(AttnlabError, match="eval_batches must be an int >= 1"):
         train_bert(model, data, data, TrainingConfig(max_iters=1), eval_batches=0, progress=False)
+
+
+# ----------------------------------------------------------------- translate
+# Not UTF-8: bytes that cannot be decoded, and UTF-8 full of NULs (UTF-16 without a BOM, binary).
+NOT_UTF8 = {"binary": bytes(range(256)) * 4, "latin-1": "Das ist schön.\nGrüße!\n".encode("latin-1"),
+            "utf-16": "Das ist gut.\n".encode("utf-16-le")}
+
+
+@pytest.fixture(scope="module")
+def translator(tmp_path_factory) -> Path:
+    """A randomly initialised encoder-decoder with a joint BPE vocabulary, saved."""
+    import torch
+
+    from attnlab.data.joint_vocab import train_joint_tokenizer
+    from attnlab.models.config import TransformerConfig
+    from attnlab.models.transformer import Transformer
+
+    tokenizer = train_joint_tokenizer(["Das ist gut.", "That is good.", "Wo ist der Bahnhof?",
+                                       "Where is the station?"] * 5, vocab_size=100)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=tokenizer.vocab_size, max_positions=32, n_layers=1,
+                                          n_heads=2, d_model=16, d_ff=32, dropout=0.0))
+    directory = tmp_path_factory.mktemp("translator")
+    model.save_pretrained(directory)
+    tokenizer.save(directory)
+    return directory
+
+
+def test_translate_small_model_translates(translator, tmp_path, cli):
+    """The model the refusals below use translates a UTF-8 file (BOM and all) and --length-penalty -1."""
+    path = tmp_path / "sentences.de"
+    path.write_bytes("\ufeffDas ist gut.\nWo ist der Bahnhof?\n".encode())
+    code, out, err = cli(["translate", "--model", str(translator), "--input", str(path), "--beam", "2",
+                          "--length-penalty", "-1", "--max-new-tokens", "4"])
+    assert code == 0, err
+    assert len(out.splitlines()) == 2
+
+
+@pytest.mark.parametrize("name", sorted(NOT_UTF8))
+def test_translate_input_that_is_not_utf8(name, translator, tmp_path, cli, one_line_error):
+    path = tmp_path / "input.txt"
+    path.write_bytes(NOT_UTF8[name])
+    code, _, err = cli(["translate", "--model", str(translator), "--input", str(path)])
+    one_line_error(code, err, str(path), "not UTF-8 text")
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "inf", "-inf", "3.5"])
+def test_translate_length_penalty_out_of_range(value, translator, cli, one_line_error):
+    code, _, err = cli(["translate", "--model", str(translator), "--text", "Das ist gut.",
+                        f"--length-penalty={value}"])
+    one_line_error(code, err, "--length-penalty must be a number in [-3, 3]", f"Got {float(value)!r}")
+
+
+@pytest.mark.parametrize("value", [float("nan"), -5.0, float("inf"), 3.5, "0.6", True, None])
+def test_beam_search_refuses_a_bad_length_penalty(value, translator):
+    import torch
+
+    from attnlab import load_pretrained
+    from attnlab.decoding import beam_search, translate
+    from attnlab.errors import AttnlabError
+    from attnlab.tokenization import Tokenizer
+
+    model = load_pretrained(translator)
+    ids = torch.tensor([[5, 6, 7, 3]])
+    with pytest.raises(AttnlabError, match=r"length_penalty must be a number in \[-3, 3\]"):
+        beam_search(model, ids, num_beams=2, max_new_tokens=4, length_penalty=value)
+    with pytest.raises(AttnlabError, match=r"length_penalty must be a number in \[-3, 3\]"):
+        translate(model, Tokenizer.from_dir(translator), ["Das ist gut."], beam=2, length_penalty=value)
+    for fine in (-3, -1.0, 0, 0.6, 3.0):  # the ends of the range, negative values as in transformers
+        assert beam_search(model, ids, num_beams=2, max_new_tokens=4, length_penalty=fine).shape[0] == 1
+
+
+# ----------------------------------------------------------------- finetune gpt --labels-file
+@pytest.mark.parametrize("name", sorted(NOT_UTF8))
+def test_finetune_labels_file_that_is_not_utf8(name, tiny_gpt_dir, tmp_path, cli, one_line_error):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"ROMEO: {word}\t{label}\n" for word, label in
+                             [("But soft", "a"), ("what light", "b")] * 6), encoding="utf-8")
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(NOT_UTF8[name])
+    code, _, err = cli(["finetune", "gpt", "--task", "classify", "--model", str(tiny_gpt_dir), "--data",
+                        str(pairs), "--out", str(tmp_path / "ft"), "--labels-file", str(labels),
+                        "--max-iters", "1", "--no-progress"])
+    one_line_error(code, err, str(labels), "not UTF-8 text")
+    labels.write_text("a\nb\n", encoding="utf-8")  # the same command with a UTF-8 labels file trains
+    code, _, err = cli(["finetune", "gpt", "--task", "classify", "--model", str(tiny_gpt_dir), "--data",
+                        str(pairs), "--out", str(tmp_path / "ft"), "--labels-file", str(labels),
+                        "--max-iters", "1", "--no-progress"])
+    assert code == 0, err
+
+
+def test_translate_standard_input_that_is_not_utf8(translator, python):
+    import os
+    import subprocess
+
+    result = subprocess.run([python, "-m", "attnlab", "translate", "--model", str(translator), "--input",
+                             "-"], input=NOT_UTF8["latin-1"], capture_output=True, timeout=120,
+                            env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert result.returncode == 2, result.stderr.decode()
+    assert result.stderr.decode().strip() == ("attnlab: error: Standard input is not UTF-8 text; convert it "
+                                              "with e.g. iconv -t UTF-8.")
