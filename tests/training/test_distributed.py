@@ -10,6 +10,7 @@ bert` runs under torchrun and `attnlab train transformer` refuses it.
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import os
@@ -359,3 +360,101 @@ def test_torchrun_environment_is_read_and_checked(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert distributed.launched_world() == World()
+
+
+# --- the CUDA path, with mocks (no GPU here): NCCL, one GPU per rank, bf16, the fused causal kernel --
+
+
+def test_on_cuda_a_rank_joins_with_nccl_on_its_own_gpu(monkeypatch):
+    import torch.distributed as dist
+
+    joined = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group",
+                        lambda backend, **options: joined.update(backend=backend, **options))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: joined.update(gpu=index))
+    monkeypatch.setattr(distributed.atexit, "register", lambda fn: None)
+    world = distributed.join(torch.device("cuda", 1), timeout=20)
+    assert world == World(rank=1, size=2, local_rank=1, backend="nccl")
+    assert world.collective_device == torch.device("cuda", 1)  # NCCL reduces tensors on the GPU
+    assert joined == {"backend": "nccl", "gpu": 1, "device_id": torch.device("cuda", 1),
+                      "timeout": datetime.timedelta(seconds=20)}
+    joined.clear()
+    world = distributed.join(torch.device("cpu"), timeout=20)
+    assert world.backend == "gloo" and world.collective_device == torch.device("cpu")
+    assert joined["backend"] == "gloo" and "device_id" not in joined and "gpu" not in joined
+
+
+def test_a_failed_rendezvous_is_one_line(monkeypatch):
+    import torch.distributed as dist
+
+    def refuse(backend, **options):
+        raise RuntimeError("The client socket has timed out after 20s while trying to connect to "
+                           "(node0.example, 29400).\nmore detail")
+
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "node0.example",
+                        "MASTER_PORT": "29400"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", refuse)
+    with pytest.raises(AttnlabError) as error:
+        distributed.join(torch.device("cpu"), timeout=20)
+    assert str(error.value) == (
+        "rank 1 of 2 could not join the process group at node0.example:29400 within 20 s (The client "
+        "socket has timed out after 20s while trying to connect to (node0.example, 29400).); check the "
+        "rendezvous endpoint and that every node was started.")
+
+
+def test_ddp_on_cuda_reduces_on_this_ranks_gpu(monkeypatch):
+    import torch.nn.parallel
+
+    made = {}
+
+    class FakeDDP(torch.nn.Module):
+        def __init__(self, module, device_ids=None, static_graph=False):
+            super().__init__()
+            made.update(device_ids=device_ids, static_graph=static_graph, module=module)
+
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", FakeDDP)
+    model = _worker_module().tiny_gpt()
+    distributed.wrap(model, World(rank=1, size=2, local_rank=1, backend="nccl"), fsdp=False)
+    assert made["device_ids"] == [1] and made["static_graph"] and made["module"].model is model
+    distributed.wrap(model, World(rank=1, size=2, local_rank=1, backend="gloo"), fsdp=False)
+    assert made["device_ids"] is None
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # the autocast is only built
+def test_on_cuda_auto_trains_in_bf16_where_the_gpu_has_it(monkeypatch):
+    from attnlab.training.precision import autocast, resolve_dtype
+
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_dtype("auto", cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_dtype("auto", cuda) == "fp32"  # e.g. a V100
+    context = autocast("bf16", cuda)
+    assert isinstance(context, torch.autocast)
+    assert context.device == "cuda" and context.fast_dtype == torch.bfloat16
+
+
+def test_gpt_training_calls_the_fused_kernel_as_flash_attention_needs(monkeypatch):
+    """Flash attention (chosen by PyTorch on CUDA) needs no explicit mask, is_causal and bf16 inputs: a
+    GPT training step under bf16 autocast passes exactly that (checked here on the CPU)."""
+    from attnlab.training.precision import autocast
+
+    calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, **options):
+        calls.append((query.dtype, options["attn_mask"], options["is_causal"]))
+        return fused(query, key, value, **options)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    model = _worker_module().tiny_gpt().train()
+    ids = torch.randint(0, 11, (2, 16), generator=torch.Generator().manual_seed(0))
+    with autocast("bf16", torch.device("cpu")):
+        model(ids, labels=ids).loss.backward()
+    assert calls == [(torch.bfloat16, None, True)] * model.config.n_layers
