@@ -13,7 +13,9 @@ EXAMPLE = """examples:
   attnlab evaluate --model runs/mine/averaged --data test.de --target test.en --output hyp.en
 
 Corpus BLEU with sacreBLEU's default 13a tokenisation, one reference per sentence; the
-signature printed with the score says exactly how it was computed.
+signature printed with the score says exactly how it was computed. A source longer than
+the model's positions is truncated (its first max_positions - 1 tokens and EOS are read)
+and a warning says how many were; its reference is still scored.
 """
 
 

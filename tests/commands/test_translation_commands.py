@@ -69,11 +69,23 @@ def test_translate_and_evaluate(trained, pairs_file, capsys):
     assert "signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out
 
 
-def test_a_source_longer_than_the_positions_is_truncated_with_a_warning(trained, capsys):
-    code, out, err = run(capsys, "translate", "--model", str(trained), "--beam", "1",
-                         "--text", " ".join(["Haus"] * 60) + ".")
+def test_a_source_longer_than_the_positions_is_truncated_with_a_warning(trained, tmp_path, capsys):
+    long_source = " ".join(["Haus"] * 60) + "."
+    warning = "warning: 1 source sentence(s) longer than the model's 40 positions were truncated"
+    code, out, err = run(capsys, "translate", "--model", str(trained), "--beam", "1", "--text", long_source)
     assert code == 0 and len(out.splitlines()) == 1
-    assert "warning: 1 source sentence(s) longer than the model's 40 positions were truncated" in err
+    assert warning in err
+    pytest.importorskip("sacrebleu")
+    pairs = tmp_path / "long.tsv"
+    pairs.write_text(f"Das ist gut.\tThat is good.\n{long_source}\tHouses.\n", encoding="utf-8")
+    code, out, err = run(capsys, "evaluate", "--model", str(trained), "--data", str(pairs), "--beam", "2")
+    assert code == 0 and "all split: 2 sentence pairs" in out and "model          BLEU" in out
+    assert warning in err
+    for command in ("translate", "evaluate"):  # the --help says so
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "A source longer than the model's positions is truncated" in " ".join(
+            capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize(
