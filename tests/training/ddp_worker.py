@@ -5,7 +5,8 @@ and a stop-and-resume, and rank 0 writes every run's losses to ``results.json``.
 ``--fail-at N`` makes rank 1 fail after step N, killed (``--fail kill``, SIGKILL) or
 silent (``--fail hang``), to test that the others stop. The plain DDP run also records
 the rows each rank's model saw first, and gives rank 1 an ``--out`` of its own, which
-must stay unwritten.
+must stay unwritten; ``stopped_at_3`` keeps a 2-process checkpoint for the test to
+resume on one process.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -95,8 +97,15 @@ def main() -> int:
             "ddp_accum": train(config(args.batch_size // 2, grad_accum_steps=2), args.out / "ddp_accum")[0],
             "fsdp": train(config(args.batch_size, fsdp=True), args.out / "fsdp")[0],
             "first": train(config(args.batch_size), args.out / "resumed", on_step=ctrl_c_at_3)[0],
-            "resumed": train(config(args.batch_size), args.out / "resumed", resume=True)[0],
         }
+        if rank == 0:  # for the test to resume on one process
+            shutil.copytree(args.out / "resumed", args.out / "stopped_at_3")
+        torch.distributed.barrier()
+        results["resumed"] = train(config(args.batch_size), args.out / "resumed", resume=True)[0]
+        # Stopped under FSDP, continued under DDP.
+        results["fsdp_first"] = train(config(args.batch_size, fsdp=True), args.out / "fsdp_then_ddp",
+                                      on_step=ctrl_c_at_3)[0]
+        results["fsdp_then_ddp"] = train(config(args.batch_size), args.out / "fsdp_then_ddp", resume=True)[0]
         first_rows: list[list[list[int]] | None] = [None] * 2
         torch.distributed.all_gather_object(first_rows, seen[0].tolist())
         results["first_rows"] = first_rows

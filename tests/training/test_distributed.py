@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -110,6 +111,22 @@ def test_ctrl_c_on_one_rank_then_resume_equals_one_run(launched, one_process):
     _assert_same_weights(one_process[1], out / "resumed")
     state = torch.load(out / "resumed" / "training_state.pt", weights_only=True)
     assert state["world_size"] == 2 and len(state["torch_rng_ranks"]) == 2
+
+
+def test_a_two_process_checkpoint_resumes_on_one_process(launched, one_process, tmp_path):
+    out, results = launched
+    worker = _worker_module()
+    shutil.copytree(out / "stopped_at_3", tmp_path / "run")
+    losses, model = worker.train(worker.config(2 * B), tmp_path / "run", resume=True)
+    assert losses == pytest.approx(results["ddp"][3:], abs=1e-5)
+    _assert_same_weights(model.state_dict(), tmp_path / "run")
+    _assert_same_weights(one_process[1], tmp_path / "run")
+
+
+def test_a_run_stopped_under_fsdp_continues_under_ddp(launched, one_process):
+    out, results = launched
+    assert results["fsdp_first"] + results["fsdp_then_ddp"] == pytest.approx(results["ddp"], abs=1e-5)
+    _assert_same_weights(one_process[1], out / "fsdp_then_ddp")
 
 
 def test_each_rank_trains_on_its_own_half_and_only_rank_0_writes(launched, one_process):
