@@ -104,7 +104,9 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 
 def run_gpt(args: argparse.Namespace) -> int:
     from attnlab.commands.train import pick_device
+    from attnlab.training.distributed import refuse_torchrun
 
+    refuse_torchrun("attnlab finetune gpt")  # not tested on several processes; classify has its own loop
     args = _resolve(args)
     device = pick_device(args.device)
     return _run_lm(args, device) if args.task == "lm" else _run_classify(args, device)

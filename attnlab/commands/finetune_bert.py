@@ -252,7 +252,9 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models.bert_heads import BERT_HEAD_MODELS
     from attnlab.training.bert_finetune import FinetuneConfig, finetune, head_from_encoder, special_ids
+    from attnlab.training.distributed import refuse_torchrun
 
+    refuse_torchrun("attnlab finetune bert")  # its epoch loop with early stopping is one process's
     started = time.perf_counter()
     architecture, metric, _ = TASKS[args.task]
     device = pick_device(args.device)

@@ -291,14 +291,19 @@ def test_fsdp_on_one_process_says_so_and_trains(capsys, tmp_path):
     assert "trained to step 2" in out and (tmp_path / "run" / "model.safetensors").exists()
 
 
-def test_translation_training_refuses_torchrun(capsys, monkeypatch):
-    """attnlab train transformer has a loop of its own (token batches, snapshot averaging)."""
+@pytest.mark.parametrize("command", [
+    ["train", "transformer", "--out", "x"],
+    ["finetune", "gpt", "--model", "m", "--data", "d", "--out", "x"],
+    ["finetune", "bert", "--task", "classify", "--model", "m", "--data", "sentiment", "--out", "x"],
+])
+def test_commands_with_a_loop_of_their_own_refuse_torchrun(capsys, monkeypatch, command):
+    """Translation (token batches, snapshot averaging) and fine-tuning train on one process only."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    assert main(["train", "transformer", "--out", "x"]) == 2
+    assert main(command) == 2
     assert _error_lines(capsys) == [
-        "attnlab: error: attnlab train transformer trains on one process only, but torchrun started 2; "
-        "run it without torchrun (attnlab train gpt and attnlab train bert train on several)."]
+        f"attnlab: error: attnlab {command[0]} {command[1]} trains on one process only, but torchrun "
+        f"started 2; run it without torchrun (attnlab train gpt and attnlab train bert train on several)."]
 
 
 def test_bert_pretraining_runs_and_resumes_under_torchrun(tmp_path):
