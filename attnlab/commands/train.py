@@ -14,6 +14,7 @@ EXAMPLE = """examples:
   attnlab train gpt --out runs/shakespeare --resume        # continue after Ctrl-C
   attnlab train gpt --nproc 2 --batch-size 32 --out runs/ddp  # 2 processes (torchrun, DDP), 16 rows each
   torchrun --nproc-per-node 2 -m attnlab train gpt --out runs/ddp   # the same, launched by hand
+  torchrun --nproc-per-node 2 -m attnlab train bert --out runs/bert-ddp  # BERT on 2 processes
 """
 
 
@@ -72,8 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     scale = gpt.add_argument_group("several processes (see docs/distributed.md)")
     scale.add_argument("--nproc", type=int, default=1,
-                       help="train on N processes of this machine: relaunches the command under torchrun "
-                            "(DDP; --batch-size is the global batch, split evenly)")
+                       help="train on N processes of this machine, at most one per CPU core or GPU: "
+                            "relaunches the command under torchrun (DDP; --batch-size is the global batch, "
+                            "split evenly)")
     scale.add_argument("--fsdp", action="store_true",
                        help="shard parameters, gradients and optimizer state across the processes (FSDP2) "
                             "instead of replicating the model (DDP)")
