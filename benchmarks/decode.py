@@ -26,22 +26,20 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--rounds", type=int, default=5)
+    from attnlab.speed.report import script_arguments
+
+    parser = script_arguments(__doc__, rounds=5)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=16)
     parser.add_argument("--kernel", default="auto", help="int8 kernel: auto, fbgemm, int8pack, dequant")
     parser.add_argument("--skip-smollm2", action="store_true")
-    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
-    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     from attnlab.speed import suites
-    from attnlab.speed.report import record, set_threads
+    from attnlab.speed.report import record_tables, set_threads
 
     set_threads(args.threads)
     common = dict(rounds=args.rounds, new_tokens=args.new_tokens, prompt_tokens=args.prompt_tokens,
@@ -54,10 +52,8 @@ def main() -> None:
         else:
             results.append(suites.decode_smollm2(**common))
             print(results[-1].text(), "\n", flush=True)
-    if not args.no_record:
-        rows = [row for result in results for row in result.rows(args.note)]
-        record(RESULTS, suites.SECTIONS["decode"], suites.COLUMNS, rows)
-        print(f"recorded in {RESULTS}")
+    rows = [row for result in results for row in result.rows(args.note)]
+    record_tables(RESULTS, [(suites.SECTIONS["decode"], suites.COLUMNS, rows)], skip=args.no_record)
 
 
 if __name__ == "__main__":

@@ -24,19 +24,17 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 def parse_args() -> argparse.Namespace:
     from attnlab.speed.memory import WORKLOADS
+    from attnlab.speed.report import script_arguments
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads in each workload (default 1)")
+    parser = script_arguments(__doc__, rounds=None)
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=WORKLOADS)
-    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
-    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     from attnlab.speed.memory import KV_COLUMNS, RSS_COLUMNS, memory_suite
-    from attnlab.speed.report import Machine, record, set_threads
+    from attnlab.speed.report import Machine, record_tables, set_threads
     from attnlab.speed.suites import SECTIONS
 
     set_threads(args.threads)
@@ -45,10 +43,8 @@ def main() -> None:
     machine.finish()
     print(machine.line())
     print(report.text(), flush=True)
-    if not args.no_record:
-        record(RESULTS, SECTIONS["memory"], RSS_COLUMNS, report.rss_rows(machine.cells(), args.note))
-        record(RESULTS, SECTIONS["kv"], KV_COLUMNS, report.kv_rows(args.note))
-        print(f"recorded in {RESULTS}")
+    record_tables(RESULTS, [(SECTIONS["memory"], RSS_COLUMNS, report.rss_rows(machine.cells(), args.note)),
+                            (SECTIONS["kv"], KV_COLUMNS, report.kv_rows(args.note))], skip=args.no_record)
 
 
 if __name__ == "__main__":

@@ -21,29 +21,26 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--rounds", type=int, default=5)
+    from attnlab.speed.report import script_arguments
+
+    parser = script_arguments(__doc__, rounds=5)
     parser.add_argument("--length", type=int, default=512)
     parser.add_argument("--dtype", default="auto", help="auto, bf16 or fp32 for attnlab")
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
-    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     from attnlab.speed import suites
-    from attnlab.speed.report import record, set_threads
+    from attnlab.speed.report import record_tables, set_threads
 
     set_threads(args.threads)
     result = suites.prefill_gpt2(rounds=args.rounds, length=args.length, dtype=args.dtype,
                                  compile=not args.no_compile)
     print(result.text(), flush=True)
-    if not args.no_record:
-        record(RESULTS, suites.SECTIONS["prefill"], suites.COLUMNS, result.rows(args.note))
-        print(f"recorded in {RESULTS}")
+    record_tables(RESULTS, [(suites.SECTIONS["prefill"], suites.COLUMNS, result.rows(args.note))],
+                  skip=args.no_record)
 
 
 if __name__ == "__main__":

@@ -19,29 +19,26 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from attnlab.speed.report import script_arguments
+
+    parser = script_arguments(__doc__, rounds=6)
     parser.add_argument("models", nargs="*", choices=["gpt", "bert"], default=["gpt", "bert"])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=2, help="training steps per variant per round")
-    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
-    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     from attnlab.speed import suites, training_bench
-    from attnlab.speed.report import record, set_threads
+    from attnlab.speed.report import record_tables, set_threads
 
     set_threads(args.threads)
     for name in dict.fromkeys(args.models):
         suite = training_bench.train_gpt if name == "gpt" else training_bench.train_bert
         result = suite(rounds=args.rounds, steps=args.steps)
         print(result.text(), "\n", flush=True)
-        if not args.no_record:
-            record(RESULTS, training_bench.SECTIONS[name], suites.COLUMNS, result.rows(args.note))
-            print(f"recorded in {RESULTS}")
+        record_tables(RESULTS, [(training_bench.SECTIONS[name], suites.COLUMNS, result.rows(args.note))],
+                      skip=args.no_record)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ loaded machine is visible next to its figures.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import statistics
@@ -172,3 +173,26 @@ def record(path: Path, section: str, columns: list[str], rows: list[list[str]]) 
         stream.write("".join(lines))
     os.chmod(temp, mode)
     os.replace(temp, path)
+
+
+def script_arguments(doc: str, *, rounds: int | None = 5) -> argparse.ArgumentParser:
+    """The options every script in ``benchmarks/`` takes: --threads, --rounds (unless None),
+    --note and --no-record; the script adds its own. The description is the docstring's first
+    paragraph."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    if rounds is not None:
+        parser.add_argument("--rounds", type=int, default=rounds,
+                            help=f"interleaved timing rounds (default {rounds})")
+    parser.add_argument("--note", default="", help="free text for the RESULTS.md rows")
+    parser.add_argument("--no-record", action="store_true", help="do not write to RESULTS.md")
+    return parser
+
+
+def record_tables(path: Path, tables: list[tuple[str, list[str], list[list[str]]]], *, skip: bool) -> None:
+    """``record`` each (section, columns, rows) in ``path`` and say so, unless ``skip`` (--no-record)."""
+    if skip:
+        return
+    for section, columns, rows in tables:
+        record(path, section, columns, rows)
+    print(f"recorded in {path}")

@@ -62,3 +62,18 @@ def test_kv_cache_formula_equals_the_allocated_buffers(dtype):
     assert check.buffers == check.formula
     assert sum(c.keys.nbytes + c.values.nbytes for c in model.new_kv_caches(2, 40)) == kv_cache_bytes(
         3, 2, 40, 8, 4, 2)  # the library's own caches (fp32 model) follow the formula too
+
+
+def test_script_arguments_and_record_tables(tmp_path, capsys):
+    from attnlab.speed.report import record_tables, script_arguments
+
+    args = script_arguments("One line.\n\nMore.", rounds=3).parse_args(["--threads", "2", "--note", "n"])
+    assert (args.threads, args.rounds, args.note, args.no_record) == (2, 3, "n", False)
+    assert not hasattr(script_arguments("x", rounds=None).parse_args([]), "rounds")
+    path = tmp_path / "RESULTS.md"
+    record_tables(path, [("a", ["x"], [["1"]]), ("b", ["y"], [["2"]])], skip=True)
+    assert not path.exists()
+    record_tables(path, [("a", ["x"], [["1"]]), ("b", ["y"], [["2"]])], skip=False)
+    text = path.read_text()
+    assert "## a" in text and "## b" in text and "| 1 |" in text and "| 2 |" in text
+    assert f"recorded in {path}" in capsys.readouterr().out
