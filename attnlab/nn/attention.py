@@ -53,6 +53,37 @@ def attention_mask(padding_mask: Tensor | None, q_len: int, k_len: int) -> Tenso
     return padding_mask.to(torch.bool)[:, None, None, :]
 
 
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AttnlabError(f"{name} must be an int >= 1. Got {value!r} instead.")
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` (shape comparisons only, no data)."""
+    if len(shape) > len(target):
+        return False
+    return all(have in (1, want) for have, want in zip(shape, target[len(target) - len(shape):], strict=True))
+
+
+def check_attention_input(x, d_model: int, name: str = "x") -> None:
+    """``x`` must be a (B, T, d_model) floating-point tensor; costs shape and dtype lookups only."""
+    if not isinstance(x, Tensor):
+        raise AttnlabError(f"{name} must be a torch.Tensor (B, T, {d_model}); got {type(x).__name__}.")
+    if x.dim() != 3:
+        hint = " (add a batch dimension: x[None])" if x.dim() == 2 else ""
+        raise AttnlabError(f"{name} must be 3-D (B, T, {d_model}); got shape {tuple(x.shape)}{hint}.")
+    if x.shape[-1] != d_model:
+        raise AttnlabError(
+            f"{name} has width {x.shape[-1]} but this layer's d_model is {d_model}; "
+            f"got shape {tuple(x.shape)}."
+        )
+    if not x.is_floating_point():
+        raise AttnlabError(
+            f"{name} must be a floating-point tensor (hidden states); got {x.dtype}. "
+            f"Embed token ids first, or convert with .float()."
+        )
+
+
 def explicit_attention(
     query: Tensor,
     key: Tensor,
@@ -111,6 +142,9 @@ class KVCache(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
+        for name, value in (("batch_size", batch_size), ("n_heads", n_heads), ("max_len", max_len),
+                            ("d_head", d_head)):
+            _check_positive_int(name, value)
         shape = (batch_size, n_heads, max_len, d_head)
         self.max_len = max_len
         self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
@@ -118,6 +152,24 @@ class KVCache(nn.Module):
 
     def update(self, start_pos: int, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
         """Write (B, H, T, D) keys/values at ``start_pos``; return all (B, H, start_pos+T, D)."""
+        batch, n_heads, _, d_head = self.keys.shape
+        if keys.dim() != 4 or keys.shape != values.shape:
+            raise AttnlabError(
+                f"KVCache.update takes keys and values of one shape (B, H, T, D); got "
+                f"{tuple(keys.shape)} and {tuple(values.shape)}."
+            )
+        if keys.shape[0] != batch:
+            raise AttnlabError(
+                f"The KV cache was made for batch size {batch} but got {keys.shape[0]} sequences; "
+                f"make new caches for this batch (e.g. model.new_kv_caches({keys.shape[0]}))."
+            )
+        if keys.shape[1] != n_heads or keys.shape[3] != d_head:
+            raise AttnlabError(
+                f"The KV cache holds {n_heads} heads of width {d_head} but got keys of shape "
+                f"{tuple(keys.shape)} (B, H, T, D); make the cache for this layer's heads."
+            )
+        if start_pos < 0:
+            raise AttnlabError(f"start_pos must be >= 0. Got {start_pos} instead.")
         end = start_pos + keys.shape[2]
         if end > self.max_len:
             raise AttnlabError(
@@ -179,12 +231,19 @@ class MultiHeadAttention(nn.Module):
         cross_attention: bool = False,
     ) -> None:
         super().__init__()
+        _check_positive_int("d_model", d_model)
+        _check_positive_int("n_heads", n_heads)
+        if d_head is not None:
+            _check_positive_int("d_head", d_head)
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-        if n_kv_heads < 1 or n_heads % n_kv_heads:
+        if isinstance(n_kv_heads, bool) or not isinstance(n_kv_heads, int) or n_kv_heads < 1 \
+                or n_heads % n_kv_heads:
             raise AttnlabError(
-                f"n_heads ({n_heads}) must be a multiple of n_kv_heads ({n_kv_heads}); "
-                f"each key/value head serves a whole group of query heads."
+                f"n_kv_heads must be an int >= 1 that divides n_heads ({n_heads}), so that each "
+                f"key/value head serves a whole group of query heads. Got {n_kv_heads!r} instead."
             )
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise AttnlabError(f"dropout must be a probability in [0, 1]. Got {dropout!r} instead.")
         if d_head is None:
             if d_model % n_heads != 0:
                 raise AttnlabError(
@@ -253,6 +312,21 @@ class MultiHeadAttention(nn.Module):
         batch, length, width = x.shape
         return x.view(batch, length, width // self.d_head, self.d_head).transpose(1, 2)
 
+    @staticmethod
+    def _check_mask(mask, target: tuple[int, int, int, int]) -> None:
+        """A boolean (or additive float) mask broadcastable to (B, H, T, S)."""
+        if not isinstance(mask, Tensor):
+            raise AttnlabError(f"mask must be a torch.Tensor broadcastable to {target} (B, H, T, S); "
+                               f"got {type(mask).__name__}.")
+        if mask.dtype != torch.bool and not mask.is_floating_point():
+            raise AttnlabError(f"mask must be boolean (True = may attend); got {mask.dtype}. "
+                               f"Convert a 0/1 padding mask with .bool().")
+        if not _broadcasts(tuple(mask.shape), target):
+            raise AttnlabError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to {target} (B, H, T, S); "
+                f"a (B, S) padding mask becomes (B, 1, 1, S) with attention_mask()."
+            )
+
     def expand_kv(self, x: Tensor) -> Tensor:
         """(B, H_kv, S, D) -> (B, H, S, D): each key/value head repeated for its query heads."""
         group = self.n_heads // self.n_kv_heads
@@ -262,6 +336,7 @@ class MultiHeadAttention(nn.Module):
         """Cross-attention only: the (B, H_kv, S, D) keys and values of the encoder output (B, S, M)."""
         if not self.cross_attention:
             raise AttnlabError("project_memory is for cross-attention layers; this one is self-attention.")
+        check_attention_input(memory, self.d_model, "memory")
         key, value = self.key_value(memory).split(self.kv_dim, dim=-1)
         return ProjectedMemory(self._split_heads(key), self._split_heads(value))
 
@@ -290,7 +365,12 @@ class MultiHeadAttention(nn.Module):
                 call's positions; rotates queries and keys (not values).
 
         Returns: (B, T, M).
+
+        Wrong inputs (not a (B, T, M) float tensor, a mask that does not broadcast, memory
+        of another batch) raise a one-line AttnlabError; the checks compare shapes and
+        dtypes only, so they cost no tensor work and keep ``torch.compile`` graphs whole.
         """
+        check_attention_input(x, self.d_model)
         batch, length, _ = x.shape
         if self.cross_attention:
             if memory is None:
@@ -298,6 +378,9 @@ class MultiHeadAttention(nn.Module):
             query = self._split_heads(self.query(x))  # (B, H, T, D)
             projected = memory if isinstance(memory, ProjectedMemory) else self.project_memory(memory)
             key, value = projected.key, projected.value  # (B, H_kv, S, D)
+            if key.shape[0] != batch:
+                raise AttnlabError(f"memory holds {key.shape[0]} sequences but x holds {batch}; "
+                                   f"give one encoder output per sequence.")
         else:
             query, key, value = self.qkv(x).split([self.inner_dim, self.kv_dim, self.kv_dim], dim=-1)
             query = self._split_heads(query)  # (B, H, T, D)
@@ -308,6 +391,8 @@ class MultiHeadAttention(nn.Module):
             key, value = kv_cache.update(start_pos, key, value)
 
         k_len = key.shape[2]
+        if mask is not None:
+            self._check_mask(mask, (batch, self.n_heads, length, k_len))
         if is_causal and length == 1 and mask is None:
             is_causal = False  # one new query is the last position: it may see every cached key
         if is_causal and (mask is not None or length != k_len):

@@ -45,12 +45,33 @@ class PositionwiseFeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, *, activation: str = "relu", bias: bool = True):
         super().__init__()
+        _check_sizes(d_model, d_ff)
         self.fc_in = nn.Linear(d_model, d_ff, bias=bias)
         self.activation = activation_module(activation)
         self.fc_out = nn.Linear(d_ff, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_width(x, self.fc_in.in_features)
         return self.fc_out(self.activation(self.fc_in(x)))
+
+
+def _check_sizes(d_model: int, d_ff: int) -> None:
+    for name, value in (("d_model", d_model), ("d_ff", d_ff)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AttnlabError(f"{name} must be an int >= 1. Got {value!r} instead.")
+
+
+def check_width(x, d_model: int) -> None:
+    """``x`` must be a floating-point (..., d_model) tensor: shape and dtype lookups only."""
+    if not isinstance(x, Tensor):
+        raise AttnlabError(f"The feed-forward input must be a torch.Tensor (..., {d_model}); "
+                           f"got {type(x).__name__}.")
+    if x.dim() == 0 or x.shape[-1] != d_model:
+        raise AttnlabError(
+            f"The feed-forward input must end in d_model = {d_model}; got shape {tuple(x.shape)}."
+        )
+    if not x.is_floating_point():
+        raise AttnlabError(f"The feed-forward input must be a floating-point tensor; got {x.dtype}.")
 
 
 class SwiGLUFeedForward(nn.Module):
@@ -62,9 +83,11 @@ class SwiGLUFeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, *, bias: bool = False) -> None:
         super().__init__()
+        _check_sizes(d_model, d_ff)
         self.gate = nn.Linear(d_model, d_ff, bias=bias)
         self.up = nn.Linear(d_model, d_ff, bias=bias)
         self.down = nn.Linear(d_ff, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_width(x, self.gate.in_features)
         return self.down(nn.functional.silu(self.gate(x)) * self.up(x))
