@@ -101,6 +101,7 @@ def pick_device(name: str):
 def run_gpt(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import numpy as np
     import torch
 
     from attnlab.training import distributed
@@ -148,7 +149,10 @@ def run_gpt(args: argparse.Namespace) -> int:
     except AttnlabError as error:
         raise AttnlabError(f"--prompt: {error}") from None
     ids = tokenizer.encode(text)
-    train_ids, val_ids = (torch.tensor(part, dtype=torch.long) for part in split_train_val(ids))
+    # Through numpy: torch.tensor() of a list of Python ints is about 4x slower (0.87 s vs 0.23 s for
+    # 8 million ids), a cost that grows with the corpus.
+    train_ids, val_ids = (torch.from_numpy(np.fromiter(part, dtype=np.int64, count=len(part)))
+                          for part in split_train_val(ids))
     overrides = {
         key: value for key, value in {
             "n_layers": args.n_layer, "n_heads": args.n_head,
