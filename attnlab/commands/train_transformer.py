@@ -132,6 +132,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
     from attnlab.tokenization import Tokenizer
+    from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.distributed import refuse_torchrun
     from attnlab.training.translation import TranslationTrainingConfig, train_translation
 
@@ -140,6 +141,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     if args.target is not None and args.data is None:
         raise AttnlabError("--target needs --data (the source file it is aligned with).")
     out = Path(args.out)
+    check_checkpoint_dir(out, args.resume)
     pairs = corpus_pairs(args.corpus) if args.data is None else read_pairs(args.data, args.target)
     splits = split_pairs(pairs)
     valid_pairs = splits["valid"]

@@ -100,6 +100,20 @@ def test_bert_pretraining_functions_refuse_zero_batches():
         train_bert(model, data, data, TrainingConfig(max_iters=1), eval_batches=0, progress=False)
 
 
+# ----------------------------------------------------------------- train transformer
+def test_train_transformer_out_is_a_file_or_resume_has_no_checkpoint(tmp_path, cli, one_line_error):
+    target = tmp_path / "some-file.txt"
+    target.write_text("keep me\n")
+    tiny = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--d-ff", "32", "--max-steps", "1",
+            "--threads", "1", "--no-progress"]
+    code, out, err = cli(["train", "transformer", "--out", str(target), *tiny])
+    one_line_error(code, err, "--out", "is a file; give a directory")
+    assert target.read_text() == "keep me\n" and not out
+    missing = tmp_path / "missing-dir"
+    code, out, err = cli(["train", "transformer", "--out", str(missing), "--resume", *tiny])
+    one_line_error(code, err, f"No checkpoint in {missing}", "drop --resume")
+
+
 # ----------------------------------------------------------------- translate
 # Not UTF-8: bytes that cannot be decoded, and UTF-8 full of NULs (UTF-16 without a BOM, binary).
 NOT_UTF8 = {"binary": bytes(range(256)) * 4, "latin-1": "Das ist schön.\nGrüße!\n".encode("latin-1"),
