@@ -77,6 +77,8 @@ def test_masking_follows_the_80_10_10_rule(data):
     as_mask = (masked[chosen] == data.mask_id).float().mean()
     kept = (masked[chosen] == ids[chosen]).float().mean()
     assert 0.77 < as_mask < 0.83 and 0.08 < kept < 0.13  # 10% kept (+ random draws of the same id)
+    replaced = ((masked[chosen] != data.mask_id) & (masked[chosen] != ids[chosen])).float().mean()
+    assert 0.08 < replaced < 0.12  # 10% random tokens (less the rare draws of the same id)
 
 
 def test_special_tokens_are_never_masked(data):
