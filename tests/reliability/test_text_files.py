@@ -80,8 +80,9 @@ def test_a_byte_order_mark_is_not_text(tmp_path):
 
 
 def test_a_csv_with_a_byte_order_mark_keeps_its_header(tmp_path, cli):
+    """Before: the BOM was glued to the first column's name, so --label label was not found."""
     path = tmp_path / "bom.csv"
-    path.write_bytes("\ufeffx,y,label\n0,0,a\n0,1,b\n1,0,b\n1,1,b\n".encode())
+    path.write_bytes("\ufefflabel,x,y\na,0,0\nb,0,1\nb,1,0\nb,1,1\n".encode())
     code, out, err = cli(["perceptron", "--dataset", str(path), "--label", "label"])
     assert code == 0, err
 
