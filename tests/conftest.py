@@ -75,3 +75,13 @@ def hf_llama(tmp_path_factory):
     torch.manual_seed(2)
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**LLAMA_ODD)).eval()
     return model, _quiet_save(model, tmp_path_factory.mktemp("hf_llama"))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models run fastest on one, and a test does not fight
+    other processes for a shared machine's cores (use with pytest.mark.usefixtures)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

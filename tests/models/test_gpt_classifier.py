@@ -17,12 +17,7 @@ from attnlab.models.gpt_classifier import GPTForSequenceClassification, last_tok
 LABELS = ("negative", "neutral", "positive")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 def _model(**overrides) -> GPTForSequenceClassification:

@@ -22,12 +22,7 @@ from attnlab.training.bert_finetune import (
 CORPUS = "the duke of york spoke to the king . a man is eating food . good bad fine awful\n" * 20
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 def _encoder(vocab_size: int = 60) -> BertModel:

@@ -21,13 +21,7 @@ from attnlab.training.classify import (
     warmup_linear,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 def _examples(n: int, seed: int) -> list[tuple[str, str]]:

@@ -17,12 +17,7 @@ from attnlab.training.finetune import continue_pretraining
 NEW_TEXT = "to be or not to be, that is the question. " * 30
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
 
 @pytest.fixture
