@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # Commands may set torch's thread count (--threads); a caller in the same process (a notebook,
+    # a test) gets its own setting back, so later work runs, and sums floats, as it did before.
+    torch = sys.modules.get("torch")
+    threads_before = torch.get_num_threads() if torch is not None else None
     try:
         check_common(args)
         return int(args.run(args) or 0)
@@ -134,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attnlab: internal error: {type(error).__name__}: {_first_line(error)} "
               f"(a bug in attnlab; ATTNLAB_TRACEBACK=1 shows where).", file=sys.stderr)
         return 1
+    finally:
+        if threads_before is not None and torch.get_num_threads() != threads_before:
+            torch.set_num_threads(threads_before)
 
 
 if __name__ == "__main__":

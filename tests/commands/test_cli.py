@@ -160,3 +160,16 @@ def test_train_bert_end_to_end(tmp_path, capsys):
     import attnlab
 
     assert type(attnlab.load_pretrained(out)).__name__ == "BertForPreTraining"
+
+
+def test_a_command_gives_the_caller_its_thread_count_back(capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    try:
+        assert main(["compare", "--threads", str(other), "--repeats", "1", "--seq-len", "4", "--batch", "1",
+                     "--d-model", "8", "--heads", "2", "--layers", "1", "--d-ff", "8", "--vocab", "11"]) == 0
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)
