@@ -7,6 +7,7 @@ first 90% for training, the last 10% for validation (65 distinct characters).
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -50,6 +51,27 @@ def decode_text_file(path: str | Path) -> str:
             f"not UTF-8 text; convert it with e.g. iconv -f UTF-16 -t UTF-8."
         )
     return text
+
+
+def read_jsonl(path: str | Path, what: str) -> list[tuple[int, object]]:
+    """(line number, decoded JSON value) for each non-blank line of the UTF-8 JSONL file at ``path``.
+
+    ``what`` names the data in the message for a missing file ("No QA data file at ...");
+    a line that is not JSON is a one-line error naming the file and line. Callers check
+    the fields they need.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise AttnlabError(f"No {what} file at {path}; check the path.")
+    records = []
+    for number, line in enumerate(decode_text_file(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except ValueError as error:
+            raise AttnlabError(f"{path}, line {number} is not valid JSON ({error}).") from None
+    return records
 
 
 def split_train_val(ids: list[int], val_fraction: float = 0.1) -> tuple[list[int], list[int]]:

@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from attnlab.data import decode_text_file
+from attnlab.data import decode_text_file, read_jsonl
 from attnlab.errors import AttnlabError
 
 Example = tuple[str, str]
@@ -112,17 +112,14 @@ def read_labelled(path: str | Path) -> list[Example]:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl"):
         return read_labelled_tsv(path)
-    if not path.is_file():
-        raise AttnlabError(f"No labelled data file at {path}; check the path.")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise AttnlabError(f"{path} is not UTF-8 text (byte {error.start}); give a UTF-8 file.") from None
     records: list[tuple[int, dict]] = []
     if suffix == ".csv":
         import csv
         import io
 
+        if not path.is_file():
+            raise AttnlabError(f"No labelled data file at {path}; check the path.")
+        content = decode_text_file(path)
         reader = csv.DictReader(io.StringIO(content))
         missing = [name for name in ("text", "label") if name not in (reader.fieldnames or [])]
         if missing:
@@ -132,15 +129,7 @@ def read_labelled(path: str | Path) -> list[Example]:
             )
         records = [(reader.line_num, row) for row in reader]
     else:
-        import json
-
-        for number, line in enumerate(content.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as error:
-                raise AttnlabError(f"{path}, line {number} is not valid JSON ({error}).") from None
+        for number, record in read_jsonl(path, "labelled data"):
             if not isinstance(record, dict) or "text" not in record or "label" not in record:
                 raise AttnlabError(f'{path}, line {number} needs the fields "text" and "label".')
             records.append((number, record))

@@ -21,13 +21,13 @@ and test tweets by a seeded shuffle (:func:`split_sentences`).
 from __future__ import annotations
 
 import importlib.util
-import json
 import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnlab.data import decode_text_file, read_jsonl
 from attnlab.errors import AttnlabError
 
 
@@ -42,10 +42,7 @@ class TaggedSentence:
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise AttnlabError(f"No tagged data file at {path}; check the path.")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise AttnlabError(f"{path} is not UTF-8 text (byte {error.start}); give a UTF-8 file.") from None
+    return decode_text_file(path)
 
 
 def _check_tag(tag: str, where: str) -> None:
@@ -91,14 +88,8 @@ def read_tagged_jsonl(path: str | Path) -> list[TaggedSentence]:
     """Sentences from JSONL lines ``{"tokens": [...], "tags": [...]}``."""
     path = Path(path).expanduser()
     sentences = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, record in read_jsonl(path, "tagged data"):
         where = f"{path}, line {number}"
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise AttnlabError(f"{where} is not valid JSON ({error}).") from None
         if not isinstance(record, dict) or "tokens" not in record or "tags" not in record:
             raise AttnlabError(f'{where} needs the fields "tokens" and "tags" (the tag column is missing).')
         tokens, tags = record["tokens"], record["tags"]

@@ -12,13 +12,13 @@ that names the line.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnlab.data import read_jsonl
 from attnlab.errors import AttnlabError
 
 
@@ -65,23 +65,9 @@ def make_example(
 def read_qa_jsonl(path: str | Path) -> list[QAExample]:
     """Examples from a JSONL file of context / question / answer (/ answer_start) objects."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise AttnlabError(f"No QA data file at {path}; check the path.")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise AttnlabError(
-            f"{path} is not UTF-8 text (byte {error.start}); give a UTF-8 JSONL file."
-        ) from None
     examples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in read_jsonl(path, "QA data"):
         where = f"{path}, line {number}"
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise AttnlabError(f"{where} is not valid JSON ({error}).") from None
         missing = [
             k for k in ("context", "question", "answer") if not isinstance(record, dict) or k not in record
         ]
