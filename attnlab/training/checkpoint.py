@@ -48,13 +48,17 @@ def has_checkpoint(directory: str | Path) -> bool:
 def check_checkpoint_dir(out: str | Path, resume: bool) -> None:
     """Refuse, before any work, an ``--out`` that is a file or a ``--resume`` with nothing to resume."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise AttnlabError(f"--out {out} is a file; give a directory (a checkpoint is a folder of files).")
+    _refuse_file_out(out)
     if resume and not has_checkpoint(out):
         raise AttnlabError(
             f"No checkpoint in {out} (no {STATE_FILE} to resume from); check --out, "
             f"or drop --resume to start a new run."
         )
+
+
+def _refuse_file_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise AttnlabError(f"--out {out} is a file; give a directory (a checkpoint is a folder of files).")
 
 
 def save_checkpoint(
@@ -225,8 +229,8 @@ def begin_run(
     into ``model`` and return the state for the loop to restore the rest. Without it:
     refuse to overwrite a checkpoint already in ``out``, and return None.
     """
-    if out is not None and out.exists() and not out.is_dir():
-        raise AttnlabError(f"--out {out} is a file; give a directory (a checkpoint is a folder of files).")
+    if out is not None:
+        _refuse_file_out(out)
     if resume:
         if out is None:
             raise AttnlabError("resume needs the checkpoint directory (--out).")
