@@ -53,7 +53,8 @@ def attention_mask(padding_mask: Tensor | None, q_len: int, k_len: int) -> Tenso
     return padding_mask.to(torch.bool)[:, None, None, :]
 
 
-def _check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value) -> None:
+    """A size such as d_model or n_heads must be an int >= 1 (not a bool, not a float)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise AttnlabError(f"{name} must be an int >= 1. Got {value!r} instead.")
 
@@ -144,7 +145,7 @@ class KVCache(nn.Module):
         super().__init__()
         for name, value in (("batch_size", batch_size), ("n_heads", n_heads), ("max_len", max_len),
                             ("d_head", d_head)):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         shape = (batch_size, n_heads, max_len, d_head)
         self.max_len = max_len
         self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
@@ -231,10 +232,10 @@ class MultiHeadAttention(nn.Module):
         cross_attention: bool = False,
     ) -> None:
         super().__init__()
-        _check_positive_int("d_model", d_model)
-        _check_positive_int("n_heads", n_heads)
+        check_positive_int("d_model", d_model)
+        check_positive_int("n_heads", n_heads)
         if d_head is not None:
-            _check_positive_int("d_head", d_head)
+            check_positive_int("d_head", d_head)
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
         if isinstance(n_kv_heads, bool) or not isinstance(n_kv_heads, int) or n_kv_heads < 1 \
                 or n_heads % n_kv_heads:

@@ -19,6 +19,7 @@ from functools import partial
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
+from attnlab.nn.attention import check_positive_int
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -56,9 +57,8 @@ class PositionwiseFeedForward(nn.Module):
 
 
 def _check_sizes(d_model: int, d_ff: int) -> None:
-    for name, value in (("d_model", d_model), ("d_ff", d_ff)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise AttnlabError(f"{name} must be an int >= 1. Got {value!r} instead.")
+    check_positive_int("d_model", d_model)
+    check_positive_int("d_ff", d_ff)
 
 
 def check_width(x, d_model: int) -> None:
