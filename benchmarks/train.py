@@ -22,9 +22,15 @@ def parse_args() -> argparse.Namespace:
     from attnlab.speed.report import script_arguments
 
     parser = script_arguments(__doc__, rounds=6)
-    parser.add_argument("models", nargs="*", choices=["gpt", "bert"], default=["gpt", "bert"])
+    # No choices=: Python 3.11's argparse checks an empty nargs="*" list against them and fails.
+    parser.add_argument("models", nargs="*", metavar="{gpt,bert}", help="which models (default: both)")
     parser.add_argument("--steps", type=int, default=2, help="training steps per variant per round")
-    return parser.parse_args()
+    args = parser.parse_args()
+    unknown = [name for name in args.models if name not in ("gpt", "bert")]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose gpt and/or bert")
+    args.models = args.models or ["gpt", "bert"]
+    return args
 
 
 def main() -> None:
