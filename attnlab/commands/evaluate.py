@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fit the word-by-word baseline on the shipped corpus's training sentences only, "
                              "as for a model trained with --no-dictionary (default: the sentences and the "
                              "dictionary pairs, the data the model learns from)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="score translations the other way, as for a model trained with --reverse "
+                             "(with the shipped corpus: English -> German)")
     parser.add_argument("--output", default=None, metavar="FILE", help="write the translations here")
     add_decoding_arguments(parser)
     parser.set_defaults(run=run)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.baselines import WordByWordTranslator, copy_baseline
     from attnlab.bleu import corpus_bleu
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
-    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, training_pairs
+    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, swap_sides, training_pairs
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
@@ -68,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or ("test" if args.data is None else "all")
     splits = split_pairs(pairs)
     chosen = pairs if split == "all" else splits[split]
+    chosen = swap_sides(chosen) if args.reverse else chosen
     if not chosen:
         raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
     model, tokenizer = load_translator(args.model)
     sources, references = [s for s, _ in chosen], [t for _, t in chosen]
     name = args.data or {"ding": "shipped German-English corpus", "numbers": "number words"}[args.corpus]
+    name += ", read the other way (--reverse)" if args.reverse else ""
     print(f"{name}, {split} split: {len(chosen):,} sentence pairs; beam {args.beam}, "
           f"length penalty {args.length_penalty}")
     started = time.perf_counter()
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             print("word-by-word   (skipped: it learns from the training split; pass --split test)")
         else:
             learnt_from = training_pairs(splits, None if args.data else args.corpus, not args.no_dictionary)
+            learnt_from = swap_sides(learnt_from) if args.reverse else learnt_from
             word_by_word = WordByWordTranslator().fit(learnt_from)
             guesses = [word_by_word.translate(s) for s in sources]
             print(f"word-by-word   BLEU {corpus_bleu(guesses, references).score:6.2f}   "

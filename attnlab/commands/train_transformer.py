@@ -54,6 +54,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     data.add_argument("--sentence-repeats", type=int, default=DEFAULTS["sentence_repeats"],
                       help="with the dictionary, how often each training sentence pair is read per epoch "
                            "(default %(default)s), so the sentences keep their share beside the short pairs")
+    data.add_argument("--reverse", action="store_true",
+                      help="translate the other way: the second column (or --target) into the first "
+                           "(with the shipped corpus: English -> German)")
     data.add_argument("--vocab", choices=["bpe", "wordpiece"], default="bpe",
                       help="joint subword vocabulary learnt on both languages (default bpe)")
     data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"])
@@ -127,7 +130,7 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     from attnlab.commands.train import pick_device
     from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
-    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, training_pairs
+    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, swap_sides, training_pairs
     from attnlab.errors import AttnlabError
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
@@ -152,6 +155,9 @@ def run_transformer(args: argparse.Namespace) -> int:
         )
     train_pairs = training_pairs(splits, None if args.data else args.corpus, not args.no_dictionary,
                                  args.sentence_repeats)
+    if args.reverse:
+        splits = {name: swap_sides(split) for name, split in splits.items()}
+        valid_pairs, train_pairs = splits["valid"], swap_sides(train_pairs)
     if args.resume:
         tokenizer = Tokenizer.from_dir(out)  # the vocabulary the model was trained with
     else:
@@ -177,6 +183,9 @@ def run_transformer(args: argparse.Namespace) -> int:
     model = Transformer(config).to(device)
     corpus = args.data or {"ding": "the shipped German-English corpus (Ding, GPL-2.0-or-later)",
                            "numbers": "German -> English number words (num2words)"}[args.corpus]
+    if args.reverse:
+        corpus += ", read the other way (English -> German)" if args.data is None and args.corpus == "ding" \
+            else ", read the other way (second column -> first)"
     if len(train_pairs) > len(splits["train"]):
         repeats = f" x {args.sentence_repeats}" if args.sentence_repeats > 1 else ""
         corpus += (f"; training on {len(splits['train']):,} sentence pairs{repeats} + "
@@ -212,5 +221,6 @@ def run_transformer(args: argparse.Namespace) -> int:
     data += "" if args.data is None else f" --data {args.data}"
     data += f" --target {args.target}" if args.target else ""
     data += " --no-dictionary" if args.no_dictionary and args.data is None else ""
+    data += " --reverse" if args.reverse else ""
     print(f"test BLEU: attnlab evaluate --model {out / 'averaged'}{data} --split test --baselines")
     return 0

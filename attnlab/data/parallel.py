@@ -230,6 +230,12 @@ def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary
     return list(splits["train"])
 
 
+def swap_sides(pairs: list[Pair]) -> list[Pair]:
+    """The pairs read the other way round: (target, source). Splits are unchanged by it,
+    since the seeded shuffle of :func:`split_pairs` depends only on the number of pairs."""
+    return [(target, source) for source, target in pairs]
+
+
 def corpus_split(split: str) -> list[Pair]:
     """One split of the shipped corpus."""
     if split not in SPLITS:

@@ -69,6 +69,28 @@ def test_translate_and_evaluate(trained, pairs_file, capsys):
     assert "signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out
 
 
+def test_reverse_translates_the_second_column_into_the_first(trained, pairs_file, tmp_path, capsys):
+    pytest.importorskip("sacrebleu")
+    from attnlab.bleu import corpus_bleu
+    from attnlab.data.parallel import read_pairs, split_pairs
+
+    # The first column is the second plus one word, so copying scores differently each way round.
+    padded = tmp_path / "padded.tsv"
+    padded.write_text("".join(f"{t} extra\t{t}\n" for _, t in read_pairs(pairs_file)), encoding="utf-8")
+    test = split_pairs(read_pairs(padded))["test"]
+    forward = corpus_bleu([s for s, _ in test], [t for _, t in test]).score
+    backward = corpus_bleu([t for _, t in test], [s for s, _ in test]).score
+    assert abs(forward - backward) > 1
+    for flags, expected in (([], forward), (["--reverse"], backward)):
+        code, out, _ = run(capsys, "evaluate", "--model", str(trained / "averaged"), "--data", str(padded),
+                           "--split", "test", "--beam", "1", "--baselines", *flags)
+        copy_line = next(line for line in out.splitlines() if line.startswith("copy baseline"))
+        assert code == 0 and float(copy_line.split()[-1]) == pytest.approx(expected, abs=0.01)
+    code, out, _ = run(capsys, "train", "transformer", "--data", str(padded), "--max-steps", "2", "--reverse",
+                       "--out", str(tmp_path / "reverse"), *TINY)
+    assert code == 0 and f"--data {padded} --reverse --split test" in out
+
+
 def test_a_source_longer_than_the_positions_is_truncated_with_a_warning(trained, tmp_path, capsys):
     long_source = " ".join(["Haus"] * 60) + "."
     warning = "warning: 1 source sentence(s) longer than the model's 40 positions were truncated"

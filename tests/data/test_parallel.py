@@ -18,6 +18,7 @@ from attnlab.data.parallel import (
     read_pairs,
     shipped_corpus_path,
     split_pairs,
+    swap_sides,
     training_pairs,
 )
 from attnlab.errors import AttnlabError
@@ -168,3 +169,11 @@ def test_two_file_input(tmp_path):
         read_pairs(tmp_path / "src", tmp_path / "holes")
     with pytest.raises(AttnlabError, match="No file"):
         read_pairs(tmp_path / "nothing")
+
+
+def test_swap_sides_reads_pairs_the_other_way_and_keeps_the_splits():
+    pairs = [(f"quelle {i}", f"source {i}") for i in range(50)]
+    assert swap_sides(pairs)[3] == ("source 3", "quelle 3")
+    assert swap_sides(swap_sides(pairs)) == pairs
+    forward, backward = split_pairs(pairs), split_pairs(swap_sides(pairs))
+    assert all(backward[name] == swap_sides(forward[name]) for name in forward)
