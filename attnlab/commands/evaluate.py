@@ -17,6 +17,7 @@ signature printed with the score says exactly how it was computed. A source long
 the model's positions is truncated (its first max_positions - 1 tokens and EOS are read)
 and a warning says how many were; its reference is still scored.
 """
+BOOTSTRAP_SAMPLES = 1000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from attnlab.baselines import WordByWordTranslator, copy_baseline
-    from attnlab.bleu import corpus_bleu
+    from attnlab.bleu import corpus_bleu, paired_bootstrap
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
     from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, swap_sides, training_pairs
     from attnlab.decoding import translate
@@ -91,18 +92,26 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     result = corpus_bleu(hypotheses, references)
-    print(f"model          BLEU {result.score:6.2f}   ({seconds:.0f} s)")
-    if args.baselines:
-        print(f"copy baseline  BLEU {corpus_bleu(copy_baseline(sources), references).score:6.2f}")
-        if split == "all":
-            print("word-by-word   (skipped: it learns from the training split; pass --split test)")
-        else:
+    if not args.baselines:
+        print(f"model          BLEU {result.score:6.2f}   ({seconds:.0f} s)")
+    else:
+        rows = [("copy baseline", "copy", copy_baseline(sources), "")]
+        if split != "all":
             learnt_from = training_pairs(splits, None if args.data else args.corpus, not args.no_dictionary)
             learnt_from = swap_sides(learnt_from) if args.reverse else learnt_from
             word_by_word = WordByWordTranslator().fit(learnt_from)
-            guesses = [word_by_word.translate(s) for s in sources]
-            print(f"word-by-word   BLEU {corpus_bleu(guesses, references).score:6.2f}   "
-                  f"(IBM Model 1 on {len(learnt_from):,} training pairs)")
+            rows.append(("word-by-word", "word-by-word", [word_by_word.translate(s) for s in sources],
+                         f"   (IBM Model 1 on {len(learnt_from):,} training pairs)"))
+        tests = [paired_bootstrap(hypotheses, guesses, references, BOOTSTRAP_SAMPLES)
+                 for _, _, guesses, _ in rows]
+        print(f"model          BLEU {result.score:6.2f} ± {tests[0].system_ci:.2f}   ({seconds:.0f} s)")
+        for (label, short, _, note), test in zip(rows, tests, strict=True):
+            print(f"{label:<14} BLEU {test.other_score:6.2f} ± {test.other_ci:.2f}   model - {short} "
+                  f"{test.system_score - test.other_score:+.2f}, p = {test.p_value:.3f}{note}")
+        if split == "all":
+            print("word-by-word   (skipped: it learns from the training split; pass --split test)")
+        print(f"(± 95% interval and p-value of paired bootstrap resampling, Koehn 2004: "
+              f"{BOOTSTRAP_SAMPLES:,} draws of the {len(chosen):,} sentences)")
     print(f"{result.detail}")
     print(f"signature: {result.signature}")
     return 0
