@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.train_transformer import DEFAULT_CORPUS
 from attnlab.commands.translate import add_decoding_arguments
+from attnlab.data.parallel import COMMAND_CORPORA
 
 EXAMPLE = """examples:
   attnlab evaluate --model runs/de-en/averaged                       # shipped corpus, test split
@@ -32,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="TSV of source<TAB>target lines, or a source file with --target "
                              "(default: the shipped German-English corpus)")
     parser.add_argument("--target", default=None, help="reference file aligned with --data")
-    parser.add_argument("--corpus", choices=["ding", "numbers"], default="ding",
-                        help="the corpus used without --data (as for `attnlab train transformer`)")
+    parser.add_argument("--corpus", choices=list(COMMAND_CORPORA), default=DEFAULT_CORPUS,
+                        help="the corpus used without --data (as for `attnlab train transformer`; default "
+                             "%(default)s)")
     parser.add_argument("--split", choices=["all", "train", "valid", "test"], default=None,
                         help="which part of the data (default: test for the shipped corpus, all for --data; "
                              "the splits are those `attnlab train transformer` makes)")
@@ -61,24 +64,19 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.baselines import WordByWordTranslator, copy_baseline
     from attnlab.bleu import corpus_bleu, paired_bootstrap
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
-    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, swap_sides, training_pairs
+    from attnlab.data.parallel import command_data
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
     check_decoding_arguments(args)
-    if args.target is not None and args.data is None:
-        raise AttnlabError("--target needs --data (the source file it is aligned with).")
-    pairs = corpus_pairs(args.corpus) if args.data is None else read_pairs(args.data, args.target)
+    data = command_data(args.data, args.target, args.corpus, args.reverse, not args.no_dictionary)
     split = args.split or ("test" if args.data is None else "all")
-    splits = split_pairs(pairs)
-    chosen = pairs if split == "all" else splits[split]
-    chosen = swap_sides(chosen) if args.reverse else chosen
+    chosen = data.all_pairs if split == "all" else data.splits[split]
     if not chosen:
         raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
     model, tokenizer = load_translator(args.model)
     sources, references = [s for s, _ in chosen], [t for _, t in chosen]
-    name = args.data or {"ding": "shipped German-English corpus", "numbers": "number words"}[args.corpus]
-    name += ", read the other way (--reverse)" if args.reverse else ""
+    name = data.name
     print(f"{name}, {split} split: {len(chosen):,} sentence pairs; beam {args.beam}, "
           f"length penalty {args.length_penalty}")
     started = time.perf_counter()
@@ -97,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         rows = [("copy baseline", "copy", copy_baseline(sources), "")]
         if split != "all":
-            learnt_from = training_pairs(splits, None if args.data else args.corpus, not args.no_dictionary)
-            learnt_from = swap_sides(learnt_from) if args.reverse else learnt_from
+            learnt_from = data.training
             word_by_word = WordByWordTranslator().fit(learnt_from)
             rows.append(("word-by-word", "word-by-word", [word_by_word.translate(s) for s in sources],
                          f"   (IBM Model 1 on {len(learnt_from):,} training pairs)"))

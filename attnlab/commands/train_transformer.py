@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.data.parallel import COMMAND_CORPORA
+
+DEFAULT_CORPUS = "en-de"
+
 EXAMPLE = """examples:
   attnlab train transformer --out runs/de-en                   # shipped DE-EN corpus, CPU, < 30 min
   attnlab evaluate --model runs/de-en/averaged --baselines     # test BLEU and the two baselines
@@ -44,10 +48,10 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                            "(default: the shipped German-English corpus)")
     data.add_argument("--target", default=None,
                       help="target file, one sentence per line, aligned with --data")
-    data.add_argument("--corpus", choices=["ding", "numbers"], default="ding",
-                      help="the corpus used without --data: ding (default; 15.7k real German-English "
-                           "sentence pairs, shipped) or numbers (German -> English number words, synthetic, "
-                           "needs `pip install num2words`)")
+    data.add_argument("--corpus", choices=list(COMMAND_CORPORA), default=DEFAULT_CORPUS,
+                      help="the corpus used without --data: en-de (default; the paper's direction) or de-en, "
+                           "15.7k real sentence pairs of the Ding dictionary, shipped; or numbers (German -> "
+                           "English number words, synthetic, needs `pip install num2words`)")
     data.add_argument("--no-dictionary", action="store_true",
                       help="with the shipped corpus, train on its sentence pairs only, without the "
                            "254k words and phrases of the same dictionary that join them by default")
@@ -130,7 +134,7 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     from attnlab.commands.train import pick_device
     from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
-    from attnlab.data.parallel import corpus_pairs, read_pairs, split_pairs, swap_sides, training_pairs
+    from attnlab.data.parallel import command_data
     from attnlab.errors import AttnlabError
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
@@ -141,23 +145,17 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     refuse_torchrun("attnlab train transformer")  # its loop (token batches, snapshots) is one process's
     torch.set_num_threads(resolve_threads(args.threads))
-    if args.target is not None and args.data is None:
-        raise AttnlabError("--target needs --data (the source file it is aligned with).")
+    data = command_data(args.data, args.target, args.corpus, args.reverse, not args.no_dictionary,
+                        args.sentence_repeats)
     out = Path(args.out)
     check_checkpoint_dir(out, args.resume)
-    pairs = corpus_pairs(args.corpus) if args.data is None else read_pairs(args.data, args.target)
-    splits = split_pairs(pairs)
+    splits, train_pairs = data.splits, data.training
     valid_pairs = splits["valid"]
     if len(splits["train"]) < 10 or not valid_pairs:
         raise AttnlabError(
-            f"{args.data} has {len(pairs)} pairs; training needs at least 100 (10% are held out for "
-            f"validation and 10% for test)."
+            f"{args.data} has {len(data.all_pairs)} pairs; training needs at least 100 (10% are held out "
+            f"for validation and 10% for test)."
         )
-    train_pairs = training_pairs(splits, None if args.data else args.corpus, not args.no_dictionary,
-                                 args.sentence_repeats)
-    if args.reverse:
-        splits = {name: swap_sides(split) for name, split in splits.items()}
-        valid_pairs, train_pairs = splits["valid"], swap_sides(train_pairs)
     if args.resume:
         tokenizer = Tokenizer.from_dir(out)  # the vocabulary the model was trained with
     else:
@@ -181,11 +179,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     model = Transformer(config).to(device)
-    corpus = args.data or {"ding": "the shipped German-English corpus (Ding, GPL-2.0-or-later)",
-                           "numbers": "German -> English number words (num2words)"}[args.corpus]
-    if args.reverse:
-        corpus += ", read the other way (English -> German)" if args.data is None and args.corpus == "ding" \
-            else ", read the other way (second column -> first)"
+    corpus = data.name
     if len(train_pairs) > len(splits["train"]):
         repeats = f" x {args.sentence_repeats}" if args.sentence_repeats > 1 else ""
         corpus += (f"; training on {len(splits['train']):,} sentence pairs{repeats} + "
@@ -217,10 +211,10 @@ def run_transformer(args: argparse.Namespace) -> int:
         f"{len(summary['averaged_snapshots'])})"
     )
     print(f"saved to {out} (last) and {out / 'averaged'} (averaged)")
-    data = f" --corpus {args.corpus}" if args.data is None and args.corpus != "ding" else ""
-    data += "" if args.data is None else f" --data {args.data}"
-    data += f" --target {args.target}" if args.target else ""
-    data += " --no-dictionary" if args.no_dictionary and args.data is None else ""
-    data += " --reverse" if args.reverse else ""
-    print(f"test BLEU: attnlab evaluate --model {out / 'averaged'}{data} --split test --baselines")
+    flags = f" --corpus {args.corpus}" if args.data is None and args.corpus != DEFAULT_CORPUS else ""
+    flags += "" if args.data is None else f" --data {args.data}"
+    flags += f" --target {args.target}" if args.target else ""
+    flags += " --no-dictionary" if args.no_dictionary and args.data is None else ""
+    flags += " --reverse" if args.reverse else ""
+    print(f"test BLEU: attnlab evaluate --model {out / 'averaged'}{flags} --split test --baselines")
     return 0

@@ -37,6 +37,7 @@ import gzip
 import random
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -234,6 +235,50 @@ def swap_sides(pairs: list[Pair]) -> list[Pair]:
     """The pairs read the other way round: (target, source). Splits are unchanged by it,
     since the seeded shuffle of :func:`split_pairs` depends only on the number of pairs."""
     return [(target, source) for source, target in pairs]
+
+
+# What ``--corpus`` names on the command line: the shipped sentences either way round
+# (English -> German is the paper's direction), and the synthetic number words.
+COMMAND_CORPORA = {"en-de": ("ding", True), "de-en": ("ding", False), "numbers": ("numbers", False)}
+CORPUS_NAMES = {"en-de": "the shipped English -> German sentences (Ding, GPL-2.0-or-later)",
+                "de-en": "the shipped German -> English sentences (Ding, GPL-2.0-or-later)",
+                "numbers": "German -> English number words (num2words)"}
+
+
+@dataclass(frozen=True)
+class CommandData:
+    """The pairs a translation command works on, oriented source -> target.
+
+    splits: "train", "valid", "test" (those of :func:`split_pairs`); training: what a
+    model learns from (:func:`training_pairs`); name: what the data is, for messages."""
+
+    all_pairs: list[Pair]
+    splits: dict[str, list[Pair]]
+    training: list[Pair]
+    name: str
+
+
+def command_data(data: str | None, target: str | None, corpus: str, reverse: bool = False,
+                 dictionary: bool = True, sentence_repeats: int = 1) -> CommandData:
+    """The pairs of ``--data``/``--target`` or of ``--corpus``; ``reverse`` swaps the sides."""
+    if target is not None and data is None:
+        raise AttnlabError("--target needs --data (the source file it is aligned with).")
+    if data is None:
+        if corpus not in COMMAND_CORPORA:
+            raise AttnlabError(f"Unknown corpus {corpus!r}; choose one of {tuple(COMMAND_CORPORA)}.")
+        dataset, swap = COMMAND_CORPORA[corpus]
+        pairs, name = corpus_pairs(dataset), CORPUS_NAMES[corpus]
+    else:
+        dataset, swap, name = None, False, data
+        pairs = read_pairs(data, target)
+    splits = split_pairs(pairs)
+    training = training_pairs(splits, dataset, dictionary, sentence_repeats)
+    if swap != reverse:
+        pairs, training = swap_sides(pairs), swap_sides(training)
+        splits = {split: swap_sides(chosen) for split, chosen in splits.items()}
+    if reverse:
+        name += ", read the other way (--reverse)"
+    return CommandData(pairs, splits, training, name)
 
 
 def corpus_split(split: str) -> list[Pair]:

@@ -9,6 +9,7 @@ import pytest
 
 from attnlab.data.parallel import (
     DING_PATH,
+    command_data,
     corpus_split,
     extract_ding_dictionary,
     extract_ding_pairs,
@@ -177,3 +178,19 @@ def test_swap_sides_reads_pairs_the_other_way_and_keeps_the_splits():
     assert swap_sides(swap_sides(pairs)) == pairs
     forward, backward = split_pairs(pairs), split_pairs(swap_sides(pairs))
     assert all(backward[name] == swap_sides(forward[name]) for name in forward)
+
+
+def test_command_data_reads_the_shipped_sentences_either_way_round():
+    german_english = command_data(None, None, "de-en")
+    english_german = command_data(None, None, "en-de")
+    assert german_english.splits["test"] == corpus_split("test")
+    assert english_german.splits["test"] == swap_sides(corpus_split("test"))
+    assert english_german.training == swap_sides(german_english.training)
+    assert len(german_english.training) == len(corpus_split("train")) + len(load_dictionary())
+    assert command_data(None, None, "en-de", reverse=True).splits == german_english.splits
+    assert "English -> German" in english_german.name
+    assert command_data(None, None, "de-en", dictionary=False).training == corpus_split("train")
+    with pytest.raises(AttnlabError, match="Unknown corpus 'fr-en'"):
+        command_data(None, None, "fr-en")
+    with pytest.raises(AttnlabError, match="--target needs --data"):
+        command_data(None, "train.en", "en-de")
