@@ -9,15 +9,18 @@ from attnlab.commands.translate import add_decoding_arguments
 from attnlab.data.parallel import COMMAND_CORPORA
 
 EXAMPLE = """examples:
-  attnlab evaluate --model runs/de-en/averaged                       # shipped corpus, test split
-  attnlab evaluate --model runs/de-en/averaged --baselines           # + copy and word-by-word baselines
+  attnlab evaluate --model runs/en-de/averaged                       # shipped corpus, test split
+  attnlab evaluate --model runs/en-de/averaged --baselines           # + copy and word-by-word baselines
+  attnlab evaluate --model runs/de-en/averaged --corpus de-en        # a model trained German -> English
   attnlab evaluate --model runs/mine/averaged --data pairs.tsv --split test --beam 4
   attnlab evaluate --model runs/mine/averaged --data test.de --target test.en --output hyp.en
 
 Corpus BLEU with sacreBLEU's default 13a tokenisation, one reference per sentence; the
 signature printed with the score says exactly how it was computed. A source longer than
 the model's positions is truncated (its first max_positions - 1 tokens and EOS are read)
-and a warning says how many were; its reference is still scored.
+and a warning says how many were; its reference is still scored. With --baselines, each
+baseline's score comes with a 95% interval and the p-value of paired bootstrap resampling
+(Koehn 2004) against the model: how sure the gap is, given 1,000 test sentences.
 """
 BOOTSTRAP_SAMPLES = 1000
 
