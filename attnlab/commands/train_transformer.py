@@ -29,8 +29,8 @@ EXAMPLE = """examples:
 # label smoothing and checkpoint averaging; a smaller model, vocabulary, batches and warm-up,
 # which suit 25 minutes of a CPU. The 14k training sentences (read 6 times an epoch) come with
 # 254k dictionary words and phrases, which teach the vocabulary 14k sentences lack. Half the
-# paper's learning rate (peak 1.4e-3 at d_model 128) and 6 reads of each sentence rather than 3
-# each gave about +0.8 test BLEU in 25 minutes of one core (docs/translation.md).
+# paper's learning rate (peak 1.4e-3 at d_model 128) gave a slightly lower validation loss per
+# step; 3, 6 and 10 reads per sentence could not be told apart (docs/translation.md).
 DEFAULTS = dict(preset="transformer-tiny", sentence_repeats=6, vocab_size=4000, max_tokens=1024,
                 warmup_steps=1000, lr_scale=0.5, dropout=0.1, max_steps=20000, max_time=1500.0,
                 eval_interval=1000, snapshot_interval=250, average_last=4)
@@ -151,10 +151,10 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     refuse_torchrun("attnlab train transformer")  # its loop (token batches, snapshots) is one process's
     torch.set_num_threads(resolve_threads(args.threads))
+    out = Path(args.out)
+    check_checkpoint_dir(out, args.resume)  # before reading the corpus, which takes seconds
     data = command_data(args.data, args.target, args.corpus, args.reverse, not args.no_dictionary,
                         args.sentence_repeats)
-    out = Path(args.out)
-    check_checkpoint_dir(out, args.resume)
     splits, train_pairs = data.splits, data.training
     valid_pairs = splits["valid"]
     if len(splits["train"]) < 10 or not valid_pairs:
