@@ -37,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="TSV of source<TAB>target lines, or a source file with --target "
                              "(default: the shipped German-English corpus)")
     parser.add_argument("--target", default=None, help="reference file aligned with --data")
-    parser.add_argument("--corpus", choices=list(COMMAND_CORPORA), default=DEFAULT_CORPUS,
-                        help="the corpus used without --data (as for `attnlab train transformer`; default "
-                             "%(default)s)")
+    parser.add_argument("--corpus", choices=list(COMMAND_CORPORA), default=None,
+                        help="the corpus used without --data (as for `attnlab train transformer`; default: "
+                             f"the one the model was trained on, else {DEFAULT_CORPUS})")
     parser.add_argument("--split", choices=["all", "train", "valid", "test"], default=None,
                         help="which part of the data (default: test for the shipped corpus, all for --data; "
                              "the splits are those `attnlab train transformer` makes)")
@@ -51,14 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "as for a model trained with --no-dictionary (default: the sentences and the "
                              "dictionary pairs, the data the model learns from)")
     parser.add_argument("--reverse", action="store_true",
-                        help="score translations the other way, as for a model trained with --reverse "
-                             "(with the shipped corpus: English -> German)")
+                        help="score translations the other way round, as for a model trained with --reverse")
     parser.add_argument("--output", default=None, metavar="FILE", help="write the translations here")
     add_decoding_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     import time
     from pathlib import Path
 
@@ -67,12 +67,20 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.baselines import WordByWordTranslator, copy_baseline
     from attnlab.bleu import corpus_bleu, paired_bootstrap
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
-    from attnlab.data.parallel import command_data
+    from attnlab.data.parallel import command_data, load_direction
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
     check_decoding_arguments(args)
-    data = command_data(args.data, args.target, args.corpus, args.reverse, not args.no_dictionary)
+    recorded = load_direction(args.model)
+    corpus = args.corpus or (recorded or {}).get("corpus") or DEFAULT_CORPUS
+    if recorded is not None and args.data is None and (recorded["corpus"], recorded["reverse"]) != (
+            corpus, args.reverse):
+        trained_on = recorded["corpus"] or "--data"
+        print(f"attnlab: warning: {args.model} was trained on {trained_on}"
+              f"{' --reverse' if recorded['reverse'] else ''}, but is scored on --corpus {corpus}"
+              f"{' --reverse' if args.reverse else ''}.", file=sys.stderr)
+    data = command_data(args.data, args.target, corpus, args.reverse, not args.no_dictionary)
     split = args.split or ("test" if args.data is None else "all")
     chosen = data.all_pairs if split == "all" else data.splits[split]
     if not chosen:

@@ -64,8 +64,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                       help="with the dictionary, how often each training sentence pair is read per epoch "
                            "(default %(default)s), so the sentences keep their share beside the short pairs")
     data.add_argument("--reverse", action="store_true",
-                      help="translate the other way: the second column (or --target) into the first "
-                           "(with the shipped corpus: English -> German)")
+                      help="translate the other way round: the second column (or --target) into the first "
+                           "(with --corpus en-de: German -> English)")
     data.add_argument("--vocab", choices=["bpe", "wordpiece"], default="bpe",
                       help="joint subword vocabulary learnt on both languages (default bpe)")
     data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"])
@@ -140,7 +140,7 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     from attnlab.commands.train import pick_device
     from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
-    from attnlab.data.parallel import command_data
+    from attnlab.data.parallel import command_data, save_direction
     from attnlab.errors import AttnlabError
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
@@ -201,6 +201,10 @@ def run_transformer(args: argparse.Namespace) -> int:
         model, tokenizer, train_pairs, valid_pairs, training, out_dir=out, resume=args.resume,
         progress=not args.no_progress,
     )
+    corpus_name = None if args.data else args.corpus
+    save_direction(out, corpus_name, args.reverse)
+    if (out / "averaged").is_dir():
+        save_direction(out / "averaged", corpus_name, args.reverse)
     if summary["interrupted"]:
         print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
               f"Continue with the same command and --resume.")

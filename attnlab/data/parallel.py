@@ -281,6 +281,32 @@ def command_data(data: str | None, target: str | None, corpus: str, reverse: boo
     return CommandData(pairs, splits, training, name)
 
 
+DIRECTION_FILE = "translation_data.json"
+
+
+def save_direction(directory: str | Path, corpus: str | None, reverse: bool) -> None:
+    """Record in a model directory what it was trained to translate (``corpus`` None: ``--data``),
+    so that ``attnlab evaluate`` scores it the same way round by default."""
+    import json
+
+    path = Path(directory) / DIRECTION_FILE
+    path.write_text(json.dumps({"corpus": corpus, "reverse": reverse}) + "\n", encoding="utf-8")
+
+
+def load_direction(directory: str | Path) -> dict | None:
+    """What :func:`save_direction` recorded, or None (no record, or an unreadable one)."""
+    import json
+
+    try:
+        record = json.loads((Path(directory) / DIRECTION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("corpus") not in (None, *COMMAND_CORPORA) \
+            or not isinstance(record.get("reverse"), bool):
+        return None
+    return record
+
+
 def corpus_split(split: str) -> list[Pair]:
     """One split of the shipped corpus."""
     if split not in SPLITS:

@@ -92,6 +92,28 @@ def test_reverse_translates_the_second_column_into_the_first(trained, pairs_file
     assert code == 0 and f"--data {padded} --reverse --split test" in out
 
 
+def test_evaluate_scores_a_model_the_way_round_it_was_trained(trained, tmp_path, capsys):
+    import json
+    import shutil
+
+    from attnlab.data.parallel import DIRECTION_FILE, load_direction
+
+    assert load_direction(trained) == load_direction(trained / "averaged") == {"corpus": None,
+                                                                              "reverse": False}
+    model = tmp_path / "de-en"
+    shutil.copytree(trained / "averaged", model)
+    (model / DIRECTION_FILE).write_text(json.dumps({"corpus": "de-en", "reverse": False}), encoding="utf-8")
+    quick = ["--split", "valid", "--beam", "1", "--max-new-tokens", "3"]
+    code, out, err = run(capsys, "evaluate", "--model", str(model), *quick)
+    assert code == 0 and "German -> English" in out and "was trained on" not in err
+    code, out, err = run(capsys, "evaluate", "--model", str(model), "--corpus", "en-de", *quick)
+    assert code == 0 and "English -> German" in out
+    assert "was trained on de-en, but is scored on --corpus en-de" in err
+    (model / DIRECTION_FILE).write_text("{not json", encoding="utf-8")  # no record: the default corpus
+    code, out, _ = run(capsys, "evaluate", "--model", str(model), *quick)
+    assert code == 0 and "English -> German" in out
+
+
 def test_a_source_longer_than_the_positions_is_truncated_with_a_warning(trained, tmp_path, capsys):
     long_source = " ".join(["Haus"] * 60) + "."
     warning = "warning: 1 source sentence(s) longer than the model's 40 positions were truncated"
