@@ -34,6 +34,7 @@ the line number.
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import re
 from collections.abc import Iterable
@@ -286,17 +287,16 @@ DIRECTION_FILE = "translation_data.json"
 
 def save_direction(directory: str | Path, corpus: str | None, reverse: bool) -> None:
     """Record in a model directory what it was trained to translate (``corpus`` None: ``--data``),
-    so that ``attnlab evaluate`` scores it the same way round by default."""
-    import json
-
+    so that ``attnlab evaluate`` scores it the same way round by default. Written to a temporary
+    file and renamed, so a reader sees the old record or the new one."""
     path = Path(directory) / DIRECTION_FILE
-    path.write_text(json.dumps({"corpus": corpus, "reverse": reverse}) + "\n", encoding="utf-8")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"corpus": corpus, "reverse": reverse}) + "\n", encoding="utf-8")
+    temporary.replace(path)
 
 
 def load_direction(directory: str | Path) -> dict | None:
     """What :func:`save_direction` recorded, or None (no record, or an unreadable one)."""
-    import json
-
     try:
         record = json.loads((Path(directory) / DIRECTION_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
