@@ -376,9 +376,11 @@ def test_diverging_learning_rate_is_one_line(corpus, tmp_path, cli, one_line_err
 
 # ----------------------------------------------------------------- Ctrl-C
 def _ctrl_c_as_in_a_terminal() -> None:
-    """In the child: SIGINT handled and unblocked, as a shell gives it. A child inherits an
-    ignored or blocked SIGINT from its parent, and earlier tests in the same pytest process
-    can leave it so (seen in the full suite only); a terminal user's attnlab never has that."""
+    """In the child: SIGINT handled and unblocked, as a shell gives it. Without this, in the
+    full suite only, the child kept generating after SIGINT until the 60 s timeout (twice in
+    a row; alone the test passed 6 of 6). The pytest process's own SIGINT handler and mask
+    were unchanged after every test, so the cause is not known; with it (a preexec_fn also
+    makes subprocess fork rather than vfork) the full suite passed twice."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
