@@ -80,15 +80,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"attnlab: warning: {args.model} was trained on {trained_on}"
               f"{' --reverse' if recorded['reverse'] else ''}, but is scored on --corpus {corpus}"
               f"{' --reverse' if args.reverse else ''}.", file=sys.stderr)
-    data = command_data(args.data, args.target, corpus, args.reverse, not args.no_dictionary)
+    # The dictionary pairs (2 MB to read) only feed the word-by-word baseline.
+    data = command_data(args.data, args.target, corpus, args.reverse,
+                        dictionary=args.baselines and not args.no_dictionary)
     split = args.split or ("test" if args.data is None else "all")
     chosen = data.all_pairs if split == "all" else data.splits[split]
     if not chosen:
         raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
     model, tokenizer = load_translator(args.model)
     sources, references = [s for s, _ in chosen], [t for _, t in chosen]
-    name = data.name
-    print(f"{name}, {split} split: {len(chosen):,} sentence pairs; beam {args.beam}, "
+    print(f"{data.name}, {split} split: {len(chosen):,} sentence pairs; beam {args.beam}, "
           f"length penalty {args.length_penalty}")
     started = time.perf_counter()
     with tqdm(total=len(sources), desc="translating", unit="sent") as bar:
