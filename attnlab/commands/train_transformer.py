@@ -96,9 +96,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="fp32")
     optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
     optim.add_argument("--threads", default="auto",
-                       help="CPU threads for torch; auto (default): the cores left idle by other programs "
-                            "(cores minus the load average, at least 1), since threads that wait for a "
-                            "busy core slow small models down several times")
+                       help="CPU threads for torch; auto (default): the usable cores that other programs "
+                            "leave idle right now (at least 1), since threads that wait for a busy core "
+                            "slow small models down several times")
     optim.add_argument("--seed", type=int, default=1234)
     run = parser.add_argument_group("run")
     run.add_argument("--eval-interval", type=int, default=DEFAULTS["eval_interval"],
@@ -115,19 +115,65 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_transformer)
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(all, idle) CPU time of the whole machine since boot, in clock ticks, from Linux's
+    /proc/stat; None where there is no such file."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already inside user and nice)
+    ticks = [int(field) for field in fields[1:9]]
+    return sum(ticks), ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+
+
+def busy_cores(interval: float = 0.25) -> float | None:
+    """How many cores other programs keep busy now: two /proc/stat samples ``interval`` seconds
+    apart. Unlike the 1-minute load average, this no longer counts a job that ended seconds ago.
+    None where /proc/stat cannot be read."""
+    import os
+    import time
+
+    first = cpu_ticks()
+    if first is None:
+        return None
+    time.sleep(interval)
+    second = cpu_ticks()
+    if second is None or second[0] <= first[0]:
+        return None
+    elapsed, idle = second[0] - first[0], second[1] - first[1]
+    return (os.cpu_count() or 1) * (elapsed - idle) / elapsed
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (what ``taskset`` or a container allows), else all."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on this platform
+        return os.cpu_count() or 1
+
+
 def resolve_threads(value: str) -> int:
-    """--threads: a count >= 1, or "auto" = the idle cores (cores minus the 1-minute load average)."""
+    """--threads: a count >= 1, or "auto" = the usable cores that other programs leave idle
+    (at least 1): measured from /proc/stat, else the 1-minute load average."""
     import os
 
     from attnlab.errors import AttnlabError
 
     if value == "auto":
-        cores = os.cpu_count() or 1
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # not available on this platform
-            return cores
-        return max(1, min(cores, round(cores - load)))
+        busy = busy_cores()
+        if busy is None:
+            try:
+                busy = os.getloadavg()[0]
+            except (AttributeError, OSError):  # no load average on this platform
+                busy = 0.0
+        idle = (os.cpu_count() or 1) - busy
+        return max(1, min(usable_cores(), round(idle)))
     if not value.isdigit() or int(value) < 1:
         raise AttnlabError(f"--threads must be 'auto' or an int >= 1. Got {value!r} instead.")
     return int(value)
