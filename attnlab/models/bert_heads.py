@@ -50,18 +50,26 @@ def _mlm_loss(logits: Tensor, labels: Tensor | None) -> Tensor | None:
     return F.cross_entropy(flat_logits, labels.reshape(-1), ignore_index=-100)
 
 
-def masked_positions_loss(head: MaskedLMHead, hidden: Tensor, labels: Tensor) -> Tensor:
-    """The masked-LM loss with vocabulary logits computed only where ``labels`` != -100.
+def masked_positions_logits(head: MaskedLMHead, hidden: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Vocabulary logits (N, V) and their targets (N,) at the N positions where ``labels`` != -100.
 
-    hidden (B, T, M), labels (B, T) -> scalar; equal to the cross-entropy of the full
-    (B, T, V) logits with ignore_index -100, which it avoids building: with 15% of the
-    positions masked, the output layer (M x V, the largest matmul of a small BERT) runs on
-    those rows only. Training uses it; ``forward`` keeps every position's logits.
+    hidden (B, T, M), labels (B, T). With 15% of the positions masked, the output layer
+    (M x V, the largest matmul of a small BERT) runs on those rows only, as in the original
+    implementation's ``max_predictions_per_seq`` gather.
     """
     labels = check_class_labels("labels", labels, tuple(hidden.shape[:2]), head.decoder.out_features)
     chosen = labels != -100  # (B, T)
-    logits = head(hidden[chosen])  # (N, V), N = masked positions in the batch
-    return F.cross_entropy(logits.float(), labels[chosen])
+    return head(hidden[chosen]), labels[chosen]
+
+
+def masked_positions_loss(head: MaskedLMHead, hidden: Tensor, labels: Tensor) -> Tensor:
+    """The masked-LM loss from :func:`masked_positions_logits`: equal to the cross-entropy of
+    the full (B, T, V) logits with ignore_index -100, which it avoids building. A batch with
+    nothing masked gives 0 (the full-logits mean, like ``transformers``', gives NaN).
+    Training uses it; ``forward`` keeps every position's logits.
+    """
+    logits, targets = masked_positions_logits(head, hidden, labels)
+    return F.cross_entropy(logits.float(), targets) if len(targets) else logits.sum()
 
 
 def _check_labels(name: str, labels: Tensor, shape) -> None:
@@ -102,18 +110,33 @@ class BertForPreTraining(_BertWithHead):
             loss = nsp_loss if loss is None else loss + nsp_loss
         return PreTrainingOutput(logits, nsp_logits, loss, encoded.last_hidden_state)
 
-    def pretraining_loss(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                         token_type_ids: Tensor | None = None, *, labels: Tensor,
-                         next_sentence_label: Tensor | None = None) -> Tensor:
-        """``forward(...).loss`` without the logits of unmasked positions (see masked_positions_loss)."""
+    def pretraining_outputs(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None, *, labels: Tensor, next_sentence_label: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(loss, MLM logits (N, V) at the N masked positions, NSP logits (B, 2) or None).
+
+        The loss is ``forward(...).loss`` without the logits of unmasked positions (see
+        masked_positions_logits); the NSP term and logits come only with ``next_sentence_label``.
+        """
         encoded = self._encode(input_ids, attention_mask, token_type_ids)
-        loss = masked_positions_loss(self.mlm_head, encoded.last_hidden_state, labels)
+        logits, targets = masked_positions_logits(self.mlm_head, encoded.last_hidden_state, labels)
+        # A batch with nothing masked contributes 0 rather than NaN.
+        loss = F.cross_entropy(logits.float(), targets) if len(targets) else logits.sum()
+        nsp_logits = None
         if next_sentence_label is not None:
             nsp_logits = self.nsp_head(encoded.pooler_output)
             next_sentence_label = check_class_labels(
                 "next_sentence_label", next_sentence_label, tuple(nsp_logits.shape[:1]), 2)
             loss = loss + F.cross_entropy(nsp_logits.float(), next_sentence_label)
-        return loss
+        return loss, logits, nsp_logits
+
+    def pretraining_loss(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                         token_type_ids: Tensor | None = None, *, labels: Tensor,
+                         next_sentence_label: Tensor | None = None) -> Tensor:
+        """``forward(...).loss`` without the logits of unmasked positions (see pretraining_outputs)."""
+        return self.pretraining_outputs(input_ids, attention_mask, token_type_ids, labels=labels,
+                                        next_sentence_label=next_sentence_label)[0]
 
 
 class BertForMaskedLM(_BertWithHead):

@@ -1,9 +1,9 @@
 """BERT pre-training: masked LM + next-sentence prediction on the shared loop.
 
-The masked-LM head runs only at the masked positions (about 15% of tokens), as
-in the original implementation's ``max_predictions_per_seq`` gather: the loss is
-the same mean over masked positions as ``BertForPreTraining(...).loss``, at a
-fraction of the cost of vocabulary logits for every token.
+The masked-LM head runs only at the masked positions (about 15% of tokens; see
+:meth:`BertForPreTraining.pretraining_outputs`): the loss is the same mean over
+masked positions as ``BertForPreTraining(...).loss``, at a fraction of the cost of
+vocabulary logits for every token.
 
 Held-out evaluation uses documents never trained on, with a fixed seed so that
 every evaluation sees the same pairs and masks. It reports MLM accuracy (at the
@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from attnlab.data.pretraining import PretrainingData
@@ -36,22 +35,15 @@ def most_frequent_token(data: PretrainingData) -> int:
 def pretraining_outputs(
     model: BertForPreTraining, batch: dict[str, Tensor], *, nsp: bool = True
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """(loss, MLM logits (N, V) at the N masked positions, NSP logits (B, 2) or None).
-
-    The loss equals ``model(**batch).loss``: mean cross-entropy over masked
-    positions, plus the NSP cross-entropy when ``nsp``.
+    """:meth:`BertForPreTraining.pretraining_outputs` of a collated batch: (loss, MLM logits
+    (N, V) at the N masked positions, NSP logits (B, 2) or None). The loss equals
+    ``model(**batch).loss``: mean cross-entropy over masked positions, plus the NSP
+    cross-entropy when ``nsp``.
     """
-    encoded = model.bert(batch["input_ids"], attention_mask=batch["attention_mask"],
-                         token_type_ids=batch["token_type_ids"])
-    chosen = batch["labels"] != -100
-    logits = model.mlm_head(encoded.last_hidden_state[chosen])  # (N, V)
-    # A batch with nothing masked contributes 0 rather than NaN.
-    loss = F.cross_entropy(logits.float(), batch["labels"][chosen]) if len(logits) else logits.sum()
-    nsp_logits = None
-    if nsp:
-        nsp_logits = model.nsp_head(encoded.pooler_output)
-        loss = loss + F.cross_entropy(nsp_logits.float(), batch["next_sentence_label"])
-    return loss, logits, nsp_logits
+    return model.pretraining_outputs(
+        batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=batch["labels"],
+        next_sentence_label=batch["next_sentence_label"] if nsp else None,
+    )
 
 
 @torch.no_grad()

@@ -73,3 +73,30 @@ def test_masked_positions_loss_rejects_bad_labels():
         model.pretraining_loss(ids, mask, segments, labels=labels[:, :5])
     with pytest.raises(AttnlabError, match="labels"):
         model.pretraining_loss(ids, mask, segments, labels=labels.clamp(min=0) + 97)
+
+
+def test_pretraining_outputs_are_the_forward_logits_at_the_masked_positions():
+    torch.manual_seed(0)
+    model = BertForPreTraining(_config()).eval()
+    ids, mask, segments, labels, nsp = _batch()
+    with torch.no_grad():
+        full = model(ids, attention_mask=mask, token_type_ids=segments, labels=labels,
+                     next_sentence_label=nsp)
+        loss, mlm_logits, nsp_logits = model.pretraining_outputs(
+            ids, mask, segments, labels=labels, next_sentence_label=nsp)
+        mlm_only, _, no_nsp = model.pretraining_outputs(ids, mask, segments, labels=labels)
+    chosen = labels != -100
+    assert mlm_logits.shape == (int(chosen.sum()), 97)
+    assert torch.allclose(mlm_logits, full.prediction_logits[chosen], atol=1e-5)
+    assert torch.allclose(nsp_logits, full.seq_relationship_logits, atol=1e-6)
+    assert abs(float(loss) - float(full.loss)) < 1e-6
+    assert no_nsp is None and float(mlm_only) < float(loss)
+
+
+@pytest.mark.parametrize("architecture", [BertForPreTraining, BertForMaskedLM])
+def test_a_batch_with_nothing_masked_adds_zero_not_nan(architecture):
+    model = architecture(_config())
+    ids, mask, segments, labels, _ = _batch()
+    loss = model.pretraining_loss(ids, mask, segments, labels=torch.full_like(labels, -100))
+    loss.backward()  # still a graph: accumulation over such a batch works
+    assert float(loss) == 0.0
