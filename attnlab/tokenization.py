@@ -21,6 +21,33 @@ from attnlab.errors import AttnlabError
 from attnlab.interop.atomic import atomic_write, atomic_write_text
 
 
+def train_wordpiece_model(backend: Backend, texts: list[str], vocab_size: int, specials: list[str],
+                          unk_token: str) -> Backend:
+    """A WordPiece vocabulary learnt from ``texts`` that is the same in every process.
+
+    ``backend`` brings the normalizer and pre-tokenizer; the returned tokenizer has them, the
+    learnt ``models.WordPiece`` and ``specials`` (ids 0, 1, ...) as its special tokens.
+    ``tokenizers``' WordPiece trainer numbers each continuation character (``##c``) when it
+    first meets it while walking a hash map, whose order changes from process to process; as
+    merges of equal count are ordered by those numbers, two runs on the same text learnt
+    different vocabularies. Handing the trainer every ``##c`` up front, in sorted order, as
+    extra special tokens fixes their numbers; they stay in the vocabulary as ordinary tokens.
+    """
+    from tokenizers import trainers
+
+    normalize = backend.normalizer.normalize_str if backend.normalizer is not None else str
+    characters = sorted({char for text in texts for char in normalize(text) if not char.isspace()})
+    continuations = [f"##{char}" for char in characters]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=[*specials, *continuations],
+                                        show_progress=False)
+    backend.train_from_iterator(texts, trainer=trainer)
+    learnt = Backend(models.WordPiece(vocab=backend.get_vocab(with_added_tokens=False), unk_token=unk_token))
+    learnt.normalizer = backend.normalizer
+    learnt.pre_tokenizer = backend.pre_tokenizer
+    learnt.add_special_tokens(specials)
+    return learnt
+
+
 class Tokenizer:
     """Text <-> token ids. ``kind`` is "char", "bpe" or "wordpiece" (or "json" if unknown)."""
 
@@ -71,8 +98,6 @@ class Tokenizer:
         Special tokens [PAD] [UNK] [CLS] [SEP] [MASK] take ids 0-4; encoding a text adds
         ``[CLS] ... [SEP]`` (and ``[CLS] A [SEP] B [SEP]`` with segment ids for pairs).
         """
-        from tokenizers import trainers
-
         if not text.strip():
             raise AttnlabError("Cannot train a WordPiece vocabulary on empty text; give a corpus.")
         if not isinstance(vocab_size, int) or vocab_size < 100:
@@ -81,9 +106,7 @@ class Tokenizer:
         backend = Backend(models.WordPiece(unk_token="[UNK]"))
         backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
         backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                            show_progress=False)
-        backend.train_from_iterator(text.splitlines(), trainer=trainer)
+        backend = train_wordpiece_model(backend, text.splitlines(), vocab_size, specials, "[UNK]")
         backend.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", backend.token_to_id("[CLS]")), ("[SEP]", backend.token_to_id("[SEP]"))],

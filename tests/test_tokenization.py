@@ -242,3 +242,42 @@ def test_broken_tokenizer_json_raises(tmp_path):
     (tmp_path / "tokenizer.json").write_text('{"not": "a tokenizer"')
     with pytest.raises(AttnlabError, match="tokenizer.json could not be read"):
         Tokenizer.from_dir(tmp_path)
+
+
+_TRAIN_IN_A_FRESH_PROCESS = """
+import sys
+from attnlab.data import shakespeare_path
+from attnlab.data.joint_vocab import train_joint_tokenizer
+from attnlab.tokenization import Tokenizer
+text = shakespeare_path().read_text(encoding="utf-8")[:200_000]
+if sys.argv[1] == "bert":
+    tokenizer = Tokenizer.train_wordpiece(text, 1000)
+else:
+    tokenizer = train_joint_tokenizer(text.splitlines(), "wordpiece", 1000)
+print(tokenizer.backend.to_str())
+"""
+
+
+@pytest.mark.parametrize("which", ["bert", "joint"])
+def test_wordpiece_training_gives_the_same_ids_in_every_process(which):
+    """tokenizers numbers WordPiece tokens in hash-map order; attnlab renumbers them."""
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", _TRAIN_IN_A_FRESH_PROCESS, which], capture_output=True,
+                           text=True, check=True).stdout for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    vocab = json.loads(runs[0])["model"]["vocab"]
+    assert len(vocab) == 1000 and sorted(vocab.values()) == list(range(1000))
+
+
+def test_the_continuation_characters_are_ordinary_tokens_after_training():
+    """Training hands ``##c`` to the trainer as specials; the tokenizer must not treat them so."""
+    tokenizer = Tokenizer.train_wordpiece("the cat sat on the mat\na hat on a cat\n" * 20, 100)
+    backend = tokenizer.backend
+    assert [token.content for token in backend.get_added_tokens_decoder().values()] == \
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert backend.token_to_id("##a") is not None
+    # "##a" typed in a text is two unknown "#" and a word, not matched whole as a special token
+    assert backend.encode("##a", add_special_tokens=False).tokens == ["[UNK]", "[UNK]", "a"]
+    assert "[UNK]" not in backend.encode("that mat", add_special_tokens=False).tokens

@@ -119,7 +119,7 @@ def run_bert(args: argparse.Namespace) -> int:
         missing = model.bert.load_state_dict(encoder.state_dict(), strict=False).missing_keys
         if any(not key.startswith("pooler.") for key in missing):
             raise AttnlabError(f"{args.init_from} lacks encoder weights {missing[:3]}; is it a BERT?")
-    else:  # rank 0 makes it: WordPiece training breaks ties differently in each process
+    else:  # rank 0 makes it (or reads it on --resume) and hands it to every rank
         text = "\n".join(line for doc in train_docs for line in doc)
         tokenizer = distributed.on_main(world, lambda: Tokenizer.from_dir(out) if args.resume
                                         else Tokenizer.train_wordpiece(text, args.vocab_size))

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from attnlab.errors import AttnlabError
-from attnlab.tokenization import Tokenizer
+from attnlab.tokenization import Tokenizer, train_wordpiece_model
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
 PAD_ID, UNK_ID, START_ID, EOS_ID = range(4)
@@ -35,22 +35,22 @@ def train_joint_tokenizer(texts: list[str], kind: str = "bpe", vocab_size: int =
         raise AttnlabError(f"The vocabulary size must be an int >= 100. Got {vocab_size!r} instead.")
     if not texts:
         raise AttnlabError("Cannot learn a vocabulary from no text; give some sentence pairs.")
-    if kind == "bpe":
-        backend = Backend(models.BPE(unk_token="<unk>"))
-        backend.pre_tokenizer = pre_tokenizers.Metaspace()
-        backend.decoder = decoders.Metaspace()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                      show_progress=False)
-    else:
-        backend = Backend(models.WordPiece(unk_token="<unk>"))
-        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                            show_progress=False)
     # NFC, not NFKC: compatibility folding would turn "…" into "...", so a translation
     # could never match a reference that writes "…" (the Ding sentences do).
-    backend.normalizer = normalizers.NFC()
-    backend.train_from_iterator(texts, trainer=trainer)
+    if kind == "bpe":
+        backend = Backend(models.BPE(unk_token="<unk>"))
+        backend.normalizer = normalizers.NFC()
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                      show_progress=False)
+        backend.train_from_iterator(texts, trainer=trainer)
+        backend.decoder = decoders.Metaspace()
+    else:
+        backend = Backend(models.WordPiece(unk_token="<unk>"))
+        backend.normalizer = normalizers.NFC()
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        backend = train_wordpiece_model(backend, texts, vocab_size, list(SPECIAL_TOKENS), "<unk>")
+        backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
     for token_id, token in enumerate(SPECIAL_TOKENS):
         assert backend.token_to_id(token) == token_id  # the trainer puts specials first, in order
     backend.post_processor = processors.TemplateProcessing(
