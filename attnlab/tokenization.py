@@ -36,7 +36,7 @@ def train_wordpiece_model(backend: Backend, texts: list[str], vocab_size: int, s
     from tokenizers import trainers
 
     normalize = backend.normalizer.normalize_str if backend.normalizer is not None else str
-    characters = sorted({char for text in texts for char in normalize(text) if not char.isspace()})
+    characters = sorted(char for char in set(normalize("\n".join(texts))) if not char.isspace())
     continuations = [f"##{char}" for char in characters]
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=[*specials, *continuations],
                                         show_progress=False)

@@ -68,7 +68,11 @@ def masked_positions_loss(head: MaskedLMHead, hidden: Tensor, labels: Tensor) ->
     nothing masked gives 0 (the full-logits mean, like ``transformers``', gives NaN).
     Training uses it; ``forward`` keeps every position's logits.
     """
-    logits, targets = masked_positions_logits(head, hidden, labels)
+    return _mean_cross_entropy(*masked_positions_logits(head, hidden, labels))
+
+
+def _mean_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    # A batch with nothing masked contributes 0 rather than NaN.
     return F.cross_entropy(logits.float(), targets) if len(targets) else logits.sum()
 
 
@@ -121,8 +125,7 @@ class BertForPreTraining(_BertWithHead):
         """
         encoded = self._encode(input_ids, attention_mask, token_type_ids)
         logits, targets = masked_positions_logits(self.mlm_head, encoded.last_hidden_state, labels)
-        # A batch with nothing masked contributes 0 rather than NaN.
-        loss = F.cross_entropy(logits.float(), targets) if len(targets) else logits.sum()
+        loss = _mean_cross_entropy(logits, targets)
         nsp_logits = None
         if next_sentence_label is not None:
             nsp_logits = self.nsp_head(encoded.pooler_output)
