@@ -148,22 +148,13 @@ def busy_cores(interval: float = 0.25) -> float | None:
     return (os.cpu_count() or 1) * (elapsed - idle) / elapsed
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (what ``taskset`` or a container allows), else all."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on this platform
-        return os.cpu_count() or 1
-
-
 def resolve_threads(value: str) -> int:
     """--threads: a count >= 1, or "auto" = the usable cores that other programs leave idle
     (at least 1): measured from /proc/stat, else the 1-minute load average."""
     import os
 
     from attnlab.errors import AttnlabError
+    from attnlab.training.distributed import usable_cores
 
     if value == "auto":
         busy = busy_cores()

@@ -9,6 +9,7 @@ import pytest
 
 from attnlab.commands import train_transformer
 from attnlab.errors import AttnlabError
+from attnlab.training import distributed
 
 linux_only = pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs Linux's /proc/stat")
 
@@ -27,7 +28,7 @@ def test_busy_cores_is_the_busy_share_of_all_cores(monkeypatch):
 
 def test_auto_takes_the_idle_cores_but_at_least_one(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(train_transformer, "usable_cores", lambda: 4)
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 4)
     for busy, expected in [(0.0, 4), (1.2, 3), (3.9, 1), (4.0, 1)]:
         monkeypatch.setattr(train_transformer, "busy_cores", lambda busy=busy: busy)
         assert train_transformer.resolve_threads("auto") == expected
@@ -36,13 +37,13 @@ def test_auto_takes_the_idle_cores_but_at_least_one(monkeypatch):
 def test_auto_stays_within_the_cores_this_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     monkeypatch.setattr(train_transformer, "busy_cores", lambda: 0.0)
-    monkeypatch.setattr(train_transformer, "usable_cores", lambda: 2)  # e.g. taskset -c 0,1
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 2)  # e.g. taskset -c 0,1
     assert train_transformer.resolve_threads("auto") == 2
 
 
 def test_auto_falls_back_to_the_load_average_without_proc_stat(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(train_transformer, "usable_cores", lambda: 4)
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 4)
     monkeypatch.setattr(train_transformer, "cpu_ticks", lambda: None)
     monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 0.0, 0.0), raising=False)
     assert train_transformer.resolve_threads("auto") == 2
