@@ -1,12 +1,14 @@
-"""Training speed: attnlab against transformers in the same loop (GPT and BERT).
+"""Training speed: attnlab against transformers in the same loop (GPT, BERT, the Transformer).
 
 gpt-mini (4 layers, d_model 128, 65-character vocabulary, 32 x 128 tokens) against
 GPT2LMHeadModel, and bert-mini (4 layers, d_model 256, 30,522-token vocabulary, 32 x 128
 tokens, 15% masked, MLM + NSP) against BertForPreTraining: same initial weights, same
 batches, the same AdamW step; fp32, and bf16 autocast where the CPU has native bf16.
+The translation Transformer (transformer-tiny, real sentence-pair batches of <= 1,024
+tokens a side) against MarianMTModel, with no goal: it also times fused AdamW.
 See attnlab.speed.training_bench for what each step computes. Goal >= 1.5x in fp32.
 
-    .venv/bin/python benchmarks/train.py                 # both; prints, records in RESULTS.md
+    .venv/bin/python benchmarks/train.py                 # all three; prints, records in RESULTS.md
     .venv/bin/python benchmarks/train.py bert --rounds 8 --steps 2 --threads 2 --no-record
 """
 
@@ -23,13 +25,16 @@ def parse_args() -> argparse.Namespace:
 
     parser = script_arguments(__doc__, rounds=6)
     # No choices=: Python 3.11's argparse checks an empty nargs="*" list against them and fails.
-    parser.add_argument("models", nargs="*", metavar="{gpt,bert}", help="which models (default: both)")
-    parser.add_argument("--steps", type=int, default=2, help="training steps per variant per round")
+    parser.add_argument("models", nargs="*", metavar="{gpt,bert,transformer}",
+                        help="which models (default: all three)")
+    parser.add_argument("--steps", type=int, default=2,
+                        help="GPT and BERT training steps per variant per round (the Transformer's round "
+                             "is one step on each of its 6 batches)")
     args = parser.parse_args()
-    unknown = [name for name in args.models if name not in ("gpt", "bert")]
+    unknown = [name for name in args.models if name not in ("gpt", "bert", "transformer")]
     if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose gpt and/or bert")
-    args.models = args.models or ["gpt", "bert"]
+        parser.error(f"unknown model(s) {unknown}; choose among gpt, bert and transformer")
+    args.models = args.models or ["gpt", "bert", "transformer"]
     return args
 
 
@@ -40,8 +45,10 @@ def main() -> None:
 
     set_threads(args.threads)
     for name in dict.fromkeys(args.models):
-        suite = training_bench.train_gpt if name == "gpt" else training_bench.train_bert
-        result = suite(rounds=args.rounds, steps=args.steps)
+        if name == "transformer":
+            result = training_bench.train_transformer(rounds=args.rounds)
+        else:
+            result = training_bench.SUITES[name](rounds=args.rounds, steps=args.steps)
         print(result.text(), "\n", flush=True)
         record_tables(RESULTS, [(training_bench.SECTIONS[name], suites.COLUMNS, result.rows(args.note))],
                       skip=args.no_record)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-SUITES = ("decode", "smollm2", "prefill", "bert", "memory", "train-gpt", "train-bert")
+SUITES = ("decode", "smollm2", "prefill", "bert", "memory", "train-gpt", "train-bert", "train-transformer")
 
 EXAMPLE = """examples:
   attnlab bench                                   # every suite, 1 thread, 2 rounds each
@@ -75,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
         elif name.startswith("train-"):
             from attnlab.speed import training_bench
 
-            model = name.removeprefix("train-")
-            suite = training_bench.train_gpt if model == "gpt" else training_bench.train_bert
-            result = suite(rounds=args.rounds)
+            result = training_bench.SUITES[name.removeprefix("train-")](rounds=args.rounds)
         else:
             result = suites.bert_encoder(rounds=args.rounds, compile=compile)
         print(result.text(), "\n", flush=True)

@@ -6,6 +6,12 @@
     train_bert   a small BERT (bert-mini: 4 layers, 4 heads, d_model 256) with a 30,522-token
                  vocabulary (BERT's own size), batch 32 x 128, 15% of tokens masked, MLM + NSP;
                  vs BertForPreTraining. Goal >= 1.5x.
+    train_transformer
+                 the translation Transformer of ``attnlab train transformer`` (transformer-tiny,
+                 a 4,000-token joint BPE vocabulary), on batches of real sentence pairs of the
+                 shipped corpus of at most 1,024 tokens a side, label-smoothed (0.1); vs
+                 MarianMTModel. Also attnlab with fused AdamW, the optimizer kernel its
+                 translation training uses. No goal: it shows where a translation step stands.
 
 One step is the same for both models:
 
@@ -37,13 +43,16 @@ Batch = dict[str, torch.Tensor]
 SECTIONS = {
     "gpt": "train.py: GPT training tokens/s, attnlab vs transformers GPT2LMHeadModel (same loop)",
     "bert": "train.py: BERT MLM + NSP training tokens/s, attnlab vs transformers BertForPreTraining",
+    "transformer": "train.py: translation training tokens/s, attnlab Transformer vs transformers "
+                   "MarianMTModel",
 }
 
 
 def _stepper(model, loss_fn: Callable[[object, Batch], torch.Tensor], batches: list[Batch], steps: int,
-             bf16: bool) -> Callable[[], float]:
+             bf16: bool, fused: bool = False) -> Callable[[], float]:
     """A closure that trains ``steps`` steps on the next batches (cycling) and returns the last loss."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1,
+                                  fused=fused)
     position = {"i": 0}
 
     def run() -> float:
@@ -63,8 +72,9 @@ def _stepper(model, loss_fn: Callable[[object, Batch], torch.Tensor], batches: l
     return run
 
 
-def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Batch], tokens: int, *,
-             rounds: int, steps: int, machine: Machine) -> Comparison:
+def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Batch], tokens: float, *,
+             rounds: int, steps: int, machine: Machine, goal: float | None = 1.5,
+             fused: bool = False) -> Comparison:
     import copy
 
     from attnlab.training.precision import cpu_has_native_bf16
@@ -75,6 +85,9 @@ def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Ba
                 "fp32": _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, False)}
     names = {"hf_fp32": f"transformers {type(theirs).__name__} fp32",
              "fp32": f"attnlab {type(ours).__name__} fp32"}
+    if fused:
+        variants["fused"] = _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, False, True)
+        names["fused"] = f"attnlab {type(ours).__name__} fp32, fused AdamW"
     bf16 = cpu_has_native_bf16()
     if bf16:
         variants["bf16"] = _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, True)
@@ -89,7 +102,7 @@ def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Ba
         lines.append(f"bf16 autocast, attnlab / transformers: {ratio:.2f}x")
     else:
         lines.append("no native bf16 on this CPU: fp32 only")
-    comparison = _finish(workload, "hf_fp32", names, timings, tokens * steps, machine, goal=1.5,
+    comparison = _finish(workload, "hf_fp32", names, timings, tokens * steps, machine, goal=goal,
                          goal_variant=names["fp32"], lines=lines)
     comparison.reference.quality = "fp32"
     for variant in comparison.variants:
@@ -162,3 +175,55 @@ def train_bert(*, rounds: int = 5, steps: int = 2, batch: int = 32, length: int 
     workload = f"bert-mini (vocabulary {vocab_size:,}) MLM + NSP training steps, {batch} x {length} tokens"
     return _compare(workload, ours, theirs, our_loss, their_loss, batches, batch * length, rounds=rounds,
                     steps=steps, machine=machine)
+
+
+def train_transformer(*, rounds: int = 5, max_tokens: int = 1024,
+                      n_batches: int = 6, vocab_size: int = 4000, seed: int = 0) -> Comparison:
+    """transformer-tiny translation training steps on real batches, attnlab Transformer vs MarianMTModel.
+
+    The batches are ``n_batches`` of those ``attnlab train transformer`` builds from the first
+    3,000 training pairs of the shipped English -> German corpus (at most ``max_tokens`` padded
+    tokens a side); each round trains one step on each of them.
+    """
+    from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
+    from attnlab.data.parallel import load_corpus, split_pairs
+    from attnlab.models.config import TransformerConfig
+    from attnlab.models.transformer import Transformer
+    from attnlab.training.batching import collate, length_batches
+    from attnlab.training.translation import encode_pairs
+
+    machine = Machine.now()
+    transformers = _quiet_transformers()
+    pairs = split_pairs(load_corpus())["train"][:3000]
+    tokenizer = train_joint_tokenizer([text for pair in pairs for text in pair], "bpe", vocab_size)
+    config = TransformerConfig.from_preset("transformer-tiny", vocab_size=tokenizer.vocab_size,
+                                           pad_token_id=PAD_ID, eos_token_id=EOS_ID,
+                                           decoder_start_token_id=START_ID)
+    sources, targets, _ = encode_pairs(tokenizer, pairs, config.max_positions)
+    groups = length_batches([len(s) for s in sources], [len(t) for t in targets], max_tokens, seed=seed)
+    chosen = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed))[:n_batches]
+    batches = [collate([sources[i] for i in groups[index]], [targets[i] for i in groups[index]], PAD_ID,
+                       START_ID) for index in chosen.tolist()]
+    torch.manual_seed(seed)
+    ours = Transformer(config)
+    theirs = _hf_copy(ours, transformers.MarianMTModel)
+
+    def loss(model, b: Batch) -> torch.Tensor:  # the label-smoothed loss of attnlab.training.translation
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                       decoder_input_ids=b["decoder_input_ids"],
+                       decoder_attention_mask=b["decoder_attention_mask"]).logits
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b["labels"].reshape(-1),
+                               ignore_index=-100, label_smoothing=0.1)
+
+    tokens = sum(int((b["labels"] != -100).sum() + b["attention_mask"].sum()) for b in batches)
+    workload = (f"transformer-tiny translation training steps, {len(batches)} real batches of <= "
+                f"{max_tokens} tokens a side ({tokens:,} source + target tokens)")
+    # One round is one pass over every batch, so each round counts the same tokens.
+    return _compare(workload, ours, theirs, loss, loss, batches, tokens / len(batches), rounds=rounds,
+                    steps=len(batches), machine=machine, goal=None, fused=True)
+
+
+# What ``attnlab bench train-NAME`` and ``benchmarks/train.py NAME`` run.
+SUITES: dict[str, Callable[..., Comparison]] = {
+    "gpt": train_gpt, "bert": train_bert, "transformer": train_transformer,
+}

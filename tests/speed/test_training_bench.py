@@ -25,3 +25,15 @@ def test_training_benchmark_compares_the_same_model(suite, kwargs):
     assert all(v.tokens_per_s > 0 and math.isfinite(v.ratio) for v in result.variants)
     rows = result.rows("test")
     assert any(">= 1.5x" in cell for row in rows for cell in row)
+
+
+def test_translation_benchmark_compares_the_same_model_on_real_batches():
+    result = training_bench.train_transformer(rounds=1, max_tokens=96, n_batches=2, vocab_size=600)
+    gap = next(line for line in result.lines if line.startswith("same weights"))
+    assert float(gap.rsplit("=", 1)[1]) < 1e-5, gap
+    assert result.reference.name == "transformers MarianMTModel fp32"
+    names = [variant.name for variant in result.variants]
+    assert names[:2] == ["attnlab Transformer fp32", "attnlab Transformer fp32, fused AdamW"]
+    assert "2 real batches of <= 96 tokens" in result.workload
+    assert all(v.tokens_per_s > 0 and math.isfinite(v.ratio) for v in result.variants)
+    assert result.goal is None
