@@ -10,8 +10,8 @@
                  the translation Transformer of ``attnlab train transformer`` (transformer-tiny,
                  a 4,000-token joint BPE vocabulary), on batches of real sentence pairs of the
                  shipped corpus of at most 1,024 tokens a side, label-smoothed (0.1); vs
-                 MarianMTModel. Also attnlab with fused AdamW, the optimizer kernel its
-                 translation training uses. No goal: it shows where a translation step stands.
+                 MarianMTModel. Also attnlab with fused AdamW (translation training uses the
+                 fused kernel of Adam). No goal: it shows where a translation step stands.
 
 One step is the same for both models:
 
