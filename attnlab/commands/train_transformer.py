@@ -93,7 +93,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                        help="multiplies the eq. (3) learning rate (default %(default)s; the paper: 1)")
     optim.add_argument("--label-smoothing", type=float, default=0.1)
     optim.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: no)")
-    optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="fp32")
+    optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="fp32",
+                       help="fp32 (default); bf16 autocast trained the small presets slower even on a CPU "
+                            "with AMX (docs/translation.md), so try it only for large models or on a GPU")
     optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
     optim.add_argument("--threads", default="auto",
                        help="CPU threads for torch; auto (default): the usable cores that other programs "
