@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+MODELS = ("gpt", "bert", "transformer")  # the keys of attnlab.speed.training_bench.SUITES
 
 
 def parse_args() -> argparse.Namespace:
@@ -25,16 +26,16 @@ def parse_args() -> argparse.Namespace:
 
     parser = script_arguments(__doc__, rounds=6)
     # No choices=: Python 3.11's argparse checks an empty nargs="*" list against them and fails.
-    parser.add_argument("models", nargs="*", metavar="{gpt,bert,transformer}",
+    parser.add_argument("models", nargs="*", metavar="{" + ",".join(MODELS) + "}",
                         help="which models (default: all three)")
     parser.add_argument("--steps", type=int, default=2,
                         help="GPT and BERT training steps per variant per round (the Transformer's round "
                              "is one step on each of its 6 batches)")
     args = parser.parse_args()
-    unknown = [name for name in args.models if name not in ("gpt", "bert", "transformer")]
+    unknown = [name for name in args.models if name not in MODELS]
     if unknown:
-        parser.error(f"unknown model(s) {unknown}; choose among gpt, bert and transformer")
-    args.models = args.models or ["gpt", "bert", "transformer"]
+        parser.error(f"unknown model(s) {unknown}; choose among {', '.join(MODELS[:-1])} and {MODELS[-1]}")
+    args.models = args.models or list(MODELS)
     return args
 
 
