@@ -1,27 +1,30 @@
 """``attnlab train transformer``: train the encoder-decoder for translation.
 
-Default data: the shipped German-English corpus (Ding dictionary example sentences,
-GPL-2.0-or-later; see :mod:`attnlab.data.parallel`), translated English -> German, the
-paper's direction (``--corpus de-en`` for the other).
+Default data: the shipped English-French corpus (178k Tatoeba sentence pairs, CC-BY 2.0
+FR; see :mod:`attnlab.data.parallel`), translated English -> French (``--reverse`` or
+``--corpus fr-en`` for the other way; ``--corpus ding-en-de`` / ``ding-de-en`` for the
+German-English Ding sentences).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from attnlab.data.parallel import COMMAND_CORPORA
+from attnlab.data.parallel import COMMAND_CORPORA, CORPUS_ALIASES
 
-DEFAULT_CORPUS = "en-de"
+DEFAULT_CORPUS = "en-fr"
 
 EXAMPLE = """examples:
-  attnlab train transformer --out runs/en-de                   # shipped EN-DE corpus, CPU, < 30 min
-  attnlab evaluate --model runs/en-de/averaged --baselines     # test BLEU and the two baselines
-  attnlab translate --model runs/en-de/averaged --text "The weather is nice today."
-  attnlab train transformer --corpus de-en --out runs/de-en    # the same sentences, German -> English
+  attnlab train transformer --out runs/en-fr                   # shipped EN-FR corpus, CPU, < 30 min
+  attnlab evaluate --model runs/en-fr/averaged --baselines     # test BLEU and the two baselines
+  attnlab translate --model runs/en-fr/averaged --text "The weather is nice today."
+  attnlab train transformer --reverse --out runs/fr-en         # the same sentences, French -> English
+  attnlab train transformer --corpus ding-en-de --out runs/en-de # the German-English Ding sentences
+  attnlab train transformer --data deu.txt --out runs/en-de    # a Tatoeba export: EN<TAB>XX<TAB>credit
   attnlab train transformer --data pairs.tsv --vocab wordpiece --vocab-size 8000 --out runs/mine
   attnlab train transformer --data train.de --target train.en --preset transformer-small --out runs/mine
   attnlab train transformer --data pairs.tsv --reverse --out runs/back  # second column -> first
-  attnlab train transformer --out runs/en-de --resume          # continue after Ctrl-C
+  attnlab train transformer --out runs/en-fr --resume          # continue after Ctrl-C
   attnlab train transformer --corpus numbers --out runs/numbers # einundzwanzig -> twenty-one
 """
 
@@ -49,23 +52,27 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", default=None,
-                      help="TSV of source<TAB>target lines, or a source file with --target "
-                           "(default: the shipped German-English corpus)")
+                      help="TSV of source<TAB>target lines (a third column, such as Tatoeba's attribution, "
+                           "is ignored), or a source file with --target; split by source sentence like the "
+                           "shipped corpus (default: the shipped English-French corpus)")
     data.add_argument("--target", default=None,
                       help="target file, one sentence per line, aligned with --data")
-    data.add_argument("--corpus", choices=list(COMMAND_CORPORA), default=DEFAULT_CORPUS,
-                      help="the corpus used without --data: en-de (default; the paper's direction) or de-en, "
-                           "15.7k real sentence pairs of the Ding dictionary, shipped; or numbers (German -> "
-                           "English number words, synthetic, needs `pip install num2words`)")
+    data.add_argument("--corpus", choices=[*COMMAND_CORPORA, *CORPUS_ALIASES], default=DEFAULT_CORPUS,
+                      help="the corpus used without --data: en-fr (default) or fr-en, 178k Tatoeba "
+                           "sentence pairs, shipped (CC-BY 2.0 FR); ding-en-de (the paper's direction; old "
+                           "name en-de) or ding-de-en (de-en), 15.7k sentence pairs of the Ding dictionary, "
+                           "shipped; or numbers (German -> English number words, synthetic, needs "
+                           "`pip install num2words`)")
     data.add_argument("--no-dictionary", action="store_true",
-                      help="with the shipped corpus, train on its sentence pairs only, without the "
+                      help="with the Ding corpus, train on its sentence pairs only, without the "
                            "254k words and phrases of the same dictionary that join them by default")
     data.add_argument("--sentence-repeats", type=int, default=DEFAULTS["sentence_repeats"],
                       help="with the dictionary, how often each training sentence pair is read per epoch "
                            "(default %(default)s), so the sentences keep their share beside the short pairs")
     data.add_argument("--reverse", action="store_true",
                       help="translate the other way round: the second column (or --target) into the first "
-                           "(with --corpus en-de: German -> English)")
+                           "(with the default corpus: French -> English); the held-out sentences stay "
+                           "the same")
     data.add_argument("--vocab", choices=["bpe", "wordpiece"], default="bpe",
                       help="joint subword vocabulary learnt on both languages (default bpe)")
     data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"])
@@ -179,7 +186,7 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     from attnlab.commands.train import pick_device
     from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
-    from attnlab.data.parallel import command_data, save_direction
+    from attnlab.data.parallel import command_data, corpus_name, save_direction
     from attnlab.errors import AttnlabError
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
@@ -240,10 +247,10 @@ def run_transformer(args: argparse.Namespace) -> int:
         model, tokenizer, train_pairs, valid_pairs, training, out_dir=out, resume=args.resume,
         progress=not args.no_progress,
     )
-    corpus_name = None if args.data else args.corpus
-    save_direction(out, corpus_name, args.reverse)
+    recorded_corpus = None if args.data else corpus_name(args.corpus)
+    save_direction(out, recorded_corpus, args.reverse)
     if (out / "averaged").is_dir():
-        save_direction(out / "averaged", corpus_name, args.reverse)
+        save_direction(out / "averaged", recorded_corpus, args.reverse)
     if summary["interrupted"]:
         print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
               f"Continue with the same command and --resume.")

@@ -1,6 +1,19 @@
-"""Parallel text for translation: the shipped German-English corpus, and reading user pairs.
+"""Parallel text for translation: the shipped corpora, and reading user pairs.
 
-The corpus: 15,715 German-English sentence pairs, the example sentences of the Ding
+The default corpus: 178,009 English-French sentence pairs from Tatoeba (CC-BY 2.0 FR;
+``tatoeba_en_fr.tsv.gz`` with its attribution column, licence in
+``tatoeba_en_fr.LICENSE.md``), 125,045 distinct English sentences, many with several
+French translations.
+
+Splits (every corpus and ``--data`` alike) are made by *source sentence*, the first
+column: all pairs that share a first column form one group, a seeded shuffle (seed 0)
+orders the groups, the first 2,000 groups are ``test``, the next 1,000 ``valid`` and the
+rest ``train`` (each held-out split at most 10% of the groups). No first-column sentence
+is in two splits, and a test sentence keeps all its translations as references
+(:func:`group_references`). The Ding corpus keeps its earlier sizes (1,000 / 500); its
+German sentences are all distinct, so its splits are what they were.
+
+The Ding corpus: 15,715 German-English sentence pairs, the example sentences of the Ding
 dictionary (Frank Richter, TU Chemnitz; GPL-2.0-or-later), as packaged by Debian in
 ``trans-de-en`` (``/usr/share/trans/de-en``). :func:`extract_ding_pairs` derives them:
 each dictionary line is ``German :: English`` with ``|``-separated senses aligned on
@@ -11,8 +24,8 @@ variants only the first is kept, senses with ``/`` alternatives or placeholders
 attnlab ships the result as ``de_en_sentences.tsv.gz`` with its licence beside it
 (``de_en_sentences.LICENSE.md``).
 
-Splits: a seeded shuffle (seed 0) puts 1,000 pairs in ``test``, 500 in ``valid`` and
-the rest (14,215) in ``train``; the same on every machine.
+Its splits: 1,000 pairs in ``test``, 500 in ``valid`` and the rest (14,215) in
+``train``; the same on every machine.
 
 The dictionary, for training only: 14k sentences teach too few words, so training on
 the shipped corpus also reads ``de_en_dictionary.tsv.gz``, pairs that
@@ -26,9 +39,10 @@ placeholders, ``/`` alternatives, ellipses or unbalanced brackets dropped. Every
 dictionary line that holds a validation or test sentence is left out whole, so no
 held-out sentence, nor the entries filed with it, reaches training.
 
-User data: a TSV file of ``source<TAB>target`` lines, or two files with one sentence
-per line. Empty lines, rows without a tab and unequal line counts are refused with
-the line number.
+User data: a TSV file of ``source<TAB>target`` lines (a third column, such as Tatoeba's
+attribution, is ignored), or two files with one sentence per line. Empty lines, rows
+without a tab or with more than three columns, and unequal line counts are refused
+with the line number.
 """
 
 from __future__ import annotations
@@ -47,7 +61,11 @@ from attnlab.errors import AttnlabError
 DING_PATH = Path("/usr/share/trans/de-en")
 SHIPPED_NAME = "de_en_sentences.tsv.gz"
 DICTIONARY_NAME = "de_en_dictionary.tsv.gz"
-SPLIT_SIZES = {"test": 1000, "valid": 500}  # the rest is "train"
+TATOEBA_NAME = "tatoeba_en_fr.tsv.gz"
+SPLIT_SIZES = {"test": 2000, "valid": 1000}  # source sentences; the rest is "train"
+# The Ding and number corpora keep the sizes their published figures were measured with.
+CORPUS_SPLIT_SIZES = {"ding": {"test": 1000, "valid": 500}, "numbers": {"test": 1000, "valid": 500},
+                      "tatoeba": SPLIT_SIZES}
 SPLITS = ("train", "valid", "test")
 SPLIT_SEED = 0
 
@@ -166,16 +184,19 @@ def extract_ding_dictionary(path: str | Path = DING_PATH, held_out: Iterable[Pai
     return list(pairs)
 
 
-def shipped_corpus_path() -> Path:
-    return Path(str(resources.files("attnlab.data") / SHIPPED_NAME))
+def shipped_corpus_path(name: str = SHIPPED_NAME) -> Path:
+    return Path(str(resources.files("attnlab.data") / name))
 
 
-def load_corpus() -> list[Pair]:
-    """All pairs of the shipped corpus (or, if the package lacks the file, extracted from Debian's)."""
-    path = shipped_corpus_path()
+def load_corpus(name: str = "ding") -> list[Pair]:
+    """All pairs of a shipped corpus: "ding" (German-English; if the package lacks the file,
+    extracted from Debian's) or "tatoeba" (English-French, the attribution column dropped)."""
+    path = shipped_corpus_path(TATOEBA_NAME if name == "tatoeba" else SHIPPED_NAME)
     if path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as stream:
             return parse_tsv(stream.read(), str(path))
+    if name == "tatoeba":
+        raise AttnlabError(f"The shipped Tatoeba corpus is missing ({path}); reinstall attnlab.")
     return extract_ding_pairs()
 
 
@@ -190,14 +211,15 @@ def load_dictionary() -> list[Pair]:
     return extract_ding_dictionary(held_out=splits["valid"] + splits["test"])
 
 
-CORPORA = ("ding", "numbers")
+CORPORA = ("tatoeba", "ding", "numbers")
 
 
 def corpus_pairs(name: str = "ding") -> list[Pair]:
-    """All pairs of a corpus attnlab provides: "ding" (the shipped German-English sentences)
-    or "numbers" (German -> English number words, synthetic; :mod:`attnlab.data.numbers`)."""
-    if name == "ding":
-        return load_corpus()
+    """All pairs of a corpus attnlab provides: "tatoeba" (the shipped English-French
+    sentences), "ding" (the shipped German-English sentences) or "numbers" (German ->
+    English number words, synthetic; :mod:`attnlab.data.numbers`)."""
+    if name in ("tatoeba", "ding"):
+        return load_corpus(name)
     if name == "numbers":
         from attnlab.data.numbers import number_pairs
 
@@ -207,16 +229,37 @@ def corpus_pairs(name: str = "ding") -> list[Pair]:
 
 def split_pairs(pairs: list[Pair], seed: int = SPLIT_SEED, sizes: dict[str, int] | None = None
                 ) -> dict[str, list[Pair]]:
-    """{"train", "valid", "test"}: a seeded shuffle, then the first ``test`` pairs, the next
-    ``valid``, and the rest for training. Small inputs get proportionally smaller splits
-    (at most 10% each, at least one pair when there are 10 or more)."""
+    """{"train", "valid", "test"} by source sentence (the first column): the pairs that share
+    a first column are one group; a seeded shuffle orders the groups; the first ``test``
+    groups go to test, the next ``valid`` to validation, the rest to training. Small inputs
+    get proportionally smaller splits (at most 10% of the groups each, at least one group
+    when there are 10 or more). Where every first column is distinct this is a shuffle of
+    the pairs themselves."""
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
-    order = list(pairs)
-    random.Random(seed).shuffle(order)
+    grouped: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        grouped.setdefault(pair[0], []).append(pair)
+    groups = list(grouped.values())
+    random.Random(seed).shuffle(groups)
     for name in ("test", "valid"):
-        sizes[name] = min(sizes[name], len(order) // 10)
-    test, valid = order[: sizes["test"]], order[sizes["test"] : sizes["test"] + sizes["valid"]]
-    return {"train": order[sizes["test"] + sizes["valid"]:], "valid": valid, "test": test}
+        sizes[name] = min(sizes[name], len(groups) // 10)
+    cut_test, cut_valid = sizes["test"], sizes["test"] + sizes["valid"]
+
+    def flat(chosen: list[list[Pair]]) -> list[Pair]:
+        return [pair for group in chosen for pair in group]
+
+    return {"train": flat(groups[cut_valid:]), "valid": flat(groups[cut_test:cut_valid]),
+            "test": flat(groups[:cut_test])}
+
+
+def group_references(pairs: list[Pair]) -> tuple[list[str], list[list[str]]]:
+    """The distinct sources of ``pairs`` in order of first appearance, and for each, all its
+    targets in file order: the references that multi-reference BLEU scores one translation
+    against (the first is the single reference)."""
+    grouped: dict[str, list[str]] = {}
+    for source, target in pairs:
+        grouped.setdefault(source, []).append(target)
+    return list(grouped), list(grouped.values())
 
 
 def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary: bool = True,
@@ -239,11 +282,22 @@ def swap_sides(pairs: list[Pair]) -> list[Pair]:
 
 
 # What ``--corpus`` names on the command line: the shipped sentences either way round
-# (English -> German is the paper's direction), and the synthetic number words.
-COMMAND_CORPORA = {"en-de": ("ding", True), "de-en": ("ding", False), "numbers": ("numbers", False)}
-CORPUS_NAMES = {"en-de": "the shipped English -> German sentences (Ding, GPL-2.0-or-later)",
-                "de-en": "the shipped German -> English sentences (Ding, GPL-2.0-or-later)",
+# (English -> French by default; English -> German is the paper's direction), and the
+# synthetic number words. The value: (dataset, whether its file is read second column first).
+COMMAND_CORPORA = {"en-fr": ("tatoeba", False), "fr-en": ("tatoeba", True),
+                   "ding-en-de": ("ding", True), "ding-de-en": ("ding", False), "numbers": ("numbers", False)}
+CORPUS_NAMES = {"en-fr": "the shipped English -> French sentences (Tatoeba, CC-BY 2.0 FR)",
+                "fr-en": "the shipped French -> English sentences (Tatoeba, CC-BY 2.0 FR)",
+                "ding-en-de": "the shipped English -> German sentences (Ding, GPL-2.0-or-later)",
+                "ding-de-en": "the shipped German -> English sentences (Ding, GPL-2.0-or-later)",
                 "numbers": "German -> English number words (num2words)"}
+# The names the Ding corpus had while it was the default: still read, and still in records.
+CORPUS_ALIASES = {"en-de": "ding-en-de", "de-en": "ding-de-en"}
+
+
+def corpus_name(name: str) -> str:
+    """The ``--corpus`` name itself, or the one an old name stands for."""
+    return CORPUS_ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -265,6 +319,7 @@ def command_data(data: str | None, target: str | None, corpus: str, reverse: boo
     if target is not None and data is None:
         raise AttnlabError("--target needs --data (the source file it is aligned with).")
     if data is None:
+        corpus = corpus_name(corpus)
         if corpus not in COMMAND_CORPORA:
             raise AttnlabError(f"Unknown corpus {corpus!r}; choose one of {tuple(COMMAND_CORPORA)}.")
         dataset, swap = COMMAND_CORPORA[corpus]
@@ -272,7 +327,8 @@ def command_data(data: str | None, target: str | None, corpus: str, reverse: boo
     else:
         dataset, swap, name = None, False, data
         pairs = read_pairs(data, target)
-    splits = split_pairs(pairs)
+    # Split in the file's own orientation, so both directions hold out the same sentences.
+    splits = split_pairs(pairs, sizes=CORPUS_SPLIT_SIZES.get(dataset))
     training = training_pairs(splits, dataset, dictionary, sentence_repeats)
     if swap != reverse:
         pairs, training = swap_sides(pairs), swap_sides(training)
@@ -301,21 +357,24 @@ def load_direction(directory: str | Path) -> dict | None:
         record = json.loads((Path(directory) / DIRECTION_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("corpus") not in (None, *COMMAND_CORPORA) \
+    if not isinstance(record, dict) or record.get("corpus") not in (None, *COMMAND_CORPORA, *CORPUS_ALIASES) \
             or not isinstance(record.get("reverse"), bool):
         return None
+    if record["corpus"] is not None:
+        record["corpus"] = corpus_name(record["corpus"])
     return record
 
 
-def corpus_split(split: str) -> list[Pair]:
-    """One split of the shipped corpus."""
+def corpus_split(split: str, name: str = "ding") -> list[Pair]:
+    """One split of a shipped corpus ("ding" or "tatoeba"), in its file's orientation."""
     if split not in SPLITS:
         raise AttnlabError(f"Unknown split {split!r}; choose one of {SPLITS}.")
-    return split_pairs(load_corpus())[split]
+    return split_pairs(load_corpus(name), sizes=CORPUS_SPLIT_SIZES[name])[split]
 
 
 def parse_tsv(text: str, source: str = "the data") -> list[Pair]:
-    """``source<TAB>target`` lines -> pairs; a bad line is a one-line error with its number."""
+    """``source<TAB>target`` lines -> pairs; a third column (an attribution, as in Tatoeba's
+    exports) is ignored; a bad line is a one-line error with its number."""
     pairs = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -325,9 +384,13 @@ def parse_tsv(text: str, source: str = "the data") -> list[Pair]:
                 f"{source}, line {number}: no tab; every line must be source<TAB>target "
                 f"(got {line[:60]!r})."
             )
-        src, tgt = line.split("\t", 1)
-        if "\t" in tgt:
-            raise AttnlabError(f"{source}, line {number}: more than one tab; write source<TAB>target.")
+        columns = line.split("\t")
+        if len(columns) > 3:
+            raise AttnlabError(
+                f"{source}, line {number}: {len(columns)} columns; write source<TAB>target, optionally "
+                f"followed by one more column (such as an attribution), which is ignored."
+            )
+        src, tgt = columns[0], columns[1]
         if not src.strip() or not tgt.strip():
             side = "source" if not src.strip() else "target"
             raise AttnlabError(f"{source}, line {number}: the {side} side is empty.")

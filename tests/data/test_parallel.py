@@ -1,4 +1,4 @@
-"""Parallel data: the shipped German-English corpus, its seeded splits, and the one-line
+"""Parallel data: the shipped German-English (Ding) corpus, its seeded splits, and the one-line
 errors for malformed user pairs (a row without a tab, empty lines, unequal line counts)."""
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def test_extraction_rules(tmp_path):
         ("ein Haus\ta house\nkein Tab hier\n", "line 2: no tab"),
         ("ein Haus\ta house\n\nzwei\ttwo\n", "line 2: empty line"),
         ("ein Haus\t \n", "line 1: the target side is empty"),
-        ("a\tb\tc\n", "line 1: more than one tab"),
+        ("a\tb\tc\td\n", "line 1: 4 columns"),
         ("", "holds no sentence pairs"),
     ],
 )
@@ -190,7 +190,7 @@ def test_command_data_reads_the_shipped_sentences_either_way_round():
     assert command_data(None, None, "en-de", reverse=True).splits == german_english.splits
     assert "English -> German" in english_german.name
     assert command_data(None, None, "de-en", dictionary=False).training == corpus_split("train")
-    with pytest.raises(AttnlabError, match="Unknown corpus 'fr-en'"):
-        command_data(None, None, "fr-en")
+    with pytest.raises(AttnlabError, match="Unknown corpus 'xx-yy'"):
+        command_data(None, None, "xx-yy")
     with pytest.raises(AttnlabError, match="--target needs --data"):
         command_data(None, "train.en", "en-de")
