@@ -23,14 +23,22 @@ class BleuResult:
         return f"BLEU {self.score:.2f}  ({self.signature})"
 
 
-def corpus_bleu(hypotheses: list[str], references: list[str]) -> BleuResult:
-    """BLEU of ``hypotheses`` against one reference each, sacreBLEU's default settings."""
-    try:
-        from sacrebleu.metrics import BLEU
-    except ImportError:
-        raise AttnlabError(
-            "BLEU needs the sacrebleu package: pip install 'attnlab[bleu]' (or sacrebleu)."
-        ) from None
+References = list[str] | list[list[str]]
+
+
+def reference_streams(references: References) -> list[list[str | None]]:
+    """sacreBLEU's layout of references: one stream per reference number, each as long as the
+    test set. ``references`` holds one string per sentence, or a list of them per sentence
+    (any number, at least one); a sentence with fewer than the most gets None in the later
+    streams, which sacreBLEU skips (its signature then says ``nrefs:var``)."""
+    per_sentence = [[r] if isinstance(r, str) else list(r) for r in references]
+    if any(not refs for refs in per_sentence):
+        raise AttnlabError("Every sentence needs at least one reference translation.")
+    most = max((len(refs) for refs in per_sentence), default=1)
+    return [[refs[k] if k < len(refs) else None for refs in per_sentence] for k in range(most)]
+
+
+def _check_lengths(hypotheses: list[str], references: References) -> None:
     if len(hypotheses) != len(references):
         raise AttnlabError(
             f"{len(hypotheses)} hypotheses but {len(references)} references; "
@@ -38,8 +46,21 @@ def corpus_bleu(hypotheses: list[str], references: list[str]) -> BleuResult:
         )
     if not references:
         raise AttnlabError("BLEU needs at least one sentence pair.")
+
+
+def corpus_bleu(hypotheses: list[str], references: References) -> BleuResult:
+    """BLEU of ``hypotheses`` against their references (one string per sentence, or a list of
+    several: multi-reference BLEU counts an n-gram found in any of them and takes the closest
+    reference length), sacreBLEU's default settings."""
+    try:
+        from sacrebleu.metrics import BLEU
+    except ImportError:
+        raise AttnlabError(
+            "BLEU needs the sacrebleu package: pip install 'attnlab[bleu]' (or sacrebleu)."
+        ) from None
+    _check_lengths(hypotheses, references)
     metric = BLEU()
-    result = metric.corpus_score(list(hypotheses), [list(references)])
+    result = metric.corpus_score(list(hypotheses), reference_streams(references))
     return BleuResult(score=float(result.score), signature=str(metric.get_signature()), detail=str(result))
 
 
@@ -59,9 +80,10 @@ class PairedComparison:
     samples: int
 
 
-def paired_bootstrap(system: list[str], other: list[str], references: list[str],
+def paired_bootstrap(system: list[str], other: list[str], references: References,
                      samples: int = 1000) -> PairedComparison:
-    """Compare two systems' translations of the same sentences (see :class:`PairedComparison`)."""
+    """Compare two systems' translations of the same sentences (see :class:`PairedComparison`);
+    ``references`` as for :func:`corpus_bleu`."""
     from sacrebleu.metrics import BLEU
     from sacrebleu.significance import PairedTest
 
@@ -74,7 +96,7 @@ def paired_bootstrap(system: list[str], other: list[str], references: list[str],
         raise AttnlabError("A paired comparison needs at least one sentence pair.")
     # sacreBLEU tests every system against the first one named.
     _, results = PairedTest([("other", list(other)), ("system", list(system))], {"BLEU": BLEU()},
-                            [list(references)], test_type="bs", n_samples=samples)()
+                            reference_streams(references), test_type="bs", n_samples=samples)()
     other_result, system_result = results["BLEU"]
     return PairedComparison(
         system_score=float(system_result.score), system_ci=float(system_result.ci),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attnlab.bleu import corpus_bleu, paired_bootstrap
-from attnlab.data.parallel import corpus_split
+from attnlab.data.parallel import corpus_split, group_references
 from attnlab.errors import AttnlabError
 
 pytest.importorskip("sacrebleu")
@@ -41,3 +41,33 @@ def test_paired_bootstrap_needs_aligned_non_empty_input():
         paired_bootstrap(["a"], ["a", "b"], ["a"])
     with pytest.raises(AttnlabError, match="at least one sentence pair"):
         paired_bootstrap([], [], [])
+
+
+def test_multi_reference_bleu_matches_sacrebleu_and_credits_any_reference():
+    from sacrebleu.metrics import BLEU
+
+    sources, references = group_references(corpus_split("test", "tatoeba")[:400])
+    several = [i for i, refs in enumerate(references) if len(refs) > 1]
+    assert several  # Tatoeba gives many English sentences two or more French translations
+    # A system that always gives the *last* reference: perfect against all references,
+    # imperfect against the first one alone wherever the two differ.
+    last = [refs[-1] for refs in references]
+    assert corpus_bleu(last, references).score == pytest.approx(100.0)
+    single = corpus_bleu(last, [refs[0] for refs in references])
+    assert single.score < 95 and single.signature.startswith("nrefs:1|")
+    # The same number sacreBLEU gives with the reference streams written out by hand.
+    hypotheses = [refs[0].split(" ")[0] + " " + refs[-1] for refs in references]
+    most = max(len(refs) for refs in references)
+    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(most)]
+    expected = BLEU().corpus_score(hypotheses, streams).score
+    result = corpus_bleu(hypotheses, references)
+    assert result.score == pytest.approx(expected) and result.signature.startswith("nrefs:var|")
+    assert result.score > corpus_bleu(hypotheses, [refs[0] for refs in references]).score
+    comparison = paired_bootstrap(last, hypotheses, references, samples=50)
+    assert comparison.system_score == pytest.approx(100.0)
+    assert comparison.other_score == pytest.approx(expected)
+
+
+def test_every_sentence_needs_a_reference():
+    with pytest.raises(AttnlabError, match="at least one reference"):
+        corpus_bleu(["a", "b"], [["a"], []])

@@ -6,21 +6,26 @@ import argparse
 
 from attnlab.commands.train_transformer import DEFAULT_CORPUS
 from attnlab.commands.translate import add_decoding_arguments
-from attnlab.data.parallel import COMMAND_CORPORA
+from attnlab.data.parallel import COMMAND_CORPORA, CORPUS_ALIASES
 
 EXAMPLE = """examples:
-  attnlab evaluate --model runs/en-de/averaged                       # shipped corpus, test split
-  attnlab evaluate --model runs/en-de/averaged --baselines           # + copy and word-by-word baselines
-  attnlab evaluate --model runs/de-en/averaged --corpus de-en        # a model trained German -> English
+  attnlab evaluate --model runs/en-fr/averaged                       # shipped corpus, test split
+  attnlab evaluate --model runs/en-fr/averaged --baselines           # + copy and word-by-word baselines
+  attnlab evaluate --model runs/de-en/averaged --corpus ding-de-en   # a model trained German -> English
   attnlab evaluate --model runs/mine/averaged --data pairs.tsv --split test --beam 4
   attnlab evaluate --model runs/mine/averaged --data test.de --target test.en --output hyp.en
 
-Corpus BLEU with sacreBLEU's default 13a tokenisation, one reference per sentence; the
-signature printed with the score says exactly how it was computed. A source longer than
+Corpus BLEU with sacreBLEU's default 13a tokenisation; the signature printed with the
+score says exactly how it was computed. A source sentence that the data pairs with
+several translations (Tatoeba has up to 32 French ones for one English sentence) is
+translated once and scored two ways, side by side: against all its translations
+(multi-reference BLEU, nrefs:var) and against the first one in the file (single
+reference, nrefs:1). --output writes one translation per distinct source sentence. A source longer than
 the model's positions is truncated (its first max_positions - 1 tokens and EOS are read)
 and a warning says how many were; its reference is still scored. With --baselines, each
 baseline's score comes with a 95% interval and the p-value of paired bootstrap resampling
-(Koehn 2004) against the model: how sure the gap is, given 1,000 test sentences.
+(Koehn 2004) against the model (how sure the gap is, given the test sentences), and the
+model's BLEU is given as a multiple of word by word's.
 """
 BOOTSTRAP_SAMPLES = 1000
 
@@ -34,10 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, help="model directory")
     parser.add_argument("--data", default=None,
-                        help="TSV of source<TAB>target lines, or a source file with --target "
-                             "(default: the shipped German-English corpus)")
+                        help="TSV of source<TAB>target[<TAB>attribution] lines, or a source file with "
+                             "--target (default: the corpus the model was trained on)")
     parser.add_argument("--target", default=None, help="reference file aligned with --data")
-    parser.add_argument("--corpus", choices=list(COMMAND_CORPORA), default=None,
+    parser.add_argument("--corpus", choices=[*COMMAND_CORPORA, *CORPUS_ALIASES], default=None,
                         help="the corpus used without --data (as for `attnlab train transformer`; default: "
                              f"the one the model was trained on, else {DEFAULT_CORPUS})")
     parser.add_argument("--split", choices=["all", "train", "valid", "test"], default=None,
@@ -67,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.baselines import WordByWordTranslator, copy_baseline
     from attnlab.bleu import corpus_bleu, paired_bootstrap
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
-    from attnlab.data.parallel import command_data, load_direction
+    from attnlab.data.parallel import command_data, corpus_name, group_references, load_direction
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
     check_decoding_arguments(args)
     recorded = load_direction(args.model)
-    corpus = args.corpus or (recorded or {}).get("corpus") or DEFAULT_CORPUS
+    corpus = corpus_name(args.corpus or (recorded or {}).get("corpus") or DEFAULT_CORPUS)
     if recorded is not None and args.data is None and (recorded["corpus"], recorded["reverse"]) != (
             corpus, args.reverse):
         trained_on = recorded["corpus"] or "--data"
@@ -88,9 +93,14 @@ def run(args: argparse.Namespace) -> int:
     if not chosen:
         raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
     model, tokenizer = load_translator(args.model)
-    sources, references = [s for s, _ in chosen], [t for _, t in chosen]
-    print(f"{data.name}, {split} split: {len(chosen):,} sentence pairs; beam {args.beam}, "
-          f"length penalty {args.length_penalty}")
+    # Each distinct source is translated once and scored against all its translations.
+    sources, references = group_references(chosen)
+    first_references = [refs[0] for refs in references]
+    several = len(chosen) > len(sources)
+    print(f"{data.name}, {split} split: {len(chosen):,} sentence pairs"
+          + (f", {len(sources):,} distinct source sentences ({len(chosen) / len(sources):.2f} references "
+             f"each)" if several else "")
+          + f"; beam {args.beam}, length penalty {args.length_penalty}")
     started = time.perf_counter()
     with tqdm(total=len(sources), desc="translating", unit="sent") as bar:
         hypotheses, truncated = translate(
@@ -101,26 +111,39 @@ def run(args: argparse.Namespace) -> int:
     warn_truncated(truncated, model.config.max_positions)
     if args.output:
         Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
-    result = corpus_bleu(hypotheses, references)
+    # (label, references) of each BLEU column: all references, then the first one alone.
+    columns = [("all references", references), ("first reference", first_references)] if several \
+        else [("BLEU", first_references)]
+    results = [corpus_bleu(hypotheses, refs) for _, refs in columns]
+    header = "".join(f"{label:<30}" for label, _ in columns)
+    print(f"{'':<15}{header}")
     if not args.baselines:
-        print(f"model          BLEU {result.score:6.2f}   ({seconds:.0f} s)")
+        print(f"{'model':<15}" + "".join(f"{r.score:<30.2f}" for r in results) + f"({seconds:.0f} s)")
     else:
-        rows = [("copy baseline", "copy", copy_baseline(sources), "")]
+        rows = [("copy baseline", copy_baseline(sources), "")]
         if split != "all":
             learnt_from = data.training
             word_by_word = WordByWordTranslator().fit(learnt_from)
-            rows.append(("word-by-word", "word-by-word", [word_by_word.translate(s) for s in sources],
-                         f"   (IBM Model 1 on {len(learnt_from):,} training pairs)"))
-        tests = [paired_bootstrap(hypotheses, guesses, references, BOOTSTRAP_SAMPLES)
-                 for _, _, guesses, _ in rows]
-        print(f"model          BLEU {result.score:6.2f} ± {tests[0].system_ci:.2f}   ({seconds:.0f} s)")
-        for (label, short, _, note), test in zip(rows, tests, strict=True):
-            print(f"{label:<14} BLEU {test.other_score:6.2f} ± {test.other_ci:.2f}   model - {short} "
-                  f"{test.system_score - test.other_score:+.2f}, p = {test.p_value:.3f}{note}")
+            rows.append(("word-by-word", [word_by_word.translate(s) for s in sources],
+                         f"(IBM Model 1 on {len(learnt_from):,} training pairs)"))
+        tests = [[paired_bootstrap(hypotheses, guesses, refs, BOOTSTRAP_SAMPLES) for _, refs in columns]
+                 for _, guesses, _ in rows]
+        print(f"{'model':<15}" + "".join(f"{f'{t.system_score:.2f} ± {t.system_ci:.2f}':<30}"
+                                           for t in tests[0]) + f"({seconds:.0f} s)")
+        for (label, _, note), row_tests in zip(rows, tests, strict=True):
+            cells = [f"{t.other_score:.2f} ± {t.other_ci:.2f}, p = {t.p_value:.3f}" for t in row_tests]
+            print(f"{label:<15}" + "".join(f"{cell:<30}" for cell in cells) + note)
         if split == "all":
             print("word-by-word   (skipped: it learns from the training split; pass --split test)")
-        print(f"(± 95% interval and p-value of paired bootstrap resampling, Koehn 2004: "
-              f"{BOOTSTRAP_SAMPLES:,} draws of the {len(chosen):,} sentences)")
-    print(f"{result.detail}")
-    print(f"signature: {result.signature}")
+        else:
+            ratios = [t.system_score / t.other_score if t.other_score > 0 else float("inf") for t in tests[1]]
+            print("model / word-by-word: " + ", ".join(
+                f"{ratio:.2f}x ({label})" for ratio, (label, _) in zip(ratios, columns, strict=True)))
+        print(f"(± 95% interval; p: the chance of the model's gap to that baseline if both were equally "
+              f"good, by paired bootstrap resampling, Koehn 2004: {BOOTSTRAP_SAMPLES:,} draws of the "
+              f"{len(sources):,} sentences)")
+    for (label, _), result in zip(columns, results, strict=True):
+        prefix = f"{label}: " if several else ""
+        print(f"{prefix}{result.detail}")
+        print(f"{prefix}signature: {result.signature}")
     return 0
