@@ -11,6 +11,7 @@ from attnlab.data.parallel import COMMAND_CORPORA, CORPUS_ALIASES
 EXAMPLE = """examples:
   attnlab evaluate --model runs/en-fr/averaged                       # shipped corpus, test split
   attnlab evaluate --model runs/en-fr/averaged --baselines           # + copy and word-by-word baselines
+  attnlab evaluate --model runs/en-fr/averaged --examples 5          # + 5 translations (fixed seed)
   attnlab evaluate --model runs/de-en/averaged --corpus ding-de-en   # a model trained German -> English
   attnlab evaluate --model runs/mine/averaged --data pairs.tsv --split test --beam 4
   attnlab evaluate --model runs/mine/averaged --data test.de --target test.en --output hyp.en
@@ -28,6 +29,7 @@ baseline's score comes with a 95% interval and the p-value of paired bootstrap r
 model's BLEU is given as a multiple of word by word's.
 """
 BOOTSTRAP_SAMPLES = 1000
+EXAMPLES_SEED = 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,11 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reverse", action="store_true",
                         help="score translations the other way round, as for a model trained with --reverse")
     parser.add_argument("--output", default=None, metavar="FILE", help="write the translations here")
+    parser.add_argument("--examples", type=int, default=0, metavar="N",
+                        help="also print N translations beside their references, picked by a fixed seed "
+                             "(the same N sentences every time; default 0)")
     add_decoding_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import random
     import sys
     import time
     from pathlib import Path
@@ -77,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
 
     check_decoding_arguments(args)
+    if args.examples < 0:
+        raise AttnlabError(f"--examples must be >= 0. Got {args.examples} instead.")
     recorded = load_direction(args.model)
     corpus = corpus_name(args.corpus or (recorded or {}).get("corpus") or DEFAULT_CORPUS)
     if recorded is not None and args.data is None and (recorded["corpus"], recorded["reverse"]) != (
@@ -146,4 +154,11 @@ def run(args: argparse.Namespace) -> int:
         prefix = f"{label}: " if several else ""
         print(f"{prefix}{result.detail}")
         print(f"{prefix}signature: {result.signature}")
+    if args.examples:
+        print(f"\n{min(args.examples, len(sources))} translations picked with seed {EXAMPLES_SEED}:")
+        for index in sorted(random.Random(EXAMPLES_SEED).sample(range(len(sources)),
+                                                               min(args.examples, len(sources)))):
+            print(f"  source:     {sources[index]}\n  attnlab:    {hypotheses[index]}")
+            for number, reference in enumerate(references[index]):
+                print(f"  {'reference:' if number == 0 else '':<12}{reference}")
     return 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attnlab import cli
-from attnlab.data.parallel import corpus_split
+from attnlab.data.parallel import corpus_split, read_pairs, split_pairs
 
 MODULES = ("attnlab.commands.train", "attnlab.commands.translate", "attnlab.commands.evaluate")
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "32", "--d-ff", "48", "--max-positions", "40",
@@ -95,10 +95,22 @@ def test_evaluate_scores_several_references_and_the_first_side_by_side(trained, 
     assert "model / word-by-word: " in out and "x (all references), " in out
 
 
+def test_evaluate_prints_the_same_examples_every_time(trained, pairs_file, capsys):
+    pytest.importorskip("sacrebleu")
+    argv = ["evaluate", "--model", str(trained / "averaged"), "--data", str(pairs_file), "--split", "test",
+            "--beam", "1", "--max-new-tokens", "4", "--examples", "3"]
+    code, out, _ = run(capsys, *argv)
+    examples = out[out.index("3 translations picked with seed 0:"):]
+    sources = [line.split("source:")[1].strip() for line in examples.splitlines() if "source:" in line]
+    assert code == 0 and len(sources) == 3 and examples.count("reference:") == 3
+    test_sources = [s for s, _ in split_pairs(read_pairs(pairs_file))["test"]]
+    assert set(sources) <= set(test_sources) and len(set(sources)) == 3
+    assert run(capsys, *argv)[1].endswith(examples)  # the same sentences again
+
+
 def test_reverse_translates_the_second_column_into_the_first(trained, pairs_file, tmp_path, capsys):
     pytest.importorskip("sacrebleu")
     from attnlab.bleu import corpus_bleu
-    from attnlab.data.parallel import read_pairs, split_pairs
 
     # The first column is the second plus one word, so copying scores differently each way round.
     padded = tmp_path / "padded.tsv"
@@ -166,6 +178,7 @@ def test_a_source_longer_than_the_positions_is_truncated_with_a_warning(trained,
         (["translate"], "Give the sentences with --text"),
         (["translate", "--text", "   "], "Sentence 1 is empty"),
         (["evaluate", "--beam", "0"], "--beam must be >= 1"),
+        (["evaluate", "--examples", "-1"], "--examples must be >= 0"),
     ],
 )
 def test_bad_decoding_input_is_a_one_line_error(trained, capsys, argv, message):
