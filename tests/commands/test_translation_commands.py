@@ -191,6 +191,10 @@ def test_bad_pairs_are_one_line_errors(tmp_path, capsys):
     no_tab.write_text("Das Haus.\tThe house.\nDas Auto. The car.\n", encoding="utf-8")
     empty = tmp_path / "empty.tsv"
     empty.write_text("Das Haus.\tThe house.\n\n", encoding="utf-8")
+    nothing = tmp_path / "nothing.tsv"
+    nothing.write_text("", encoding="utf-8")
+    four = tmp_path / "four.tsv"
+    four.write_text("Go.\tVa !\tcredit\nRun!\tCours !\tcredit\textra\n", encoding="utf-8")
     src, tgt = tmp_path / "src.txt", tmp_path / "tgt.txt"
     src.write_text("eins\nzwei\ndrei\n", encoding="utf-8")
     tgt.write_text("one\ntwo\n", encoding="utf-8")
@@ -199,6 +203,9 @@ def test_bad_pairs_are_one_line_errors(tmp_path, capsys):
         (["train", "transformer", "--data", str(empty)], "line 2: empty line"),
         (["train", "transformer", "--data", str(src), "--target", str(tgt)], "has 3 lines but"),
         (["evaluate", "--model", str(tmp_path), "--data", str(no_tab)], "line 2: no tab"),
+        (["train", "transformer", "--data", str(nothing)], "holds no sentence pairs"),
+        (["train", "transformer", "--data", str(four)], "line 2: 4 columns"),
+        (["evaluate", "--model", str(tmp_path), "--data", str(nothing)], "holds no sentence pairs"),
         (["train", "transformer", "--corpus", "numbers", "--sentence-repeats", "0"],
          "sentence_repeats must be an int >= 1"),
     ]
@@ -213,3 +220,20 @@ def test_help_has_examples(capsys):
         with pytest.raises(SystemExit):
             cli.main(argv)
         assert "examples:" in capsys.readouterr().out
+
+
+def test_training_pairs_longer_than_the_positions_are_left_out_and_counted(pairs_file, tmp_path, capsys):
+    # The long pair shares its source with a training sentence, so the split keeps it in training.
+    source = split_pairs(read_pairs(pairs_file))["train"][0][0]
+    data = tmp_path / "long.tsv"
+    data.write_text(pairs_file.read_text(encoding="utf-8") + f"{source}\t{' '.join(['Haus'] * 80)}.\n",
+                    encoding="utf-8")
+    def left_out(path) -> int:
+        code, out, _ = run(capsys, "train", "transformer", "--data", str(path), "--max-steps", "1",
+                           "--out", str(tmp_path / path.stem), *TINY)
+        assert code == 0
+        lines = [line for line in out.splitlines() if "tokens were left out" in line]
+        assert all("longer than 40 tokens" in line for line in lines)
+        return int(lines[0].strip("(").split()[0]) if lines else 0
+
+    assert left_out(data) == left_out(pairs_file) + 1
