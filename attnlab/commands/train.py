@@ -6,7 +6,7 @@ import argparse
 
 EXAMPLE = """examples:
   attnlab train gpt --max-time 120 --out runs/shakespeare
-  attnlab train transformer --out runs/en-de               # English -> German translation
+  attnlab train transformer --out runs/en-fr               # English -> French translation
   attnlab train bert --max-iters 3000 --out runs/bert      # masked LM + next sentence
   attnlab train gpt --n-layer 4 --n-head 4 --n-embd 128 --block-size 64 --batch-size 12 \\
       --max-iters 2000 --lr 1e-3 --dropout 0 --out runs/nanogpt-cpu

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 EXAMPLE = """examples:
-  attnlab translate --model runs/en-de/averaged --text "The weather is nice today."
-  attnlab translate --model runs/en-de/averaged --input sentences.en --beam 4 --length-penalty 0.6
-  echo "Where is the station?" | attnlab translate --model runs/en-de/averaged --input - --beam 1
+  attnlab translate --model runs/en-fr/averaged --text "The weather is nice today."
+  attnlab translate --model runs/en-fr/averaged --input sentences.en --beam 4 --length-penalty 0.6
+  echo "Where is the station?" | attnlab translate --model runs/en-fr/averaged --input - --beam 1
 
 A source longer than the model's positions is truncated (its first max_positions - 1
 tokens and EOS are read) and a warning says how many were.

@@ -207,7 +207,7 @@ def load_dictionary() -> list[Pair]:
     if path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as stream:
             return parse_tsv(stream.read(), str(path))
-    splits = split_pairs(load_corpus())
+    splits = split_pairs(load_corpus(), sizes=CORPUS_SPLIT_SIZES["ding"])
     return extract_ding_dictionary(held_out=splits["valid"] + splits["test"])
 
 
