@@ -50,7 +50,8 @@ class TranslationTrainingConfig:
     max_tokens: padded source (and target) tokens per batch (the paper: ~25,000).
     warmup_steps, lr_scale: eq. (3), the paper's 4000 and 1.
     eval_interval: steps between evaluations and checkpoints.
-    eval_sentences: validation sentences translated (greedy) for the BLEU shown at each evaluation.
+    eval_sentences: distinct validation sources translated (greedy) for the BLEU shown at each
+        evaluation, each scored against all its translations.
     snapshot_interval: steps between the weight snapshots that are averaged.
     average_last: snapshots averaged at the end (the paper: the last 5, written 10 minutes apart).
     grad_clip: clip the gradient norm (None: no clipping, as in the paper).
@@ -128,16 +129,19 @@ def validation_loss(model: Transformer, sources, targets, max_tokens: int) -> fl
     return total / max(count, 1)
 
 
-def sample_bleu(model: Transformer, tokenizer, pairs: list[Pair]) -> float:
-    """Corpus BLEU of greedy translations of ``pairs`` (0 when sacrebleu is missing or no pairs)."""
-    if not pairs:
+def sample_bleu(model: Transformer, tokenizer, pairs: list[Pair], sentences: int) -> float:
+    """Corpus BLEU of greedy translations of the first ``sentences`` distinct sources of
+    ``pairs``, each against all its targets there (0 when sacrebleu is missing or no pairs)."""
+    if not pairs or sentences < 1:
         return 0.0
     from attnlab.bleu import corpus_bleu
+    from attnlab.data.parallel import group_references
     from attnlab.decoding import translate
 
-    hypotheses, _ = translate(model, tokenizer, [s for s, _ in pairs], beam=1)
+    sources, references = group_references(pairs)
+    hypotheses, _ = translate(model, tokenizer, sources[:sentences], beam=1)
     try:
-        return corpus_bleu(hypotheses, [t for _, t in pairs]).score
+        return corpus_bleu(hypotheses, references[:sentences]).score
     except AttnlabError:
         return 0.0
 
@@ -214,7 +218,7 @@ def train_translation(
         was_training = model.training
         model.eval()
         metrics = {"val_loss": validation_loss(model, valid_sources, valid_targets, config.max_tokens)}
-        metrics["val_bleu_greedy"] = sample_bleu(model, tokenizer, valid_pairs[: config.eval_sentences])
+        metrics["val_bleu_greedy"] = sample_bleu(model, tokenizer, valid_pairs, config.eval_sentences)
         model.train(was_training)
         return metrics
 
@@ -303,7 +307,7 @@ def train_translation(
             summary["averaged_val_loss"] = validation_loss(
                 averaged, valid_sources, valid_targets, config.max_tokens)
             summary["averaged_val_bleu_greedy"] = sample_bleu(
-                averaged, tokenizer, valid_pairs[: config.eval_sentences])
+                averaged, tokenizer, valid_pairs, config.eval_sentences)
         log(summary)
     model.eval()
     return summary
