@@ -34,8 +34,8 @@ EXAMPLE = """examples:
 # 254k dictionary words and phrases, which teach the vocabulary 14k sentences lack. Half the
 # paper's learning rate (peak 1.4e-3 at d_model 128) gave a slightly lower validation loss per
 # step; 3, 6 and 10 reads per sentence could not be told apart (docs/translation.md).
-DEFAULTS = dict(preset="transformer-tiny", sentence_repeats=6, vocab_size=4000, max_tokens=1024,
-                warmup_steps=1000, lr_scale=0.5, dropout=0.1, max_steps=20000, max_time=1500.0,
+DEFAULTS = dict(preset="transformer-mini", sentence_repeats=6, vocab_size=4000, max_tokens=1024,
+                warmup_steps=1000, lr_scale=0.5, dropout=0.1, max_steps=100_000, max_time=1500.0,
                 eval_interval=1000, snapshot_interval=250, average_last=4)
 
 
@@ -78,8 +78,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"])
     model = parser.add_argument_group("model")
     model.add_argument("--preset", default=DEFAULTS["preset"],
-                       help="transformer-tiny (default), transformer-small, transformer-base (the paper's), "
-                            "transformer-big")
+                       help="transformer-mini (default: 2 + 2 layers, d_model 256), transformer-tiny, "
+                            "transformer-small, transformer-base (the paper's), transformer-big")
     model.add_argument("--n-layer", type=int, help="encoder and decoder layers N")
     model.add_argument("--n-head", type=int, help="attention heads h")
     model.add_argument("--d-model", type=int, help="model width")

@@ -223,6 +223,9 @@ class TransformerConfig(ModelConfig):
         # Small models that train on a laptop CPU in minutes.
         "transformer-small": dict(n_layers=3, n_heads=4, d_model=256, d_ff=1024, dropout=0.1,
                                   max_positions=128),
+        # attnlab train transformer's default: as wide as small, as shallow as tiny.
+        "transformer-mini": dict(n_layers=2, n_heads=4, d_model=256, d_ff=1024, dropout=0.1,
+                                 max_positions=128),
         "transformer-tiny": dict(n_layers=2, n_heads=4, d_model=128, d_ff=512, dropout=0.1,
                                  max_positions=128),
     }

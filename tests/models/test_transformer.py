@@ -41,6 +41,17 @@ def test_presets_are_the_papers_models():
         assert Transformer(big).num_parameters() == pytest.approx(213e6, rel=0.01)
 
 
+def test_the_cpu_default_preset_is_as_wide_as_small_and_as_shallow_as_tiny():
+    mini = TransformerConfig.from_preset("transformer-mini", vocab_size=4000)
+    tiny = TransformerConfig.from_preset("transformer-tiny", vocab_size=4000)
+    small = TransformerConfig.from_preset("transformer-small", vocab_size=4000)
+    assert (mini.n_layers, mini.d_model, mini.d_ff, mini.n_heads) == (2, 256, 1024, 4)
+    assert mini.max_positions == 128
+    assert mini.n_layers == tiny.n_layers and (mini.d_model, mini.d_ff) == (small.d_model, small.d_ff)
+    with torch.device("meta"):
+        assert Transformer(mini).num_parameters() == 4_710_400  # as attnlab train transformer prints
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [
