@@ -237,3 +237,14 @@ def test_training_pairs_longer_than_the_positions_are_left_out_and_counted(pairs
         return int(lines[0].strip("(").split()[0]) if lines else 0
 
     assert left_out(data) == left_out(pairs_file) + 1
+
+
+def test_the_default_is_english_to_french_with_the_mini_model():
+    from attnlab.models.config import TransformerConfig
+
+    args = cli.build_parser().parse_args(["train", "transformer"])
+    assert (args.corpus, args.reverse, args.preset) == ("en-fr", False, "transformer-mini")
+    assert args.max_time == 1500 and args.max_steps > 20_000  # the time budget ends a default run
+    assert TransformerConfig.from_preset(args.preset, vocab_size=args.vocab_size).d_model == 256
+    old_name = cli.build_parser().parse_args(["evaluate", "--model", "m", "--corpus", "en-de"])
+    assert old_name.corpus == "en-de"  # the Ding corpus's old name is still accepted
