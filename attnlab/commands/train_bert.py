@@ -19,8 +19,8 @@ EXAMPLE = """examples:
 def add_bert_parser(models: argparse._SubParsersAction) -> None:
     bert = models.add_parser(
         "bert", help="a bidirectional encoder (masked LM + next-sentence prediction)",
-        description="BERT pre-training (Devlin et al. 2019): documents -> sentence pairs (50%% "
-                    "the true next segment) -> 15%% of tokens masked by the 80/10/10 rule. Writes a "
+        description="BERT pre-training (Devlin et al. 2019): documents -> sentence pairs (50% "
+                    "the true next segment) -> 15% of tokens masked by the 80/10/10 rule. Writes a "
                     "BertForPreTraining checkpoint in the Hugging Face layout and reports held-out "
                     "MLM and NSP accuracy beside the most-frequent-token baseline.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,

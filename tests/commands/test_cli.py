@@ -27,6 +27,7 @@ def test_help_works(command, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "usage: attnlab" in out and "example" in out
+    assert "%%" not in out  # argparse un-doubles % only in argument help, not in descriptions
 
 
 def test_train_generate_values_end_to_end(tmp_path, capsys):
