@@ -49,3 +49,12 @@ def test_every_snippet_runs(tmp_path, monkeypatch, capsys):
     assert "| measured forward throughput" in out and "Vaswani" in out
     for name in ("minilm-grid.png", "minilm-weighted.png", "minilm.html", "masks.png"):
         assert (tmp_path / name).stat().st_size > 1000, name
+
+
+def test_the_readme_links_the_guide_and_every_local_link_resolves():
+    root = GUIDE.parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if "://" not in link]
+    assert "docs/guide.md" in local
+    assert [link for link in local if not (root / link).exists()] == []
