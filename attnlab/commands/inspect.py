@@ -18,6 +18,7 @@ EXAMPLE = """examples:
   attnlab inspect --model path/to/marian-dir --text "Das Haus ist klein." --target "The house is small." \\
       --stack cross --layer 5 --head 0
 
+Missing folders in an output path are created, and the command says which.
 --png PATH (or --svg) writes four pictures: PATH (every head of every layer), PATH-head (the
 chosen head with its tokens), PATH-weighted (raw beside value-weighted attention) and
 PATH-norms (the value-vector norms of the chosen head).
@@ -81,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
             paths = figure_paths(getattr(args, option))
             figures[option] = {k: output_path(p, (suffix,)) for k, p in paths.items()}
     html_path = output_path(args.html, (".html", ".htm")) if args.html else None
+    outputs = [path for paths in figures.values() for path in paths.values()] + [html_path]
+    new_folders = sorted({str(missing_folder(path)) for path in outputs
+                          if path is not None and missing_folder(path) is not None})
 
     from attnlab.inspect.report import format_inspection, inspect_text
     from attnlab.interop.pretrained import load_with_tokenizer
@@ -106,7 +110,19 @@ def run(args: argparse.Namespace) -> int:
         ))
     if written:
         print("\nwrote " + ", ".join(str(p) for p in written))
+    if new_folders:
+        print("created the missing folder(s) " + ", ".join(new_folders))
     return 0
+
+
+def missing_folder(path: Path) -> Path | None:
+    """The outermost folder above ``path`` that does not exist yet (writing creates it), or None."""
+    missing = None
+    for folder in path.parents:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def draw(stack: AttentionStack, layer: int, head: int, paths: dict[str, Path]) -> list[Path]:

@@ -100,6 +100,11 @@ def test_model_attnlab_trained_and_truncation(trained, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "self-attention: 2 layers x 2 heads" in out and "0:a 1:b 2:c 3:a 4:b" in out
     assert (tmp_path / "t-weighted.svg").read_text().startswith("<?xml")
+    assert "created the missing folder" not in out
+    deep = tmp_path / "new" / "deeper" / "t.svg"
+    assert run("--model", str(trained), "--text", "abcab", "--svg", str(deep)) == 0
+    assert f"created the missing folder(s) {tmp_path / 'new'}" in capsys.readouterr().out
+    assert (tmp_path / "new" / "deeper" / "t-norms.svg").is_file()
     long_text = "abc" * 7  # 21 characters, 16 positions
     message = error_of("--model", str(trained), "--text", long_text)
     assert "is 21 tokens long but the model has 16 positions" in message and "--truncate" in message
