@@ -276,8 +276,9 @@ def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary
 
 
 def swap_sides(pairs: list[Pair]) -> list[Pair]:
-    """The pairs read the other way round: (target, source). Splits are unchanged by it,
-    since the seeded shuffle of :func:`split_pairs` depends only on the number of pairs."""
+    """The pairs read the other way round: (target, source). :func:`command_data` splits
+    before it swaps, so both directions hold out the same pairs (grouped by the file's
+    first column)."""
     return [(target, source) for source, target in pairs]
 
 
