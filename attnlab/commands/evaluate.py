@@ -21,12 +21,13 @@ score says exactly how it was computed. A source sentence that the data pairs wi
 several translations (Tatoeba has up to 32 French ones for one English sentence) is
 translated once and scored two ways, side by side: against all its translations
 (multi-reference BLEU, nrefs:var) and against the first one in the file (single
-reference, nrefs:1). --output writes one translation per distinct source sentence. A source longer than
-the model's positions is truncated (its first max_positions - 1 tokens and EOS are read)
-and a warning says how many were; its reference is still scored. With --baselines, each
-baseline's score comes with a 95% interval and the p-value of paired bootstrap resampling
-(Koehn 2004) against the model (how sure the gap is, given the test sentences), and the
-model's BLEU is given as a multiple of word by word's.
+reference, nrefs:1). --output writes one translation per distinct source sentence.
+A source longer than the model's positions is truncated (its first max_positions - 1
+tokens and EOS are read) and a warning says how many were; its reference is still
+scored. With --baselines, each baseline's score comes with a 95% interval and the
+p-value of paired bootstrap resampling (Koehn 2004) against the model (how sure the gap
+is, given the test sentences), and the model's BLEU is given as a multiple of word by
+word's.
 """
 BOOTSTRAP_SAMPLES = 1000
 EXAMPLES_SEED = 0
@@ -154,10 +155,10 @@ def run(args: argparse.Namespace) -> int:
         prefix = f"{label}: " if several else ""
         print(f"{prefix}{result.detail}")
         print(f"{prefix}signature: {result.signature}")
-    if args.examples:
-        print(f"\n{min(args.examples, len(sources))} translations picked with seed {EXAMPLES_SEED}:")
-        for index in sorted(random.Random(EXAMPLES_SEED).sample(range(len(sources)),
-                                                               min(args.examples, len(sources)))):
+    shown = min(args.examples, len(sources))
+    if shown:
+        print(f"\n{shown} translations picked with seed {EXAMPLES_SEED}:")
+        for index in sorted(random.Random(EXAMPLES_SEED).sample(range(len(sources)), shown)):
             print(f"  source:     {sources[index]}\n  attnlab:    {hypotheses[index]}")
             for number, reference in enumerate(references[index]):
                 print(f"  {'reference:' if number == 0 else '':<12}{reference}")

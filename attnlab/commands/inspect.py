@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
             figures[option] = {k: output_path(p, (suffix,)) for k, p in paths.items()}
     html_path = output_path(args.html, (".html", ".htm")) if args.html else None
     outputs = [path for paths in figures.values() for path in paths.values()] + [html_path]
-    new_folders = sorted({str(missing_folder(path)) for path in outputs
-                          if path is not None and missing_folder(path) is not None})
+    new_folders = sorted(str(folder) for folder in {missing_folder(path) for path in outputs if path}
+                         if folder is not None)
 
     from attnlab.inspect.report import format_inspection, inspect_text
     from attnlab.interop.pretrained import load_with_tokenizer

@@ -227,6 +227,15 @@ def corpus_pairs(name: str = "ding") -> list[Pair]:
     raise AttnlabError(f"Unknown corpus {name!r}; choose one of {CORPORA}.")
 
 
+def group_by_source(pairs: list[Pair]) -> dict[str, list[Pair]]:
+    """The pairs of each distinct source (first column), sources in order of first appearance
+    and pairs in file order."""
+    grouped: dict[str, list[Pair]] = {}
+    for pair in pairs:
+        grouped.setdefault(pair[0], []).append(pair)
+    return grouped
+
+
 def split_pairs(pairs: list[Pair], seed: int = SPLIT_SEED, sizes: dict[str, int] | None = None
                 ) -> dict[str, list[Pair]]:
     """{"train", "valid", "test"} by source sentence (the first column): the pairs that share
@@ -236,10 +245,7 @@ def split_pairs(pairs: list[Pair], seed: int = SPLIT_SEED, sizes: dict[str, int]
     when there are 10 or more). Where every first column is distinct this is a shuffle of
     the pairs themselves."""
     sizes = dict(SPLIT_SIZES if sizes is None else sizes)
-    grouped: dict[str, list[Pair]] = {}
-    for pair in pairs:
-        grouped.setdefault(pair[0], []).append(pair)
-    groups = list(grouped.values())
+    groups = list(group_by_source(pairs).values())
     random.Random(seed).shuffle(groups)
     for name in ("test", "valid"):
         sizes[name] = min(sizes[name], len(groups) // 10)
@@ -256,10 +262,8 @@ def group_references(pairs: list[Pair]) -> tuple[list[str], list[list[str]]]:
     """The distinct sources of ``pairs`` in order of first appearance, and for each, all its
     targets in file order: the references that multi-reference BLEU scores one translation
     against (the first is the single reference)."""
-    grouped: dict[str, list[str]] = {}
-    for source, target in pairs:
-        grouped.setdefault(source, []).append(target)
-    return list(grouped), list(grouped.values())
+    grouped = group_by_source(pairs)
+    return list(grouped), [[target for _, target in group] for group in grouped.values()]
 
 
 def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary: bool = True,
