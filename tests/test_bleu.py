@@ -8,8 +8,6 @@ from attnlab.bleu import corpus_bleu, paired_bootstrap
 from attnlab.data.parallel import corpus_split, group_references
 from attnlab.errors import AttnlabError
 
-pytest.importorskip("sacrebleu")
-
 
 @pytest.fixture(scope="module")
 def test_pairs():

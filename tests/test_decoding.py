@@ -9,13 +9,12 @@ import warnings
 
 import pytest
 import torch
+import transformers
 
 from attnlab.decoding import beam_search, greedy_search
 from attnlab.errors import AttnlabError
 from attnlab.models.config import TransformerConfig
 from attnlab.models.transformer import Transformer
-
-transformers = pytest.importorskip("transformers")
 
 PAD, EOS, START = 3, 1, 2  # pad not 0: transformers pads beam outputs with EOS when pad_token_id is 0
 

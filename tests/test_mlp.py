@@ -9,18 +9,16 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn import neural_network
+from sklearn.base import clone, is_classifier
+from sklearn.datasets import load_digits, load_iris
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.preprocessing import StandardScaler
 
 from attnlab.errors import AttnlabError
 from attnlab.mlp import MLPClassifier
 from attnlab.nn.feedforward import PositionwiseFeedForward
 from attnlab.perceptron import ConvergenceWarning, NotFittedError, Perceptron
-
-sklearn = pytest.importorskip("sklearn")
-from sklearn import neural_network  # noqa: E402
-from sklearn.base import clone, is_classifier  # noqa: E402
-from sklearn.datasets import load_digits, load_iris  # noqa: E402
-from sklearn.model_selection import cross_val_score, train_test_split  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 XOR_Y = np.array([0, 1, 1, 0])

@@ -18,7 +18,7 @@ SHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 
 
 def hf_tokenizer(cls_name: str, directory):
-    transformers = pytest.importorskip("transformers")
+    import transformers
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return getattr(transformers, cls_name).from_pretrained(str(directory))
@@ -187,7 +187,7 @@ BPE_CORPUS = [
 @pytest.fixture(scope="module")
 def bpe_files(tmp_path_factory):
     """A tiny ByteLevel BPE trained with `tokenizers`, its vocab.json + merges.txt saved by model.save."""
-    tokenizers = pytest.importorskip("tokenizers")
+    import tokenizers
     trained = tokenizers.ByteLevelBPETokenizer()
     trained.train_from_iterator(BPE_CORPUS, vocab_size=300, min_frequency=1, show_progress=False)
     directory = tmp_path_factory.mktemp("bpe")

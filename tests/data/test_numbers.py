@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("num2words", reason="the numbers corpus needs `pip install num2words`")
-
-from attnlab.data.numbers import number_pairs  # noqa: E402
-from attnlab.data.parallel import corpus_pairs  # noqa: E402
-from attnlab.errors import AttnlabError  # noqa: E402
+from attnlab.data.numbers import number_pairs
+from attnlab.data.parallel import corpus_pairs
+from attnlab.errors import AttnlabError
 
 
 def test_pairs_are_seeded_distinct_and_span_small_and_large_numbers():

@@ -11,8 +11,6 @@ import torch
 from attnlab.errors import AttnlabError
 from attnlab.inspect import plots
 
-pytest.importorskip("matplotlib")
-
 PNG = b"\x89PNG\r\n\x1a\n"
 TOKENS = ["[CLS]", "$x$", "<script>", " cat", "\n", "[SEP]"]
 

@@ -16,6 +16,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import gguf
 import pytest
 import torch
 
@@ -27,8 +28,6 @@ from attnlab.interop.gguf import (
     save_hf_checkpoint,
     unpermute_from_llama_cpp,
 )
-
-gguf = pytest.importorskip("gguf", reason="reading .gguf files needs `pip install gguf` (the gguf extra)")
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT = "Once upon a time, there was a little"
@@ -84,7 +83,7 @@ def contents(path):
 @pytest.fixture(scope="module")
 def llama(contents):
     """transformers.LlamaForCausalLM built from our config and loaded with our state dict."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**contents.config)).eval()
     result = model.load_state_dict(contents.state_dict, strict=False)
     # The only key missing is the LM head, which is tied to the embedding (the file has no
@@ -97,7 +96,7 @@ def llama(contents):
 @pytest.fixture(scope="module")
 def hf_tokenizer(path):
     """transformers' tokenizer built from the same GGUF file (offline)."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     return transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
 
 

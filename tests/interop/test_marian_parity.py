@@ -9,12 +9,11 @@ import warnings
 
 import pytest
 import torch
+import transformers
 
 import attnlab
 from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
-
-transformers = pytest.importorskip("transformers")
 
 TOL = 1e-5
 # d_model 90 with 6 heads: head width 15; 2 encoder and 3 decoder layers; FFN 70.

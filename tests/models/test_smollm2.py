@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("gguf", reason="reading .gguf files needs `pip install gguf` (the gguf extra)")
-
 PROMPT = "Once upon a time, there was a little"
 # The continuation transformers produces from these weights (greedy, 20 tokens).
 CONTINUATION = " girl named Emma who loved to play in the sun. She would often go to the beach and play"

@@ -1,0 +1,63 @@
+"""ATTNLAB_REQUIRE_ALL=1 (set by .ci/run) turns skips for a missing install into failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONFTEST = Path(__file__).with_name("conftest.py")
+SKIPPING = '''
+import importlib.util
+import pytest
+
+def test_weights():
+    pytest.skip("needs `pip install --no-deps some-weights`")
+
+@pytest.mark.skipif(True, reason="headless Chromium: apt-get install -y chromium")
+def test_browser():
+    pass
+
+@pytest.mark.skipif(True, reason="reads /proc")
+def test_platform():
+    pass
+'''
+
+
+def run_pytest(tmp_path: Path, require_all: str | None, module: str = "test_skipping.py") -> tuple[int, str]:
+    """(pytest's exit code, its summary line) for one module of the little project at tmp_path."""
+    env = {k: v for k, v in os.environ.items() if k != "ATTNLAB_REQUIRE_ALL"}
+    if require_all is not None:
+        env["ATTNLAB_REQUIRE_ALL"] = require_all
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-q", module],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stdout.splitlines()[-1]
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "conftest.py").write_text(CONFTEST.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "test_skipping.py").write_text(SKIPPING)
+    (tmp_path / "test_module_skip.py").write_text(
+        'import pytest\npytest.importorskip("attnlab_no_such_module")\n\ndef test_x():\n    pass\n')
+    return tmp_path
+
+
+def test_without_the_variable_missing_installs_skip(project):
+    code, summary = run_pytest(project, None)
+    assert code == 0 and summary.startswith("3 skipped")
+    _, summary = run_pytest(project, "0", "test_module_skip.py")  # exit code 5: nothing ran
+    assert summary.startswith("1 skipped")
+
+
+def test_with_it_they_fail_and_a_platform_skip_still_skips(project):
+    # The two install hints fail (a skipif mark skips in setup, so pytest counts its failure as an
+    # error); "reads /proc" names no install and stays a skip.
+    code, summary = run_pytest(project, "1")
+    assert code == 1 and summary.startswith("1 failed, 1 skipped, 1 error")
+    code, summary = run_pytest(project, "1", "test_module_skip.py")
+    assert code != 0 and summary.startswith("1 error")
