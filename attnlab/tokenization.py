@@ -125,8 +125,11 @@ class Tokenizer:
                 raise AttnlabError(
                     f"{directory / 'tokenizer.json'} could not be read ({str(error)[:200]}); re-save it."
                 ) from None
-            # Padding is a batch concern (see encode_batch), not a property of one text.
+            # Padding is a batch concern (see encode_batch), not a property of one text; truncation
+            # is the model's (all-MiniLM-L6-v2's file cuts at 128 of its 512 positions), and callers
+            # check the length against the model's positions and say what they cut.
             backend.no_padding()
+            backend.no_truncation()
             kind = {"WordLevel": "char", "BPE": "bpe", "WordPiece": "wordpiece"}.get(
                 json.loads(backend.to_str())["model"]["type"], "json"
             )

@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--target", help="encoder-decoder only: the decoder's text (e.g. the translation)")
     parser.add_argument("--stack", choices=("self", "encoder", "decoder", "cross"),
                         help="which attention of an encoder-decoder (default: the first: encoder)")
-    parser.add_argument("--layer", type=int, default=0)
-    parser.add_argument("--head", type=int, default=0)
+    parser.add_argument("--layer", type=int, default=0, help="attention layer of --stack, from 0 (default 0)")
+    parser.add_argument("--head", type=int, default=0, help="head within the layer, from 0 (default 0)")
     parser.add_argument("--truncate", action="store_true",
                         help="keep the first tokens of a text longer than the model's positions")
     parser.add_argument("--top", type=int, default=3, help="keys to list per query (default 3)")
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_with_tokenizer(args.model)
     found = inspect_text(loaded.model, loaded.tokenizer, args.text, target=args.target,
-                         truncate=args.truncate)
+                         truncate=args.truncate, cli=True)
     stack = found.stack(args.stack)
     stack.check(args.layer, args.head)
     print(format_inspection(found, stack.kind, args.layer, args.head, top=args.top,

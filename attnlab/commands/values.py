@@ -8,6 +8,10 @@ import argparse
 EXAMPLE = """examples:
   attnlab values --model runs/shakespeare --text "ROMEO:" --layer 0 --head 0
   attnlab values --model path/to/bert-dir --text "A man is eating food." --layer 5 --head 3 --dims 6
+  attnlab values --model path/to/bert-dir --text "$(cat long.txt)" --truncate
+
+A text longer than the model's positions is refused; --truncate keeps its first tokens
+and says on stderr how many were dropped.
 """
 
 
@@ -19,25 +23,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, help="model directory (BERT or GPT) or .gguf file")
-    parser.add_argument("--text", required=True)
-    parser.add_argument("--layer", type=int, default=0)
-    parser.add_argument("--head", type=int, default=0)
+    parser.add_argument("--text", required=True, help="the text to run through the model")
+    parser.add_argument("--layer", type=int, default=0, help="attention layer, from 0 (default 0)")
+    parser.add_argument("--head", type=int, default=0, help="head within the layer, from 0 (default 0)")
     parser.add_argument("--dims", type=int, default=8, help="value dimensions to print")
     parser.add_argument("--max-tokens", type=int, default=16, help="tokens to show in the tables")
+    parser.add_argument("--truncate", action="store_true",
+                        help="keep the first tokens of a text longer than the model's positions")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from attnlab.errors import AttnlabError
+    from attnlab.inspect.report import check_text, encode_checked
     from attnlab.inspect.values import format_report, value_report
     from attnlab.interop.pretrained import load_with_tokenizer
 
     if args.dims < 1 or args.max_tokens < 1:
         raise AttnlabError("--dims and --max-tokens must be >= 1.")
+    check_text(args.text)  # before the (slow) load
     loaded = load_with_tokenizer(args.model)
     model, tokenizer = loaded.model, loaded.tokenizer
-    ids = tokenizer.encode(args.text)
-    ids = ids[: model.config.max_positions]
+    limit = model.config.max_positions
+    ids, dropped = encode_checked(tokenizer, args.text, limit, truncate=args.truncate, cli=True)
+    if dropped:
+        print(f"attnlab: --truncate: the text is {limit + dropped} tokens; kept the first {limit} "
+              f"(the model's positions) and dropped the last {dropped}.", file=sys.stderr)
     report = value_report(model, ids, tokenizer.tokens(ids), args.layer, args.head)
     print(format_report(report, dims=args.dims, max_tokens=args.max_tokens))
     return 0

@@ -114,22 +114,30 @@ def display_tokens(tokenizer, ids: list[int]) -> list[str]:
     return tokenizer.tokens(ids)
 
 
-def encode_checked(tokenizer, text: str, max_positions: int, *, truncate: bool, what: str = "text"):
+def check_text(text: str, what: str = "text") -> None:
+    """Refuse an empty or whitespace-only text: a model would run on its special tokens alone."""
+    if not text or not text.strip():
+        raise AttnlabError(f"The {what} is empty; give some text to inspect (e.g. --text \"The cat sat.\").")
+
+
+def encode_checked(tokenizer, text: str, max_positions: int, *, truncate: bool, what: str = "text",
+                   cli: bool = False):
     """Token ids of ``text``, with one-line errors for empty and too-long input.
 
     Returns (ids, dropped): with ``truncate`` a too-long text keeps its first
-    ``max_positions`` tokens and ``dropped`` says how many went.
+    ``max_positions`` tokens and ``dropped`` says how many went. ``cli``: the advice
+    names the command-line flag only (``--truncate``), not the keyword argument.
     """
-    if not text or not text.strip():
-        raise AttnlabError(f"The {what} is empty; give some text to inspect (e.g. --text \"The cat sat.\").")
+    check_text(text, what)
     ids = tokenizer.encode(text)
     if not ids:
         raise AttnlabError(f"The {what} encodes to no tokens; give some text.")
     if len(ids) > max_positions:
         if not truncate:
+            option = "--truncate" if cli else "--truncate (truncate=True)"
             raise AttnlabError(
                 f"The {what} is {len(ids)} tokens long but the model has {max_positions} positions; "
-                f"shorten it, or pass --truncate (truncate=True) to keep the first {max_positions} tokens."
+                f"shorten it, or pass {option} to keep the first {max_positions} tokens."
             )
         return ids[:max_positions], len(ids) - max_positions
     return ids, 0
@@ -200,15 +208,17 @@ def inspect_ids(
 
 
 def inspect_text(
-    model: nn.Module, tokenizer, text: str, *, target: str | None = None, truncate: bool = False
+    model: nn.Module, tokenizer, text: str, *, target: str | None = None, truncate: bool = False,
+    cli: bool = False,
 ) -> Inspection:
     """Encode ``text`` (and, for an encoder-decoder, ``target``), check it, and trace the model.
 
     The decoder input of an encoder-decoder is the decoder start token followed by
-    the target's tokens (teacher forcing, as in training).
+    the target's tokens (teacher forcing, as in training). ``cli``: errors name the
+    command-line flags (see :func:`encode_checked`).
     """
     limit = _max_positions(model)
-    ids, dropped = encode_checked(tokenizer, text, limit, truncate=truncate)
+    ids, dropped = encode_checked(tokenizer, text, limit, truncate=truncate, cli=cli)
     tokens = display_tokens(tokenizer, ids)
     target_ids = target_tokens = None
     if is_encoder_decoder(model):
@@ -217,7 +227,8 @@ def inspect_text(
                 "This is an encoder-decoder: give the decoder's text too with --target TEXT "
                 "(e.g. the translation), so that its self- and cross-attention have queries."
             )
-        body, more = encode_checked(tokenizer, target, limit - 1, truncate=truncate, what="target text")
+        body, more = encode_checked(tokenizer, target, limit - 1, truncate=truncate, what="target text",
+                                     cli=cli)
         start = _decoder_start(model)
         target_ids = [start, *body]
         target_tokens = [tokenizer.tokens([start])[0], *display_tokens(tokenizer, body)]

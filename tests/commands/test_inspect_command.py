@@ -108,6 +108,7 @@ def test_model_attnlab_trained_and_truncation(trained, tmp_path, capsys):
     long_text = "abc" * 7  # 21 characters, 16 positions
     message = error_of("--model", str(trained), "--text", long_text)
     assert "is 21 tokens long but the model has 16 positions" in message and "--truncate" in message
+    assert "truncate=True" not in message  # the command names its flag, not the Python keyword
     assert run("--model", str(trained), "--text", long_text, "--truncate") == 0
     assert "truncated: the last 5 tokens were dropped to fit 16 positions" in capsys.readouterr().out
 
