@@ -70,25 +70,35 @@ def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Te
     return torch.where(seen, penalised.clamp(-largest, largest), logits)
 
 
-def _check(
+def check_sampling(
     max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None,
-    repetition_penalty: float,
+    repetition_penalty: float, *, cli: bool = False,
 ) -> None:
+    """One-line errors for settings out of range; ``cli``: name the flags (``--top-p``), so that
+    a command can check them all before it loads a model or prints anything."""
     def is_int(value: object) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
+    def name(parameter: str) -> str:
+        return "--" + parameter.replace("_", "-") if cli else parameter
+
     if not is_int(max_new_tokens) or max_new_tokens < 0:
-        raise AttnlabError(f"max_new_tokens must be an int >= 0. Got {max_new_tokens!r} instead.")
+        raise AttnlabError(f"{name('max_new_tokens')} must be an int >= 0. Got {max_new_tokens!r} instead.")
     if not temperature >= 0 or temperature == float("inf"):  # also rejects NaN
         raise AttnlabError(
-            f"temperature must be a finite float >= 0 (0 = greedy). Got {temperature!r} instead."
+            f"{name('temperature')} must be a finite float >= 0 (0 = greedy). Got {temperature!r} instead."
         )
     if top_k is not None and (not is_int(top_k) or top_k < 1):
-        raise AttnlabError(f"top_k must be an int >= 1. Got {top_k!r} instead.")
+        raise AttnlabError(f"{name('top_k')} must be an int >= 1. Got {top_k!r} instead.")
     if top_p is not None and not 0 < top_p <= 1:
-        raise AttnlabError(f"top_p must be in (0, 1]. Got {top_p!r} instead.")
+        raise AttnlabError(f"{name('top_p')} must be in (0, 1]. Got {top_p!r} instead.")
     if not repetition_penalty > 0 or repetition_penalty == float("inf"):
-        raise AttnlabError(f"repetition_penalty must be a float > 0. Got {repetition_penalty!r} instead.")
+        raise AttnlabError(
+            f"{name('repetition_penalty')} must be a float > 0. Got {repetition_penalty!r} instead."
+        )
+
+
+_check = check_sampling  # the name attnlab.speed imports
 
 
 def _positions(mask: Tensor) -> Tensor:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 EXAMPLE = """examples:
-  attnlab generate --model runs/shakespeare --prompt "ROMEO:" --max-new-tokens 200 \
+  attnlab generate --model runs/shakespeare --prompt "ROMEO:" --max-new-tokens 200 \\
       --temperature 0.8 --top-k 40
-  attnlab generate --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --chat \
+  attnlab generate --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --chat \\
       --prompt "What is attention in a Transformer?" --temperature 0
 """
 
@@ -24,15 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--chat", action="store_true",
                         help="wrap the prompt as a user message with the model's chat template")
     parser.add_argument("--system", default=None, help="system message for --chat")
-    parser.add_argument("--prompt", default="\n")
-    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    parser.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--top-k", type=int, default=None, help="sample from the k likeliest tokens only")
+    parser.add_argument("--top-p", type=float, default=None,
+                        help="sample from the likeliest tokens whose probabilities sum to p (nucleus)")
     parser.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats")
     parser.add_argument("--stop", action="append", default=None, metavar="TEXT",
                         help="stop before this text (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
     parser.add_argument("--no-stream", action="store_true", help="print the text at the end only")
     parser.set_defaults(run=run)
 
@@ -44,10 +45,16 @@ def run(args: argparse.Namespace) -> int:
 
     from attnlab.chat import apply_chat_template
     from attnlab.errors import AttnlabError
-    from attnlab.generation import generate_text
+    from attnlab.generation import check_sampling, generate_text
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
 
+    # Every argument is checked before the (slow) load and before the prompt is echoed, so that
+    # an error leaves stdout empty.
+    check_sampling(args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                   args.repetition_penalty, cli=True)
+    if args.system is not None and not args.chat:
+        raise AttnlabError("--system is the system message of --chat; add --chat or drop --system.")
     loaded = load_with_tokenizer(args.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     if not isinstance(model, GPT):
@@ -59,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
             {"role": "user", "content": args.prompt}]
         prompt = apply_chat_template(messages, loaded.chat_template)
         eos = loaded.eos_token_id
+    if not tokenizer.encode(prompt):  # also names characters outside a char-level vocabulary
+        raise AttnlabError("The prompt encodes to no tokens; give a non-empty --prompt.")
 
     def show(piece: str) -> None:
         sys.stdout.write(piece)

@@ -1,0 +1,53 @@
+"""``attnlab generate``: every argument is checked before anything is printed, so an error
+leaves stdout empty (the prompt used to be echoed first), and the message names the flag."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def char_gpt(tmp_path_factory):
+    """A random character-level GPT, saved with its tokenizer."""
+    from attnlab.models import GPT, GPTConfig
+    from attnlab.tokenization import Tokenizer
+
+    out = tmp_path_factory.mktemp("char_gpt")
+    tokenizer = Tokenizer.char_level("abc abd abe\n")
+    torch.manual_seed(0)
+    GPT(GPTConfig.from_preset("gpt-nano", vocab_size=tokenizer.vocab_size, max_positions=16)
+        ).save_pretrained(out)
+    tokenizer.save(out)
+    return out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--top-p", "2"], "--top-p must be in (0, 1]. Got 2.0"),
+    (["--top-k", "0"], "--top-k must be an int >= 1. Got 0"),
+    (["--temperature", "-1"], "--temperature must be a finite float >= 0"),
+    (["--max-new-tokens", "-1"], "--max-new-tokens must be an int >= 0. Got -1"),
+    (["--repetition-penalty", "0"], "--repetition-penalty must be a float > 0"),
+    (["--system", "Be brief."], "--system is the system message of --chat"),
+    (["--prompt", "xyz"], "not in this model's vocabulary"),
+])
+def test_an_argument_error_prints_nothing_on_stdout(char_gpt, capsys, argv, message):
+    assert main(["generate", "--model", str(char_gpt), "--prompt", "abc", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attnlab: error: ") and message in lines[0]
+
+
+def test_sampling_arguments_are_checked_before_the_model_is_loaded(capsys):
+    assert main(["generate", "--model", "/nonexistent/dir", "--top-p", "2"]) == 2
+    assert "--top-p must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_a_valid_call_still_echoes_the_prompt_then_continues(char_gpt, capsys):
+    assert main(["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "5",
+                 "--temperature", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("abc") and len(out.rstrip("\n")) >= len("abc")
