@@ -80,14 +80,23 @@ def test_small_inputs_get_small_held_out_splits():
     assert (len(splits["train"]), len(splits["valid"]), len(splits["test"])) == (40, 5, 5)
 
 
-@pytest.mark.skipif(not DING_PATH.is_file(), reason="needs Debian's trans-de-en: apt-get install trans-de-en")
+# The shipped corpus and dictionary are derived from Debian's Ding dictionary; these two re-derive them,
+# so a change to the extraction rules cannot leave the shipped files stale. The README's test command
+# installs trans-de-en; ATTNLAB_REQUIRE_ALL=1 (CI) fails the skip below rather than hiding it.
+needs_ding_source = pytest.mark.skipif(
+    not DING_PATH.is_file(),
+    reason="needs Debian's trans-de-en (the README's test command installs it): apt-get install trans-de-en",
+)
+
+
+@needs_ding_source
 def test_shipped_file_is_what_extraction_gives():
     with gzip.open(shipped_corpus_path(), "rt", encoding="utf-8") as stream:
         shipped = stream.read()
     assert shipped == "".join(f"{de}\t{en}\n" for de, en in extract_ding_pairs())
 
 
-@pytest.mark.skipif(not DING_PATH.is_file(), reason="needs Debian's trans-de-en: apt-get install trans-de-en")
+@needs_ding_source
 def test_shipped_dictionary_is_what_extraction_gives():
     held_out = corpus_split("valid") + corpus_split("test")
     assert load_dictionary() == extract_ding_dictionary(held_out=held_out)
