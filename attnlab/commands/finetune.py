@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "accuracy on a held-out split and saves a GPT2ForSequenceClassification directory.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    gpt.add_argument("--model", required=True, help="directory of the saved GPT (and its tokenizer)")
+    gpt.add_argument("--model", required=True,
+                     help="directory of the saved GPT and its tokenizer (not a .gguf file)")
     gpt.add_argument("--data", required=True,
                      help="UTF-8 text (--task lm) or TSV of text<TAB>label lines (--task classify)")
     gpt.add_argument("--out", required=True, help="directory for the fine-tuned model (not --model)")
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                        help="auto: bf16 autocast only where the hardware computes it natively")
     optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    optim.add_argument("--seed", type=int, default=1337)
+    optim.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     lm = gpt.add_argument_group("--task lm only")
     lm.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
     lm.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up steps (default 20)")
@@ -105,9 +106,11 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 def run_gpt(args: argparse.Namespace) -> int:
     from attnlab.commands.train import pick_device
     from attnlab.training.distributed import refuse_torchrun
+    from attnlab.training.finetune import check_model_dir
 
     refuse_torchrun("attnlab finetune gpt")  # not tested on several processes; classify has its own loop
     args = _resolve(args)
+    check_model_dir(args.model)  # a .gguf is refused before the data is read
     device = pick_device(args.device)
     return _run_lm(args, device) if args.task == "lm" else _run_classify(args, device)
 

@@ -25,11 +25,31 @@ from attnlab.training.checkpoint import has_checkpoint
 from attnlab.training.lm import LMTrainingConfig, evaluate_loss, train_language_model
 
 
+def check_model_dir(path: str | Path) -> None:
+    """Refuse a file (a ``.gguf``, a weights file) where fine-tuning needs a model directory:
+    the tokenizer and the config are read from beside the weights, and the result is saved
+    in the same layout. A ``.gguf`` gets the one-line conversion."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        return  # a directory, or a missing path (load_pretrained says so)
+    how = ""
+    if path.suffix == ".gguf":
+        target = f"{path.with_suffix('')}-hf"
+        how = (f"; make one from this .gguf with python -c \"from attnlab.interop.gguf import read_gguf, "
+               f"save_hf_checkpoint; save_hf_checkpoint(read_gguf('{path}'), '{target}')\" "
+               f"and pass --model {target}")
+    raise AttnlabError(
+        f"{path} is a file; fine-tuning needs a model directory (config.json, the weights and the "
+        f"tokenizer, as `attnlab train gpt` saves them or in Hugging Face layout){how}."
+    )
+
+
 def load_gpt_with_tokenizer(directory: str | Path):
     """(GPT, Tokenizer) from a model directory; errors name what is missing or wrong."""
     from attnlab.interop.hf import load_pretrained
     from attnlab.tokenization import Tokenizer
 
+    check_model_dir(directory)
     model = load_pretrained(directory)
     if not isinstance(model, GPT):
         raise AttnlabError(

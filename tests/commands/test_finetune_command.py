@@ -107,3 +107,20 @@ def test_refuses_to_overwrite_the_base_model(base, tmp_path, capsys):
     code = cli.main(["finetune", "gpt", "--model", str(base), "--data", str(tmp_path / "new.txt"),
                      "--out", str(base)])
     assert code == 2 and "--out is the --model directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["lm", "classify"])
+def test_a_gguf_file_is_refused_with_the_way_to_a_directory(tmp_path, capsys, task):
+    # The check reads nothing of the file: the old command loaded it and then blamed the
+    # missing tokenizer beside it. The conversion it suggests is tested in tests/interop.
+    gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF")
+    (tmp_path / "data.txt").write_text(TEXT if task == "lm" else "a\tyes\nb\tno\n")
+    out = tmp_path / "out"
+    code = cli.main(["finetune", "gpt", "--task", task, "--model", str(gguf),
+                     "--data", str(tmp_path / "data.txt"), "--out", str(out), "--no-progress"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1, error
+    assert f"{gguf} is a file; fine-tuning needs a model directory" in error
+    assert f"save_hf_checkpoint(read_gguf('{gguf}'), '{tmp_path / 'SmolLM2-135M-Instruct.Q4_1-hf'}')" in error
+    assert "tokenizer" in error and not out.exists()
