@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 EXAMPLE = """examples:
-  attnlab cite                      every reference, BibTeX
-  attnlab cite bert gpt2            two models
+  attnlab cite                      # every reference, BibTeX
+  attnlab cite bert gpt2            # two models
   attnlab cite transformer --format text
   attnlab cite techniques --format text
-  attnlab cite --list               the names, with what attnlab uses each for
+  attnlab cite --list               # the names, with what attnlab uses each for
 """
 
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("names", nargs="*", default=["all"], metavar="NAME",
                         help="model, technique, group (all, models, techniques) or BibTeX key")
-    parser.add_argument("--format", choices=FORMATS, default="bibtex")
+    parser.add_argument("--format", choices=FORMATS, default="bibtex", help="bibtex (default) or text")
     parser.add_argument("--list", action="store_true", help="list the names and exit")
     parser.set_defaults(run=run)
 

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--no-measure", action="store_true", help="skip the timing (formulas only)")
-    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
+    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table",
+                        help="table (default), markdown or json")
     parser.add_argument("--masks", help="draw the three attention masks to this .png or .svg")
     parser.add_argument("--model", action="append", default=[],
                         help="a model directory or .gguf to add (repeatable)")

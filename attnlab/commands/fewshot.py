@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--data", help="TSV file of text<TAB>label lines")
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 1, 4, 8], help="values of k")
     parser.add_argument("--n-test", type=int, default=100, help="test examples (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the shots and test draw (default 0)")
     parser.add_argument("--normalize", action="store_true", help="score labels per token")
     parser.set_defaults(run=run)
 

@@ -53,7 +53,8 @@ def register_bert(models: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bert.add_argument("--task", choices=sorted(TASKS), required=True)
+    bert.add_argument("--task", choices=sorted(TASKS), required=True,
+                      help="classify: one label per text; tag: one per word; qa: an answer span")
     bert.add_argument(
         "--model", required=True, help="BERT directory (HF layout, with its vocab) or all-MiniLM-L6-v2"
     )

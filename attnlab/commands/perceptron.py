@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 EXAMPLE = """examples:
-  attnlab perceptron                                  the three-part demo: separable, XOR, MLP on XOR
-  attnlab perceptron --dataset xor --plot xor.png     the perceptron never converges on XOR
+  attnlab perceptron                                # the three-part demo: separable, XOR, MLP on XOR
+  attnlab perceptron --dataset xor --plot xor.png   # the perceptron never converges on XOR
   attnlab perceptron --dataset xor --mlp --plot xor-mlp.png
-  attnlab perceptron --dataset iris --positive-class setosa      separable: converges, within the bound
+  attnlab perceptron --dataset iris --positive-class setosa  # separable: converges, within the bound
   attnlab perceptron --dataset breast_cancer --standardize --test-fraction 0.25
   attnlab perceptron --dataset digits --mlp --hidden 64 --lr 0.001 --standardize --test-fraction 0.25
   attnlab perceptron --dataset data.csv --label species --standardize --test-fraction 0.25

@@ -13,7 +13,7 @@ EXAMPLE = """examples:
   attnlab train gpt --data my.txt --tokenizer bpe --vocab-size 2048 --out runs/mine
   attnlab train gpt --out runs/shakespeare --resume        # continue after Ctrl-C
   attnlab train gpt --nproc 2 --batch-size 32 --out runs/ddp  # 2 processes (torchrun, DDP), 16 rows each
-  torchrun --nproc-per-node 2 -m attnlab train gpt --out runs/ddp   # the same, launched by hand
+  torchrun --nproc-per-node 2 -m attnlab train gpt --out runs/ddp  # the same, launched by hand
   torchrun --nproc-per-node 2 -m attnlab train bert --out runs/bert-ddp  # BERT on 2 processes
 """
 
@@ -46,26 +46,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--n-head", type=int, help="attention heads")
     model.add_argument("--n-embd", type=int, help="model width d_model")
     model.add_argument("--block-size", type=int, help="context length in tokens")
-    model.add_argument("--dropout", type=float, default=0.0)
+    model.add_argument("--dropout", type=float, default=0.0, help="dropout rate (default 0)")
     optim = gpt.add_argument_group("optimisation")
-    optim.add_argument("--batch-size", type=int, default=32)
+    optim.add_argument("--batch-size", type=int, default=32,
+                       help="sequences per micro-batch, over all processes (default 32)")
     optim.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    optim.add_argument("--max-iters", type=int, default=2000)
+    optim.add_argument("--max-iters", type=int, default=2000, help="optimizer steps (default 2000)")
     optim.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
-    optim.add_argument("--lr", type=float, default=2e-3)
+    optim.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     optim.add_argument("--min-lr", type=float, default=None, help="final learning rate (default lr/10)")
-    optim.add_argument("--warmup-iters", type=int, default=50)
-    optim.add_argument("--weight-decay", type=float, default=0.1)
+    optim.add_argument("--warmup-iters", type=int, default=50, help="linear warm-up steps (default 50)")
+    optim.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (default 0.1)")
     optim.add_argument("--beta2", type=float, default=0.99, help="AdamW beta2 (default 0.99)")
     optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                        help="auto: bf16 autocast only on CPUs with native bf16 (AMX/AVX512-BF16) or GPUs")
     optim.add_argument("--device", default="auto",
                        help="auto (a CUDA GPU if there is one), cpu or cuda; under torchrun each "
                             "process takes the GPU of its LOCAL_RANK")
-    optim.add_argument("--seed", type=int, default=1337)
+    optim.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     run = gpt.add_argument_group("run")
-    run.add_argument("--eval-interval", type=int, default=250)
-    run.add_argument("--eval-iters", type=int, default=20)
+    run.add_argument("--eval-interval", type=int, default=250,
+                     help="steps between validation and checkpoint (default 250)")
+    run.add_argument("--eval-iters", type=int, default=20,
+                     help="validation batches per evaluation (default 20)")
     run.add_argument("--out", default="runs/gpt", help="checkpoint directory (default runs/gpt)")
     run.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     run.add_argument("--sample-tokens", type=int, default=300, help="length of the sample printed at the end")

@@ -44,23 +44,26 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
     for flag, what in (("--n-layers", "layers"), ("--n-heads", "attention heads"),
                        ("--d-model", "hidden size"), ("--d-ff", "feed-forward size")):
         bert.add_argument(flag, type=int, default=None, help=f"{what} (default: the preset's)")
-    bert.add_argument("--max-seq-len", type=int, default=128)
+    bert.add_argument("--max-seq-len", type=int, default=128,
+                      help="tokens per training sequence (default 128)")
     bert.add_argument("--nsp", action=argparse.BooleanOptionalAction, default=True,
                       help="next-sentence prediction (default on)")
     bert.add_argument("--whole-word-mask", action="store_true", help="mask whole words")
-    bert.add_argument("--batch-size", type=int, default=32)
-    bert.add_argument("--max-iters", type=int, default=2500)
-    bert.add_argument("--max-time", type=float, default=None)
-    bert.add_argument("--lr", type=float, default=1e-3)
-    bert.add_argument("--warmup-iters", type=int, default=100)
-    bert.add_argument("--eval-interval", type=int, default=250)
+    bert.add_argument("--batch-size", type=int, default=32, help="sentence pairs per step (default 32)")
+    bert.add_argument("--max-iters", type=int, default=2500, help="optimizer steps (default 2500)")
+    bert.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
+    bert.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    bert.add_argument("--warmup-iters", type=int, default=100, help="linear warm-up steps (default 100)")
+    bert.add_argument("--eval-interval", type=int, default=250,
+                      help="steps between validation and checkpoint (default 250)")
     bert.add_argument("--eval-batches", type=int, default=32,
                       help="held-out batches (of --batch-size pairs) in the final evaluation (default 32)")
-    bert.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto")
-    bert.add_argument("--seed", type=int, default=1337)
-    bert.add_argument("--out", default="runs/bert")
-    bert.add_argument("--resume", action="store_true")
-    bert.add_argument("--no-progress", action="store_true")
+    bert.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+                      help="auto: bf16 autocast only where the hardware computes it natively")
+    bert.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    bert.add_argument("--out", default="runs/bert", help="checkpoint directory (default runs/bert)")
+    bert.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    bert.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     bert.set_defaults(run=run_bert)
 
 

@@ -75,7 +75,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                            "the same")
     data.add_argument("--vocab", choices=["bpe", "wordpiece"], default="bpe",
                       help="joint subword vocabulary learnt on both languages (default bpe)")
-    data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"])
+    data.add_argument("--vocab-size", type=int, default=DEFAULTS["vocab_size"],
+                      help=f"joint source-target vocabulary size (default {DEFAULTS['vocab_size']})")
     model = parser.add_argument_group("model")
     model.add_argument("--preset", default=DEFAULTS["preset"],
                        help="transformer-mini (default: 2 + 2 layers, d_model 256), transformer-tiny, "
@@ -91,14 +92,16 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--max-tokens", type=int, default=DEFAULTS["max_tokens"],
                        help="padded tokens per batch and side (the paper: ~25000)")
-    optim.add_argument("--max-steps", type=int, default=DEFAULTS["max_steps"])
+    optim.add_argument("--max-steps", type=int, default=DEFAULTS["max_steps"],
+                       help=f"optimizer steps (default {DEFAULTS['max_steps']})")
     optim.add_argument("--max-time", type=float, default=DEFAULTS["max_time"],
                        help="stop (and save) after this many seconds (default 1500)")
     optim.add_argument("--warmup-steps", type=int, default=DEFAULTS["warmup_steps"],
                        help="warm-up of eq. (3) (the paper: 4000)")
     optim.add_argument("--lr-scale", type=float, default=DEFAULTS["lr_scale"],
                        help="multiplies the eq. (3) learning rate (default %(default)s; the paper: 1)")
-    optim.add_argument("--label-smoothing", type=float, default=0.1)
+    optim.add_argument("--label-smoothing", type=float, default=0.1,
+                       help="epsilon_ls of the paper's label smoothing (default 0.1)")
     optim.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: no)")
     optim.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="fp32",
                        help="fp32 (default); bf16 autocast trained the small presets slower even on a CPU "
@@ -108,7 +111,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                        help="CPU threads for torch; auto (default): the usable cores that other programs "
                             "leave idle right now (at least 1), since threads that wait for a busy core "
                             "slow small models down several times")
-    optim.add_argument("--seed", type=int, default=1234)
+    optim.add_argument("--seed", type=int, default=1234, help="random seed (default 1234)")
     run = parser.add_argument_group("run")
     run.add_argument("--eval-interval", type=int, default=DEFAULTS["eval_interval"],
                      help="steps between evaluations and checkpoints")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
 import pytest
 
-from attnlab.cli import main
+from attnlab.cli import build_parser, main
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -26,8 +27,17 @@ def test_help_works(command, capsys):
         main([*command, "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "usage: attnlab" in out and "example" in out
-    assert "%%" not in out  # argparse un-doubles % only in argument help, not in descriptions
+    assert "usage: attnlab" in out and "%%" not in out  # argparse un-doubles % only in argument help
+    # The first example printed is a command of this (sub-)command that the real parser accepts
+    # (tests/commands/test_help_texts.py parses every example of every command).
+    lines = [line.strip() for line in out.split("\nexamples", 1)[1].splitlines()[1:]]
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("attnlab ")):]
+    example = lines.pop(0)
+    while example.endswith("\\"):
+        example = example[:-1] + " " + lines.pop(0)
+    argv = shlex.split(example, comments=True)
+    assert argv[: len(command) + 1] == ["attnlab", *command], example
+    build_parser().parse_args(argv[1:])  # a stale example exits here
 
 
 def test_train_generate_values_end_to_end(tmp_path, capsys):
