@@ -81,9 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
+    from attnlab.interop.atomic import check_writable
 
     if args.dataset is None:
-        if args.plot or args.mlp or args.label or args.positive_class is not None:
+        if args.plot is not None or args.mlp or args.label is not None or args.positive_class is not None:
             raise AttnlabError("--plot, --mlp, --label and --positive-class need --dataset (the demo runs "
                                "three models).")
         for dataset, mlp in (("separable", False), ("xor", False), ("xor", True)):
@@ -92,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not 0.0 <= args.test_fraction < 1.0:
         raise AttnlabError(f"--test-fraction must be in [0, 1). Got {args.test_fraction} instead.")
-    if args.plot:
-        plot_writer(args.plot)  # a wrong name or a missing matplotlib fails now, not after training
+    if args.plot is not None:  # a wrong name, path or a missing matplotlib fails now, not after training
+        plot_writer(args.plot)
+        check_writable(args.plot, "--plot")
     X, y, description = load_dataset(args.dataset, label=args.label, samples=args.samples, seed=args.seed)
     if args.positive_class is not None:
         y = one_vs_rest(y, args.positive_class, args.dataset)
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         print(novikoff_report(model, positive=args.positive_class))
         if args.dataset == "separable" and not args.standardize and args.positive_class is None:
             print(generating_line_report(model, X_train, y_train))
-    if args.plot:
+    if args.plot is not None:
         plot_writer(args.plot)(Path(args.plot), model, X_train, y_train)
         print(f"plot      {args.plot}")
     return 0
@@ -146,8 +148,10 @@ def build_model(args: argparse.Namespace) -> Any:
                                f"Got {args.hidden!r} instead.") from None
         return MLPClassifier(hidden_layer_sizes=hidden, activation=args.activation,
                              learning_rate_init=0.05 if args.lr is None else args.lr,
-                             max_iter=args.max_iter or 2000, random_state=args.seed)
-    return Perceptron(eta0=1.0 if args.lr is None else args.lr, max_iter=args.max_iter or 1000,
+                             max_iter=2000 if args.max_iter is None else args.max_iter,
+                             random_state=args.seed)
+    return Perceptron(eta0=1.0 if args.lr is None else args.lr,
+                      max_iter=1000 if args.max_iter is None else args.max_iter,
                       random_state=args.seed)
 
 
@@ -204,6 +208,8 @@ def load_dataset(name: str, *, label: str | None = None, samples: int = 100,
     """(X (N, F), y (N,), a one-line description) for a built-in name or a CSV path."""
     from attnlab.errors import AttnlabError
 
+    if label is not None and name in (*BUILTIN, *SKLEARN_DATASETS):
+        raise AttnlabError(f"--label names a column of a CSV --dataset; {name!r} is built in. Drop --label.")
     if name in ("and", "or", "xor"):
         X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
         a, b = X[:, 0].astype(bool), X[:, 1].astype(bool)

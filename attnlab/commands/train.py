@@ -131,6 +131,9 @@ def run_gpt(args: argparse.Namespace) -> int:
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.plot import plot_loss_curve
 
+    if args.sample_tokens < 0:
+        raise AttnlabError(f"--sample-tokens must be an int >= 0 (0: no sample). "
+                           f"Got {args.sample_tokens} instead.")
     out = Path(args.out)
     # Rank 0 alone reads and writes --out: other machines need not see it.
     distributed.on_main(world, lambda: check_checkpoint_dir(out, args.resume))

@@ -88,6 +88,9 @@ def run_bert(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.eval_batches < 1:
         raise AttnlabError(f"--eval-batches must be an int >= 1. Got {args.eval_batches} instead.")
+    if args.speeches_per_document < 1:
+        raise AttnlabError(f"--speeches-per-document must be an int >= 1. "
+                           f"Got {args.speeches_per_document} instead.")
     world = distributed.join(torch.device("cpu"), TrainingConfig.dist_timeout)  # under torchrun
     distributed.on_main(world, lambda: check_checkpoint_dir(out, args.resume))  # only rank 0 sees --out
     if args.init_from and not (Path(args.init_from) / "config.json").is_file():

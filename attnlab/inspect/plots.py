@@ -15,7 +15,6 @@ is where token i looks. The format follows the file's suffix (.png or .svg).
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write
+from attnlab.interop.atomic import atomic_write, check_writable
 
 FORMATS = (".png", ".svg")
 
@@ -33,26 +32,13 @@ def output_path(path: str | Path, suffixes: tuple[str, ...] = FORMATS) -> Path:
 
     Raises a one-line :class:`AttnlabError` naming the problem otherwise.
     """
+    if not str(path).strip():
+        raise AttnlabError("The output file name is empty; give a file to write to.")
     path = Path(path).expanduser()
     if path.suffix.lower() not in suffixes:
         got = path.suffix or "no suffix"
         raise AttnlabError(f"{path} must end in one of {', '.join(suffixes)}; got {got!r}.")
-    if path.is_dir():
-        raise AttnlabError(f"Cannot write {path}: it is a directory; give a file name.")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise AttnlabError(f"Cannot write {path}: the file is not writable; choose another path.")
-    ancestor = path.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise AttnlabError(f"Cannot write {path}: {ancestor} is not a directory; choose another path.")
-    try:  # os.access says yes to root even where nothing can be created (/proc): try for real
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError:
-        raise AttnlabError(
-            f"Cannot write {path}: the directory {ancestor} is not writable; choose another path."
-        ) from None
+    check_writable(path)
     return path
 
 

@@ -4,7 +4,8 @@ Write to a temporary file in the same directory, flush it to disk, then rename
 it over the target: on POSIX the rename is atomic, so readers see either the
 old complete file or the new complete file, never half of one. A write that fails
 (a full disk, a read-only directory) removes its temporary file and raises one
-:class:`~attnlab.errors.AttnlabError` that says the previous file is unchanged.
+:class:`~attnlab.errors.AttnlabError` (a :class:`~attnlab.errors.SystemFailureError` where the
+machine, not the path, failed) that says the previous file is unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from attnlab.errors import AttnlabError
+from attnlab.errors import BAD_PATH_ERRNOS, AttnlabError, SystemFailureError
 
 # Writers report a full disk in their own ways: OSError(ENOSPC), safetensors'
 # "No space left on device (os error 28)", torch.save's "unexpected pos ...".
@@ -54,6 +55,45 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def check_writable(path: str | Path, flag: str = "") -> Path:
+    """Refuse, before any work, a file that could not be written: an empty name, a directory, a
+    path under a file, a file or directory that is not writable. ``flag`` (e.g. ``"--output"``)
+    names the option in the message. Returns the path."""
+    named = f"{flag} " if flag else ""
+    if not str(path).strip():
+        raise AttnlabError(f"The file name{' of ' + flag if flag else ''} is empty; give a file to write to.")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise AttnlabError(f"Cannot write {named}{path}: it is a directory; give a file name.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise AttnlabError(f"Cannot write {named}{path}: the file is not writable; choose another path.")
+    ancestor = existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise AttnlabError(f"Cannot write {named}{path}: {ancestor} is not a directory; choose another path.")
+    try:  # os.access says yes to root even where nothing can be created (/proc): try for real
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError:
+        raise AttnlabError(f"Cannot write {named}{path}: the directory {ancestor} is not writable; "
+                           f"choose another path.") from None
+    return path
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The nearest parent of ``path`` that exists (``/`` at the latest)."""
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    return ancestor
+
+
+def check_parents(path: str | Path, flag: str) -> None:
+    """Refuse, before any work, a directory ``path`` that no mkdir could create: one under a file."""
+    ancestor = existing_ancestor(Path(path).expanduser())
+    if not ancestor.is_dir():
+        raise AttnlabError(f"{flag} {path}: {ancestor} is a file, not a directory; choose another {flag}.")
+
+
 def write_failure(path: str | Path, error: OSError) -> AttnlabError:
     """The one-line error for an ``OSError`` raised while writing ``path`` (a full disk named as such)."""
     path = Path(path)
@@ -78,12 +118,14 @@ def _write_error(path: Path, error: BaseException, full: bool | None = None) -> 
     if full is None:
         full = isinstance(error, OSError) and error.errno == errno.ENOSPC
     if full:
-        return AttnlabError(
+        return SystemFailureError(
             f"Could not write {path}: no space left on the device{kept}. "
             f"Free some disk space (or write elsewhere) and run again."
         )
     reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0][:160]
-    return AttnlabError(f"Could not write {path} ({reason}){kept}; check the path and its permissions.")
+    # A wrong or forbidden path is bad input; anything else (an I/O error) is the machine failing.
+    kind = AttnlabError if getattr(error, "errno", None) in BAD_PATH_ERRNOS else SystemFailureError
+    return kind(f"Could not write {path} ({reason}){kept}; check the path and its permissions.")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

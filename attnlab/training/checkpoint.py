@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write, write_failure
+from attnlab.interop.atomic import atomic_write, check_parents, write_failure
 from attnlab.interop.hf import save_pretrained
 from attnlab.interop.weights import SAFETENSORS, refused_global
 from attnlab.models.base import PreTrainedModel
@@ -59,6 +59,7 @@ def check_checkpoint_dir(out: str | Path, resume: bool) -> None:
 def _refuse_file_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise AttnlabError(f"--out {out} is a file; give a directory (a checkpoint is a folder of files).")
+    check_parents(out, "--out")
 
 
 def save_checkpoint(

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.interop.atomic import check_parents
 from attnlab.models.gpt import GPT
 from attnlab.training.checkpoint import has_checkpoint
 from attnlab.training.lm import LMTrainingConfig, evaluate_loss, train_language_model
@@ -75,6 +76,7 @@ def check_out_dir(out: Path, model_dir: Path, resume: bool, *, resumable: bool =
     """
     if out.exists() and not out.is_dir():
         raise AttnlabError(f"{out} is a file; --out needs a directory.")
+    check_parents(out, "--out")
     if out.resolve() == model_dir.resolve():
         raise AttnlabError(
             f"--out is the --model directory {model_dir}; write the fine-tuned model to another "
