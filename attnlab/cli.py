@@ -91,12 +91,14 @@ def _out_of_memory(error: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code.
 
-    0: done; 2: bad input (an AttnlabError or a bad argument), one line on stderr;
-    1: the system failed (a file could not be read or written, memory ran out) or an
+    0: done; 2: bad input (an AttnlabError, a bad argument, or a path that does not exist, is of
+    the wrong kind or is not allowed), one line on stderr;
+    1: the system failed (a full disk, an I/O error, memory ran out: a SystemFailureError or an
+    OSError of another kind) or an
     unexpected error (a bug: set ATTNLAB_TRACEBACK=1 to see where), one line on stderr;
     130: Ctrl-C; a closed output pipe (``attnlab cite | head -1``) ends quietly.
     """
-    from attnlab.errors import AttnlabError
+    from attnlab.errors import BAD_PATH_ERRNOS, AttnlabError, SystemFailureError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except AttnlabError as error:
         print(f"attnlab: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(error, SystemFailureError) else 2
     except KeyboardInterrupt:
         print("\nattnlab: interrupted", file=sys.stderr)
         return 130
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             reason += " (a file where a directory is needed?)"
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
         print(f"attnlab: error: {where}{reason}; check the path.", file=sys.stderr)
-        return 1
+        return 2 if error.errno in BAD_PATH_ERRNOS else 1
     except Exception as error:
         if os.environ.get("ATTNLAB_TRACEBACK"):
             raise
