@@ -69,12 +69,13 @@ class FinetuneConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise AttnlabError(f"{name} must be None or an int >= 1. Got {value!r} instead.")
-        if not self.lr > 0:
-            raise AttnlabError(f"lr must be > 0. Got {self.lr!r} instead.")
+        if not 0 < self.lr < math.inf:  # NaN fails this too
+            raise AttnlabError(f"lr must be > 0 and finite. Got {self.lr!r} instead.")
         if not 0 <= self.warmup_fraction < 1:
             raise AttnlabError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r} instead.")
-        if self.weight_decay < 0 or not self.grad_clip > 0:
-            raise AttnlabError("weight_decay must be >= 0 and grad_clip > 0.")
+        if not 0 <= self.weight_decay < math.inf or not self.grad_clip > 0:
+            raise AttnlabError(f"weight_decay must be >= 0 and finite, and grad_clip > 0. "
+                               f"Got {self.weight_decay!r} and {self.grad_clip!r}.")
         if self.dtype not in ("auto", "fp32", "bf16"):
             raise AttnlabError(f"dtype must be 'auto', 'fp32' or 'bf16'. Got {self.dtype!r} instead.")
 

@@ -65,12 +65,13 @@ class ClassifierTrainingConfig:
             isinstance(self.max_iters, bool) or not isinstance(self.max_iters, int) or self.max_iters < 1
         ):
             raise AttnlabError(f"max_iters must be None or an int >= 1. Got {self.max_iters!r} instead.")
-        if not self.lr > 0:
-            raise AttnlabError(f"lr must be > 0. Got {self.lr!r} instead.")
+        if not 0 < self.lr < math.inf:  # NaN fails this too
+            raise AttnlabError(f"lr must be > 0 and finite. Got {self.lr!r} instead.")
         if not 0 <= self.warmup_fraction < 1:
             raise AttnlabError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r} instead.")
-        if self.weight_decay < 0 or not self.grad_clip > 0:
-            raise AttnlabError("weight_decay must be >= 0 and grad_clip > 0.")
+        if not 0 <= self.weight_decay < math.inf or not self.grad_clip > 0:
+            raise AttnlabError(f"weight_decay must be >= 0 and finite, and grad_clip > 0. "
+                               f"Got {self.weight_decay!r} and {self.grad_clip!r}.")
         if not self.lm_loss_weight >= 0:
             raise AttnlabError(f"lm_loss_weight must be >= 0. Got {self.lm_loss_weight!r} instead.")
         if self.dtype not in ("auto", "fp32", "bf16"):

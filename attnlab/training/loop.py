@@ -14,6 +14,7 @@ and what to evaluate.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -73,10 +74,13 @@ class TrainingConfig:
                 raise AttnlabError(
                     f"The {name!r} training parameter must be an int >= 1. Got {value!r} instead."
                 )
-        if not self.lr > 0 or self.min_lr < 0:
-            raise AttnlabError(f"lr must be > 0 and min_lr >= 0. Got lr={self.lr}, min_lr={self.min_lr}.")
-        if self.warmup_iters < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
-            raise AttnlabError("warmup_iters and weight_decay must be >= 0 and grad_clip > 0.")
+        # Written so that NaN fails too (every comparison with NaN is False); inf is no rate either.
+        if not 0 < self.lr < math.inf or not 0 <= self.min_lr < math.inf:
+            raise AttnlabError(f"lr must be > 0 and finite, and min_lr >= 0 and finite. "
+                               f"Got lr={self.lr}, min_lr={self.min_lr}.")
+        if self.warmup_iters < 0 or not 0 <= self.weight_decay < math.inf or not self.grad_clip > 0:
+            raise AttnlabError(f"warmup_iters and weight_decay must be finite and >= 0 and grad_clip > 0. "
+                               f"Got {self.warmup_iters}, {self.weight_decay} and {self.grad_clip}.")
         if not 0 <= self.beta2 < 1:
             raise AttnlabError(f"beta2 must be in [0, 1). Got {self.beta2!r} instead.")
         if self.max_time is not None and not self.max_time > 0:

@@ -19,6 +19,7 @@ Ctrl-C; ``resume=True`` continues exactly (same batches, same dropout masks).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -85,8 +86,8 @@ class TranslationTrainingConfig:
         if isinstance(self.eval_sentences, bool) or not isinstance(self.eval_sentences, int) \
                 or self.eval_sentences < 0:
             raise AttnlabError(f"eval_sentences must be an int >= 0. Got {self.eval_sentences!r} instead.")
-        if not self.lr_scale > 0:
-            raise AttnlabError(f"lr_scale must be > 0. Got {self.lr_scale!r} instead.")
+        if not 0 < self.lr_scale < math.inf:  # NaN fails this too
+            raise AttnlabError(f"lr_scale must be > 0 and finite. Got {self.lr_scale!r} instead.")
         if not 0 <= self.label_smoothing < 1:
             raise AttnlabError(f"label_smoothing must be in [0, 1). Got {self.label_smoothing!r} instead.")
         if self.grad_clip is not None and not self.grad_clip > 0:
