@@ -82,10 +82,13 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.data.parallel import command_data, corpus_name, group_references, load_direction
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
+    from attnlab.interop.atomic import check_writable
 
     check_decoding_arguments(args)
     if args.examples < 0:
         raise AttnlabError(f"--examples must be >= 0. Got {args.examples} instead.")
+    if args.output is not None:  # now, not after translating everything
+        check_writable(args.output, "--output")
     recorded = load_direction(args.model)
     corpus = corpus_name(args.corpus or (recorded or {}).get("corpus") or DEFAULT_CORPUS)
     if recorded is not None and args.data is None and (recorded["corpus"], recorded["reverse"]) != (
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         )
     seconds = time.perf_counter() - started
     warn_truncated(truncated, model.config.max_positions)
-    if args.output:
+    if args.output is not None:
         Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     # (label, references) of each BLEU column: all references, then the first one alone.
     columns = [("all references", references), ("first reference", first_references)] if several \
