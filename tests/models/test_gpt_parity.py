@@ -47,16 +47,32 @@ def test_loss_equals_transformers(pair):
     assert abs(got.item() - expected.item()) < TOL
 
 
-def test_hidden_states_count_and_final(pair):
+def test_every_hidden_state_equals_transformers(pair):
+    """The embeddings, every block's output and the final LayerNorm's output, each against transformers.
+
+    transformers' hidden_states hold the embeddings, blocks 1 .. L-1 and ln_f(block L), so block L's
+    own output (before ln_f) is caught with a hook on its last block. Neighbouring layers of this
+    model differ by about 0.05, far above TOL, so a state shifted by one layer cannot pass."""
     reference, ours = pair
-    ids = torch.randint(0, 101, (1, 9), generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        out = ours(ids, output_hidden_states=True)
-        expected = reference(input_ids=ids, output_hidden_states=True).hidden_states
-    assert len(out.hidden_states) == 3 + 1
-    # transformers' last hidden state is after ln_f; the first is the embeddings.
-    assert (out.hidden_states[0] - expected[0]).abs().max().item() < TOL
-    assert (out.last_hidden_state - expected[-1]).abs().max().item() < TOL
+    ids = torch.randint(0, 101, (2, 9), generator=torch.Generator().manual_seed(3))
+    caught = []
+
+    def catch(module, args, output):
+        caught.append(output[0] if isinstance(output, tuple) else output)
+
+    hook = reference.transformer.h[-1].register_forward_hook(catch)
+    try:
+        with torch.no_grad():
+            out = ours(ids, output_hidden_states=True)
+            expected = reference(input_ids=ids, output_hidden_states=True).hidden_states
+    finally:
+        hook.remove()
+    n_layers = len(reference.transformer.h)
+    assert len(out.hidden_states) == len(expected) == n_layers + 1 and len(caught) == 1
+    for layer in range(n_layers):  # 0: the embeddings; then the output of blocks 1 .. L-1
+        assert (out.hidden_states[layer] - expected[layer]).abs().max().item() < TOL, layer
+    assert (out.hidden_states[n_layers] - caught[0]).abs().max().item() < TOL  # block L, before ln_f
+    assert (out.last_hidden_state - expected[n_layers]).abs().max().item() < TOL  # after ln_f
 
 
 def test_kv_cache_decoding_equals_full_forward(pair):
