@@ -66,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
             {"role": "user", "content": args.prompt}]
         prompt = apply_chat_template(messages, loaded.chat_template)
         eos = loaded.eos_token_id
-    if not tokenizer.encode(prompt):  # also names characters outside a char-level vocabulary
+    try:  # names characters outside a char-level vocabulary, and the flag that brought them
+        ids = tokenizer.encode(prompt)
+    except AttnlabError as error:
+        where = "--chat (the prompt in the model's chat template)" if args.chat else "--prompt"
+        raise AttnlabError(f"{where}: {error}") from None
+    if not ids:
         raise AttnlabError("The prompt encodes to no tokens; give a non-empty --prompt.")
 
     def show(piece: str) -> None:

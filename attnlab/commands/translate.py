@@ -101,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise AttnlabError(f"No file at {path}; check --input.")
         sentences = decode_text_file(path).splitlines()
+    source = "--text" if args.text is not None else f"--input {args.input}"
     for number, sentence in enumerate(sentences, start=1):
         if not sentence.strip():
-            raise AttnlabError(f"Sentence {number} is empty; remove empty lines from the input.")
+            raise AttnlabError(f"Sentence {number} is empty ({source}); remove empty lines from the input.")
     model, tokenizer = load_translator(args.model)
     translations, truncated = translate(
         model, tokenizer, sentences, beam=args.beam, length_penalty=args.length_penalty,
