@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise AttnlabError("--device cuda was asked for but no CUDA device is available; use --device cpu.")
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise AttnlabError(f"--device must be cpu or cuda[:N]. Got {args.device!r}.")
-    masks = output_path(args.masks) if args.masks is not None else None  # "" is refused, not "none"
+    masks = output_path(args.masks, flag="--masks") if args.masks is not None else None  # "" is refused
     size = Size(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, d_ff=args.d_ff,
                 vocab_size=args.vocab, seq_len=args.seq_len)
 

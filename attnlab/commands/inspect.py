@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     figures = {}
     for option, suffix in (("png", ".png"), ("svg", ".svg")):
         if getattr(args, option) is not None:  # an empty name is refused, not taken for "none"
-            paths = figure_paths(output_path(getattr(args, option), (suffix,)))  # a name to derive from
-            figures[option] = {k: output_path(p, (suffix,)) for k, p in paths.items()}
-    html_path = output_path(args.html, (".html", ".htm")) if args.html is not None else None
+            paths = figure_paths(output_path(getattr(args, option), (suffix,), f"--{option}"))
+            figures[option] = {k: output_path(p, (suffix,), f"--{option}") for k, p in paths.items()}
+    html_path = output_path(args.html, (".html", ".htm"), "--html") if args.html is not None else None
     outputs = [path for paths in figures.values() for path in paths.values()] + [html_path]
     new_folders = sorted(str(folder) for folder in {missing_folder(path) for path in outputs if path}
                          if folder is not None)

@@ -27,19 +27,20 @@ from attnlab.interop.atomic import atomic_write, check_writable
 FORMATS = (".png", ".svg")
 
 
-def output_path(path: str | Path, suffixes: tuple[str, ...] = FORMATS) -> Path:
+def output_path(path: str | Path, suffixes: tuple[str, ...] = FORMATS, flag: str = "") -> Path:
     """Check, before any work is done, that ``path`` has a known suffix and can be written.
 
-    Raises a one-line :class:`AttnlabError` naming the problem otherwise.
+    Raises a one-line :class:`AttnlabError` naming the problem (and ``flag``, the option that
+    gave the path, if any) otherwise.
     """
     if not str(path).strip():
-        raise AttnlabError("The output file name is empty; give a file to write to.")
+        return check_writable(path, flag)  # refuses the empty name
     path = Path(path).expanduser()
     if path.suffix.lower() not in suffixes:
         got = path.suffix or "no suffix"
-        raise AttnlabError(f"{path} must end in one of {', '.join(suffixes)}; got {got!r}.")
-    check_writable(path)
-    return path
+        raise AttnlabError(f"{flag + ' ' if flag else ''}{path} must end in one of {', '.join(suffixes)}; "
+                           f"got {got!r}.")
+    return check_writable(path, flag)
 
 
 def _pyplot():

@@ -59,22 +59,22 @@ def check_writable(path: str | Path, flag: str = "") -> Path:
     """Refuse, before any work, a file that could not be written: an empty name, a directory, a
     path under a file, a file or directory that is not writable. ``flag`` (e.g. ``"--output"``)
     names the option in the message. Returns the path."""
-    named = f"{flag} " if flag else ""
     if not str(path).strip():
         raise AttnlabError(f"The file name{' of ' + flag if flag else ''} is empty; give a file to write to.")
     path = Path(path).expanduser()
+    named = f"{path} ({flag})" if flag else f"{path}"
     if path.is_dir():
-        raise AttnlabError(f"Cannot write {named}{path}: it is a directory; give a file name.")
+        raise AttnlabError(f"Cannot write {named}: it is a directory; give a file name.")
     if path.exists() and not os.access(path, os.W_OK):
-        raise AttnlabError(f"Cannot write {named}{path}: the file is not writable; choose another path.")
+        raise AttnlabError(f"Cannot write {named}: the file is not writable; choose another path.")
     ancestor = existing_ancestor(path)
     if not ancestor.is_dir():
-        raise AttnlabError(f"Cannot write {named}{path}: {ancestor} is not a directory; choose another path.")
+        raise AttnlabError(f"Cannot write {named}: {ancestor} is not a directory; choose another path.")
     try:  # os.access says yes to root even where nothing can be created (/proc): try for real
         with tempfile.TemporaryFile(dir=ancestor):
             pass
     except OSError:
-        raise AttnlabError(f"Cannot write {named}{path}: the directory {ancestor} is not writable; "
+        raise AttnlabError(f"Cannot write {named}: the directory {ancestor} is not writable; "
                            f"choose another path.") from None
     return path
 
