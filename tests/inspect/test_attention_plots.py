@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 import torch
 
@@ -23,17 +25,107 @@ def _svg_text(path) -> str:
     return " ".join(e.text or "" for e in root.iter() if e.tag.endswith("}text") or e.tag.endswith("title"))
 
 
-def test_grid_head_weighted_and_norms_as_png(tmp_path):
-    probs = _probs()
-    written = [
-        plots.attention_grid(probs, tmp_path / "grid.png"),
-        plots.head_map(probs[0, 1], TOKENS, TOKENS, tmp_path / "head.png", title="layer 0, head 1"),
-        plots.raw_vs_weighted(probs[1, 2], 3 * probs[1, 2], TOKENS, TOKENS, tmp_path / "weighted.png"),
-        plots.value_norm_bars(torch.rand(6), torch.rand(6), TOKENS, tmp_path / "norms.png"),
-        plots.attention_masks(tmp_path / "masks.png"),
-    ]
-    for path in written:
-        assert path.read_bytes()[:8] == PNG and path.stat().st_size > 5000, path
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure plots.save writes, kept so a test can read what was drawn (closing a figure
+    keeps its artists)."""
+    kept = []
+    save = plots.save
+
+    def keep(figure, path):
+        kept.append(figure)
+        return save(figure, path)
+
+    monkeypatch.setattr(plots, "save", keep)
+    return kept
+
+
+def _drawn(ax) -> np.ndarray:
+    """The one image of an axes, as the array matplotlib colours."""
+    assert len(ax.images) == 1
+    return np.asarray(ax.images[0].get_array())
+
+
+def _assert_file_is_the_figure(path, figure):
+    """The PNG written holds exactly the figure's pixels: it is rendered again here, with the
+    settings plots.save uses, and compared pixel by pixel."""
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG
+    again = io.BytesIO()
+    figure.savefig(again, format="png", dpi=110, bbox_inches="tight")
+    again.seek(0)
+    assert np.array_equal(matplotlib.image.imread(path), matplotlib.image.imread(again))
+
+
+def test_grid_draws_every_head_of_every_layer(tmp_path, figures):
+    probs = _probs()  # (2 layers, 3 heads, 6, 6)
+    path = plots.attention_grid(probs, tmp_path / "grid.png", title="probs")
+    (figure,) = figures
+    assert len(figure.axes) == 6 and figure.get_suptitle().startswith("probs: rows = layers")
+    for index, ax in enumerate(figure.axes):
+        layer, head = divmod(index, 3)
+        assert np.array_equal(_drawn(ax), probs[layer, head].numpy()), (layer, head)
+        assert ax.get_title() == (f"head {head}" if layer == 0 else "")
+        assert ax.get_ylabel() == (f"layer {layer}" if head == 0 else "")
+    _assert_file_is_the_figure(path, figure)
+
+
+def test_head_map_draws_the_weights_with_tokens_and_values(tmp_path, figures):
+    probs = _probs()[0, 1]
+    path = plots.head_map(probs, TOKENS, TOKENS, tmp_path / "head.png", title="layer 0, head 1")
+    (figure,) = figures
+    ax, colorbar = figure.axes
+    assert np.array_equal(_drawn(ax), probs.numpy()) and ax.get_title() == "layer 0, head 1"
+    shown = [plots.label(t) for t in TOKENS]
+    assert [t.get_text() for t in ax.get_xticklabels()] == shown
+    assert [t.get_text() for t in ax.get_yticklabels()] == shown
+    assert (ax.get_xlabel(), ax.get_ylabel(), colorbar.get_ylabel()) == (
+        "key / value token j", "query token i", "alpha_ij")
+    # One value per cell, row by row, as written: ".17" for 0.17.
+    assert [t.get_text() for t in ax.texts] == [f"{v:.2f}"[1:] for v in probs.flatten().tolist()]
+    _assert_file_is_the_figure(path, figure)
+
+
+def test_raw_vs_weighted_draws_both_maps_side_by_side(tmp_path, figures):
+    probs = _probs()[1, 2]
+    path = plots.raw_vs_weighted(probs, 3 * probs, TOKENS, TOKENS, tmp_path / "weighted.png", title="L1 H2")
+    (figure,) = figures
+    left, right, *colour_bars = figure.axes
+    assert len(colour_bars) == 2
+    assert np.array_equal(_drawn(left), probs.numpy()) and left.get_title() == "attention weight alpha_ij"
+    assert np.array_equal(_drawn(right), (3 * probs).numpy())
+    assert right.get_title().startswith("value-weighted") and figure.get_suptitle() == "L1 H2"
+    _assert_file_is_the_figure(path, figure)
+
+
+def test_value_norm_bars_draw_both_norms_per_token(tmp_path, figures):
+    norms, carried = torch.rand(6, generator=torch.Generator().manual_seed(1)), torch.rand(6)
+    path = plots.value_norm_bars(norms, carried, TOKENS, tmp_path / "norms.png")
+    (figure,) = figures
+    (ax,) = figure.axes
+    assert len(ax.containers) == 2
+    for bars, expected in zip(ax.containers, (norms, carried), strict=True):
+        assert np.allclose([bar.get_height() for bar in bars], expected.numpy(), rtol=0, atol=1e-7)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "||v_j|| (value vector)", "||v_j W_O^(h)|| (what it carries)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [plots.label(t) for t in TOKENS]
+    _assert_file_is_the_figure(path, figure)
+
+
+def test_masks_draw_who_may_attend_to_whom(tmp_path, figures):
+    path = plots.attention_masks(tmp_path / "masks.png", length=5, source_length=3, padding=2)
+    (figure,) = figures
+    bert, gpt, encoder, decoder, cross = figure.axes
+    causal = np.tril(np.ones((5, 5)))
+    padded = np.ones((5, 5))
+    padded[:, 3:] = 0  # the last 2 keys are padding
+    for ax, mask in ((bert, padded), (gpt, causal), (encoder, np.ones((3, 3))), (decoder, causal),
+                     (cross, np.ones((5, 3)))):
+        assert np.array_equal(_drawn(ax), mask), ax.get_title()
+    assert [ax.get_title().split("\n")[0] for ax in figure.axes] == [
+        "BERT", "GPT", "Transformer encoder", "Transformer decoder", "Transformer decoder"]
+    _assert_file_is_the_figure(path, figure)
 
 
 def test_svg_keeps_tokens_as_escaped_text(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import struct
@@ -221,4 +222,23 @@ def test_explorer_in_headless_chromium(browser, hf_bert, tmp_path):
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(artifact, Path(keep) / "explorer.png")
-    assert artifact.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and artifact.stat().st_size > 20_000
+    assert artifact.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The screenshot shows the map the page built: the pixel at the centre of every cell is the
+    # colour the page gave that cell (8 x 8 cells, 18 px each, no text inside): a translucent blue
+    # whose opacity grows with the value, over the panel's white.
+    import matplotlib.image
+
+    pixels = (matplotlib.image.imread(artifact)[..., :3] * 255).round().astype(int)  # (1900, 1400, 3)
+    assert pixels.shape == (1900, 1400, 3)
+    cells = browser.evaluate(
+        "Array.from(document.querySelectorAll('#map tbody td')).map(td => { const r ="
+        " td.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2,"
+        " getComputedStyle(td).backgroundColor]; })")
+    assert len(cells) == len(TOKENS) ** 2
+    colours = {colour for _, _, colour in cells}
+    assert len(colours) > 8  # the value-weighted view shades its cells differently
+    for x, y, colour in cells:
+        numbers = [float(c) for c in re.findall(r"[\d.]+", colour)]
+        *rgb, alpha = numbers if len(numbers) == 4 else [*numbers, 1.0]  # "rgb(...)" where opaque
+        expected = [alpha * c + (1 - alpha) * 255 for c in rgb]
+        assert abs(pixels[int(y), int(x)] - expected).max() <= 2, (x, y, colour)
