@@ -40,12 +40,16 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.inspect.report import check_text, encode_checked
     from attnlab.inspect.values import format_report, value_report
     from attnlab.interop.pretrained import load_with_tokenizer
+    from attnlab.models.transformer import Transformer
 
     if args.dims < 1 or args.max_tokens < 1:
         raise AttnlabError("--dims and --max-tokens must be >= 1.")
     check_text(args.text)  # before the (slow) load
     loaded = load_with_tokenizer(args.model)
     model, tokenizer = loaded.model, loaded.tokenizer
+    if isinstance(model, Transformer):  # its decoder needs a second text
+        raise AttnlabError(f"--model {args.model} is an encoder-decoder; values reads one text through a "
+                           f"BERT or GPT. Use attnlab inspect --text SOURCE --target TRANSLATION for it.")
     limit = model.config.max_positions
     ids, dropped = encode_checked(tokenizer, args.text, limit, truncate=args.truncate, cli=True)
     if dropped:
