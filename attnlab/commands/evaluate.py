@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     if not chosen:
         raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
     model, tokenizer = load_translator(args.model)
+    limit = model.config.max_positions
+    if args.max_new_tokens is not None and args.max_new_tokens > limit:  # before the header and the work
+        raise AttnlabError(f"--max-new-tokens {args.max_new_tokens} exceeds the decoder's {limit} positions; "
+                           f"ask for at most {limit}.")
     # Each distinct source is translated once and scored against all its translations.
     sources, references = group_references(chosen)
     first_references = [refs[0] for refs in references]
