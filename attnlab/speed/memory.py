@@ -113,11 +113,22 @@ WORKLOADS = (
 )
 
 
-def _gpt2(int8: bool = False):
+# The sizes of each workload: the benchmarks' own, and tiny ones for the smoke test (``--tiny``).
+SIZES = {
+    False: dict(gpt="gpt2", bert="bert-base", prompt=16, new_tokens=64, long_prompt=512, bert_batch=(8, 128),
+                hf_gpt={}, hf_bert={}),
+    True: dict(gpt="gpt-nano", bert="bert-tiny", prompt=4, new_tokens=4, long_prompt=32, bert_batch=(2, 16),
+               hf_gpt=dict(n_layer=2, n_head=2, n_embd=48, n_positions=64),
+               hf_bert=dict(num_hidden_layers=2, num_attention_heads=2, hidden_size=128,
+                            intermediate_size=512)),
+}
+
+
+def _gpt2(int8: bool = False, preset: str = "gpt2"):
     from attnlab.models import GPT, GPTConfig
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig.from_preset("gpt2")).eval().requires_grad_(False)
+    model = GPT(GPTConfig.from_preset(preset)).eval().requires_grad_(False)
     if int8:
         from attnlab.speed.quant import quantize_int8
 
@@ -125,31 +136,35 @@ def _gpt2(int8: bool = False):
     return model
 
 
-def _run_workload(name: str) -> dict[str, float]:
-    """Build and run one workload here; returns RSS figures in MiB."""
+def _run_workload(name: str, tiny: bool = False) -> dict[str, float]:
+    """Build and run one workload here (tiny: small models and lengths); returns RSS figures in MiB."""
     import warnings
 
     warnings.simplefilter("ignore")
+    size = SIZES[tiny]
     figures = {"after imports": rss_bytes()}
-    prompt = torch.randint(0, 50257, (1, 16), generator=torch.Generator().manual_seed(0))
-    long_prompt = torch.randint(0, 50257, (1, 512), generator=torch.Generator().manual_seed(0))
-    bert_ids = torch.randint(1000, 30522, (8, 128), generator=torch.Generator().manual_seed(0))
+    def ids(low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randint(low, high, shape, generator=torch.Generator().manual_seed(0))
+
+    prompt, long_prompt = ids(0, 50257, (1, size["prompt"])), ids(0, 50257, (1, size["long_prompt"]))
+    bert_ids = ids(1000, 30522, size["bert_batch"])
+    new_tokens = size["new_tokens"]
     if name.endswith("transformers-fp32") or name.endswith("transformers-bf16"):
         import transformers
 
         transformers.logging.set_verbosity_error()
         torch.manual_seed(0)
         if name.startswith("gpt2"):
-            model = transformers.GPT2LMHeadModel(transformers.GPT2Config()).eval()
+            model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**size["hf_gpt"])).eval()
         else:
-            model = transformers.BertModel(transformers.BertConfig()).eval()
+            model = transformers.BertModel(transformers.BertConfig(**size["hf_bert"])).eval()
         if name.endswith("bf16"):
             model = model.to(torch.bfloat16)
         figures["after build"] = rss_bytes()
         with torch.no_grad():
             if name.startswith("gpt2-decode"):
-                model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=64,
-                               min_new_tokens=64, do_sample=False, pad_token_id=0)
+                model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
+                               min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
             elif name.startswith("gpt2-prefill"):
                 model(long_prompt, use_cache=True, logits_to_keep=1)
             else:
@@ -157,14 +172,14 @@ def _run_workload(name: str) -> dict[str, float]:
     elif name.startswith("gpt2-decode-attnlab"):
         from attnlab.speed.inference import generate
 
-        model = _gpt2(int8=name.endswith("int8"))
+        model = _gpt2(int8=name.endswith("int8"), preset=size["gpt"])
         release_freed_memory()
         figures["after build"] = rss_bytes()
-        generate(model, prompt, 64)
+        generate(model, prompt, new_tokens)
     elif name == "gpt2-prefill-attnlab-compiled":
         from attnlab.speed.inference import CompiledPrefill
 
-        prefill = CompiledPrefill(_gpt2(), 1, 512)
+        prefill = CompiledPrefill(_gpt2(preset=size["gpt"]), 1, size["long_prompt"])
         figures["after build"] = rss_bytes()
         prefill(long_prompt)
     elif name == "bert-attnlab-compiled":
@@ -172,7 +187,7 @@ def _run_workload(name: str) -> dict[str, float]:
         from attnlab.speed.inference import CompiledEncoder
 
         torch.manual_seed(0)
-        encoder = CompiledEncoder(BertModel(BertConfig.from_preset("bert-base")))
+        encoder = CompiledEncoder(BertModel(BertConfig.from_preset(size["bert"])))
         figures["after build"] = rss_bytes()
         encoder(bert_ids)
     else:
@@ -183,13 +198,16 @@ def _run_workload(name: str) -> dict[str, float]:
     return {key: value / MB for key, value in figures.items()}
 
 
-def measure(workload: str, threads: int | None = None, timeout: float = 900) -> dict[str, float]:
+def measure(workload: str, threads: int | None = None, timeout: float = 900, *, tiny: bool = False
+            ) -> dict[str, float]:
     """Run ``workload`` in a fresh Python process; returns its RSS figures in MiB."""
     if workload not in WORKLOADS:
         raise AttnlabError(f"Unknown workload {workload!r}; choose one of {WORKLOADS}.")
     command = [sys.executable, "-m", "attnlab.speed.memory", workload]
     if threads:
         command += ["--threads", str(threads)]
+    if tiny:
+        command.append("--tiny")
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise AttnlabError(f"The memory workload {workload} failed:\n{result.stderr[-2000:]}")
@@ -200,10 +218,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run one memory workload; print its RSS figures as JSON.")
     parser.add_argument("workload", choices=WORKLOADS)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--tiny", action="store_true", help="small models and lengths (the smoke test)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(json.dumps(_run_workload(args.workload)))
+    print(json.dumps(_run_workload(args.workload, args.tiny)))
 
 
 if __name__ == "__main__":
@@ -251,13 +270,15 @@ class MemoryReport:
                 for model, shape, dtype, c in self.caches]
 
 
-def memory_suite(threads: int | None = None, workloads: tuple[str, ...] = WORKLOADS) -> MemoryReport:
-    """RSS of each workload (subprocesses) and the KV-cache formula on GPT-2 and SmolLM2 shapes."""
+def memory_suite(threads: int | None = None, workloads: tuple[str, ...] = WORKLOADS, *,
+                 tiny: bool = False) -> MemoryReport:
+    """RSS of each workload (subprocesses) and the KV-cache formula on GPT-2 and SmolLM2 shapes
+    (``tiny``: small models and lengths, and the formula on gpt-nano only)."""
     from attnlab.models import GPT, GPTConfig
 
-    rss = {name: measure(name, threads) for name in workloads}
+    rss = {name: measure(name, threads, tiny=tiny) for name in workloads}
     caches = []
-    for preset, max_len in (("gpt2", 1024), ("smollm2-135m", 8192)):
+    for preset, max_len in ((("gpt-nano", 64),) if tiny else (("gpt2", 1024), ("smollm2-135m", 8192))):
         model = GPT(GPTConfig.from_preset(preset))
         for dtype in (torch.float32, torch.bfloat16):
             label = str(dtype).removeprefix("torch.")
