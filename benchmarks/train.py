@@ -5,8 +5,12 @@ GPT2LMHeadModel, and bert-mini (4 layers, d_model 256, 30,522-token vocabulary, 
 tokens, 15% masked, MLM + NSP) against BertForPreTraining: same initial weights, same
 batches, the same AdamW step; fp32, and bf16 autocast where the CPU has native bf16.
 The translation Transformer (transformer-tiny, real sentence-pair batches of <= 1,024
-tokens a side) against MarianMTModel, with no goal: it also times fused AdamW.
-See attnlab.speed.training_bench for what each step computes. Goal >= 1.5x in fp32.
+tokens a side) against MarianMTModel, with no goal: it also times fused AdamW. The models
+are randomly initialised (training starts there). The reference is transformers in the faster
+of fp32 and bf16 autocast (bf16 timed only where native), named with its dtype; each variant's
+quality is its step-0 loss minus transformers fp32's on the same batch. See
+attnlab.speed.training_bench for what each step computes. Goal >= 1.5x for attnlab fp32
+against that reference.
 
     .venv/bin/python benchmarks/train.py                 # all three; prints, records in RESULTS.md
     .venv/bin/python benchmarks/train.py bert --rounds 8 --steps 2 --threads 2 --no-record
