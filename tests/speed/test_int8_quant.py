@@ -117,6 +117,51 @@ def test_quantized_gpt_logits_close_to_fp32_and_top1_agrees():
     assert kernel_counts(quantized) == {"dequant": 17}  # 4 layers x 4 linears + lm_head
 
 
+# --- the kernels the benchmarks and commands take, on a whole model ----------------------------------------
+#
+# What decoding computes (teacher-forced, one token per step; the 16-token prefill takes the
+# several-row path), on a prompt *not* used to calibrate, against fp32 and against the exact
+# int8-weight model (kernel "dequant"). Tolerances, in units of the std of the fp32 logits
+# (0.27 here): max |dlogit| vs fp32 <= 0.15 (measured: 0.04-0.05 for every kernel), vs the
+# dequant oracle <= 0.1 (fbgemm also rounds activations to 8 bits: measured 0.04; int8pack 0.02);
+# top-1 agreement >= 95% and greedy tokens equal to fp32's for at least the first half
+# (DESIGN.md's bar for a default fast path).
+
+MODEL_KERNELS = ["auto", *FAST_KERNELS]
+
+
+@pytest.fixture(scope="module")
+def decoding():
+    from attnlab.speed.suites import decode_logits
+
+    model = _gpt()
+    calibration = torch.randint(0, 65, (1, 16), generator=torch.Generator().manual_seed(1))
+    held_out = torch.randint(0, 65, (1, 16), generator=torch.Generator().manual_seed(2))
+    sequence = generate(model, held_out, 32)
+    exact = decode_logits(model, sequence, 16)
+    oracle = decode_logits(quantize_int8(copy.deepcopy(model), kernel="dequant"), sequence, 16)
+    return model, calibration, held_out, sequence, exact, oracle
+
+
+@pytest.mark.parametrize("kernel", MODEL_KERNELS)
+def test_quantized_gpt_decoding_stays_close_with_the_chosen_kernels(decoding, kernel):
+    from attnlab.speed.probe import int8_kernel_ranking
+    from attnlab.speed.suites import decode_logits, first_difference
+
+    model, calibration, held_out, sequence, exact, oracle = decoding
+    quantized = quantize_int8(copy.deepcopy(model), kernel=kernel,
+                              sample=calibration if kernel == "auto" else None)
+    counts = kernel_counts(quantized)
+    allowed = {"fp32", *int8_kernel_ranking(weight_only=False)} if kernel == "auto" else {kernel}
+    assert set(counts) <= allowed and sum(counts.values()) == 17, counts
+    fast = decode_logits(quantized, sequence, 16)
+    scale = float(exact.std())
+    assert float((fast - exact).abs().max()) <= 0.15 * scale
+    assert float((fast - oracle).abs().max()) <= 0.1 * scale
+    assert float((fast.argmax(-1) == exact.argmax(-1)).float().mean()) >= 0.95
+    assert first_difference(generate(quantized, held_out, 32), sequence, 16) >= 16
+
+
 def test_quantized_gpt_is_a_drop_in_for_the_library_generate():
     torch.manual_seed(0)
     model = quantize_int8(GPT(GPTConfig.from_preset("gpt-nano", vocab_size=65)).eval(), kernel="dequant")
