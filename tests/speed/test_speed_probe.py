@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+
 import pytest
 
 import attnlab.speed.probe as probe
@@ -35,9 +38,17 @@ def test_the_baseline_must_be_timed():
 
 
 def test_time_call_returns_the_median_and_checks_repeat():
+    naps = iter([0.0, 0.0, 0.002, 0.05, 0.006])  # two warm-up calls, then three timed ones
     calls = []
-    assert time_call(lambda: calls.append(1), repeat=3, warmup=2) >= 0
+
+    def nap():
+        calls.append(1)
+        time.sleep(next(naps))
+
+    seconds = time_call(nap, repeat=3, warmup=2)
     assert len(calls) == 5
+    # The median of (>= 2 ms, >= 50 ms, >= 6 ms) is the 6 ms call: not the mean (~19 ms), not the max.
+    assert math.isfinite(seconds) and 0.006 <= seconds < 0.05
     with pytest.raises(AttnlabError, match="repeat must be an int >= 1"):
         time_call(lambda: None, repeat=0)
 
@@ -98,4 +109,5 @@ def test_time_interleaved_takes_turns_and_marks_failures_inf():
     timings = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b"),
                                 "broken": broken}, repeat=2)
     assert calls == ["a", "b", "a", "b", "a", "b"]  # warm-up, then one of each per round
-    assert timings["broken"] == float("inf") and timings["a"] >= 0
+    assert timings["broken"] == float("inf")
+    assert all(0 < timings[name] < 1 for name in ("a", "b"))  # an append, timed: positive and tiny
