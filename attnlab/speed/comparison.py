@@ -71,10 +71,14 @@ class Comparison:
         """The first variant whose name starts with ``prefix``."""
         return next(v for v in self.variants if v.name.startswith(prefix))
 
+    def goal_ratio(self) -> float:
+        """The ratio of the variant the goal is judged on (named exactly by ``goal_variant``)."""
+        return next(v.ratio for v in self.variants if v.name == self.goal_variant)
+
     def goal_met(self) -> bool | None:
         if self.goal is None or self.goal_variant is None:
             return None
-        return self.variant(self.goal_variant).ratio >= self.goal
+        return self.goal_ratio() >= self.goal
 
     def text(self) -> str:
         width = max(len(v.name) for v in [self.reference, *self.variants])
@@ -88,7 +92,7 @@ class Comparison:
         out.extend(f"  {line}" for line in self.lines)
         met = self.goal_met()
         if met is not None:
-            ratio = self.variant(self.goal_variant).ratio
+            ratio = self.goal_ratio()
             out.append(f"  goal >= {self.goal:g}x for {self.goal_variant!r} against "
                        f"{self.reference.name!r}: measured {ratio:.2f}x -> {'met' if met else 'NOT met'}")
         return "\n".join(out)
