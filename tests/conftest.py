@@ -121,7 +121,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
-    # A module-level skip (pytest.importorskip at import time) skips at collection, not in a test.
+    # A module-level skip (pytest.importorskip at import time) skips at collection, not in a test;
+    # failed, it is a collection error, which stops the whole run: loud, as a broken install should be.
     outcome = yield
     report = outcome.get_result()
     reason = _missing_install(report) if REQUIRE_ALL else None
