@@ -94,7 +94,10 @@ def one_thread():
 # install behind a pass, so .ci/run sets ATTNLAB_REQUIRE_ALL=1, which turns every skip whose reason
 # names an install command (or an importorskip that could not import) into a failure.
 REQUIRE_ALL = os.environ.get("ATTNLAB_REQUIRE_ALL") == "1"
-INSTALL_HINTS = ("pip install", "apt-get install", "could not import")
+# Only pip's installs count: the README's command installs Debian's chromium and trans-de-en only
+# "where it may" (no root, no apt, no network to the Debian mirror), so their tests still skip, saying
+# why (-rs), rather than fail a CI machine that cannot have them.
+INSTALL_HINTS = ("pip install", "could not import")
 
 
 def _missing_install(report) -> str | None:

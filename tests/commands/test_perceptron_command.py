@@ -4,11 +4,11 @@ the SVG and PNG plots, errors."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 import xml.etree.ElementTree as ET
 
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -161,11 +161,6 @@ def test_bad_csv_files(tmp_path, content, argv, message):
 
 # ---- the data sets scikit-learn ships (acceptance: iris setosa-vs-rest converges)
 
-needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
-                                   reason="scikit-learn (the dev extra) ships these data sets")
-
-
-@needs_sklearn
 def test_iris_setosa_against_the_rest_is_separated_and_converges(capsys):
     assert run("--dataset", "iris", "--positive-class", "setosa") == 0
     out = capsys.readouterr().out
@@ -174,14 +169,12 @@ def test_iris_setosa_against_the_rest_is_separated_and_converges(capsys):
     assert re.search(r"Novikoff  setosa vs rest: margin [0-9.]+, .* \(within the bound\)", out)
 
 
-@needs_sklearn
 def test_iris_without_positive_class_is_three_one_vs_rest_problems(capsys):
     run("--dataset", "iris", "--max-iter", "20")
     out = capsys.readouterr().out
     assert all(f"Novikoff  {name} vs rest" in out for name in ("setosa", "versicolor", "virginica"))
 
 
-@needs_sklearn
 def test_breast_cancer_standardised_held_out(capsys):
     assert run("--dataset", "breast_cancer", "--standardize", "--test-fraction", "0.25",
                "--max-iter", "50") == 0
@@ -191,7 +184,6 @@ def test_breast_cancer_standardised_held_out(capsys):
     assert field(out, "test accuracy") >= 0.93 and "malignant vs benign" in out
 
 
-@needs_sklearn
 def test_digits_with_the_mlp(capsys):
     assert run("--dataset", "digits", "--mlp", "--hidden", "32", "--standardise", "--test-fraction", "0.25",
                "--max-iter", "15") == 0
@@ -228,13 +220,12 @@ def colour_share(image: np.ndarray, colour: str, alpha: float) -> float:
 
 @pytest.mark.parametrize("mlp", [False, True])
 def test_plot_writes_a_png_with_both_regions_and_the_curve(tmp_path, capsys, mlp):
-    image_module = pytest.importorskip("matplotlib.image")
     out = tmp_path / "plot.png"
     extra = ["--mlp"] if mlp else []
     assert run("--dataset", "separable", "--samples", "40", "--plot", str(out), *extra) == 0
     assert f"plot      {out}" in capsys.readouterr().out
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    image = image_module.imread(out)
+    image = matplotlib.image.imread(out)
     assert image.shape == (460, 1100, 4)  # two panels: regions, then mistakes or loss per epoch
     # Both decision regions are painted, each over a good part of the left panel.
     assert colour_share(image, perceptron.COLOURS[0], 0.2) > 0.05
@@ -242,12 +233,11 @@ def test_plot_writes_a_png_with_both_regions_and_the_curve(tmp_path, capsys, mlp
 
 
 def test_png_of_data_with_more_than_two_features_is_the_curve_alone(tmp_path):
-    image_module = pytest.importorskip("matplotlib.image")
     path = tmp_path / "three.csv"
     path.write_text("".join(f"{i},{i % 3},{i % 5},{int(i > 9)}\n" for i in range(20)))
     out = tmp_path / "three.png"
     run("--dataset", str(path), "--plot", str(out))
-    image = image_module.imread(out)
+    image = matplotlib.image.imread(out)
     assert image.shape == (460, 600, 4)
     assert colour_share(image, perceptron.COLOURS[0], 0.2) < 0.01  # no regions drawn
 

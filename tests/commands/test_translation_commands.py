@@ -56,7 +56,6 @@ def test_train_writes_a_resumable_run_and_an_averaged_model(trained, pairs_file,
 
 
 def test_translate_and_evaluate(trained, pairs_file, capsys):
-    pytest.importorskip("sacrebleu")
     model = str(trained / "averaged")
     code, out, _ = run(capsys, "translate", "--model", model, "--text", "Das ist gut.", "--text",
                        "Wo ist der Bahnhof?", "--beam", "2")
@@ -73,7 +72,6 @@ def test_translate_and_evaluate(trained, pairs_file, capsys):
 
 
 def test_evaluate_scores_several_references_and_the_first_side_by_side(trained, tmp_path, capsys):
-    pytest.importorskip("sacrebleu")
     from attnlab.bleu import corpus_bleu
 
     # 60 sources, each with two translations; the baseline that copies the source matches the
@@ -96,7 +94,6 @@ def test_evaluate_scores_several_references_and_the_first_side_by_side(trained, 
 
 
 def test_evaluate_prints_the_same_examples_every_time(trained, pairs_file, capsys):
-    pytest.importorskip("sacrebleu")
     argv = ["evaluate", "--model", str(trained / "averaged"), "--data", str(pairs_file), "--split", "test",
             "--beam", "1", "--max-new-tokens", "4", "--examples", "3"]
     code, out, _ = run(capsys, *argv)
@@ -109,7 +106,6 @@ def test_evaluate_prints_the_same_examples_every_time(trained, pairs_file, capsy
 
 
 def test_reverse_translates_the_second_column_into_the_first(trained, pairs_file, tmp_path, capsys):
-    pytest.importorskip("sacrebleu")
     from attnlab.bleu import corpus_bleu
 
     # The first column is the second plus one word, so copying scores differently each way round.
@@ -158,7 +154,6 @@ def test_a_source_longer_than_the_positions_is_truncated_with_a_warning(trained,
     code, out, err = run(capsys, "translate", "--model", str(trained), "--beam", "1", "--text", long_source)
     assert code == 0 and len(out.splitlines()) == 1
     assert warning in err
-    pytest.importorskip("sacrebleu")
     pairs = tmp_path / "long.tsv"
     pairs.write_text(f"Das ist gut.\tThat is good.\n{long_source}\tHouses.\n", encoding="utf-8")
     code, out, err = run(capsys, "evaluate", "--model", str(trained), "--data", str(pairs), "--beam", "2")
