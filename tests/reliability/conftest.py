@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from attnlab.cli import main
-from attnlab.models import GPT
+from attnlab.models import GPT, BertConfig
+from attnlab.models.bert import BertModel
 from attnlab.models.config import GPTConfig
 from attnlab.tokenization import Tokenizer
 
@@ -41,10 +42,11 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
-    """A non-zero exit code and exactly one ``attnlab: error:`` line naming ``fragments``."""
+def assert_one_line_error(code: int, err: str, *fragments: str, expected: int = 2) -> str:
+    """Exit code ``expected`` (2: bad input, README's promise; 1: the machine failed, e.g. a full
+    disk) and exactly one ``attnlab: error:`` line naming ``fragments``."""
     lines = [line for line in err.splitlines() if line.strip()]
-    assert code != 0, err
+    assert code == expected, f"exit code {code}, not {expected}: {err}"
     assert "Traceback" not in err, err
     assert len(lines) == 1 and lines[0].startswith("attnlab: error: "), err
     for fragment in fragments:
@@ -84,6 +86,83 @@ def _trained_once(tmp_path_factory, corpus) -> Path:
 def trained_run(_trained_once, tmp_path) -> Path:
     """A fresh copy of a 4-step training checkpoint (model, tokenizer, training_state.pt)."""
     return Path(shutil.copytree(_trained_once, tmp_path / "run"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A randomly initialised BERT (64 positions) with a WordPiece vocabulary learnt on CORPUS, saved."""
+    torch.manual_seed(0)
+    tokenizer = Tokenizer.train_wordpiece(CORPUS, vocab_size=120)
+    model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, max_positions=64, n_layers=1, n_heads=2,
+                                 d_model=16, d_ff=32))
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    model.save_pretrained(directory)
+    tokenizer.save(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def pairs_file(tmp_path_factory) -> Path:
+    """150 sentence pairs of the shipped corpus's training split, source<TAB>target."""
+    from attnlab.data.parallel import corpus_split
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    path.write_text("".join(f"{source}\t{target}\n" for source, target in corpus_split("train")[:150]),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_translation_dir(tmp_path_factory, pairs_file) -> Path:
+    """A real encoder-decoder from `attnlab train transformer` (2 steps on pairs_file, about a
+    second): the model directory that translate and evaluate load, vocabulary and all."""
+    out = tmp_path_factory.mktemp("translation") / "run"
+    code, _, err = run_cli(["train", "transformer", "--data", str(pairs_file), "--n-layer", "1",
+                            "--n-head", "2", "--d-model", "16", "--d-ff", "16", "--max-positions", "40",
+                            "--vocab-size", "300",
+                            "--max-tokens", "200", "--max-steps", "2", "--warmup-steps", "4",
+                            "--eval-interval", "2", "--eval-sentences", "1", "--snapshot-interval", "2",
+                            "--average-last", "1", "--threads", "1", "--device", "cpu", "--no-progress",
+                            "--out", str(out)])
+    assert code == 0, err
+    return out / "averaged"
+
+
+@pytest.fixture(scope="session")
+def fuzz_paths(tmp_path_factory, corpus, tiny_gpt_dir, tiny_bert_dir, tiny_translation_dir, pairs_file):
+    """The files flag_table.py's ``{name}`` stand for (the flag fuzz): good inputs, and bad ones of
+    every kind."""
+    root = tmp_path_factory.mktemp("flag-fuzz")
+
+    def write(name: str, content: str | bytes) -> str:
+        path = root / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return str(path)
+
+    for name in ("empty-dir", "as-dir.png", "as-dir.svg", "as-dir.html"):
+        (root / name).mkdir()
+    pairs = pairs_file.read_text(encoding="utf-8").splitlines()
+    speeches = "\n\n".join(f"ROMEO: speech {i} of the night.\nJULIET: and {i} more." for i in range(40))
+    # Only characters of the tiny GPT's vocabulary (conftest.CORPUS): fewshot encodes them all.
+    labelled = "".join(f"a {'good' if i % 2 else 'bad'} day{' Romeo' * (i % 4)}\t{'yes' if i % 2 else 'no'}\n"
+                       for i in range(24))
+    qa = "".join('{"context": "Ross: the king is dead. Lennox: a good day.", "question": '
+                 '"Who says the king is dead?", "answer": "Ross"}\n' for _ in range(12))
+    text_file = write("a-file.txt", "not a directory\n")
+    return {
+        "tmp": str(root), "missing": str(root / "missing" / "nothing.txt"), "dir": str(root / "empty-dir"),
+        "empty": write("empty.txt", ""), "binary": write("binary.bin", bytes(range(256)) * 4),
+        "file": text_file, "under_file": f"{text_file}/x.png", "corpus": str(corpus),
+        "pairs": str(pairs_file), "few_pairs": write("few-pairs.tsv", "\n".join(pairs[:6]) + "\n"),
+        "sources": write("sources.txt", "\n".join(line.split("\t")[0] for line in pairs[:6]) + "\n"),
+        "speeches": write("speeches.txt", speeches + "\n"), "labelled": write("labelled.tsv", labelled),
+        "bert_tsv": write("bert.tsv", labelled), "qa": write("qa.jsonl", qa),
+        "csv": write("points.csv", "a,b,label\n0,0,x\n0,1,y\n1,0,y\n1,1,y\n"),
+        "gpt": str(tiny_gpt_dir), "bert": str(tiny_bert_dir), "mt": str(tiny_translation_dir),
+    }
 
 
 @pytest.fixture

@@ -1,8 +1,17 @@
 """CLI fuzz: random argument combinations over the sub-commands, with a fixed seed.
 
-The rule: exit code 0, or a non-zero code with exactly one line on stderr that starts
-``attnlab: error:`` -- never a Python traceback, never an "internal error". Commands
-that would train or benchmark for long get only tiny or invalid values.
+The rule: exit code 0, or exit code 2 (README: bad input) with exactly one line on stderr
+that starts ``attnlab: error:`` -- never a Python traceback, never an "internal error",
+never exit 1 (the machine failing). Two fuzzes:
+
+- hand-made pools of odd values, valid ones among them (1e-320, RTL marks, 40-character
+  texts), for the commands that run in a moment: they reach both outcomes;
+- every command and flag, read from the parser: two or three bad values of
+  flag_table.py / flag_cases.py at once on one command's valid BASE run, which must still
+  be refused in one line with exit 2 and nothing on stdout (test_flag_fuzz.py tries each
+  bad value alone).
+
+Commands that would train or benchmark for long get only tiny or invalid values.
 """
 
 from __future__ import annotations
@@ -127,7 +136,8 @@ def check(code: int, err: str, argv: list[str]) -> None:
     assert "internal error" not in err, f"{where}\n{err}"
     if code != 0:
         lines = [line for line in err.splitlines() if line.strip()]
-        assert code in (1, 2), f"{where}: exit code {code}\n{err}"
+        # README: bad input exits 2. Exit 1 is the machine failing (a full disk), never a value.
+        assert code == 2, f"{where}: exit code {code}, not 2\n{err}"
         assert len(lines) == 1 and lines[0].startswith("attnlab: error: "), f"{where}\n{err}"
 
 
@@ -151,6 +161,63 @@ def test_random_argument_combinations(tmp_path, tiny_gpt_dir, corpus, cli):
     outcomes = fuzz(20261125, COUNT, tmp_path, tiny_gpt_dir, corpus, cli)
     # The fuzz reaches both outcomes (it is not only argument errors).
     assert outcomes["ok"] >= 15 and outcomes["error"] >= 60, outcomes
+
+
+def _load_cases():
+    # --import-mode=importlib puts no test folder on sys.path: load the sibling by its path.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("attnlab_reliability_flag_cases",
+                                                  Path(__file__).with_name("flag_cases.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+CASES = _load_cases()
+
+
+def bad_combination(rng: random.Random) -> tuple[str, list]:
+    """A command and 2-3 of its bad values, each on a different flag. Left out: a missing value
+    (it would take the next case's first token as its value) and a required flag left out (a
+    later case may put the flag back); test_flag_fuzz.py tries those alone."""
+    command = rng.choice([command for command in CASES.PARSERS if command])
+    flags = [flag for c, flag in CASES.FLAGS if c == command]
+    chosen = []
+    for flag in rng.sample(flags, min(len(flags), rng.randint(2, 3))):
+        # attnlab's own refusals where the flag has some: argparse would stop at the first bad
+        # token, before any of them.
+        cases = ([case for case in CASES.all_cases(command, flag) if not case.by_argparse]
+                 or [case for case in CASES.all_cases(command, flag)
+                     if case.leave_out is None and case.tokens != (flag,)])
+        if cases:
+            chosen.append(rng.choice(cases))
+    return command, chosen
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_several_bad_values_at_once_exit_2(seed, fuzz_paths, tmp_path, cli):
+    rng = random.Random(seed)
+    problems, commands, by_attnlab = [], set(), 0
+    for number in range(120):
+        command, chosen = bad_combination(rng)
+        if not chosen:
+            continue
+        commands.add(command)
+        # The cases' tokens one after another, on BASE less every flag they set.
+        merged = CASES.Case("", tuple(token for case in chosen for token in case.tokens),
+                            by_argparse=all(case.by_argparse for case in chosen))
+        argv = CASES.command_line(command, merged, fuzz_paths, tmp_path / f"out-{number}")
+        code, out, err = cli(argv)
+        lines = [line for line in err.splitlines() if line.strip()]
+        by_attnlab += bool(lines) and not lines[0].endswith(" --help)")  # past argparse
+        if code != 2 or len(lines) != 1 or not lines[0].startswith("attnlab: error: ") or out.strip():
+            problems.append(f"exit {code}: {' '.join(map(repr, argv))}\n    stderr: {err.strip()[-300:]!r}"
+                            f"\n    stdout: {out.strip()[-200:]!r}")
+    assert not problems, "\n".join(problems)
+    assert len(commands) >= 12, commands  # the draw reaches (almost) every command
+    assert by_attnlab >= 60, by_attnlab  # most combinations reach attnlab's own checks
 
 
 @pytest.mark.slow
