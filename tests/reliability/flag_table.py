@@ -70,6 +70,7 @@ READ_TEXT = ["{missing}", "{dir}", "{empty}", "{binary}"]
 MODEL = ["{missing}", "{dir}", "{binary}", ""]
 OUT_DIR = ["{file}", "{under_file}"]
 OUT_FILE = ["{under_file}", "{dir}", ""]
+LONG = "ROMEO " * 8  # 48 characters: more than the tiny GPT's 16 positions (without --truncate)
 
 
 def picture(suffix: str) -> list[str]:
@@ -121,13 +122,13 @@ BAD: dict[str, dict[str, list]] = {
     },
     "generate": {
         "--model": [*MODEL, "{bert}", "{mt}"], "--chat": [SWITCH], "--system": ["be brief"],
-        "--prompt": ["日本語ü"], "--max-new-tokens": NON_NEGATIVE, "--temperature": ["-1", "nan", "inf"],
+        "--prompt": ["日本語ü", ""], "--max-new-tokens": NON_NEGATIVE, "--temperature": ["-1", "nan", "inf"],
         "--top-k": COUNT, "--top-p": ["0", "1.5", "-0.1", "nan"], "--repetition-penalty": ["0", "-1", "nan"],
         "--seed": SEED,
     },
     "values": {
-        "--model": [*MODEL, "{mt}"], "--text": ["", "日本語ü"], "--layer": ["-1", "5"], "--head": ["-1", "2"],
-        "--dims": COUNT, "--max-tokens": COUNT,
+        "--model": [*MODEL, "{mt}"], "--text": ["", "日本語ü", LONG], "--layer": ["-1", "5"],
+        "--head": ["-1", "2"], "--dims": COUNT, "--max-tokens": COUNT,
     },
     "perceptron": {
         "--dataset": ["nope", "{missing}", "{dir}", "{empty}", "{binary}"],
@@ -168,7 +169,7 @@ BAD: dict[str, dict[str, list]] = {
         "--seed": SEED,
     },
     "inspect": {
-        "--model": MODEL, "--text": ["", "日本語ü"],
+        "--model": MODEL, "--text": ["", "日本語ü", LONG],
         # A GPT given a target; an encoder-decoder not given one.
         "--target": ["ROMEO", ("--model", "{mt}", "--text", "hello")],
         "--stack": ["cross", *encoder_decoder("--stack", ["self"])],

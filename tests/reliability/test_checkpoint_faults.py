@@ -52,6 +52,22 @@ def _temp_files(directory: Path) -> list[str]:
 
 
 # ----------------------------------------------------------------- broken files
+@pytest.mark.parametrize("config, message", [
+    (lambda text: text[:40], "not valid JSON"),
+    (lambda text: bytes(range(256)), "not valid JSON"),  # binary: not even UTF-8
+    (lambda text: "[1, 2]", "must hold a JSON object"),
+    (lambda text: text.replace('"n_layer": 1', '"n_layer": "two"'), "'n_layers' parameter of GPTConfig"),
+    (lambda text: text.replace('"n_embd": 16', '"n_embd": 16.5'), "'d_model' parameter of GPTConfig"),
+])
+def test_a_broken_config_json_is_one_line(trained_run, config, message, one_line_error, generate):
+    path = trained_run / "config.json"
+    text = json.dumps(json.loads(path.read_text()), indent=2)  # one known layout to cut and replace in
+    broken = config(text)
+    path.write_bytes(broken if isinstance(broken, bytes) else broken.encode())
+    assert path.read_bytes() != text.encode()  # the change took
+    one_line_error(*generate(trained_run), message)
+
+
 @pytest.mark.parametrize("keep", [0, 7, 200, -100])
 def test_truncated_model_file_is_one_line(trained_run, keep, one_line_error, generate):
     path = trained_run / SAFETENSORS
