@@ -79,7 +79,7 @@ def test_real_bert_text_pictures_and_explorer(minilm, tmp_path, capsys):
         assert (image.min(axis=-1) < 0.9).mean() > 0.2, name
     page = (tmp_path / "bert.html").read_text(encoding="utf-8")
     stack = json.loads(re.search(r'id="attnlab-data">(.*?)</script>', page, re.S).group(1))["stacks"][0]
-    assert (stack["layers"], stack["heads"], stack["queryTokens"]) == (6, 12, 9)  # [CLS] 7 words [SEP]
+    assert (stack["layers"], stack["heads"], len(stack["queryTokens"])) == (6, 12, 9)  # [CLS] 7 words [SEP]
     probs = np.array(stack["probs"], dtype=float) / stack["scale"]  # stored as integers per mille
     assert probs.shape == (6, 12, 9, 9)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.01)  # each query's softmax row
