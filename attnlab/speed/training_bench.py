@@ -26,7 +26,7 @@ step-0 difference is printed). Variants run fp32 eagerly; where the CPU computes
 natively, both libraries also run under bf16 autocast (the loop's ``dtype="auto"``).
 
 The reference is transformers in the faster of fp32 and bf16 autocast (the latter timed only
-where bf16 is native), named with its dtype; the goal is judged on attnlab fp32 against it,
+where bf16 is native), named with its dtype; the goal is judged on attnlab in that same dtype against it,
 and the other dtype's figure is a line of its own. Each variant's quality is measured: its
 step-0 loss (eval mode, same batch) minus transformers fp32's.
 """
@@ -112,8 +112,10 @@ def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Ba
               f"{steps} steps per round, {rounds} rounds, after 1 warm-up round"]
     if bf16:
         lines.append(f"bf16 autocast, attnlab / transformers: {timings.ratio('bf16', 'hf_bf16'):.2f}x")
+    # The goal compares like with like: attnlab in the dtype the reference is fastest in.
+    goal_variant = names["bf16"] if reference == "hf_bf16" else names["fp32"]
     comparison = finish(workload, reference, {reference: reference_name, **names}, timings, tokens * steps,
-                        machine, goal=goal, goal_variant=names["fp32"], lines=lines)
+                        machine, goal=goal, goal_variant=goal_variant, lines=lines)
     # Quality: each variant's step-0 loss against transformers' fp32 loss on the same batch.
     if reference == "hf_fp32":
         comparison.reference.quality = f"fp32 step-0 loss {their_fp32:.4f}"
