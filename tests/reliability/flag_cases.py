@@ -1,30 +1,17 @@
 """The machinery of the flag fuzz: the commands and flags read from attnlab's own parser, the
 bad values of each (argparse's refusals derived from the action, attnlab's from flag_table.py),
 and the command line of one case. Not a test module: test_flag_fuzz.py and test_cli_fuzz.py
-load it by path (--import-mode=importlib puts no test folder on sys.path)."""
+import it by name (pyproject.toml puts tests/reliability on pytest's pythonpath)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import flag_table as TABLE
+
 from attnlab.cli import build_parser
-
-
-def load_sibling(name: str):
-    """The module ``name``.py beside this file."""
-    path = Path(__file__).with_name(f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"attnlab_reliability_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-TABLE = load_sibling("flag_table")
 
 
 def command_parsers(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()):

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import flag_cases as CASES  # tests/reliability is on pytest's pythonpath
 import pytest
 
 # Value pools. Out-of-range, malformed and extreme values on purpose.
@@ -163,19 +164,6 @@ def test_random_argument_combinations(tmp_path, tiny_gpt_dir, corpus, cli):
     assert outcomes["ok"] >= 15 and outcomes["error"] >= 60, outcomes
 
 
-def _load_cases():
-    # --import-mode=importlib puts no test folder on sys.path: load the sibling by its path.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("attnlab_reliability_flag_cases",
-                                                  Path(__file__).with_name("flag_cases.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-CASES = _load_cases()
 
 
 def bad_combination(rng: random.Random) -> tuple[str, list]:

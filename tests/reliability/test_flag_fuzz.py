@@ -15,24 +15,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
+import flag_cases as CASES  # tests/reliability is on pytest's pythonpath
 import pytest
 
-
-def _load_cases():
-    # --import-mode=importlib puts no test folder on sys.path: load the sibling by its path.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("attnlab_reliability_flag_cases",
-                                                  Path(__file__).with_name("flag_cases.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-CASES = _load_cases()
 TABLE, FLAGS, Case = CASES.TABLE, CASES.FLAGS, CASES.Case
 # A refusal that must come before any real work: a second is plenty for the tiny runs of BASE.
 SLOW_CASE_S = 10.0
