@@ -17,8 +17,8 @@ The prompt (:class:`PromptTemplate`, defaults shown; every part is configurable)
 
 The space before the label belongs to the continuation, as in GPT-2/3's
 byte-level BPE, where " positive" is one token and "positive" after a space is
-not. Every candidate is appended to the same prompt; the (L, T) batch of
-candidates, right-padded, goes through the model in one forward pass, and
+not. The prompt goes through the model once (its keys and values cached); the
+L candidates then run as one right-padded batch over that cache, and
 
     score(label) = sum_j log p(label_j | prompt, label_<j)        (B, T, V) log-softmax, gathered
     score(label) / n_tokens(label)                                with ``normalize=True``
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from attnlab.errors import AttnlabError
 
@@ -170,40 +171,59 @@ def encode_labels(
 def score_continuations(
     model, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]], *, normalize: bool = False
 ) -> Tensor:
-    """(L,) summed log-probabilities of each continuation after ``prompt_ids``, one forward pass.
+    """(L,) summed log-probabilities of each continuation after ``prompt_ids``.
 
-    Row i of the (L, T) batch is ``prompt_ids + continuations[i]``, right-padded;
-    logits (L, T, V) -> log-softmax -> the log-probability of continuation token j
-    is read at position ``len(prompt) + j - 1``. ``normalize`` divides by the
-    continuation's length. The prompt must be non-empty and every row must fit.
+    The prompt goes through the model once, filling a KV cache (batch 1), and only its
+    last position's logits are computed: they score every continuation's first token.
+    The cache is then shared by the L continuations, which run as one (L, C) batch,
+    right-padded, at positions ``len(prompt) ...``: continuation token j >= 1 is scored
+    by the logits at its position j - 1. Causal attention means a padded tail is never
+    seen by the tokens before it, so no padding mask is needed. ``normalize`` divides
+    by the continuation's length. The prompt must be non-empty and every row must fit.
+
+    ``model`` is a causal LM with ``new_kv_caches(batch, max_len)`` and
+    ``model(ids, kv_caches=..., start_pos=..., only_last_logits=...)`` returning
+    ``.logits``, as :class:`attnlab.models.GPT`.
     """
     if not prompt_ids:
         raise AttnlabError("The prompt encodes to no tokens; give a non-empty prompt or template.")
     lengths = [len(c) for c in continuations]
-    n_prompt, width = len(prompt_ids), len(prompt_ids) + max(lengths)
+    n_prompt, longest = len(prompt_ids), max(lengths)
+    width = n_prompt + longest
     limit = _max_positions(model)
     if limit is not None and width > limit:
         raise AttnlabError(
-            f"Prompt ({n_prompt} tokens) plus the longest label ({max(lengths)}) needs {width} "
+            f"Prompt ({n_prompt} tokens) plus the longest label ({longest}) needs {width} "
             f"positions but the model has {limit}; shorten the prompt."
         )
     device = next(model.parameters()).device
-    ids = torch.zeros(len(continuations), width, dtype=torch.long)  # (L, T), right-padded with 0
-    mask = torch.zeros(len(continuations), width, dtype=torch.long)
-    targets = torch.zeros(len(continuations), width, dtype=torch.long)
-    for row, continuation in enumerate(continuations):
-        end = n_prompt + len(continuation)
-        ids[row, :n_prompt] = torch.tensor(list(prompt_ids))
-        ids[row, n_prompt:end] = torch.tensor(list(continuation))
-        mask[row, :end] = 1
-        targets[row, n_prompt - 1 : end - 1] = 1  # positions whose next token is a label token
     was_training = model.training
     model.eval()
-    logits = model(ids.to(device), attention_mask=mask.to(device)).logits  # (L, T, V)
-    model.train(was_training)
-    log_probs = torch.log_softmax(logits.float(), dim=-1)[:, :-1]  # (L, T-1, V) predicts ids[:, 1:]
-    picked = log_probs.gather(-1, ids[:, 1:, None].to(device)).squeeze(-1)  # (L, T-1)
-    scores = (picked * targets[:, :-1].to(device)).sum(dim=-1).cpu()  # (L,)
+    try:
+        # Prefill: the prompt once; its last logits predict every continuation's first token.
+        prompt_caches = model.new_kv_caches(1, n_prompt)
+        prompt = torch.tensor([list(prompt_ids)], device=device)  # (1, P)
+        first = model(prompt, kv_caches=prompt_caches, only_last_logits=True).logits[0, -1]  # (V,)
+        first_ids = torch.tensor([c[0] for c in continuations], device=device)  # (L,)
+        scores = torch.log_softmax(first.float(), dim=-1)[first_ids]  # (L,)
+        if longest > 1:
+            # The rest: every continuation at once over a copy of the prompt's cache per row.
+            caches = model.new_kv_caches(len(continuations), width)
+            for shared, cache in zip(prompt_caches, caches, strict=True):
+                cache.keys[:, :, :n_prompt] = shared.keys  # (1, H, P, D) broadcast to L rows
+                cache.values[:, :, :n_prompt] = shared.values
+            ids = torch.zeros(len(continuations), longest, dtype=torch.long)  # (L, C), right-padded
+            scored = torch.zeros(len(continuations), longest - 1)  # 1 where token j >= 1 is real
+            for row, continuation in enumerate(continuations):
+                ids[row, : len(continuation)] = torch.tensor(list(continuation))
+                scored[row, : len(continuation) - 1] = 1
+            ids = ids.to(device)
+            logits = model(ids[:, :-1], kv_caches=caches, start_pos=n_prompt).logits  # (L, C-1, V)
+            picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+            scores = scores + (picked * scored.to(device)).sum(dim=-1)  # (L,)
+    finally:
+        model.train(was_training)
+    scores = scores.cpu()
     if normalize:
         scores = scores / torch.tensor(lengths, dtype=scores.dtype)
     return scores
@@ -283,6 +303,7 @@ def evaluate_few_shot(
     *,
     template: PromptTemplate | None = None,
     normalize: bool = False,
+    progress: bool = False,
 ) -> FewShotReport:
     """K-shot accuracy on ``test_examples``; shots are drawn from ``train_examples``.
 
@@ -290,6 +311,7 @@ def evaluate_few_shot(
     order (so a seed fixes the whole evaluation), never including an example with
     the query's own text. ``model`` is any causal LM whose ``model(ids,
     attention_mask=...)`` returns ``.logits`` (B, T, V), e.g. :class:`attnlab.models.GPT`.
+    ``progress`` shows a bar of the queries on stderr.
     """
     _check_k(k)
     labels = list(labels)
@@ -299,7 +321,7 @@ def evaluate_few_shot(
     _check_examples("test_examples", test_examples, labels)
     rng = random.Random(seed)
     predictions = []
-    for text, _ in test_examples:
+    for text, _ in tqdm(test_examples, desc=f"k={k}", unit="query", disable=not progress, leave=False):
         shots = select_shots(train_examples, k, rng, exclude=text)
         predictions.append(classify(model, tokenizer, text, labels, shots,
                                     template=template, normalize=normalize))

@@ -41,8 +41,13 @@ def _tokenizer(kind: str, tmp_path) -> Tokenizer:
     return Tokenizer.from_dir(tmp_path)
 
 
-def _random_gpt(vocab_size: int, max_positions: int = 64) -> GPT:
+def _random_gpt(vocab_size: int, max_positions: int = 64, *, llama: bool = False) -> GPT:
     torch.manual_seed(0)
+    if llama:  # rotary positions and grouped-query attention: the cache path of SmolLM2
+        config = GPTConfig(vocab_size=vocab_size, max_positions=max_positions, n_layers=2, n_heads=4,
+                           n_kv_heads=2, d_model=48, d_ff=96, position="rope", norm="rmsnorm",
+                           ffn="swiglu", activation="silu", bias=False)
+        return GPT(config).eval()
     return GPT(GPTConfig.from_preset("gpt-nano", vocab_size=vocab_size, max_positions=max_positions)).eval()
 
 
@@ -59,9 +64,10 @@ def _uncached_label_score(model: GPT, prompt_ids: list[int], label_ids: list[int
 
 @pytest.mark.parametrize("kind", ["char", "bpe", "wordpiece"])
 @pytest.mark.parametrize("normalize", [False, True])
-def test_label_score_equals_a_manual_sum_of_log_softmax(kind, normalize, tmp_path):
+@pytest.mark.parametrize("llama", [False, True])
+def test_label_score_equals_a_manual_sum_of_log_softmax(kind, normalize, llama, tmp_path):
     tokenizer = _tokenizer(kind, tmp_path)
-    model = _random_gpt(tokenizer.vocab_size)
+    model = _random_gpt(tokenizer.vocab_size, llama=llama)
     template = PromptTemplate()
     prompt = build_prompt("the cat sat", [("a dog ran", "no")], template)
     prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)

@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed of the shots and test draw (default 0)")
     parser.add_argument("--normalize", action="store_true", help="score labels per token")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar of the queries")
     parser.set_defaults(run=run)
 
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     for k in args.shots:
         started = time.perf_counter()
         report = evaluate_few_shot(loaded.model, loaded.tokenizer, train, test, labels, k,
-                                   seed=args.seed, normalize=args.normalize)
+                                   seed=args.seed, normalize=args.normalize, progress=not args.no_progress)
         print(f"{k:>3} {report.accuracy:>9.3f} {report.baseline:>9.3f} {report.shortened:>10} "
               f"{time.perf_counter() - started:>8.1f}")
     return 0
