@@ -18,7 +18,9 @@ Keskar et al. 2019, arXiv:1909.05858, for the repetition penalty):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -200,6 +202,25 @@ def generate(
     return tokens
 
 
+@dataclass
+class GenerationReport:
+    """What one :func:`generate_text` call measured (pass ``report=GenerationReport()``)."""
+
+    prompt_tokens: int = 0
+    new_tokens: int = 0
+    first_token_s: float = 0.0  # from the call to the first new token: prefill + one sample
+    total_s: float = 0.0
+    stopped_by: str = ""  # "stop" (a stop string), "eos" (end of text) or "max_new_tokens"
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Decoding speed after the first token (nan with fewer than 2 new tokens)."""
+        after_first = self.total_s - self.first_token_s
+        if self.new_tokens < 2 or after_first <= 0:
+            return float("nan")
+        return (self.new_tokens - 1) / after_first
+
+
 def generate_text(
     model: GPT,
     tokenizer,
@@ -208,13 +229,16 @@ def generate_text(
     *,
     stop: list[str] | None = None,
     stream: Callable[[str], None] | None = None,
+    report: GenerationReport | None = None,
     **sampling,
 ) -> str:
     """Continue one text prompt; returns the new text only.
 
     Stops at ``max_new_tokens``, at end-of-text, or just before the first of the
-    ``stop`` strings. ``stream`` receives each new piece of text as it is decoded.
+    ``stop`` strings. ``stream`` receives each new piece of text as it is decoded;
+    ``report``, when given, is filled with token counts, timings and why it stopped.
     """
+    started = time.perf_counter()
     if not isinstance(prompt, str):
         raise AttnlabError(f"The prompt must be a str; got {type(prompt).__name__}.")
     prompt_ids = tokenizer.encode(prompt)
@@ -234,8 +258,12 @@ def generate_text(
         return (text[: min(hits)], True) if hits else (text, False)
 
     def on_token(next_ids: Tensor) -> bool:
+        if not new_ids and report is not None:
+            report.first_token_s = time.perf_counter() - started
         new_ids.append(int(next_ids[0]))
         text, stopped = cut(text_so_far())
+        if stopped and report is not None:
+            report.stopped_by = "stop"
         # Hold back a possible prefix of a stop string, and a partial UTF-8 character.
         safe = len(text) if stopped else max(shown[0], len(text) - holdback)
         if text.endswith("\ufffd") and not stopped:
@@ -247,6 +275,13 @@ def generate_text(
 
     generate(model, torch.tensor([prompt_ids], device=device), max_new_tokens,
              on_token=on_token, **sampling)
+    if report is not None:
+        report.total_s = time.perf_counter() - started
+        report.prompt_tokens, report.new_tokens = len(prompt_ids), len(new_ids)
+        eos = sampling.get("eos_token_id")
+        if not report.stopped_by:
+            ended = eos is not None and bool(new_ids) and new_ids[-1] == eos
+            report.stopped_by = "eos" if ended else "max_new_tokens"
     text, _ = cut(text_so_far())
     if stream is not None and len(text) > shown[0]:
         stream(text[shown[0]:])

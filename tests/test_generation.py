@@ -204,3 +204,25 @@ def test_sample_next_temperature_flattens_and_sharpens():
     expected = torch.softmax(torch.tensor([2.0, 0.0, -1.0]) / 2.0, -1)[0].item()
     assert abs(share_of_best(2.0) - expected) < 0.03
     assert share_of_best(0.25) > 0.99 > share_of_best(1.0) > share_of_best(2.0)
+
+
+def test_generate_text_reports_counts_timings_and_why_it_stopped():
+    from attnlab.generation import GenerationReport, generate_text
+    from attnlab.models import GPT, GPTConfig
+    from attnlab.tokenization import Tokenizer
+
+    tokenizer = Tokenizer.char_level("abcdefgh \n")
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig.from_preset("gpt-nano", vocab_size=tokenizer.vocab_size, max_positions=32)).eval()
+    report = GenerationReport()
+    text = generate_text(gpt, tokenizer, "abc", 6, temperature=0, report=report)
+    assert (report.prompt_tokens, report.new_tokens, report.stopped_by) == (3, 6, "max_new_tokens")
+    assert len(text) == 6  # one character a token
+    assert 0 < report.first_token_s <= report.total_s and report.tokens_per_s > 0
+    # A stop string met at the first token, and end-of-text as the first token: one token each.
+    first = tokenizer.encode(text[0])[0]
+    for kwargs, reason in (({"stop": [text[0]]}, "stop"), ({"eos_token_id": first}, "eos")):
+        report = GenerationReport()
+        generate_text(gpt, tokenizer, "abc", 6, temperature=0, report=report, **kwargs)
+        assert (report.new_tokens, report.stopped_by) == (1, reason)
+        assert report.tokens_per_s != report.tokens_per_s  # nan: no decoding after the first token

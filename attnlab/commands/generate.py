@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from attnlab.chat import apply_chat_template
     from attnlab.errors import AttnlabError
-    from attnlab.generation import check_sampling, generate_text
+    from attnlab.generation import GenerationReport, check_sampling, generate_text
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
 
@@ -80,13 +80,21 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.chat:
         show(args.prompt)
+    report = GenerationReport()
     text = generate_text(
         model, tokenizer, prompt, args.max_new_tokens, stop=args.stop, eos_token_id=eos,
-        stream=None if args.no_stream else show,
+        stream=None if args.no_stream else show, report=report,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
         repetition_penalty=args.repetition_penalty, generator=torch.Generator().manual_seed(args.seed),
     )
     if args.no_stream:
         show(text)
     show("\n")
+    # On stderr, so that stdout stays the text alone (for pipes and files).
+    speed = (f", then {report.tokens_per_s:.1f} tokens/s" if report.new_tokens > 1 else "")
+    print(f"[{report.prompt_tokens} prompt tokens, {report.new_tokens} new; first token after "
+          f"{report.first_token_s:.2f} s{speed}]", file=sys.stderr)
+    if report.stopped_by == "max_new_tokens":
+        print(f"[stopped at --max-new-tokens {args.max_new_tokens}: the answer may be cut; raise it to "
+              f"read on]", file=sys.stderr)
     return 0

@@ -3,6 +3,8 @@ leaves stdout empty (the prompt used to be echoed first), and the message names 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -51,3 +53,14 @@ def test_a_valid_call_still_echoes_the_prompt_then_continues(char_gpt, capsys):
                  "--temperature", "0"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("abc") and len(out.rstrip("\n")) >= len("abc")
+
+
+def test_speed_and_a_cut_answer_are_reported_on_stderr(char_gpt, capsys):
+    assert main(["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "5",
+                 "--temperature", "0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("abc") and len(captured.out) == len("abc") + 5 + 1  # text and "\n" only
+    stats, cut = captured.err.strip().splitlines()
+    assert re.fullmatch(r"\[3 prompt tokens, 5 new; first token after \d+\.\d\d s, then [\d.]+ tokens/s\]",
+                        stats), stats
+    assert cut.startswith("[stopped at --max-new-tokens 5: the answer may be cut")
