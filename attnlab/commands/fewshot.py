@@ -7,6 +7,7 @@ import argparse
 EXAMPLE = """examples:
   attnlab fewshot --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --task sentiment --shots 0 1 4 8
   attnlab fewshot --model runs/mine --data labelled.tsv --shots 0 4 --n-test 50
+  attnlab fewshot --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --task sentiment --dtype bf16
 """
 
 
@@ -28,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed of the shots and test draw (default 0)")
     parser.add_argument("--normalize", action="store_true", help="score labels per token")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                        help="fp32 (default: exact) or bf16 weights (about 2.3x faster where the CPU "
+                             "computes bf16 natively; scores move by up to ~0.2 nats)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar of the queries")
     parser.set_defaults(run=run)
 
@@ -35,10 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    import torch
+
     from attnlab.errors import AttnlabError
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
     from attnlab.prompting import evaluate_few_shot
+    from attnlab.training.precision import cpu_has_native_bf16
 
     if args.n_test < 1 or any(k < 0 for k in args.shots):
         raise AttnlabError("--n-test must be >= 1 and every --shots value >= 0.")
@@ -60,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_with_tokenizer(args.model)
     if not isinstance(loaded.model, GPT):
         raise AttnlabError(f"{args.model} is not a causal LM; fewshot needs a GPT.")
+    if args.dtype == "bf16":
+        if not cpu_has_native_bf16():
+            raise AttnlabError("--dtype bf16 needs a CPU that computes bf16 natively (AVX512-BF16 or AMX); "
+                               "on this one it is far slower than fp32: use --dtype fp32.")
+        loaded.model.to(torch.bfloat16)
     print(f"{len(test)} test queries, shots drawn from {len(train)} others; labels {labels}")
     print(f"{'k':>3} {'accuracy':>9} {'baseline':>9} {'shortened':>10} {'seconds':>8}")
     for k in args.shots:

