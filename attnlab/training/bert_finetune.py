@@ -41,6 +41,8 @@ from attnlab.training.precision import autocast, resolve_dtype
 Feature = dict[str, Any]  # sequences (lists of ints) and scalars (ints) of one example or window
 # Padding value of each padded field; sequences of any other name are padded with 0.
 PAD_VALUES = {"labels": -100}
+# The run's summary, saved beside the fine-tuned model (its "config" holds max_seq_len, doc_stride, ...).
+METRICS_FILE = "finetune_metrics.json"
 
 
 @dataclass(frozen=True, kw_only=True)

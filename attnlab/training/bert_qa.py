@@ -68,8 +68,14 @@ def make_windows(
     ids: dict[str, int],
     max_query_len: int = 64,
     source: str = "the data",
+    *,
+    labelled: bool = True,
 ) -> list[Window]:
-    """Every window of every example (questions cut to ``max_query_len`` tokens)."""
+    """Every window of every example (questions cut to ``max_query_len`` tokens).
+
+    ``labelled=False`` (prediction): the examples need only ``question`` and ``context``,
+    and every window gets the start / end positions 0.
+    """
     questions = tokenizer.backend.encode_batch([e.question for e in examples], add_special_tokens=False)
     contexts = tokenizer.backend.encode_batch([e.context for e in examples], add_special_tokens=False)
     windows: list[Window] = []
@@ -81,8 +87,10 @@ def make_windows(
                 f"--max-seq-len {max_len} leaves no room for the context after a {len(q_ids)}-token "
                 f"question; raise --max-seq-len."
             )
-        answer = answer_tokens(context.offsets, example.answer_start, example.answer_end)
-        if answer is None:
+        answer = None
+        if labelled:
+            answer = answer_tokens(context.offsets, example.answer_start, example.answer_end)
+        if labelled and answer is None:
             raise AttnlabError(
                 f"{source}, example {number + 1}: the answer {example.answer[:40]!r} has no token in the "
                 f"tokenised context; give an answer made of words of the context."
@@ -93,7 +101,7 @@ def make_windows(
             input_ids = (*head, *body, ids["sep"])
             offsets = (None,) * len(head) + tuple(context.offsets[first : first + room]) + (None,)
             start = end = 0
-            if first <= answer[0] and answer[1] < first + len(body):
+            if answer is not None and first <= answer[0] and answer[1] < first + len(body):
                 start, end = len(head) + answer[0] - first, len(head) + answer[1] - first
             windows.append(
                 Window(number, input_ids, (0,) * len(head) + (1,) * (len(body) + 1), offsets, start, end)
@@ -140,17 +148,18 @@ def best_span(
 
 
 @torch.no_grad()
-def predict(
+def predict_spans(
     model: BertForQuestionAnswering,
-    examples: Sequence[QAExample],
+    n_examples: int,
     windows: Sequence[Window],
     max_answer_len: int = 30,
     pad_id: int = 0,
     batch_size: int = 64,
-) -> list[str]:
-    """The answer text of each example: the best valid span over all of its windows."""
+) -> list[tuple[float, int, int] | None]:
+    """(score, first character, one past the last character) in its context of each example's best
+    valid span over all of its windows; None for an example with no context token."""
     device = next(model.parameters()).device
-    best: list[tuple[float, str] | None] = [None] * len(examples)
+    best: list[tuple[float, int, int] | None] = [None] * n_examples
     for first in range(0, len(windows), batch_size):
         group = windows[first : first + batch_size]
         batch = collate(
@@ -176,9 +185,21 @@ def predict(
             score, i, j = span
             current = best[window.example]
             if current is None or score > current[0]:
-                context = examples[window.example].context
-                best[window.example] = (score, context[window.offsets[i][0] : window.offsets[j][1]])
-    return [b[1] if b is not None else "" for b in best]
+                best[window.example] = (score, window.offsets[i][0], window.offsets[j][1])
+    return best
+
+
+def predict(
+    model: BertForQuestionAnswering,
+    examples: Sequence[QAExample],
+    windows: Sequence[Window],
+    max_answer_len: int = 30,
+    pad_id: int = 0,
+    batch_size: int = 64,
+) -> list[str]:
+    """The answer text of each example: the best valid span over all of its windows."""
+    spans = predict_spans(model, len(examples), windows, max_answer_len, pad_id, batch_size)
+    return [e.context[s[1] : s[2]] if s is not None else "" for e, s in zip(examples, spans, strict=True)]
 
 
 def evaluate(

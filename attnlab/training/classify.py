@@ -133,32 +133,46 @@ def collate(rows: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
 
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
+def class_logits(
+    model: GPTForSequenceClassification, rows: Sequence[Sequence[int]], batch_size: int = 64
+) -> Tensor:
+    """(N, C) fp32 logits of N encoded texts, in their order."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = [torch.zeros(0, model.num_labels)]
+    for first in range(0, len(rows), batch_size):
+        ids, mask = collate(rows[first : first + batch_size])
+        out.append(model(ids.to(device), attention_mask=mask.to(device)).logits.float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
 def predict_indices(
     model: GPTForSequenceClassification, rows: Sequence[Sequence[int]], batch_size: int = 64
 ) -> list[int]:
     """The argmax class of each encoded text."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out: list[int] = []
-    for first in range(0, len(rows), batch_size):
-        ids, mask = collate(rows[first : first + batch_size])
-        out += model(ids.to(device), attention_mask=mask.to(device)).logits.argmax(dim=-1).tolist()
-    model.train(was_training)
-    return out
+    return class_logits(model, rows, batch_size).argmax(dim=-1).tolist()
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[bool]]:
+    """Token ids of each text, keeping its last ``max_length`` (the head reads the last token);
+    and whether each text was cut."""
+    rows, cut = [], []
+    for text in texts:
+        tokens = list(tokenizer.encode(text, add_special_tokens=False))
+        if not tokens:
+            raise AttnlabError(f"The text {text[:40]!r} encodes to no tokens; give a non-empty text.")
+        cut.append(len(tokens) > max_length)
+        rows.append(tokens[-max_length:])
+    return rows, cut
 
 
 def predict(
     model: GPTForSequenceClassification, tokenizer, texts: Sequence[str], batch_size: int = 64
 ) -> list[str]:
     """The predicted label name of each text."""
-    limit = model.config.max_positions
-    rows = []
-    for text in texts:
-        tokens = list(tokenizer.encode(text, add_special_tokens=False))
-        if not tokens:
-            raise AttnlabError(f"The text {text[:40]!r} encodes to no tokens; give a non-empty text.")
-        rows.append(tokens[-limit:])
+    rows, _ = encode_texts(tokenizer, texts, model.config.max_positions)
     return [model.label_names[i] for i in predict_indices(model, rows, batch_size)]
 
 

@@ -38,7 +38,7 @@ def setup():
 def test_texts_over_the_limit_are_cut_keeping_sep(setup):
     tokenizer, _, ids = setup
     rows, cut = encode_texts(tokenizer, ["a good day", "a very good day . " * 200], 12, ids)
-    assert cut == 1 and len(rows[1]) == 12
+    assert cut == [False, True] and len(rows[1]) == 12
     assert rows[0] == tokenizer.encode("a good day")
     assert rows[1][0] == ids["cls"] and rows[1][-1] == ids["sep"]
     assert rows[1][1:-1] == tokenizer.encode("a very good day . " * 200, add_special_tokens=False)[:10]
