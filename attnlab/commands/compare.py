@@ -7,7 +7,7 @@ import argparse
 
 EXAMPLE = """examples:
   attnlab compare
-  attnlab compare --d-model 512 --layers 6 --heads 8 --seq-len 256 --format markdown
+  attnlab compare --d-model 512 --n-layers 6 --n-heads 8 --seq-len 256 --format markdown
   attnlab compare --format json --no-measure
   attnlab compare --masks masks.png
   attnlab compare --model path/to/bert-dir --model SmolLM2-135M-Instruct.Q4_1.gguf
@@ -29,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--d-model", type=int, default=256, help="width M (default 256)")
-    parser.add_argument("--layers", type=int, default=4, help="depth N of each stack (default 4)")
-    parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    parser.add_argument("--n-layers", "--layers", dest="n_layers", type=int, default=4,
+                        help="depth N of each stack (default 4)")
+    parser.add_argument("--n-heads", "--heads", dest="n_heads", type=int, default=4,
+                        help="attention heads (default 4)")
     parser.add_argument("--d-ff", type=int, default=0, help="FFN width F (default 4 x d_model)")
     parser.add_argument("--vocab", type=int, default=8192, help="vocabulary size V (default 8192)")
     parser.add_argument("--seq-len", type=int, default=128, help="positions per sequence T (default 128)")
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise AttnlabError(f"--device must be cpu or cuda[:N]. Got {args.device!r}.")
     masks = output_path(args.masks, flag="--masks") if args.masks is not None else None  # "" is refused
-    size = Size(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads, d_ff=args.d_ff,
+    size = Size(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, d_ff=args.d_ff,
                 vocab_size=args.vocab, seq_len=args.seq_len)
 
     comparison = compare(size, batch=args.batch, repeats=args.repeats, measure=not args.no_measure,

@@ -8,7 +8,7 @@ EXAMPLE = """examples:
   attnlab train gpt --max-time 120 --out runs/shakespeare
   attnlab train transformer --out runs/en-fr               # English -> French translation
   attnlab train bert --max-iters 3000 --out runs/bert      # masked LM + next sentence
-  attnlab train gpt --n-layer 4 --n-head 4 --n-embd 128 --block-size 64 --batch-size 12 \\
+  attnlab train gpt --n-layers 4 --n-heads 4 --d-model 128 --max-positions 64 --batch-size 12 \\
       --max-iters 2000 --lr 1e-3 --dropout 0 --out runs/nanogpt-cpu
   attnlab train gpt --data my.txt --tokenizer bpe --vocab-size 2048 --out runs/mine
   attnlab train gpt --out runs/shakespeare --resume        # continue after Ctrl-C
@@ -42,10 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="use the tokenizer saved in this directory (e.g. GPT-2's vocab.json + merges.txt)")
     model = gpt.add_argument_group("model")
     model.add_argument("--preset", default="gpt-mini", help="size preset (default gpt-mini)")
-    model.add_argument("--n-layer", type=int, help="layers (overrides the preset)")
-    model.add_argument("--n-head", type=int, help="attention heads")
-    model.add_argument("--n-embd", type=int, help="model width d_model")
-    model.add_argument("--block-size", type=int, help="context length in tokens")
+    # The size flags every command shares; nanoGPT's spellings (--n-layer ...) are aliases.
+    model.add_argument("--n-layers", "--n-layer", dest="n_layers", type=int,
+                       help="layers (overrides the preset)")
+    model.add_argument("--n-heads", "--n-head", dest="n_heads", type=int, help="attention heads")
+    model.add_argument("--d-model", "--n-embd", dest="d_model", type=int, help="model width d_model")
+    model.add_argument("--d-ff", type=int, help="feed-forward width (default 4 x d_model)")
+    model.add_argument("--max-positions", "--block-size", dest="max_positions", type=int,
+                       help="context length in tokens")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout rate (default 0)")
     optim = gpt.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=int, default=32,
@@ -161,11 +165,13 @@ def run_gpt(args: argparse.Namespace) -> int:
                           for part in split_train_val(ids))
     overrides = {
         key: value for key, value in {
-            "n_layers": args.n_layer, "n_heads": args.n_head,
-            "d_model": args.n_embd, "max_positions": args.block_size,
+            "n_layers": args.n_layers, "n_heads": args.n_heads, "d_model": args.d_model,
+            "d_ff": args.d_ff, "max_positions": args.max_positions,
         }.items() if value is not None
     }
-    if "d_model" in overrides:
+    if args.d_ff is not None and args.d_ff < 1:  # the config reads 0 as "4 x d_model": refuse it here
+        raise AttnlabError(f"--d-ff must be an int >= 1. Got {args.d_ff} instead.")
+    if "d_model" in overrides and "d_ff" not in overrides:
         overrides["d_ff"] = 4 * overrides["d_model"]
     config = GPTConfig.from_preset(
         args.preset, vocab_size=tokenizer.vocab_size, dropout=args.dropout,

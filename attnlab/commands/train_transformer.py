@@ -81,8 +81,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     model.add_argument("--preset", default=DEFAULTS["preset"],
                        help="transformer-mini (default: 2 + 2 layers, d_model 256), transformer-tiny, "
                             "transformer-small, transformer-base (the paper's), transformer-big")
-    model.add_argument("--n-layer", type=int, help="encoder and decoder layers N")
-    model.add_argument("--n-head", type=int, help="attention heads h")
+    model.add_argument("--n-layers", "--n-layer", dest="n_layers", type=int,
+                       help="encoder and decoder layers N")
+    model.add_argument("--n-heads", "--n-head", dest="n_heads", type=int, help="attention heads h")
     model.add_argument("--d-model", type=int, help="model width")
     model.add_argument("--d-ff", type=int, help="feed-forward width")
     model.add_argument("--max-positions", type=int,
@@ -217,7 +218,7 @@ def run_transformer(args: argparse.Namespace) -> int:
         texts = [sentence for pair in train_pairs for sentence in pair]
         tokenizer = train_joint_tokenizer(texts, args.vocab, args.vocab_size)
     overrides = {key: value for key, value in {
-        "n_layers": args.n_layer, "n_heads": args.n_head, "d_model": args.d_model, "d_ff": args.d_ff,
+        "n_layers": args.n_layers, "n_heads": args.n_heads, "d_model": args.d_model, "d_ff": args.d_ff,
         "max_positions": args.max_positions, "dropout": args.dropout,
     }.items() if value is not None}
     config = TransformerConfig.from_preset(

@@ -184,3 +184,24 @@ def test_a_command_gives_the_caller_its_thread_count_back(capsys):
         assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("command, shared, old", [
+    (["train", "gpt"], ["--n-layers", "3", "--n-heads", "2", "--d-model", "32", "--max-positions", "16"],
+     ["--n-layer", "3", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]),
+    (["train", "transformer"], ["--n-layers", "3", "--n-heads", "2"], ["--n-layer", "3", "--n-head", "2"]),
+    (["compare"], ["--n-layers", "3", "--n-heads", "2"], ["--layers", "3", "--heads", "2"]),
+])
+def test_size_flags_have_one_spelling_and_the_old_ones_still_work(command, shared, old):
+    from attnlab.cli import build_parser
+
+    parser = build_parser()
+    with_shared, with_old = parser.parse_args([*command, *shared]), parser.parse_args([*command, *old])
+    assert vars(with_shared) == vars(with_old)
+    assert (with_shared.n_layers, with_shared.n_heads) == (3, 2)
+    sub = parser._subparsers._group_actions[0].choices[command[0]]
+    if len(command) == 2:
+        sub = sub._subparsers._group_actions[0].choices[command[1]]
+    # The help shows the shared spelling first, so that is what users learn.
+    firsts = {action.option_strings[0] for action in sub._actions if action.option_strings}
+    assert {"--n-layers", "--n-heads"} <= firsts

@@ -21,10 +21,10 @@ from __future__ import annotations
 SWITCH = None
 
 # Sizes that train in about a second; each value here is valid.
-_GPT = {"--data": "{corpus}", "--n-layer": "1", "--n-head": "2", "--n-embd": "16", "--block-size": "8",
+_GPT = {"--data": "{corpus}", "--n-layers": "1", "--n-heads": "2", "--d-model": "16", "--max-positions": "8",
         "--batch-size": "2", "--max-iters": "1", "--eval-iters": "1", "--sample-tokens": "2",
         "--dtype": "fp32", "--device": "cpu", "--no-progress": SWITCH, "--out": "{out}"}
-_MT = {"--data": "{pairs}", "--n-layer": "1", "--n-head": "2", "--d-model": "16", "--d-ff": "16",
+_MT = {"--data": "{pairs}", "--n-layers": "1", "--n-heads": "2", "--d-model": "16", "--d-ff": "16",
        "--max-positions": "40", "--vocab-size": "300", "--max-tokens": "200", "--max-steps": "1",
        "--warmup-steps": "4", "--eval-interval": "3", "--eval-sentences": "1", "--snapshot-interval": "3",
        "--average-last": "1", "--threads": "1", "--device": "cpu", "--no-progress": SWITCH, "--out": "{out}"}
@@ -48,8 +48,8 @@ BASE: dict[str, dict] = {
     "finetune bert": _FT_BERT,
     "fewshot": {"--model": "{gpt}", "--data": "{labelled}", "--shots": "0", "--n-test": "2"},
     "inspect": {"--model": "{gpt}", "--text": "ROMEO"},
-    "compare": {"--no-measure": SWITCH, "--d-model": "16", "--layers": "1", "--heads": "2", "--vocab": "50",
-                "--seq-len": "8", "--batch": "1", "--repeats": "1"},
+    "compare": {"--no-measure": SWITCH, "--d-model": "16", "--n-layers": "1", "--n-heads": "2",
+                "--vocab": "50", "--seq-len": "8", "--batch": "1", "--repeats": "1"},
     "cite": {},
     # A valid bench runs for minutes: every bad value must be refused before any timing.
     "bench": {"suites": "decode", "--rounds": "1", "--new-tokens": "1"},
@@ -93,7 +93,8 @@ BAD: dict[str, dict[str, list]] = {
         # The size of a BPE vocabulary: --tokenizer char (the default) has no size to give.
         "--vocab-size": [("--tokenizer", "bpe", "--vocab-size", value) for value in ("0", "-1", "10")],
         "--tokenizer-dir": ["{missing}", "{dir}", "{file}"], "--preset": ["nope", ""],
-        "--n-layer": COUNT, "--n-head": [*COUNT, "3"], "--n-embd": [*COUNT, "15"], "--block-size": COUNT,
+        "--n-layers": COUNT, "--n-heads": [*COUNT, "3"], "--d-model": [*COUNT, "15"], "--d-ff": COUNT,
+        "--max-positions": COUNT,
         "--dropout": ["-0.1", "1", "nan"], "--batch-size": COUNT, "--grad-accum": COUNT,
         "--max-iters": COUNT, "--max-time": SECONDS, "--lr": RATE, "--min-lr": ["-1", "nan", "inf"],
         "--warmup-iters": NON_NEGATIVE, "--weight-decay": DECAY, "--beta2": ["-0.1", "1", "1.5", "nan"],
@@ -103,8 +104,8 @@ BAD: dict[str, dict[str, list]] = {
     },
     "train transformer": {
         "--data": READ_TEXT, "--target": ["{missing}", "{binary}"], "--sentence-repeats": COUNT,
-        "--vocab-size": ["0", "-1", "5"], "--preset": ["nope", ""], "--n-layer": COUNT,
-        "--n-head": [*COUNT, "3"], "--d-model": [*COUNT, "15"], "--d-ff": COUNT, "--max-positions": COUNT,
+        "--vocab-size": ["0", "-1", "5"], "--preset": ["nope", ""], "--n-layers": COUNT,
+        "--n-heads": [*COUNT, "3"], "--d-model": [*COUNT, "15"], "--d-ff": COUNT, "--max-positions": COUNT,
         "--dropout": ["-0.1", "1", "nan"], "--max-tokens": COUNT, "--max-steps": COUNT,
         "--max-time": SECONDS, "--warmup-steps": COUNT, "--lr-scale": RATE,
         "--label-smoothing": ["-0.1", "1", "nan"], "--grad-clip": ["0", "-1", "nan"], "--device": DEVICE,
@@ -180,8 +181,8 @@ BAD: dict[str, dict[str, list]] = {
         "--dims": COUNT,
     },
     "compare": {
-        "--d-model": [*COUNT, "99999999999999999999"], "--layers": [*COUNT, "99999999999999999999"],
-        "--heads": [*COUNT, "3"], "--d-ff": NON_NEGATIVE, "--vocab": COUNT, "--seq-len": COUNT,
+        "--d-model": [*COUNT, "99999999999999999999"], "--n-layers": [*COUNT, "99999999999999999999"],
+        "--n-heads": [*COUNT, "3"], "--d-ff": NON_NEGATIVE, "--vocab": COUNT, "--seq-len": COUNT,
         "--batch": COUNT, "--repeats": COUNT, "--threads": COUNT, "--device": DEVICE,
         "--masks": [*picture(".png"), "{tmp}/masks.gif"], "--model": ["{missing}", "{binary}", "{dir}"],
     },
