@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "attnlab.commands.bench",
     "attnlab.commands.translate",
     "attnlab.commands.evaluate",
+    "attnlab.commands.predict",
 )
 
 EXAMPLES = """examples:

@@ -194,7 +194,7 @@ def parse_inputs(text: str, task: str, source: str = "the input") -> list[str] |
         if all(records):
             raise AttnlabError(
                 f'{source} holds {{"question", "context"}} JSON lines, the input of a QA model; '
-                f"a {task} model reads one text per line."
+                f"a {'tagger' if task == 'tag' else 'classifier'} reads one text per line."
             )
         return lines
     questions = []

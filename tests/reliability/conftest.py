@@ -129,9 +129,10 @@ def tiny_translation_dir(tmp_path_factory, pairs_file) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fuzz_paths(tmp_path_factory, corpus, tiny_gpt_dir, tiny_bert_dir, tiny_translation_dir, pairs_file):
+def fuzz_paths(tmp_path_factory, corpus, tiny_gpt_dir, tiny_bert_dir, tiny_translation_dir, pairs_file,
+               finetuned_bert):
     """The files flag_table.py's ``{name}`` stand for (the flag fuzz): good inputs, and bad ones of
-    every kind."""
+    every kind; fine-tuned models from tests/conftest.py's ``finetuned_bert``."""
     root = tmp_path_factory.mktemp("flag-fuzz")
 
     def write(name: str, content: str | bytes) -> str:
@@ -162,6 +163,7 @@ def fuzz_paths(tmp_path_factory, corpus, tiny_gpt_dir, tiny_bert_dir, tiny_trans
         "bert_tsv": write("bert.tsv", labelled), "qa": write("qa.jsonl", qa),
         "csv": write("points.csv", "a,b,label\n0,0,x\n0,1,y\n1,0,y\n1,1,y\n"),
         "gpt": str(tiny_gpt_dir), "bert": str(tiny_bert_dir), "mt": str(tiny_translation_dir),
+        "classifier": str(finetuned_bert["classify"]), "qa_model": str(finetuned_bert["qa"]),
     }
 
 

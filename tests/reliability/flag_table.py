@@ -55,6 +55,7 @@ BASE: dict[str, dict] = {
     "bench": {"suites": "decode", "--rounds": "1", "--new-tokens": "1"},
     "translate": {"--model": "{mt}", "--text": "Where is the station?", "--beam": "1"},
     "evaluate": {"--model": "{mt}", "--data": "{few_pairs}", "--beam": "1"},
+    "predict": {"--model": "{classifier}", "--text": "a good day", "--device": "cpu"},
 }
 
 # Shared lists, for the flags that mean the same on every command.
@@ -203,6 +204,16 @@ BAD: dict[str, dict[str, list]] = {
         "--length-penalty": ["nan", "inf", "-5"], "--max-new-tokens": [*COUNT, "100000"],
         "--batch-size": COUNT,
     },
+    "predict": {
+        # BASE is the tiny classifier; a QA case names the QA model (and both QA flags) itself.
+        "--model": [*MODEL, "{bert}", "{gpt}", "{mt}"],
+        "--text": ["", "   ", ("--model", "{qa_model}", "--text", "who?")],
+        "--input": ["{missing}", "{dir}", "{empty}", "{binary}", "{qa}"],
+        "--question": ["who?", ("--context", "Ross", "--question", "who?"),
+                       ("--model", "{qa_model}", "--context", "Ross", "--question", " ")],
+        "--context": ["Ross", ("--model", "{qa_model}", "--question", "who?", "--context", "")],
+        "--batch-size": COUNT, "--device": DEVICE,
+    },
 }
 
 # Flags that no value past argparse makes wrong (argparse's own checks still run on them).
@@ -232,6 +243,8 @@ NOTHING_BAD: dict[str, dict[str, str]] = {
     "compare": {"--no-measure": "a switch: both are valid", "--format": "a choice"},
     "cite": {"--format": "a choice", "--list": "a switch that lists the names"},
     "bench": {"--no-compile": "a switch: both are valid", "--note": "any text is a note"},
+    "predict": {"--json": "a switch: both outputs are valid",
+                "--no-progress": "a switch that only hides the bar"},
     "evaluate": {"--corpus": "a choice", "--baselines": "a switch: both are valid",
                  "--no-dictionary": "a switch: both are valid", "--reverse": "a switch: both are valid"},
 }
