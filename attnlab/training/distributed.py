@@ -270,15 +270,16 @@ def mean_loss_and_tokens(world: World, loss: float, tokens: int) -> tuple[float,
     return float(values[0]) / world.size, int(values[1])
 
 
-def any_rank(world: World, *flags: bool) -> tuple[bool, ...]:
-    """Each flag, true on every rank if it is true on any (so all ranks stop at the same step)."""
+def max_over_ranks(world: World, *values: float) -> tuple[float, ...]:
+    """Each value's maximum over the ranks: a flag (0/1) true anywhere, or the slowest clock, so
+    that every rank stops at the same step and computes the same learning rate."""
     if not world.distributed:
-        return flags
+        return values
     import torch.distributed as dist
 
-    values = torch.tensor([float(f) for f in flags], device=world.collective_device)
-    dist.all_reduce(values, op=dist.ReduceOp.MAX)
-    return tuple(bool(v > 0) for v in values.cpu())
+    reduced = torch.tensor([float(v) for v in values], dtype=torch.float64, device=world.collective_device)
+    dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+    return tuple(float(v) for v in reduced.cpu())
 
 
 def barrier(world: World) -> None:

@@ -31,7 +31,7 @@ from attnlab.training import distributed
 from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.precision import autocast, resolve_dtype
-from attnlab.training.schedule import warmup_cosine
+from attnlab.training.schedule import steps_in_budget, warmup_cosine
 
 # Fields that may change between a run and its resumption without breaking exactness
 # of what was already trained (they decide only how long to go on and how often to log).
@@ -244,13 +244,22 @@ def run_training(
     model.train()
     started = time.perf_counter()
     tokens_seen, loss_value, interrupted, checked = 0, float("nan"), False, False
+    # With --max-time the schedule spans the time budget: its end is the step the run will reach
+    # when the time runs out, re-estimated every step from the pace so far (the slowest rank's).
+    first_done, clock, total = done, 0.0, config.max_iters
     bar = tqdm(total=config.max_iters, initial=done, desc="training", unit="step",
                disable=not progress or not world.is_main)
     with deferred_interrupt() as ctrl_c_pressed, distributed.failures(world, config.dist_timeout, doing):
         while done < config.max_iters:
             where = f"step {done + 1}"
+            if config.max_time is not None:
+                total = steps_in_budget(done, clock, steps_timed=done - first_done, max_time=config.max_time,
+                                        max_iters=config.max_iters)
+                if bar.total != total and done - first_done >= 10:  # the ETA follows the clock
+                    bar.total = total
+                    bar.refresh()
             lr = warmup_cosine(done, lr=config.lr, min_lr=config.min_lr,
-                               warmup=config.warmup_iters, total=config.max_iters)
+                               warmup=config.warmup_iters, total=total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
@@ -283,8 +292,8 @@ def run_training(
                 on_step(done, loss_value)
             log({"step": done, "train_loss": loss_value, "lr": lr})
             # Every rank stops at the same step: Ctrl-C or the clock on any rank stops them all.
-            stop, out_of_time = distributed.any_rank(
-                world, ctrl_c_pressed(), config.max_time is not None and elapsed >= config.max_time)
+            pressed, clock = distributed.max_over_ranks(world, float(ctrl_c_pressed()), elapsed)
+            stop, out_of_time = pressed > 0, config.max_time is not None and clock >= config.max_time
             if stop:
                 interrupted = True
                 break

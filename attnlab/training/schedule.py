@@ -17,3 +17,17 @@ def warmup_cosine(step: int, *, lr: float, min_lr: float, warmup: int, total: in
         return min_lr
     progress = (step - warmup) / max(1, total - warmup)
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def steps_in_budget(done: int, elapsed: float, *, steps_timed: int, max_time: float, max_iters: int) -> int:
+    """The step a run will have reached when ``max_time`` seconds run out, at its pace so far.
+
+    ``steps_timed`` steps took ``elapsed`` seconds (evaluations included); the estimate is
+    ``done + remaining seconds x steps per second``, at most ``max_iters``. Called every step,
+    it corrects itself as the pace changes, so a cosine schedule over it ends at ``min_lr``
+    when the time does.
+    """
+    if steps_timed < 1 or elapsed <= 0:
+        return max_iters
+    remaining = max(0.0, max_time - elapsed)
+    return min(max_iters, done + int(remaining * steps_timed / elapsed))

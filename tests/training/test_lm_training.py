@@ -12,7 +12,7 @@ from attnlab.errors import AttnlabError
 from attnlab.models import GPT, GPTConfig
 from attnlab.training import LMTrainingConfig, evaluate_loss, train_language_model
 from attnlab.training.lm import optimizer_for
-from attnlab.training.schedule import warmup_cosine
+from attnlab.training.schedule import steps_in_budget, warmup_cosine
 
 TEXT = "abcabcabd" * 200  # a pattern a tiny model learns in a few dozen steps
 
@@ -98,6 +98,41 @@ def test_schedule_warms_up_then_decays():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert lrs[10] == pytest.approx(1.0) and lrs[100] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+
+
+def test_steps_in_budget_follows_the_pace_so_far():
+    # 50 steps in 10 s of a 60 s budget: 250 more at that pace.
+    assert steps_in_budget(50, 10.0, steps_timed=50, max_time=60, max_iters=10_000) == 300
+    assert steps_in_budget(50, 10.0, steps_timed=50, max_time=60, max_iters=200) == 200  # capped
+    assert steps_in_budget(80, 10.0, steps_timed=30, max_time=60, max_iters=10_000) == 230  # resumed at 50
+    assert steps_in_budget(50, 70.0, steps_timed=50, max_time=60, max_iters=10_000) == 50  # time is up
+    assert steps_in_budget(0, 0.0, steps_timed=0, max_time=60, max_iters=10_000) == 10_000  # no pace yet
+
+
+def test_a_time_budget_ends_the_schedule_at_min_lr(tmp_path, monkeypatch):
+    """With max_time the cosine spans the budget, not max_iters: the last step's learning rate is
+    min_lr although max_iters is far away. The loop's clock is faked (0.01 s a step) so that the
+    pace is steady whatever else the machine runs."""
+    from types import SimpleNamespace
+
+    from attnlab.training import loop
+
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(loop, "time", SimpleNamespace(perf_counter=lambda: next(ticks) * 0.01))
+    train, val = _data()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.from_preset("gpt-nano", vocab_size=4, max_positions=16))
+    config = LMTrainingConfig(max_iters=100_000, max_time=1.0, batch_size=4, lr=1e-2, min_lr=1e-3,
+                              warmup_iters=5, eval_interval=100_000)
+    summary = train_language_model(model, train, val, config, out_dir=tmp_path, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in records if "lr" in r]
+    assert summary["steps"] == len(lrs) == 100  # 1 s of 0.01 s steps
+    assert lrs[5] == pytest.approx(1e-2, rel=0.01)  # warmed up, not yet decayed
+    # Cosine over the 100 steps the budget holds (max_iters would leave it at 1e-2 throughout).
+    expected = [warmup_cosine(step, lr=1e-2, min_lr=1e-3, warmup=5, total=100) for step in range(100)]
+    assert lrs[10:] == pytest.approx(expected[10:], abs=2e-4)
+    assert lrs[-1] < 1.1e-3
 
 
 def test_too_short_data_and_bad_settings():
