@@ -49,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _inputs(args: argparse.Namespace, task: str) -> list:
     """The inputs the flags give, checked against the model's task: each flag's own value
     first, then how the flags combine."""
+    from attnlab.data.inputs import Question
     from attnlab.errors import AttnlabError
-    from attnlab.training.predict import Question
 
     found = _read_input(args.input, task) if args.input is not None else None
     for flag, values in (("--text", args.text or []), ("--question", [args.question]),
@@ -84,8 +84,8 @@ def _read_input(name: str, task: str) -> list:
     from pathlib import Path
 
     from attnlab.data import decode_text_file
+    from attnlab.data.inputs import parse_inputs
     from attnlab.errors import AttnlabError
-    from attnlab.training.predict import parse_inputs
 
     if name == "-":
         try:

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from attnlab.data.inputs import Question
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.tokenization import Tokenizer
@@ -49,14 +50,6 @@ TASKS = {
 }
 # Settings of finetune bert when its finetune_metrics.json is absent (a model trained elsewhere).
 DEFAULT_DOC_STRIDE, DEFAULT_MAX_ANSWER_LEN, MAX_BERT_LEN = 64, 30, 512
-
-
-@dataclass(frozen=True)
-class Question:
-    """One QA input: the answer is looked for in ``context``."""
-
-    question: str
-    context: str
 
 
 @dataclass(frozen=True)
@@ -82,6 +75,8 @@ class TaggedWord:
 
 @dataclass(frozen=True)
 class Tagging:
+    """Every word of ``text``, in order, with its tag."""
+
     text: str
     words: tuple[TaggedWord, ...]
 
@@ -137,7 +132,7 @@ def model_task(path: str | Path) -> str:
 def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     """The fine-tuned model at ``path`` (see :func:`model_task`) on ``device``, ready to predict."""
     from attnlab.interop.hf import read_config
-    from attnlab.training.bert_classify import POOLING_KEY
+    from attnlab.training.bert_classify import POOLING_KEY, POOLINGS
     from attnlab.training.bert_finetune import special_ids
 
     directory = Path(path).expanduser()
@@ -155,68 +150,32 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
     loaded = load_with_tokenizer(directory)
     model = loaded.model
     ids = special_ids(loaded.tokenizer, model.config)
-    max_len = min(int(settings.get("max_seq_len") or MAX_BERT_LEN), model.config.max_positions)
+    pooling = config.get(POOLING_KEY, "cls")
+    if pooling not in POOLINGS:
+        raise AttnlabError(f"{directory / 'config.json'} has {POOLING_KEY}={pooling!r}; it must be one of "
+                           f"{list(POOLINGS)}.")
     return Predictor(
         task,
         model.to(device).eval(),
         loaded.tokenizer,
         ids,
-        max_len,
-        pooling=str(config.get(POOLING_KEY, "cls")),
-        doc_stride=int(settings.get("doc_stride") or DEFAULT_DOC_STRIDE),
-        max_answer_len=int(settings.get("max_answer_len") or DEFAULT_MAX_ANSWER_LEN),
+        min(settings.get("max_seq_len", MAX_BERT_LEN), model.config.max_positions),
+        pooling=pooling,
+        doc_stride=settings.get("doc_stride", DEFAULT_DOC_STRIDE),
+        max_answer_len=settings.get("max_answer_len", DEFAULT_MAX_ANSWER_LEN),
     )
 
 
-def _finetune_settings(directory: Path) -> dict:
-    """The ``config`` of finetune bert's summary, or {} when the model was saved another way."""
-    path = directory / METRICS_FILE
+def _finetune_settings(directory: Path) -> dict[str, int]:
+    """The positive int settings of finetune bert's summary ({} for a model saved another way;
+    a value that is not one is ignored, so its default applies)."""
     try:
-        settings = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+        settings = json.loads((directory / METRICS_FILE).read_text(encoding="utf-8")).get("config", {})
     except (OSError, ValueError, AttributeError):
         return {}
-    return settings if isinstance(settings, dict) else {}
-
-
-# --------------------------------------------------------------------------- inputs
-def parse_inputs(text: str, task: str, source: str = "the input") -> list[str] | list[Question]:
-    """The inputs in ``text`` (a file's contents), one per line: a text for classify and tag,
-    a JSON object ``{"question": ..., "context": ...}`` for qa. A blank line is an error
-    (skipping it would shift every later result off its line)."""
-    lines = text.splitlines()
-    if not lines:
-        raise AttnlabError(f"{source} is empty; give one input per line.")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise AttnlabError(f"{source}, line {number} is empty; remove it (each line is one input).")
-    records = [_question_record(line) for line in lines]
-    if task != "qa":
-        if all(records):
-            raise AttnlabError(
-                f'{source} holds {{"question", "context"}} JSON lines, the input of a QA model; '
-                f"a {'tagger' if task == 'tag' else 'classifier'} reads one text per line."
-            )
-        return lines
-    questions = []
-    for number, record in enumerate(records, start=1):
-        if record is None:
-            raise AttnlabError(
-                f'{source}, line {number} is not a JSON object {{"question": ..., "context": ...}}; '
-                f"a QA model reads one such object per line."
-            )
-        questions.append(Question(record["question"], record["context"]))
-    return questions
-
-
-def _question_record(line: str) -> dict | None:
-    """The line's JSON object if it has string fields question and context, else None."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    fields = ("question", "context")
-    ok = isinstance(record, dict) and all(isinstance(record.get(k), str) for k in fields)
-    return record if ok else None
+    if not isinstance(settings, dict):
+        return {}
+    return {k: v for k, v in settings.items() if type(v) is int and v >= 1}
 
 
 def check_inputs(inputs: Sequence[str] | Sequence[Question], task: str) -> None:

@@ -6,12 +6,14 @@ MiniLM fine-tuned for two steps."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 
+from attnlab.data.inputs import Question
 from attnlab.errors import AttnlabError
-from attnlab.training.predict import Question, load_predictor, model_task, parse_inputs, predict
+from attnlab.training.predict import load_predictor, model_task, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
@@ -49,6 +51,28 @@ def test_classifier_probabilities_equal_transformers_softmax(finetuned_bert):
         assert result.probability == max(result.probabilities.values())
     assert worst <= 1e-5, worst
     assert [r.truncated for r in results] == [False, False, False, True]  # 80 words > 30 sub-words
+
+
+def test_mean_pooling_classifier_equals_transformers_encoder_mean(finetuned_bert, tmp_path):
+    """config.json's attnlab_pooling "mean": the classifier reads the mean of the real tokens'
+    last hidden states (transformers' own head would read [CLS]; its encoder gives the mean)."""
+    import json
+    import shutil
+
+    directory = Path(shutil.copytree(finetuned_bert["classify"], tmp_path / "mean"))
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "attnlab_pooling": "mean"}))
+    results = predict(load_predictor(directory), TEXTS[:3], batch_size=2)
+    model, tokenizer = _hf(directory, "BertForSequenceClassification")
+    for text, result in zip(TEXTS[:3], results, strict=True):
+        with torch.no_grad():
+            hidden = model.bert(**tokenizer(text, return_tensors="pt")).last_hidden_state[0]  # (T, D)
+            expected = model.classifier(hidden.mean(0)).softmax(-1)
+        mine = torch.tensor([result.probabilities[model.config.id2label[i]] for i in range(2)])
+        torch.testing.assert_close(mine, expected, atol=1e-5, rtol=0)
+    (directory / "config.json").write_text(json.dumps({**config, "attnlab_pooling": "max"}))
+    with pytest.raises(AttnlabError, match="attnlab_pooling='max'"):
+        load_predictor(directory)
 
 
 def test_tagger_tags_equal_transformers_at_first_sub_words(finetuned_bert):
@@ -156,18 +180,7 @@ def test_models_that_are_not_fine_tuned_are_refused(hf_bert, finetuned_bert, tmp
         model_task(tmp_path)
 
 
-def test_inputs_are_parsed_and_checked(finetuned_bert):
-    assert parse_inputs("one\ntwo\n", "classify") == ["one", "two"]
-    assert parse_inputs('{"question": "q", "context": "c"}\n', "qa") == [Question("q", "c")]
-    for text, task, message in [
-        ("", "tag", "is empty"),
-        ("one\n\ntwo", "classify", "line 2 is empty"),
-        ("a question?", "qa", "line 1 is not a JSON object"),
-        ('{"question": "q"}', "qa", "line 1 is not a JSON object"),
-        ('{"question": "q", "context": "c"}', "classify", "the input of a QA model"),
-    ]:
-        with pytest.raises(AttnlabError, match=message):
-            parse_inputs(text, task)
+def test_inputs_of_the_wrong_kind_or_empty_are_refused(finetuned_bert):
     predictor = load_predictor(finetuned_bert["qa"])
     with pytest.raises(AttnlabError, match="takes Question inputs"):
         predict(predictor, ["a text"])
