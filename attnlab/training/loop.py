@@ -244,22 +244,25 @@ def run_training(
     model.train()
     started = time.perf_counter()
     tokens_seen, loss_value, interrupted, checked = 0, float("nan"), False, False
-    # With --max-time the schedule spans the time budget: its end is the step the run will reach
-    # when the time runs out, re-estimated every step from the pace so far (the slowest rank's).
-    first_done, clock, total = done, 0.0, config.max_iters
+    # With --max-time the progress bar's end is the step the run will reach when the time runs out,
+    # re-estimated every step from the pace so far (the slowest rank's), so its ETA follows the
+    # clock. The learning rate keeps its schedule over max_iters: spanning the cosine over the
+    # budget instead was measured worse for the README's 120 s run (validation 1.995 and 2.013
+    # against 1.963 and 1.973, two seeds): so few steps learn more at a high rate.
+    first_done, clock = done, 0.0
     bar = tqdm(total=config.max_iters, initial=done, desc="training", unit="step",
                disable=not progress or not world.is_main)
     with deferred_interrupt() as ctrl_c_pressed, distributed.failures(world, config.dist_timeout, doing):
         while done < config.max_iters:
             where = f"step {done + 1}"
-            if config.max_time is not None:
-                total = steps_in_budget(done, clock, steps_timed=done - first_done, max_time=config.max_time,
-                                        max_iters=config.max_iters)
-                if bar.total != total and done - first_done >= 10:  # the ETA follows the clock
-                    bar.total = total
+            if config.max_time is not None and done - first_done >= 10:  # a pace to go by
+                planned = steps_in_budget(done, clock, steps_timed=done - first_done,
+                                          max_time=config.max_time, max_iters=config.max_iters)
+                if bar.total != planned:
+                    bar.total = planned
                     bar.refresh()
             lr = warmup_cosine(done, lr=config.lr, min_lr=config.min_lr,
-                               warmup=config.warmup_iters, total=total)
+                               warmup=config.warmup_iters, total=config.max_iters)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)

@@ -24,8 +24,7 @@ def steps_in_budget(done: int, elapsed: float, *, steps_timed: int, max_time: fl
 
     ``steps_timed`` steps took ``elapsed`` seconds (evaluations included); the estimate is
     ``done + remaining seconds x steps per second``, at most ``max_iters``. Called every step,
-    it corrects itself as the pace changes, so a cosine schedule over it ends at ``min_lr``
-    when the time does.
+    it corrects itself as the pace changes (the progress bar's end under ``--max-time``).
     """
     if steps_timed < 1 or elapsed <= 0:
         return max_iters
