@@ -18,7 +18,7 @@ from tokenizers import Tokenizer as Backend
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write, atomic_write_text
+from attnlab.files import atomic_write, atomic_write_text
 
 
 def train_wordpiece_model(backend: Backend, texts: list[str], vocab_size: int, specials: list[str],

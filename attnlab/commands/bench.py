@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise AttnlabError(f"Unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}.")
     if args.record is not None:  # now, not after minutes of timing
         from attnlab.data import decode_text_file
-        from attnlab.interop.atomic import check_writable
+        from attnlab.files import check_writable
 
         if check_writable(args.record, "--record").exists():
             decode_text_file(args.record)  # rows go into a UTF-8 Markdown file

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.data.parallel import command_data, corpus_name, group_references, load_direction
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
-    from attnlab.interop.atomic import check_writable
+    from attnlab.files import check_writable
 
     check_decoding_arguments(args)
     if args.examples < 0:

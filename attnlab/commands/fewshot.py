@@ -41,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from attnlab.device import cpu_has_native_bf16
     from attnlab.errors import AttnlabError
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
     from attnlab.prompting import evaluate_few_shot
-    from attnlab.training.precision import cpu_has_native_bf16
 
     if args.n_test < 1 or any(k < 0 for k in args.shots):
         raise AttnlabError("--n-test must be >= 1 and every --shots value >= 0.")

@@ -104,14 +104,13 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def run_gpt(args: argparse.Namespace) -> int:
-    from attnlab.commands.train import pick_device
-    from attnlab.training.distributed import refuse_torchrun
+    from attnlab.training.distributed import refuse_torchrun, training_device
     from attnlab.training.finetune import check_model_dir
 
     refuse_torchrun("attnlab finetune gpt")  # not tested on several processes; classify has its own loop
     args = _resolve(args)
     check_model_dir(args.model)  # a .gguf is refused before the data is read
-    device = pick_device(args.device)
+    device = training_device(args.device)
     return _run_lm(args, device) if args.task == "lm" else _run_classify(args, device)
 
 

@@ -247,17 +247,16 @@ def run_bert(args: argparse.Namespace) -> int:
 
     import torch
 
-    from attnlab.commands.train import pick_device
     from attnlab.errors import AttnlabError
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models.bert_heads import BERT_HEAD_MODELS
     from attnlab.training.bert_finetune import FinetuneConfig, finetune, head_from_encoder, special_ids
-    from attnlab.training.distributed import refuse_torchrun
+    from attnlab.training.distributed import refuse_torchrun, training_device
 
     refuse_torchrun("attnlab finetune bert")  # its epoch loop with early stopping is one process's
     started = time.perf_counter()
     architecture, metric, _ = TASKS[args.task]
-    device = pick_device(args.device)
+    device = training_device(args.device)
     model_dir = _model_path(args.model)
     out = None
     if not args.eval_only:
@@ -398,7 +397,7 @@ def _saved_pooling(model_dir: Path) -> str:
 def _save(model, tokenizer, out: Path, summary: dict, pooling: str | None) -> None:
     import json
 
-    from attnlab.interop.atomic import atomic_write_text
+    from attnlab.files import atomic_write_text
     from attnlab.training.bert_classify import POOLING_KEY
     from attnlab.training.bert_finetune import METRICS_FILE
 

@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
-    from attnlab.interop.atomic import check_writable
+    from attnlab.files import check_writable
 
     if args.dataset is None:
         if args.plot is not None or args.mlp or args.label is not None or args.positive_class is not None:
@@ -389,7 +389,7 @@ def write_png(path: Path, model: Any, X: np.ndarray, y: np.ndarray, grid: int = 
     from matplotlib.figure import Figure
 
     from attnlab.errors import AttnlabError
-    from attnlab.interop.atomic import atomic_write
+    from attnlab.files import atomic_write
 
     two_d = X.shape[1] == 2
     figure = Figure(figsize=(11 if two_d else 6, 4.6), layout="constrained")

@@ -120,15 +120,15 @@ def _line(result, as_json: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from attnlab.commands.train import pick_device
     from attnlab.errors import AttnlabError
+    from attnlab.training.distributed import training_device
     from attnlab.training.predict import load_predictor, model_task, predict
 
     if args.batch_size < 1:
         raise AttnlabError(f"--batch-size must be >= 1. Got {args.batch_size} instead.")
     if not args.model.strip():
         raise AttnlabError("--model is empty; give the directory of a fine-tuned model.")
-    device = pick_device(args.device)
+    device = training_device(args.device)
     task = model_task(args.model)  # from config.json: wrong flags are refused before the weights load
     inputs = _inputs(args, task)
     predictor = load_predictor(args.model, device)

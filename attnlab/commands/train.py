@@ -98,13 +98,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_bert_parser(models)
 
 
-def pick_device(name: str):
-    """auto, cpu or cuda -> a torch.device; under torchrun, this process's own GPU."""
-    from attnlab.training.distributed import training_device
-
-    return training_device(name)
-
-
 def run_gpt(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -122,7 +115,7 @@ def run_gpt(args: argparse.Namespace) -> int:
         return distributed.launch_local(args.nproc, ["train", "gpt", *forwarded_arguments(args.parser, args)])
     if args.fsdp and not world.distributed:
         print("(--fsdp shards across processes; with one process it trains as usual)")
-    device = pick_device(args.device)
+    device = distributed.training_device(args.device)
     world = distributed.join(device, args.dist_timeout)
     say = print if world.is_main else (lambda *_, **__: None)
 
@@ -217,9 +210,9 @@ def run_gpt(args: argparse.Namespace) -> int:
     print(f"saved to {out}")
     if args.sample_tokens > 0:
         if world.distributed and args.fsdp:  # this rank holds only its shards: read the whole model
-            import attnlab
+            from attnlab.interop.hf import load_pretrained
 
-            model = attnlab.load_pretrained(out).to(device)
+            model = load_pretrained(out).to(device)
         sample = generate(model, torch.tensor([prompt], device=device), args.sample_tokens,
                           temperature=0.8, top_k=40, generator=torch.Generator(device).manual_seed(args.seed))
         print("\n--- sample ---")

@@ -188,7 +188,6 @@ def run_transformer(args: argparse.Namespace) -> int:
 
     import torch
 
-    from attnlab.commands.train import pick_device
     from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
     from attnlab.data.parallel import command_data, corpus_name, save_direction
     from attnlab.errors import AttnlabError
@@ -196,7 +195,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     from attnlab.models.transformer import Transformer
     from attnlab.tokenization import Tokenizer
     from attnlab.training.checkpoint import check_checkpoint_dir
-    from attnlab.training.distributed import refuse_torchrun
+    from attnlab.training.distributed import refuse_torchrun, training_device
     from attnlab.training.translation import TranslationTrainingConfig, train_translation
 
     refuse_torchrun("attnlab train transformer")  # its loop (token batches, snapshots) is one process's
@@ -232,7 +231,7 @@ def run_transformer(args: argparse.Namespace) -> int:
         snapshot_interval=args.snapshot_interval, average_last=args.average_last, seed=args.seed,
         dtype=args.dtype,
     )
-    device = pick_device(args.device)
+    device = training_device(args.device)
     torch.manual_seed(args.seed)
     model = Transformer(config).to(device)
     corpus = data.name

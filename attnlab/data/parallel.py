@@ -350,7 +350,7 @@ def save_direction(directory: str | Path, corpus: str | None, reverse: bool) -> 
     """Record in a model directory what it was trained to translate (``corpus`` None: ``--data``),
     so that ``attnlab evaluate`` scores it the same way round by default. Written to a temporary
     file and renamed, so a reader sees the old record or the new one."""
-    from attnlab.interop.atomic import atomic_write_text
+    from attnlab.files import atomic_write_text
 
     record = {"corpus": corpus, "reverse": reverse}
     atomic_write_text(Path(directory) / DIRECTION_FILE, json.dumps(record) + "\n")

@@ -34,6 +34,7 @@ import numpy as np
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.files import atomic_write_text
 from attnlab.inspect.analysis import (
     attention_rollout,
     head_contributions,
@@ -42,7 +43,6 @@ from attnlab.inspect.analysis import (
 )
 from attnlab.inspect.plots import output_path, shareable
 from attnlab.inspect.report import AttentionStack, Inspection
-from attnlab.interop.atomic import atomic_write_text
 
 # Numbers travel as integers in thousandths (scores: hundredths): "123" instead of "0.123"
 # keeps the file about a third smaller; the page divides them back on load.

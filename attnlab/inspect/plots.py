@@ -22,7 +22,7 @@ import numpy as np
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write, check_writable
+from attnlab.files import atomic_write, check_writable
 
 FORMATS = (".png", ".svg")
 

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write, atomic_write_text
+from attnlab.files import atomic_write, atomic_write_text
 from attnlab.tokenization import Tokenizer
 
 GGUF_MAGIC = b"GGUF"

@@ -23,7 +23,7 @@ from torch import Tensor
 
 import attnlab
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write, atomic_write_text
+from attnlab.files import atomic_write, atomic_write_text
 from attnlab.interop.keymaps import (
     KeyMap,
     bert_head_key_maps,

@@ -172,7 +172,7 @@ class GPTForSequenceClassification(PreTrainedModel):
         """
         from safetensors.torch import save_file
 
-        from attnlab.interop.atomic import atomic_write, atomic_write_text
+        from attnlab.files import atomic_write, atomic_write_text
         from attnlab.interop.hf import FORMAT_KEY, FORMAT_VERSION, architecture_of, hf_state_dict
         from attnlab.interop.weights import SAFETENSORS
 

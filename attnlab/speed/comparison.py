@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from attnlab.device import cpu_has_native_bf16
 from attnlab.speed.report import MACHINE_COLUMNS, Machine, Timings, utc_now
-from attnlab.training.precision import cpu_has_native_bf16
 
 # The RESULTS.md section of each benchmark (benchmarks/*.py and ``attnlab bench --record``).
 # Sections whose reference became "transformers at its fastest dtype" got new titles: their

@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from attnlab.device import cpu_has_native_bf16
 from attnlab.errors import AttnlabError
-from attnlab.training.precision import cpu_has_native_bf16
 
 
 def time_call(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:
@@ -101,56 +101,3 @@ def choose_compute_dtype(device: str = "cpu") -> str:
     if not cpu_has_native_bf16():
         return "fp32"
     return "bf16" if pick_fastest(compute_dtype_timings(), baseline="fp32", margin=0.8) == "bf16" else "fp32"
-
-
-def int8_kernel_timings(
-    in_features: int = 1024, out_features: int = 8192, repeat: int = 7
-) -> dict[str, float]:
-    """Seconds of one decoding-step matmul, (1, K) x (N, K)^T, in fp32 and with each int8 kernel.
-
-    The default weight (32 MB in fp32, 8 MB in int8) is larger than a core's L2 cache, so
-    the timing sees the memory traffic that decoding a real model sees.
-    """
-    from attnlab.speed.quant import KERNELS, Int8Linear, kernel_available, quantize_per_channel
-
-    generator = torch.Generator().manual_seed(0)
-    weight = torch.randn(out_features, in_features, generator=generator) * 0.02
-    x = torch.randn(1, in_features, generator=generator)
-    candidates: dict[str, Callable[[], object]] = {"fp32": lambda: F.linear(x, weight)}
-    qweight, scale = quantize_per_channel(weight)
-    for kernel in KERNELS:
-        if kernel == "dequant" or not kernel_available(kernel):
-            continue  # dequant builds the fp32 matrix every call: never faster than fp32
-        if kernel == "int8pack" and not cpu_has_native_bf16():
-            continue  # its fast path needs native bf16; emulated, it crawls
-        try:
-            layer = Int8Linear(qweight, scale, None, kernel=kernel)
-        except (RuntimeError, AttnlabError):
-            continue
-        candidates[kernel] = lambda layer=layer: layer(x)
-    return time_interleaved(candidates, repeat=repeat)
-
-
-@functools.cache
-def int8_kernel_ranking(weight_only: bool = True) -> tuple[str, ...]:
-    """Int8 kernels that beat fp32 on this CPU, fastest first (empty when none does).
-
-    ``weight_only`` leaves out ``fbgemm``, which also quantizes the activations (see
-    :mod:`attnlab.speed.quant` for when that costs quality).
-    """
-    timings = int8_kernel_timings()
-    if weight_only:
-        timings.pop("fbgemm", None)
-    ranking = []
-    while True:
-        best = pick_fastest(timings, baseline="fp32", margin=0.9)
-        if best == "fp32":
-            return tuple(ranking)
-        ranking.append(best)
-        timings.pop(best)
-
-
-def choose_int8_kernel(weight_only: bool = True) -> str | None:
-    """The fastest int8 kernel here, or None when no int8 kernel beats fp32 (keep fp32 then)."""
-    ranking = int8_kernel_ranking(weight_only)
-    return ranking[0] if ranking else None

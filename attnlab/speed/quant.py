@@ -40,13 +40,17 @@ on 64 decoded tokens); group-wise scales would be the next step.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.device import cpu_has_native_bf16
 from attnlab.errors import AttnlabError
+from attnlab.speed.probe import pick_fastest, time_interleaved
 
 KERNELS = ("dequant", "int8pack", "fbgemm")
 
@@ -82,8 +86,6 @@ def kernel_available(kernel: str) -> bool:
 
 def _weight_only_kernel() -> str:
     """int8pack where its bf16 fast path is native and the op exists, else dequant."""
-    from attnlab.training.precision import cpu_has_native_bf16
-
     return "int8pack" if kernel_available("int8pack") and cpu_has_native_bf16() else "dequant"
 
 
@@ -226,8 +228,6 @@ def quantize_int8(
              if isinstance(module, nn.Linear) and name not in skip]
     choice: dict[str, str | None] = dict.fromkeys(names, kernel)
     if kernel == "auto":
-        from attnlab.speed.probe import int8_kernel_ranking
-
         ranking = int8_kernel_ranking(weight_only=sample is None)
         if sample is None:
             choice = dict.fromkeys(names, ranking[0] if ranking else None)
@@ -261,3 +261,55 @@ def kernel_counts(model: nn.Module) -> dict[str, int]:
             key = module.kernel if isinstance(module, Int8Linear) else "fp32"
             counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+# ------------------------------------------------- choosing a kernel by timing it here
+def int8_kernel_timings(
+    in_features: int = 1024, out_features: int = 8192, repeat: int = 7
+) -> dict[str, float]:
+    """Seconds of one decoding-step matmul, (1, K) x (N, K)^T, in fp32 and with each int8 kernel.
+
+    The default weight (32 MB in fp32, 8 MB in int8) is larger than a core's L2 cache, so
+    the timing sees the memory traffic that decoding a real model sees.
+    """
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(out_features, in_features, generator=generator) * 0.02
+    x = torch.randn(1, in_features, generator=generator)
+    candidates: dict[str, Callable[[], object]] = {"fp32": lambda: F.linear(x, weight)}
+    qweight, scale = quantize_per_channel(weight)
+    for kernel in KERNELS:
+        if kernel == "dequant" or not kernel_available(kernel):
+            continue  # dequant builds the fp32 matrix every call: never faster than fp32
+        if kernel == "int8pack" and not cpu_has_native_bf16():
+            continue  # its fast path needs native bf16; emulated, it crawls
+        try:
+            layer = Int8Linear(qweight, scale, None, kernel=kernel)
+        except (RuntimeError, AttnlabError):
+            continue
+        candidates[kernel] = lambda layer=layer: layer(x)
+    return time_interleaved(candidates, repeat=repeat)
+
+
+@functools.cache
+def int8_kernel_ranking(weight_only: bool = True) -> tuple[str, ...]:
+    """Int8 kernels that beat fp32 on this CPU, fastest first (empty when none does).
+
+    ``weight_only`` leaves out ``fbgemm``, which also quantizes the activations (see
+    :mod:`attnlab.speed.quant` for when that costs quality).
+    """
+    timings = int8_kernel_timings()
+    if weight_only:
+        timings.pop("fbgemm", None)
+    ranking = []
+    while True:
+        best = pick_fastest(timings, baseline="fp32", margin=0.9)
+        if best == "fp32":
+            return tuple(ranking)
+        ranking.append(best)
+        timings.pop(best)
+
+
+def choose_int8_kernel(weight_only: bool = True) -> str | None:
+    """The fastest int8 kernel here, or None when no int8 kernel beats fp32 (keep fp32 then)."""
+    ranking = int8_kernel_ranking(weight_only)
+    return ranking[0] if ranking else None

@@ -52,7 +52,7 @@ class Machine:
 
     @classmethod
     def now(cls) -> Machine:
-        from attnlab.training.precision import describe_cpu
+        from attnlab.device import describe_cpu
 
         try:
             import transformers

@@ -82,7 +82,7 @@ def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Ba
              fused: bool = False) -> Comparison:
     import copy
 
-    from attnlab.training.precision import cpu_has_native_bf16
+    from attnlab.device import cpu_has_native_bf16
 
     bf16 = cpu_has_native_bf16()
 

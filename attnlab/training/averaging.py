@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write
+from attnlab.files import atomic_write
 from attnlab.models.base import PreTrainedModel
 
 SNAPSHOT_DIR = "snapshots"

@@ -32,11 +32,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.training.classify import warmup_linear
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.loop import TrainingConfig, optimizer_for
-from attnlab.training.precision import autocast, resolve_dtype
 
 Feature = dict[str, Any]  # sequences (lists of ints) and scalars (ints) of one example or window
 # Padding value of each padded field; sequences of any other name are padded with 0.

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import atomic_write, check_parents, write_failure
+from attnlab.files import atomic_write, check_parents, write_failure
 from attnlab.interop.hf import save_pretrained
 from attnlab.interop.weights import SAFETENSORS, refused_global
 from attnlab.models.base import PreTrainedModel

@@ -29,11 +29,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.lm import LMTrainingConfig, optimizer_for
-from attnlab.training.precision import autocast, resolve_dtype
 
 Example = tuple[str, str]
 SUMMARY_FILE = "classifier_summary.json"
@@ -306,7 +306,7 @@ def train_classifier(
         }
         log(summary)
         if out is not None:
-            from attnlab.interop.atomic import atomic_write_text
+            from attnlab.files import atomic_write_text
 
             model.save_pretrained(out)
             if tokenizer is not None and hasattr(tokenizer, "save"):

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from attnlab.device import pick_device
 from attnlab.errors import AttnlabError
 
 T = TypeVar("T")
@@ -99,20 +100,7 @@ def launched_world() -> World:
 def training_device(name: str, world: World | None = None) -> torch.device:
     """``auto``, ``cpu`` or ``cuda`` -> this process's device (its own GPU under torchrun)."""
     world = world or launched_world()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise AttnlabError(f"--device must be auto, cpu or cuda. Got {name!r} instead.")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AttnlabError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    if name == "cuda" and world.distributed:
-        if world.local_rank >= torch.cuda.device_count():
-            raise AttnlabError(
-                f"Local rank {world.local_rank} has no GPU of its own ({torch.cuda.device_count()} visible); "
-                f"start at most one process per GPU (--nproc, or torchrun --nproc-per-node)."
-            )
-        return torch.device("cuda", world.local_rank)
-    return torch.device(name)
+    return pick_device(name, world.local_rank if world.distributed else None)
 
 
 def join(device: torch.device, timeout: float) -> World:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.atomic import check_parents
+from attnlab.files import check_parents
 from attnlab.models.gpt import GPT
 from attnlab.training.checkpoint import has_checkpoint
 from attnlab.training.lm import LMTrainingConfig, evaluate_loss, train_language_model

@@ -25,12 +25,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.training import distributed
 from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
-from attnlab.training.precision import autocast, resolve_dtype
 from attnlab.training.schedule import steps_in_budget, warmup_cosine
 
 # Fields that may change between a run and its resumption without breaking exactness

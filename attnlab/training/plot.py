@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from attnlab.interop.atomic import atomic_write
+from attnlab.files import atomic_write
 
 
 def plot_loss_curve(metrics_path: str | Path, png_path: str | Path) -> Path | None:

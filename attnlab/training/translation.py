@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
 from attnlab.training.averaging import load_average, save_snapshot, snapshot_paths
@@ -35,7 +36,6 @@ from attnlab.training.batching import collate, epoch_order, length_batches
 from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.noam import noam_lr
-from attnlab.training.precision import autocast, resolve_dtype
 
 # Fields that may change when resuming: they decide how long to go on and what to report.
 RESUMABLE_CHANGES = {"max_steps", "max_time", "eval_sentences"}

@@ -69,7 +69,7 @@ def test_missing_package_message(monkeypatch):
 
 
 def test_bf16_runs_where_native_and_is_refused_elsewhere(tiny_model, tmp_path, capsys, monkeypatch):
-    from attnlab.training import precision
+    from attnlab import device as precision
 
     data = tmp_path / "data.tsv"
     data.write_text("".join(f"{word}\t{'yes' if i % 2 else 'no'}\n" for i, word in enumerate(

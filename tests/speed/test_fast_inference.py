@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from attnlab.device import cpu_has_native_bf16
 from attnlab.errors import AttnlabError
 from attnlab.generation import generate as core_generate
 from attnlab.models import GPT, BertConfig, BertModel, GPTConfig
@@ -14,7 +15,6 @@ from attnlab.speed import CompiledEncoder, CompiledPrefill, forward_cached, gene
 from attnlab.speed.comparison import encoder_agreement
 from attnlab.speed.inference import new_caches
 from attnlab.speed.quant import relative_error
-from attnlab.training.precision import cpu_has_native_bf16
 
 TINY_LLAMA = dict(vocab_size=97, max_positions=64, n_layers=2, n_heads=6, n_kv_heads=2, d_model=48,
                   d_ff=40, position="rope", norm="rmsnorm", ffn="swiglu", activation="silu", bias=False)

@@ -78,24 +78,26 @@ def test_native_bf16_is_chosen_only_when_measured_faster(monkeypatch, timings, e
 
 
 def test_int8_ranking_orders_the_kernels_that_beat_fp32(monkeypatch):
+    import attnlab.speed.quant as quant
+
     timings = {"fp32": 1.0, "int8pack": 0.4, "fbgemm": 0.25}
-    monkeypatch.setattr(probe, "int8_kernel_timings", lambda *a, **k: dict(timings))
-    probe.int8_kernel_ranking.cache_clear()
+    monkeypatch.setattr(quant, "int8_kernel_timings", lambda *a, **k: dict(timings))
+    quant.int8_kernel_ranking.cache_clear()
     try:
-        assert probe.int8_kernel_ranking(weight_only=False) == ("fbgemm", "int8pack")
-        assert probe.int8_kernel_ranking(weight_only=True) == ("int8pack",)
+        assert quant.int8_kernel_ranking(weight_only=False) == ("fbgemm", "int8pack")
+        assert quant.int8_kernel_ranking(weight_only=True) == ("int8pack",)
         timings.update(int8pack=0.95, fbgemm=2.0)  # nothing beats fp32 by the margin
-        probe.int8_kernel_ranking.cache_clear()
-        assert probe.choose_int8_kernel(weight_only=False) is None
+        quant.int8_kernel_ranking.cache_clear()
+        assert quant.choose_int8_kernel(weight_only=False) is None
     finally:
-        probe.int8_kernel_ranking.cache_clear()
+        quant.int8_kernel_ranking.cache_clear()
 
 
 def test_the_real_probe_returns_known_names():
-    from attnlab.speed.quant import KERNELS
+    from attnlab.speed.quant import KERNELS, int8_kernel_ranking
 
     assert probe.choose_compute_dtype("cpu") in ("fp32", "bf16")
-    assert set(probe.int8_kernel_ranking(weight_only=False)) <= set(KERNELS)
+    assert set(int8_kernel_ranking(weight_only=False)) <= set(KERNELS)
 
 
 def test_time_interleaved_takes_turns_and_marks_failures_inf():

@@ -10,10 +10,10 @@ import re
 import pytest
 import torch
 
+from attnlab.device import cpu_has_native_bf16
 from attnlab.speed import suites
 from attnlab.speed.comparison import COLUMNS, Comparison
 from attnlab.speed.memory import memory_suite
-from attnlab.training.precision import cpu_has_native_bf16
 
 NUMBER = re.compile(r"\d")
 

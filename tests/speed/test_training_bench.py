@@ -9,8 +9,8 @@ import re
 
 import pytest
 
+from attnlab.device import cpu_has_native_bf16
 from attnlab.speed import training_bench
-from attnlab.training.precision import cpu_has_native_bf16
 
 
 def check_reference_and_quality(result) -> None:

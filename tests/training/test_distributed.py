@@ -450,7 +450,7 @@ def test_ddp_on_cuda_reduces_on_this_ranks_gpu(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # the autocast is only built
 def test_on_cuda_auto_trains_in_bf16_where_the_gpu_has_it(monkeypatch):
-    from attnlab.training.precision import autocast, resolve_dtype
+    from attnlab.device import autocast, resolve_dtype
 
     cuda = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -465,7 +465,7 @@ def test_on_cuda_auto_trains_in_bf16_where_the_gpu_has_it(monkeypatch):
 def test_gpt_training_calls_the_fused_kernel_as_flash_attention_needs(monkeypatch):
     """Flash attention (chosen by PyTorch on CUDA) needs no explicit mask, is_causal and bf16 inputs: a
     GPT training step under bf16 autocast passes exactly that (checked here on the CPU)."""
-    from attnlab.training.precision import autocast
+    from attnlab.device import autocast
 
     calls = []
     fused = torch.nn.functional.scaled_dot_product_attention

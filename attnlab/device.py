@@ -1,4 +1,4 @@
-"""Choosing the compute dtype: bf16 only where the hardware computes it natively.
+"""Choosing the device and the compute dtype: bf16 only where the hardware computes it natively.
 
 On CPUs with AMX or AVX512-BF16 a bf16 matmul runs several times faster than fp32;
 on AVX2-only CPUs PyTorch emulates it and a 2048x2048 bf16 matmul was measured
@@ -17,6 +17,25 @@ import torch
 from attnlab.errors import AttnlabError
 
 DTYPES = ("auto", "fp32", "bf16")
+
+
+def pick_device(name: str, local_rank: int | None = None) -> torch.device:
+    """``auto``, ``cpu`` or ``cuda`` -> a torch.device; ``cuda`` with a ``local_rank`` (one
+    process per GPU under torchrun) -> that process's own GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise AttnlabError(f"--device must be auto, cpu or cuda. Got {name!r} instead.")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AttnlabError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    if name == "cuda" and local_rank is not None:
+        if local_rank >= torch.cuda.device_count():
+            raise AttnlabError(
+                f"Local rank {local_rank} has no GPU of its own ({torch.cuda.device_count()} visible); "
+                f"start at most one process per GPU (--nproc, or torchrun --nproc-per-node)."
+            )
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
 
 
 @functools.lru_cache(maxsize=1)
