@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -12,6 +14,24 @@ from attnlab.models.config import ModelConfig
 
 # Python objects of one layer (modules, parameters, hooks), beyond its float32 numbers.
 _LAYER_OVERHEAD_BYTES = 50_000
+
+# Reading and writing files is the interop layer's job. attnlab.interop registers its writers
+# and readers here when it is imported, which ``import attnlab`` does before anything else
+# runs, so that ``model.save_pretrained`` works without models/ importing the layer above it.
+_LAYOUT_IO: dict[str, Callable[..., Any]] = {}
+
+
+def register_layout_io(**functions: Callable[..., Any]) -> None:
+    """Called by :mod:`attnlab.interop` with its functions (``save_pretrained=...``)."""
+    _LAYOUT_IO.update(functions)
+
+
+def layout_io(name: str) -> Callable[..., Any]:
+    """The function the interop layer registered as ``name``."""
+    try:
+        return _LAYOUT_IO[name]
+    except KeyError:
+        raise AttnlabError(f"No {name} registered; import attnlab.interop first.") from None
 
 
 def physical_memory() -> int | None:
@@ -64,9 +84,7 @@ class PreTrainedModel(nn.Module):
 
         Both files are written atomically (temporary file, then rename).
         """
-        from attnlab.interop.hf import save_pretrained
-
-        return save_pretrained(self, directory)
+        return layout_io("save_pretrained")(self, directory)
 
     def num_parameters(self) -> int:
         """Number of distinct parameters (tied weights counted once)."""

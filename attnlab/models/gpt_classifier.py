@@ -26,7 +26,6 @@ Dimensions: B batch, T tokens, M = d_model, C classes, V vocabulary.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import attnlab
 from attnlab.errors import AttnlabError
-from attnlab.models.base import PreTrainedModel
+from attnlab.models.base import PreTrainedModel, layout_io
 from attnlab.models.config import GPTConfig
 from attnlab.models.gpt import GPT
 
@@ -165,77 +163,15 @@ class GPTForSequenceClassification(PreTrainedModel):
                                    lm_loss=out.loss)
 
     # ----------------------------------------------------------------- saving
+    # The Hugging Face layout is attnlab.interop.gpt_classifier's (registered in models.base).
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (GPT2/LlamaForSequenceClassification layout).
 
         Each file is written atomically (temporary file, then rename), weights first.
         """
-        from safetensors.torch import save_file
-
-        from attnlab.files import atomic_write, atomic_write_text
-        from attnlab.interop.hf import FORMAT_KEY, FORMAT_VERSION, architecture_of, hf_state_dict
-        from attnlab.interop.weights import SAFETENSORS
-
-        directory = Path(directory).expanduser()
-        if directory.exists() and not directory.is_dir():
-            raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
-        directory.mkdir(parents=True, exist_ok=True)
-        family, arch = architecture_of(self.gpt)
-        if family not in HEAD_CLASSES:
-            raise AttnlabError(f"A classifier on a {family} body has no Hugging Face layout in attnlab.")
-        hf = arch.config_to_hf(self.config)
-        hf.update({
-            "architectures": [HEAD_CLASSES[family]],
-            "num_labels": self.num_labels,
-            "id2label": {str(i): name for i, name in enumerate(self.label_names)},
-            "label2id": {name: i for i, name in enumerate(self.label_names)},
-            "torch_dtype": "float32",
-            "attnlab_version": attnlab.__version__,
-            FORMAT_KEY: FORMAT_VERSION,
-        })
-        state = {k: v.float().cpu() for k, v in hf_state_dict(self.gpt).items()}
-        state[HEAD_KEY] = self.score.weight.detach().float().cpu().clone()
-        atomic_write(directory / SAFETENSORS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-        atomic_write_text(directory / "config.json", json.dumps(hf, indent=2, sort_keys=True) + "\n")
-        return directory
+        return layout_io("save_gpt_classifier")(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GPTForSequenceClassification:
         """Load a directory written by :meth:`save_pretrained` (or by transformers); eval mode."""
-        from attnlab.interop.hf import ARCHITECTURES, load_state, read_config
-        from attnlab.interop.weights import read_weights
-
-        directory = Path(directory).expanduser()
-        path = directory / "config.json"
-        hf = read_config(directory, missing_hint=(
-            f"{directory} has no config.json; point to a directory that a GPT classifier was saved to."))
-        architectures = list(hf.get("architectures") or [])
-        model_type = hf.get("model_type")
-        if model_type not in HEAD_CLASSES or HEAD_CLASSES[model_type] not in architectures:
-            raise AttnlabError(
-                f"{directory} holds a {'/'.join(architectures) or 'model of unknown type'}, not a "
-                f"{' or '.join(HEAD_CLASSES.values())}; train one with "
-                f"`attnlab finetune gpt --task classify`."
-            )
-        id2label = hf.get("id2label") or {}
-        try:
-            names = [id2label[str(i)] for i in range(len(id2label))]
-        except KeyError:
-            raise AttnlabError(f"{path} has id2label keys that are not 0..{len(id2label) - 1}.") from None
-        try:
-            config = ARCHITECTURES[model_type].config_from_hf(hf)
-        except TypeError as error:
-            raise AttnlabError(f"{path} has a value of the wrong type ({error}).") from None
-        model = cls(config, names)
-        state, source = read_weights(directory)
-        head = state.pop(HEAD_KEY, None)
-        if head is None or tuple(head.shape) != tuple(model.score.weight.shape):
-            got = "none" if head is None else tuple(head.shape)
-            raise AttnlabError(
-                f"{source} needs a {HEAD_KEY} of shape {tuple(model.score.weight.shape)} "
-                f"(labels x d_model); got {got}. The weights do not match config.json."
-            )
-        load_state(model.gpt, state, source=str(source))
-        with torch.no_grad():
-            model.score.weight.copy_(head)
-        return model.eval()
+        return layout_io("load_gpt_classifier")(directory, cls)
