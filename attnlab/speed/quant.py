@@ -291,13 +291,20 @@ def int8_kernel_timings(
 
 
 @functools.cache
+def _timings_here() -> dict[str, float]:
+    """:func:`int8_kernel_timings` once per process, so that every ranking (weight-only or not,
+    however its argument is spelled) comes from one measurement and agrees with the others."""
+    return int8_kernel_timings()
+
+
 def int8_kernel_ranking(weight_only: bool = True) -> tuple[str, ...]:
     """Int8 kernels that beat fp32 on this CPU, fastest first (empty when none does).
 
     ``weight_only`` leaves out ``fbgemm``, which also quantizes the activations (see
-    :mod:`attnlab.speed.quant` for when that costs quality).
+    :mod:`attnlab.speed.quant` for when that costs quality). The kernels are timed once per
+    process.
     """
-    timings = int8_kernel_timings()
+    timings = dict(_timings_here())
     if weight_only:
         timings.pop("fbgemm", None)
     ranking = []

@@ -81,16 +81,20 @@ def test_int8_ranking_orders_the_kernels_that_beat_fp32(monkeypatch):
     import attnlab.speed.quant as quant
 
     timings = {"fp32": 1.0, "int8pack": 0.4, "fbgemm": 0.25}
-    monkeypatch.setattr(quant, "int8_kernel_timings", lambda *a, **k: dict(timings))
-    quant.int8_kernel_ranking.cache_clear()
+    calls = []
+    monkeypatch.setattr(quant, "int8_kernel_timings", lambda *a, **k: calls.append(1) or dict(timings))
+    quant._timings_here.cache_clear()
     try:
         assert quant.int8_kernel_ranking(weight_only=False) == ("fbgemm", "int8pack")
+        assert quant.int8_kernel_ranking(False) == ("fbgemm", "int8pack")
         assert quant.int8_kernel_ranking(weight_only=True) == ("int8pack",)
+        assert quant.int8_kernel_ranking() == ("int8pack",)
+        assert len(calls) == 1  # one measurement serves every spelling of the call
         timings.update(int8pack=0.95, fbgemm=2.0)  # nothing beats fp32 by the margin
-        quant.int8_kernel_ranking.cache_clear()
+        quant._timings_here.cache_clear()
         assert quant.choose_int8_kernel(weight_only=False) is None
     finally:
-        quant.int8_kernel_ranking.cache_clear()
+        quant._timings_here.cache_clear()
 
 
 def test_the_real_probe_returns_known_names():
