@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -50,6 +50,9 @@ from attnlab.models.bert import BertModel
 from attnlab.models.bert_heads import BERT_HEAD_MODELS
 from attnlab.models.config import ModelConfig
 from attnlab.models.gpt import GPT
+
+if TYPE_CHECKING:  # for the annotation only: interop.gguf builds on this module
+    from attnlab.interop.gguf import GGUFContents
 from attnlab.models.transformer import Transformer
 from attnlab.version import __version__
 
@@ -275,14 +278,19 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
             ours[name].copy_(tensor)  # same shape; upcasts fp16/bf16 checkpoints losslessly
 
 
+def gpt_from_gguf(contents: GGUFContents, source: str) -> GPT:
+    """The attnlab GPT holding the (dequantised, fp32) weights of a read ``.gguf``, in eval mode;
+    ``source`` names the file in messages."""
+    model = GPT(llama_config_from_hf(contents.config))
+    load_state(model, contents.state_dict, source=source)
+    return model.eval()
+
+
 def load_gguf(path: Path) -> PreTrainedModel:
     """A llama-architecture ``.gguf`` file, dequantised to fp32, as an attnlab GPT in eval mode."""
     from attnlab.interop.gguf import read_gguf
 
-    contents = read_gguf(path)
-    model = GPT(llama_config_from_hf(contents.config))
-    load_state(model, contents.state_dict, source=str(path))
-    return model.eval()
+    return gpt_from_gguf(read_gguf(path), str(path))
 
 
 def load_pretrained(path: str | Path, *, architecture: str | None = None) -> PreTrainedModel:

