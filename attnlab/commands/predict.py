@@ -80,24 +80,13 @@ def _inputs(args: argparse.Namespace, task: str) -> list:
 
 def _read_input(name: str, task: str) -> list:
     """The inputs of --input FILE ('-': standard input)."""
-    import sys
     from pathlib import Path
 
-    from attnlab.data import decode_text_file
+    from attnlab.data import read_input
     from attnlab.data.inputs import parse_inputs
-    from attnlab.errors import AttnlabError
 
-    if name == "-":
-        try:
-            return parse_inputs(sys.stdin.read(), task, "standard input")
-        except UnicodeDecodeError:
-            raise AttnlabError(
-                "Standard input is not UTF-8 text; convert it with e.g. iconv -t UTF-8."
-            ) from None
-    path = Path(name).expanduser()
-    if not path.is_file():
-        raise AttnlabError(f"No file at {name!r}; check --input.")
-    return parse_inputs(decode_text_file(path), task, str(path))
+    source = "standard input" if name == "-" else str(Path(name).expanduser())
+    return parse_inputs(read_input(name), task, source)
 
 
 def _line(result, as_json: bool) -> str:

@@ -77,30 +77,14 @@ def warn_truncated(count: int, max_positions: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-    from pathlib import Path
-
-    from attnlab.data import decode_text_file
+    from attnlab.data import read_input
     from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
 
     check_decoding_arguments(args)
     if (args.text is None) == (args.input is None):
         raise AttnlabError("Give the sentences with --text TEXT (repeatable) or with --input FILE.")
-    if args.text is not None:
-        sentences = args.text
-    elif args.input == "-":
-        try:
-            sentences = sys.stdin.read().splitlines()
-        except UnicodeDecodeError:
-            raise AttnlabError(
-                "Standard input is not UTF-8 text; convert it with e.g. iconv -t UTF-8."
-            ) from None
-    else:
-        path = Path(args.input)
-        if not path.is_file():
-            raise AttnlabError(f"No file at {path}; check --input.")
-        sentences = decode_text_file(path).splitlines()
+    sentences = args.text if args.text is not None else read_input(args.input).splitlines()
     source = "--text" if args.text is not None else f"--input {args.input}"
     for number, sentence in enumerate(sentences, start=1):
         if not sentence.strip():

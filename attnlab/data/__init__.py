@@ -53,6 +53,24 @@ def decode_text_file(path: str | Path) -> str:
     return text
 
 
+def read_input(name: str) -> str:
+    """The text of a command's ``--input NAME``: the UTF-8 file at ``name``, or standard input
+    for ``-`` (a pipe), each with a one-line error when missing or not UTF-8 text."""
+    if name == "-":
+        import sys
+
+        try:
+            return sys.stdin.read()
+        except UnicodeDecodeError:
+            raise AttnlabError(
+                "Standard input is not UTF-8 text; convert it with e.g. iconv -t UTF-8."
+            ) from None
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise AttnlabError(f"No file at {path}; check --input.")
+    return decode_text_file(path)
+
+
 def read_jsonl(path: str | Path, what: str) -> list[tuple[int, object]]:
     """(line number, decoded JSON value) for each non-blank line of the UTF-8 JSONL file at ``path``.
 
