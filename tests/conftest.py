@@ -95,9 +95,9 @@ def finetuned_bert(tmp_path_factory) -> dict[str, Path]:
     import json
 
     from attnlab import cli
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import BertConfig
     from attnlab.models.bert import BertModel
-    from attnlab.tokenization import Tokenizer
 
     root = tmp_path_factory.mktemp("finetuned_bert")
     tokenizer = Tokenizer.train_wordpiece(FINETUNE_CORPUS, vocab_size=120)

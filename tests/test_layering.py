@@ -23,23 +23,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "attnlab"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground", ("attnlab.errors", "attnlab.files", "attnlab.device", "attnlab.version")),
     ("nn", ("attnlab.nn",)),
-    ("models", ("attnlab.models", "attnlab.perceptron", "attnlab.mlp")),
+    ("models", ("attnlab.models",)),
     # interop: HF layout, GGUF (and the tokenizer files they carry); inference: generation,
-    # decoding, prompting, and the fast paths the commands use (speed: quant, probe, inference).
-    ("interop, inference", (
-        "attnlab.interop", "attnlab.tokenization", "attnlab.generation", "attnlab.decoding",
-        "attnlab.chat", "attnlab.prompting", "attnlab.speed",
-    )),
-    ("data, inspect", (
-        "attnlab.data", "attnlab.inspect", "attnlab.compare", "attnlab.metrics", "attnlab.bleu",
-        "attnlab.baselines", "attnlab.references",
-    )),
+    # decoding, prompting, and the fast paths the commands use (quant, probe, compiled).
+    ("interop, inference", ("attnlab.interop", "attnlab.inference")),
+    ("data, inspect", ("attnlab.data", "attnlab.inspect", "attnlab.compare", "attnlab.evaluation")),
     # The benchmark suites of attnlab.speed time the training loop and the commands' paths.
-    ("training", (
-        "attnlab.training", "attnlab.speed.report", "attnlab.speed.comparison", "attnlab.speed.suites",
-        "attnlab.speed.decode_suites", "attnlab.speed.encoder_suites", "attnlab.speed.memory",
-        "attnlab.speed.training_bench",
-    )),
+    ("training", ("attnlab.training", "attnlab.speed")),
     ("commands", ("attnlab.commands", "attnlab.cli", "attnlab.__main__", "attnlab")),
 ]
 

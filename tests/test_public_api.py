@@ -16,11 +16,11 @@ from attnlab.models import (
 
 def test_the_documented_names_exist():
     # DESIGN.md also documents model.generate(...) and attnlab.generate(model, ...), which do not
-    # exist yet (the generate loop is attnlab.generation.generate): not asserted here.
+    # exist yet (the generate loop is attnlab.inference.generation.generate): not asserted here.
     for name in ("load_pretrained", "Perceptron", "MLPClassifier", "GPT", "BertModel",
                  "BertConfig", "GPTConfig", "AttnlabError", "__version__"):
         assert hasattr(attnlab, name), name
-    from attnlab.generation import generate
+    from attnlab.inference.generation import generate
 
     assert callable(generate) and callable(trace) and callable(attnlab.load_pretrained)
     for model in (attnlab.GPT, attnlab.BertModel, Transformer, BertForMaskedLM, BertForPreTraining,

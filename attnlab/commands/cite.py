@@ -14,7 +14,7 @@ EXAMPLE = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from attnlab.references import FORMATS, GROUPS, MODELS
+    from attnlab.compare.references import FORMATS, GROUPS, MODELS
 
     parser = subparsers.add_parser(
         "cite", help="BibTeX or text references for the models and techniques",
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attnlab.references import GROUPS, REFERENCES, TOPICS, cite
+    from attnlab.compare.references import GROUPS, REFERENCES, TOPICS, cite
 
     if args.list:
         width = max(len(n) for n in [*TOPICS, *GROUPS])

@@ -76,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from attnlab.baselines import WordByWordTranslator, copy_baseline
-    from attnlab.bleu import corpus_bleu, paired_bootstrap
     from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
     from attnlab.data.parallel import command_data, corpus_name, group_references, load_direction
-    from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
+    from attnlab.evaluation.baselines import WordByWordTranslator, copy_baseline
+    from attnlab.evaluation.bleu import corpus_bleu, paired_bootstrap
     from attnlab.files import check_writable
+    from attnlab.inference.decoding import translate
 
     check_decoding_arguments(args)
     if args.examples < 0:

@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     from attnlab.device import cpu_has_native_bf16
     from attnlab.errors import AttnlabError
+    from attnlab.inference.prompting import evaluate_few_shot
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
-    from attnlab.prompting import evaluate_few_shot
 
     if args.n_test < 1 or any(k < 0 for k in args.shots):
         raise AttnlabError("--n-test must be >= 1 and every --shots value >= 0.")

@@ -105,7 +105,7 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 
 def run_gpt(args: argparse.Namespace) -> int:
     from attnlab.training.distributed import refuse_torchrun, training_device
-    from attnlab.training.finetune import check_model_dir
+    from attnlab.training.gpt_finetune import check_model_dir
 
     refuse_torchrun("attnlab finetune gpt")  # not tested on several processes; classify has its own loop
     args = _resolve(args)
@@ -119,7 +119,7 @@ def _run_lm(args: argparse.Namespace, device) -> int:
 
     from attnlab.data import read_text
     from attnlab.training import LMTrainingConfig
-    from attnlab.training.finetune import continue_pretraining
+    from attnlab.training.gpt_finetune import continue_pretraining
     from attnlab.training.plot import plot_loss_curve
 
     text = read_text(args.data)
@@ -156,8 +156,8 @@ def _run_classify(args: argparse.Namespace, device) -> int:
 
     from attnlab.data.labelled import label_set, read_labelled_tsv, read_labels, split_labelled
     from attnlab.models.gpt_classifier import GPTForSequenceClassification
-    from attnlab.training.classify import ClassifierTrainingConfig, train_classifier
-    from attnlab.training.finetune import check_out_dir, load_gpt_with_tokenizer
+    from attnlab.training.gpt_classify import ClassifierTrainingConfig, train_classifier
+    from attnlab.training.gpt_finetune import check_out_dir, load_gpt_with_tokenizer
 
     out = Path(args.out).expanduser()
     check_out_dir(out, Path(args.model).expanduser(), resume=False, resumable=False)  # before any work

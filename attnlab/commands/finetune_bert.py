@@ -260,7 +260,7 @@ def run_bert(args: argparse.Namespace) -> int:
     model_dir = _model_path(args.model)
     out = None
     if not args.eval_only:
-        from attnlab.training.finetune import check_out_dir
+        from attnlab.training.gpt_finetune import check_out_dir
 
         if args.out is None:
             raise AttnlabError("--out is required to save the fine-tuned model (or pass --eval-only).")
@@ -506,12 +506,12 @@ class _TaskAdapter:
             return majority_baseline(train, test, sorted({label for _, label in train}))
         if args.task == "tag":
             from attnlab.data.ner import most_frequent_tag_baseline
-            from attnlab.metrics import entity_scores
+            from attnlab.evaluation.metrics import entity_scores
 
             scores = entity_scores(most_frequent_tag_baseline(train, test), [list(s.tags) for s in test])
             return {"name": "most frequent training tag of each word", **scores}
         from attnlab.data.qa import first_capitalised_baseline
-        from attnlab.metrics import qa_scores
+        from attnlab.evaluation.metrics import qa_scores
 
         gold = [e.answer for e in test]
         result = {

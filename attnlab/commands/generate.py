@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from attnlab.chat import apply_chat_template
     from attnlab.errors import AttnlabError
-    from attnlab.generation import GenerationReport, check_sampling, generate_text
+    from attnlab.inference.chat import apply_chat_template
+    from attnlab.inference.generation import GenerationReport, check_sampling, generate_text
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
 

@@ -137,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
 def build_model(args: argparse.Namespace) -> Any:
     from attnlab.errors import AttnlabError
-    from attnlab.mlp import MLPClassifier
-    from attnlab.perceptron import Perceptron
+    from attnlab.models.mlp import MLPClassifier
+    from attnlab.models.perceptron import Perceptron
 
     if args.mlp:
         try:

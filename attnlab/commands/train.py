@@ -121,9 +121,9 @@ def run_gpt(args: argparse.Namespace) -> int:
 
     from attnlab.data import read_text, split_train_val
     from attnlab.errors import AttnlabError
-    from attnlab.generation import generate
+    from attnlab.inference.generation import generate
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import GPT, GPTConfig
-    from attnlab.tokenization import Tokenizer
     from attnlab.training import LMTrainingConfig, train_language_model
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.plot import plot_loss_curve

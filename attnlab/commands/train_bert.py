@@ -77,11 +77,11 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.data.pretraining import PretrainingData, play_documents, shakespeare_documents
     from attnlab.errors import AttnlabError
     from attnlab.interop.hf import load_pretrained
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import BertConfig
     from attnlab.models.bert_heads import BertForPreTraining
-    from attnlab.tokenization import Tokenizer
     from attnlab.training import distributed
-    from attnlab.training.bert import evaluate_pretraining, most_frequent_token, train_bert
+    from attnlab.training.bert_pretrain import evaluate_pretraining, most_frequent_token, train_bert
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.loop import TrainingConfig
 

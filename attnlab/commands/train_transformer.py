@@ -191,9 +191,9 @@ def run_transformer(args: argparse.Namespace) -> int:
     from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
     from attnlab.data.parallel import command_data, corpus_name, save_direction
     from attnlab.errors import AttnlabError
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
-    from attnlab.tokenization import Tokenizer
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.distributed import refuse_torchrun, training_device
     from attnlab.training.translation import TranslationTrainingConfig, train_translation

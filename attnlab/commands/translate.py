@@ -41,8 +41,8 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_decoding_arguments(args: argparse.Namespace) -> None:
-    from attnlab.decoding import check_length_penalty
     from attnlab.errors import AttnlabError
+    from attnlab.inference.decoding import check_length_penalty
 
     if args.beam < 1:
         raise AttnlabError(f"--beam must be >= 1 (1 = greedy search). Got {args.beam} instead.")
@@ -78,8 +78,8 @@ def warn_truncated(count: int, max_positions: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from attnlab.data import read_input
-    from attnlab.decoding import translate
     from attnlab.errors import AttnlabError
+    from attnlab.inference.decoding import translate
 
     check_decoding_arguments(args)
     if (args.text is None) == (args.input is None):

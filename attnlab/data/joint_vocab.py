@@ -19,7 +19,7 @@ from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from attnlab.errors import AttnlabError
-from attnlab.tokenization import Tokenizer, train_wordpiece_model
+from attnlab.interop.tokenizers import Tokenizer, train_wordpiece_model
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>")
 PAD_ID, UNK_ID, START_ID, EOS_ID = range(4)

@@ -8,7 +8,7 @@ File formats (UTF-8):
 - JSONL (``.jsonl``): one object per line, ``{"tokens": [...], "tags": [...]}`` of
   equal length.
 
-Tags are BIO (``O``, ``B-TYPE``, ``I-TYPE``; see :func:`attnlab.metrics.bio_spans`).
+Tags are BIO (``O``, ``B-TYPE``, ``I-TYPE``; see :func:`attnlab.evaluation.metrics.bio_spans`).
 
 The built-in ``wnut16`` data: the training split of the WNUT-16 Twitter NER shared
 task (Strauss et al. 2016, "Results of the WNUT16 Named Entity Recognition Shared

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.tokenization import Tokenizer
+from attnlab.interop.tokenizers import Tokenizer
 
 IS_NEXT, NOT_NEXT = 0, 1  # transformers' next_sentence_label convention
 

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.files import atomic_write, atomic_write_text
-from attnlab.tokenization import Tokenizer
+from attnlab.interop.tokenizers import Tokenizer
 
 GGUF_MAGIC = b"GGUF"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from attnlab.errors import AttnlabError
 from attnlab.interop.hf import gpt_from_gguf, load_pretrained
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models.base import PreTrainedModel
-from attnlab.tokenization import Tokenizer
 
 
 @dataclass

@@ -100,7 +100,7 @@ class GPT(PreTrainedModel):
             labels: (B, T) ids; the loss compares logits[:, t] with labels[:, t+1]
                 (the shift happens here, as in Hugging Face); -100 is ignored.
             kv_caches, start_pos: write keys/values at ``start_pos`` and attend to
-                every cached position (see :func:`attnlab.generation.generate`).
+                every cached position (see :func:`attnlab.inference.generation.generate`).
             position_ids: (B, T) position of each token, when rows are left-padded
                 (default: ``start_pos, start_pos + 1, ...`` for every row).
             only_last_logits: compute logits for the last position only (decoding).

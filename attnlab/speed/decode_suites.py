@@ -52,7 +52,7 @@ SMOLLM2_HELD_OUT = (
 def decode_logits(model, sequence: Tensor, prompt_length: int) -> Tensor:
     """The (new, V) logits that decoding computes for ``sequence`` (1, T + new), teacher-forced:
     a prefill of the prompt, then one token per step, as :func:`attnlab.speed.generate` runs."""
-    from attnlab.speed.inference import forward_cached, new_caches
+    from attnlab.inference.compiled import forward_cached, new_caches
 
     caches = new_caches(model, 1, sequence.shape[1])
     logits = [forward_cached(model, sequence[:, :prompt_length], caches, 0)]
@@ -75,7 +75,7 @@ def decode_quality(tokens: Tensor, logits: Tensor, expected: Tensor, exact: Tens
 
 def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) -> tuple[str, dict[str, float]]:
     """The int8 model against attnlab fp32 on prompts it was not calibrated on."""
-    from attnlab.speed.inference import generate
+    from attnlab.inference.compiled import generate
 
     equal, fast, exact = [], [], []
     for prompt in prompts:
@@ -94,9 +94,9 @@ def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) ->
 
 def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: list[Tensor], new_tokens: int,
                        *, rounds: int, kernel: str, machine: Machine, goal: float | None) -> Comparison:
-    from attnlab.generation import generate as core_generate
-    from attnlab.speed.inference import generate
-    from attnlab.speed.quant import kernel_counts, quantize_int8
+    from attnlab.inference.compiled import generate
+    from attnlab.inference.generation import generate as core_generate
+    from attnlab.inference.quant import kernel_counts, quantize_int8
 
     length = prompt.shape[1]
     hf = {"fp32": theirs}

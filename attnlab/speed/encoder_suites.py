@@ -54,8 +54,8 @@ def _hf_dtypes(theirs) -> dict[str, object]:
 def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", compile: bool = True,
                  seed: int = 0, preset: str = "gpt2") -> Comparison:
     """GPT-2 (``preset``, default 124M; random init) prefill of one ``length``-token prompt."""
+    from attnlab.inference.compiled import DTYPES, CompiledPrefill, forward_cached, new_caches
     from attnlab.models import GPT, GPTConfig
-    from attnlab.speed.inference import DTYPES, CompiledPrefill, forward_cached, new_caches
 
     machine = Machine.now()
     transformers = quiet_transformers()
@@ -117,7 +117,7 @@ def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", com
 
 def _encoder_comparison(workload: str, ours, theirs, ids: Tensor, mask: Tensor, *, rounds: int, dtype: str,
                         compile: bool, machine: Machine, goal: float | None) -> Comparison:
-    from attnlab.speed.inference import CompiledEncoder
+    from attnlab.inference.compiled import CompiledEncoder
 
     hf = _hf_dtypes(theirs)
     with torch.no_grad():
@@ -215,8 +215,8 @@ def minilm(*, rounds: int = 5, batch: int = 8, length: int = 128, dtype: str = "
            compile: bool = True) -> Comparison:
     """all-MiniLM-L6-v2 (real weights) on (batch, length) tokens of real text -> last_hidden_state."""
     from attnlab.interop.hf import load_pretrained
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import BertModel
-    from attnlab.tokenization import Tokenizer
 
     path = minilm_dir()
     if path is None:

@@ -89,8 +89,8 @@ class CacheCheck:
 
 def kv_cache_check(model, max_len: int, name: str, batch_size: int = 1, dtype: torch.dtype | None = None
                    ) -> CacheCheck:
-    """Allocate ``model``'s caches (attnlab.speed.inference.new_caches) and measure them."""
-    from attnlab.speed.inference import new_caches
+    """Allocate ``model``'s caches (attnlab.inference.compiled.new_caches) and measure them."""
+    from attnlab.inference.compiled import new_caches
 
     cfg = model.config
     dtype = dtype or model.embeddings.token.weight.dtype
@@ -130,7 +130,7 @@ def _gpt2(int8: bool = False, preset: str = "gpt2"):
     torch.manual_seed(0)
     model = GPT(GPTConfig.from_preset(preset)).eval().requires_grad_(False)
     if int8:
-        from attnlab.speed.quant import quantize_int8
+        from attnlab.inference.quant import quantize_int8
 
         model = quantize_int8(model, sample=torch.randint(0, 50257, (1, 16)))
     return model
@@ -170,21 +170,21 @@ def _run_workload(name: str, tiny: bool = False) -> dict[str, float]:
             else:
                 model(input_ids=bert_ids)
     elif name.startswith("gpt2-decode-attnlab"):
-        from attnlab.speed.inference import generate
+        from attnlab.inference.compiled import generate
 
         model = _gpt2(int8=name.endswith("int8"), preset=size["gpt"])
         release_freed_memory()
         figures["after build"] = rss_bytes()
         generate(model, prompt, new_tokens)
     elif name == "gpt2-prefill-attnlab-compiled":
-        from attnlab.speed.inference import CompiledPrefill
+        from attnlab.inference.compiled import CompiledPrefill
 
         prefill = CompiledPrefill(_gpt2(preset=size["gpt"]), 1, size["long_prompt"])
         figures["after build"] = rss_bytes()
         prefill(long_prompt)
     elif name == "bert-attnlab-compiled":
+        from attnlab.inference.compiled import CompiledEncoder
         from attnlab.models import BertConfig, BertModel
-        from attnlab.speed.inference import CompiledEncoder
 
         torch.manual_seed(0)
         encoder = CompiledEncoder(BertModel(BertConfig.from_preset(size["bert"])))

@@ -134,8 +134,8 @@ def train_gpt(*, rounds: int = 5, steps: int = 2, batch: int = 32, block: int = 
               seed: int = 0) -> Comparison:
     """gpt-mini next-token training steps, attnlab GPT vs GPT2LMHeadModel."""
     from attnlab.data import read_text
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import GPT, GPTConfig
-    from attnlab.tokenization import Tokenizer
 
     machine = Machine.now()
     transformers = quiet_transformers()
@@ -152,7 +152,8 @@ def train_gpt(*, rounds: int = 5, steps: int = 2, batch: int = 32, block: int = 
     ours = GPT(GPTConfig.from_preset("gpt-mini", vocab_size=tokenizer.vocab_size, max_positions=block))
     theirs = hf_copy(ours, transformers.GPT2LMHeadModel)
 
-    def loss(model, b: Batch) -> torch.Tensor:  # attnlab.training.lm.next_token_loss, for either model
+    # attnlab.training.gpt_pretrain.next_token_loss, for either model
+    def loss(model, b: Batch) -> torch.Tensor:
         logits = model(b["input_ids"]).logits  # (B, T, V)
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b["targets"].reshape(-1))
 

@@ -12,7 +12,7 @@ vectors:
   ``"attnlab_pooling": "mean"``; ``transformers`` would apply the classifier to the
   pooled [CLS] instead, so only attnlab reproduces these logits.
 
-Metrics: accuracy and macro-F1 (:mod:`attnlab.metrics`); the trivial baseline
+Metrics: accuracy and macro-F1 (:mod:`attnlab.evaluation.metrics`); the trivial baseline
 answers every text with the most frequent label of the training set.
 """
 
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.metrics import accuracy, macro_f1
+from attnlab.evaluation.metrics import accuracy, macro_f1
 from attnlab.models.bert_heads import BertForSequenceClassification
 from attnlab.training.bert_finetune import Feature, collate
 

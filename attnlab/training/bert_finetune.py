@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
-from attnlab.training.classify import warmup_linear
+from attnlab.training.gpt_classify import warmup_linear
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.loop import TrainingConfig, optimizer_for
 

@@ -14,7 +14,7 @@ otherwise with position 0 ([CLS]: "not here"). Prediction takes the best valid s
 over all windows of a question and maps it back to the characters of the context
 through the tokenizer's offsets.
 
-Metrics: exact match and token F1 (:func:`attnlab.metrics.qa_scores`).
+Metrics: exact match and token F1 (:func:`attnlab.evaluation.metrics.qa_scores`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch import Tensor
 
 from attnlab.data.qa import QAExample
 from attnlab.errors import AttnlabError
-from attnlab.metrics import qa_scores
+from attnlab.evaluation.metrics import qa_scores
 from attnlab.models.bert_heads import BertForQuestionAnswering
 from attnlab.training.bert_finetune import Feature, collate
 

@@ -14,7 +14,7 @@ first pieces), so no input is too long. A word that encodes to no sub-word at al
 (e.g. a lone control character) is tagged ``O``.
 
 Metric: entity-level precision / recall / F1 with exact span matching
-(:func:`attnlab.metrics.entity_scores`).
+(:func:`attnlab.evaluation.metrics.entity_scores`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 from attnlab.data.ner import TaggedSentence
 from attnlab.errors import AttnlabError
-from attnlab.metrics import entity_scores
+from attnlab.evaluation.metrics import entity_scores
 from attnlab.models.bert_heads import BertForTokenClassification
 from attnlab.training.bert_finetune import Feature, collate
 

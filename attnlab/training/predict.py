@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 
 from attnlab.data.inputs import Question
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models.base import PreTrainedModel
-from attnlab.tokenization import Tokenizer
 from attnlab.training.bert_finetune import METRICS_FILE
 
 # Which task a saved architecture does; the value of ``Predictor.task``.
@@ -197,7 +197,7 @@ def classify(predictor: Predictor, texts: Sequence[str], batch_size: int = 32) -
     """The label of each text and softmax(logits) over the model's labels."""
     model = predictor.model
     if predictor.special_ids is None:  # a GPT: the head reads the last token
-        from attnlab.training.classify import class_logits, encode_texts
+        from attnlab.training.gpt_classify import class_logits, encode_texts
 
         rows, cut = encode_texts(predictor.tokenizer, texts, predictor.max_len)
         logits = class_logits(model, rows, batch_size)  # (N, C)

@@ -135,9 +135,9 @@ def sample_bleu(model: Transformer, tokenizer, pairs: list[Pair], sentences: int
     ``pairs``, each against all its targets there (0 when sacrebleu is missing or no pairs)."""
     if not pairs or sentences < 1:
         return 0.0
-    from attnlab.bleu import corpus_bleu
     from attnlab.data.parallel import group_references
-    from attnlab.decoding import translate
+    from attnlab.evaluation.bleu import corpus_bleu
+    from attnlab.inference.decoding import translate
 
     sources, references = group_references(pairs)
     hypotheses, _ = translate(model, tokenizer, sources[:sentences], beam=1)

@@ -13,8 +13,8 @@ from attnlab.errors import AttnlabError
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import GPT, GPTConfig
-    from attnlab.tokenization import Tokenizer
 
     text = "Text: good\nLabel: yes\n\nText: bad\nLabel: no\n\n" * 5
     tokenizer = Tokenizer.char_level(text + "abcdefghijklmnopqrstuvwxyz")

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from attnlab import cli
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import BertConfig
 from attnlab.models.bert import BertModel
-from attnlab.tokenization import Tokenizer
 
 WORDS = "good great fine happy bad awful sad poor the a movie day food was is very ross lennox king says"
 CORPUS = (

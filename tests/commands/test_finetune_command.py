@@ -9,9 +9,9 @@ import torch
 
 from attnlab import cli
 from attnlab.commands import finetune as finetune_command
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import GPT, GPTConfig
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
-from attnlab.tokenization import Tokenizer
 
 TEXT = "to be or not to be, that is the question. " * 30
 

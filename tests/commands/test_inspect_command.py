@@ -42,8 +42,8 @@ def error_of(*argv: str) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny character-level GPT trained by attnlab's own loop, saved with its tokenizer."""
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import GPT, GPTConfig
-    from attnlab.tokenization import Tokenizer
     from attnlab.training import LMTrainingConfig, train_language_model
 
     out = tmp_path_factory.mktemp("trained_gpt")
@@ -124,9 +124,9 @@ def test_model_attnlab_trained_and_truncation(trained, tmp_path, capsys):
 
 
 def test_encoder_decoder_cross_attention(monkeypatch, tmp_path, capsys):
-    from attnlab.compare import Size, build
+    from attnlab.compare.comparison import Size, build
     from attnlab.interop import pretrained
-    from attnlab.tokenization import Tokenizer
+    from attnlab.interop.tokenizers import Tokenizer
 
     torch.manual_seed(0)
     model = build("transformer", Size(d_model=32, n_layers=2, n_heads=4, vocab_size=40, seq_len=32))
@@ -149,8 +149,8 @@ def test_encoder_decoder_cross_attention(monkeypatch, tmp_path, capsys):
 
 def test_saved_encoder_decoder_directory(tmp_path, capsys):
     """A Transformer saved in the Hugging Face (MarianMTModel) layout with its tokenizer, loaded by path."""
-    from attnlab.compare import Size, build, full_transformer
-    from attnlab.tokenization import Tokenizer
+    from attnlab.compare.comparison import Size, build, full_transformer
+    from attnlab.interop.tokenizers import Tokenizer
 
     if full_transformer() is None:
         pytest.skip("attnlab.models.transformer (the full encoder-decoder) is not part of this tree")

@@ -72,7 +72,7 @@ def test_translate_and_evaluate(trained, pairs_file, capsys):
 
 
 def test_evaluate_scores_several_references_and_the_first_side_by_side(trained, tmp_path, capsys):
-    from attnlab.bleu import corpus_bleu
+    from attnlab.evaluation.bleu import corpus_bleu
 
     # 60 sources, each with two translations; the baseline that copies the source matches the
     # second one exactly, so it scores 100 against all references and less against the first.
@@ -106,7 +106,7 @@ def test_evaluate_prints_the_same_examples_every_time(trained, pairs_file, capsy
 
 
 def test_reverse_translates_the_second_column_into_the_first(trained, pairs_file, tmp_path, capsys):
-    from attnlab.bleu import corpus_bleu
+    from attnlab.evaluation.bleu import corpus_bleu
 
     # The first column is the second plus one word, so copying scores differently each way round.
     padded = tmp_path / "padded.tsv"

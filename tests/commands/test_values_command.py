@@ -16,8 +16,8 @@ CORPUS = "abc abd abe\n"
 @pytest.fixture(scope="module")
 def char_gpt(tmp_path_factory):
     """A random character-level GPT with 16 positions, saved with its tokenizer."""
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import GPT, GPTConfig
-    from attnlab.tokenization import Tokenizer
 
     out = tmp_path_factory.mktemp("char_gpt")
     tokenizer = Tokenizer.char_level(CORPUS)

@@ -17,7 +17,7 @@ from attnlab.data.pretraining import (
     shakespeare_documents,
 )
 from attnlab.errors import AttnlabError
-from attnlab.tokenization import Tokenizer
+from attnlab.interop.tokenizers import Tokenizer
 
 
 @pytest.fixture(scope="module")

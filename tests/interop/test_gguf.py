@@ -21,8 +21,8 @@ import gguf
 import pytest
 import torch
 
-from attnlab.chat import apply_chat_template, chatml
 from attnlab.errors import AttnlabError
+from attnlab.inference.chat import apply_chat_template, chatml
 from attnlab.interop.gguf import (
     permute_for_llama_cpp,
     read_gguf,

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import attnlab
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import mean_pooled_embedding
-from attnlab.tokenization import Tokenizer
 
 SENTENCES = [
     "A man is eating food.",

@@ -8,7 +8,7 @@ import torch
 
 import attnlab
 from attnlab.errors import AttnlabError
-from attnlab.generation import generate
+from attnlab.inference.generation import generate
 from attnlab.inspect import trace
 from attnlab.models import GPT, GPTConfig
 

@@ -60,7 +60,7 @@ def test_logits_equal_transformers(models):
 
 
 def test_greedy_continuation_is_the_real_models(models):
-    from attnlab.generation import generate_text
+    from attnlab.inference.generation import generate_text
 
     contents, ours, _ = models
     assert generate_text(ours, contents.tokenizer, PROMPT, 20, temperature=0) == CONTINUATION

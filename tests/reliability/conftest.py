@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from attnlab.cli import main
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import GPT, BertConfig
 from attnlab.models.bert import BertModel
 from attnlab.models.config import GPTConfig
-from attnlab.tokenization import Tokenizer
 
 # Hostile characters on purpose: markup, quotes, ampersands, non-ASCII, a control character.
 HOSTILE = "</script><script>alert('x')</script><img src=x onerror=alert(1)>&amp;\"'`\u202e\x07 é日本"

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.generation import generate, generate_text, sample_next
+from attnlab.inference.generation import generate, generate_text, sample_next
 from attnlab.inspect.report import inspect_text
 from attnlab.inspect.values import value_report
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import GPT, BertModel
 from attnlab.models.bert_heads import (
     BertForMaskedLM,
@@ -20,7 +21,6 @@ from attnlab.models.bert_heads import (
 )
 from attnlab.models.config import BertConfig, GPTConfig
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
-from attnlab.tokenization import Tokenizer
 
 V, P = 50, 16  # vocabulary, positions
 SMALL = dict(vocab_size=V, max_positions=P, n_layers=1, n_heads=2, d_model=16, d_ff=32)

@@ -83,10 +83,10 @@ def test_train_bert_init_from_or_resume_without_a_checkpoint(speeches, tmp_path,
 def test_bert_pretraining_functions_refuse_zero_batches():
     from attnlab.data.pretraining import PretrainingData
     from attnlab.errors import AttnlabError
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import BertConfig
     from attnlab.models.bert_heads import BertForPreTraining
-    from attnlab.tokenization import Tokenizer
-    from attnlab.training.bert import evaluate_pretraining, train_bert
+    from attnlab.training.bert_pretrain import evaluate_pretraining, train_bert
     from attnlab.training.loop import TrainingConfig
 
     documents = [[f"the {word} is here and {i} more" for i in range(4)] for word in ("apple", "river")]
@@ -170,9 +170,9 @@ def test_beam_search_refuses_a_bad_length_penalty(value, translator):
     import torch
 
     from attnlab import load_pretrained
-    from attnlab.decoding import beam_search, translate
     from attnlab.errors import AttnlabError
-    from attnlab.tokenization import Tokenizer
+    from attnlab.inference.decoding import beam_search, translate
+    from attnlab.interop.tokenizers import Tokenizer
 
     model = load_pretrained(translator)
     ids = torch.tensor([[5, 6, 7, 3]])

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import BertConfig
 from attnlab.models.bert_heads import BertForSequenceClassification
-from attnlab.tokenization import Tokenizer
 from attnlab.training.bert_classify import (
     encode_texts,
     features,

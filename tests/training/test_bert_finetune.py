@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import BertConfig
 from attnlab.models.bert import BertModel
 from attnlab.models.bert_heads import BertForSequenceClassification, BertForTokenClassification
-from attnlab.tokenization import Tokenizer
 from attnlab.training.bert_finetune import (
     FinetuneConfig,
     collate,

@@ -7,10 +7,10 @@ import torch
 
 from attnlab.data.qa import make_example
 from attnlab.errors import AttnlabError
-from attnlab.metrics import qa_scores
+from attnlab.evaluation.metrics import qa_scores
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import BertConfig
 from attnlab.models.bert_heads import BertForQuestionAnswering
-from attnlab.tokenization import Tokenizer
 from attnlab.training.bert_finetune import special_ids
 from attnlab.training.bert_qa import best_span, make_windows, predict, window_starts
 

@@ -7,9 +7,9 @@ import torch
 
 from attnlab.data.ner import TaggedSentence
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import BertConfig
 from attnlab.models.bert_heads import BertForTokenClassification
-from attnlab.tokenization import Tokenizer
 from attnlab.training.bert_finetune import special_ids
 from attnlab.training.bert_tagging import chunk_sentences, evaluate, features, predict
 

@@ -10,8 +10,8 @@ import torch
 
 import attnlab
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import GPT, GPTConfig
-from attnlab.tokenization import Tokenizer
 from attnlab.training import LMTrainingConfig, train_language_model
 from attnlab.training.checkpoint import STATE_FILE, load_training_state
 

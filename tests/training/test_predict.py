@@ -146,9 +146,9 @@ def test_long_context_is_read_in_windows(finetuned_bert):
 def test_gpt_classifier_probabilities_equal_transformers(tmp_path):
     import transformers
 
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models.config import GPTConfig
     from attnlab.models.gpt_classifier import GPTForSequenceClassification
-    from attnlab.tokenization import Tokenizer
 
     tokenizer = Tokenizer.char_level("abcdefgh ")
     torch.manual_seed(0)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnlab.baselines import WordByWordTranslator, copy_baseline, detokenize, words
 from attnlab.data.joint_vocab import EOS_ID, PAD_ID, START_ID, train_joint_tokenizer
 from attnlab.errors import AttnlabError
+from attnlab.evaluation.baselines import WordByWordTranslator, copy_baseline, detokenize, words
 from attnlab.models.config import TransformerConfig
 from attnlab.models.transformer import Transformer
 from attnlab.training.averaging import average_weights, load_average, save_snapshot, snapshot_paths
@@ -27,7 +27,7 @@ PAIRS = [
 
 @pytest.mark.parametrize("kind", ["bpe", "wordpiece"])
 def test_joint_vocabulary_round_trips_and_ends_with_eos(kind, tmp_path):
-    from attnlab.tokenization import Tokenizer
+    from attnlab.interop.tokenizers import Tokenizer
 
     tokenizer = train_joint_tokenizer([s for p in PAIRS for s in p], kind, 120)
     assert [tokenizer.backend.token_to_id(t) for t in ("<pad>", "<unk>", "<s>", "</s>")] == [
@@ -109,7 +109,7 @@ def test_averaging_keeps_the_last_snapshots_and_averages_them(tmp_path):
 
 
 def test_bleu_is_sacrebleu_with_its_signature():
-    from attnlab.bleu import corpus_bleu
+    from attnlab.evaluation.bleu import corpus_bleu
 
     result = corpus_bleu(["The house is old."], ["The house is old."])
     assert result.score == pytest.approx(100.0)

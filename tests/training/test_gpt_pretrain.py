@@ -11,7 +11,7 @@ import attnlab
 from attnlab.errors import AttnlabError
 from attnlab.models import GPT, GPTConfig
 from attnlab.training import LMTrainingConfig, evaluate_loss, train_language_model
-from attnlab.training.lm import optimizer_for
+from attnlab.training.gpt_pretrain import optimizer_for
 from attnlab.training.schedule import steps_in_budget, warmup_cosine
 
 TEXT = "abcabcabd" * 200  # a pattern a tiny model learns in a few dozen steps

@@ -1,12 +1,12 @@
-"""Corpus BLEU and the paired bootstrap comparison of two systems (attnlab/bleu.py)."""
+"""Corpus BLEU and the paired bootstrap comparison of two systems (attnlab/evaluation/bleu.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from attnlab.bleu import corpus_bleu, paired_bootstrap
 from attnlab.data.parallel import corpus_split, group_references
 from attnlab.errors import AttnlabError
+from attnlab.evaluation.bleu import corpus_bleu, paired_bootstrap
 
 
 @pytest.fixture(scope="module")

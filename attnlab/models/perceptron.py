@@ -19,7 +19,7 @@ on a constant input 1, so R and γ are measured in that augmented space (x, 1).
 Dimensions: N samples, F features, K classes, P binary problems (1 if K == 2, else K,
 one-vs-rest).
 
-This module also holds what :mod:`attnlab.mlp` shares: the estimator contract
+This module also holds what :mod:`attnlab.models.mlp` shares: the estimator contract
 (get_params / set_params / score, sklearn's error wording) without importing scikit-learn.
 """
 

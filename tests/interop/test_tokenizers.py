@@ -12,7 +12,7 @@ import torch
 
 from attnlab.data import SHAKESPEARE_CHARS, read_text, shakespeare_path
 from attnlab.errors import AttnlabError
-from attnlab.tokenization import Tokenizer
+from attnlab.interop.tokenizers import Tokenizer
 
 SHAKESPEARE_MD5 = "6fb458f1232090904fb40fe944165e91"
 
@@ -248,7 +248,7 @@ _TRAIN_IN_A_FRESH_PROCESS = """
 import sys
 from attnlab.data import shakespeare_path
 from attnlab.data.joint_vocab import train_joint_tokenizer
-from attnlab.tokenization import Tokenizer
+from attnlab.interop.tokenizers import Tokenizer
 text = shakespeare_path().read_text(encoding="utf-8")[:200_000]
 if sys.argv[1] == "bert":
     tokenizer = Tokenizer.train_wordpiece(text, 1000)

@@ -9,12 +9,11 @@ import torch
 
 from attnlab.device import cpu_has_native_bf16
 from attnlab.errors import AttnlabError
-from attnlab.generation import generate as core_generate
+from attnlab.inference.compiled import CompiledEncoder, CompiledPrefill, forward_cached, generate, new_caches
+from attnlab.inference.generation import generate as core_generate
+from attnlab.inference.quant import relative_error
 from attnlab.models import GPT, BertConfig, BertModel, GPTConfig
-from attnlab.speed import CompiledEncoder, CompiledPrefill, forward_cached, generate
 from attnlab.speed.comparison import encoder_agreement
-from attnlab.speed.inference import new_caches
-from attnlab.speed.quant import relative_error
 
 TINY_LLAMA = dict(vocab_size=97, max_positions=64, n_layers=2, n_heads=6, n_kv_heads=2, d_model=48,
                   d_ff=40, position="rope", norm="rmsnorm", ffn="swiglu", activation="silu", bias=False)
@@ -55,7 +54,7 @@ def test_sampling_and_eos_equal_the_library_generate(model):
 
 def test_generate_checks_its_inputs(model):
     ids = torch.zeros(1, 60, dtype=torch.long)
-    with pytest.raises(AttnlabError, match="use attnlab.generation.generate, which slides"):
+    with pytest.raises(AttnlabError, match="use attnlab.inference.generation.generate, which slides"):
         generate(model, ids, 10)
     with pytest.raises(AttnlabError, match="max_new_tokens must be an int >= 0"):
         generate(model, ids[:, :4], -1)

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.models import GPT, GPTConfig
-from attnlab.prompting import (
+from attnlab.inference.prompting import (
     PromptTemplate,
     build_prompt,
     classify,
@@ -19,7 +18,8 @@ from attnlab.prompting import (
     score_continuations,
     select_shots,
 )
-from attnlab.tokenization import Tokenizer
+from attnlab.interop.tokenizers import Tokenizer
+from attnlab.models import GPT, GPTConfig
 from attnlab.training import LMTrainingConfig, train_language_model
 
 CORPUS = "Text: the cat sat on the mat\nLabel: yes\n\nText: a dog ran\nLabel: no\n\n" * 4

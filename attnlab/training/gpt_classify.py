@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
+from attnlab.training.gpt_pretrain import LMTrainingConfig, optimizer_for
 from attnlab.training.interrupt import deferred_interrupt
-from attnlab.training.lm import LMTrainingConfig, optimizer_for
 
 Example = tuple[str, str]
 SUMMARY_FILE = "classifier_summary.json"

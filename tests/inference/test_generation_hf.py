@@ -7,9 +7,9 @@ import torch
 
 import attnlab
 from attnlab.errors import AttnlabError
-from attnlab.generation import generate, generate_text
+from attnlab.inference.generation import generate, generate_text
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import GPT, GPTConfig
-from attnlab.tokenization import Tokenizer
 
 
 @pytest.fixture(scope="module")

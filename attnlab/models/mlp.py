@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.perceptron import ConvergenceWarning, _Classifier
+from attnlab.models.perceptron import ConvergenceWarning, _Classifier
 
 __all__ = ["MLPClassifier"]
 

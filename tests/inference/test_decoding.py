@@ -11,8 +11,8 @@ import pytest
 import torch
 import transformers
 
-from attnlab.decoding import beam_search, greedy_search
 from attnlab.errors import AttnlabError
+from attnlab.inference.decoding import beam_search, greedy_search
 from attnlab.models.config import TransformerConfig
 from attnlab.models.transformer import Transformer
 

@@ -698,7 +698,8 @@ def format_comparison(comparison: Comparison, fmt: str = "table", width: int = 1
         f"measured on {comparison.machine}; each model at M={s.d_model}, N={s.n_layers}, H={s.n_heads}, "
         f"F={s.d_ff}, V={s.vocab_size}, with its pre-training output layer; every position passes N blocks "
         f"(the encoder-decoder reads {s.source_len} source + {s.target_len} target positions).",
-        "FLOPs: forward matrix products, 2 per multiply-add, masked scores included (see attnlab.compare).",
+        "FLOPs: forward matrix products, 2 per multiply-add, masked scores included "
+        "(see attnlab.compare.comparison).",
     ]
     cpus = os.cpu_count() or 1
     if comparison.load_average is not None and comparison.load_average > 0.75 * cpus:

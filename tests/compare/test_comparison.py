@@ -1,4 +1,4 @@
-"""attnlab.compare: the parameter and FLOP formulas against the built models and torch's FLOP
+"""attnlab.compare.comparison: the parameter and FLOP formulas against the built models and torch's FLOP
 counter, the measured throughput, and the encoder-decoder built from the shared core."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from attnlab import compare
-from attnlab.compare import (
+from attnlab.compare import comparison as compare
+from attnlab.compare.comparison import (
     ARCHITECTURES,
     EncoderDecoder,
     EncoderDecoderConfig,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attnlab.errors import AttnlabError
-from attnlab.metrics import (
+from attnlab.evaluation.metrics import (
     accuracy,
     bio_spans,
     entity_scores,

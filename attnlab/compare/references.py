@@ -1,6 +1,6 @@
 """Citations for every model and technique attnlab implements, as BibTeX or text.
 
-    from attnlab.references import cite
+    from attnlab.compare.references import cite
     print(cite(["bert"], fmt="bibtex"))
 
 Each entry was checked against its publisher's record (ACL Anthology, NeurIPS

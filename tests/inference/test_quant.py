@@ -12,10 +12,9 @@ from torch import nn
 
 from attnlab.device import cpu_has_native_bf16
 from attnlab.errors import AttnlabError
-from attnlab.generation import generate as core_generate
-from attnlab.models import GPT, GPTConfig
-from attnlab.speed import generate
-from attnlab.speed.quant import (
+from attnlab.inference.compiled import generate
+from attnlab.inference.generation import generate as core_generate
+from attnlab.inference.quant import (
     Int8Linear,
     kernel_available,
     kernel_counts,
@@ -23,6 +22,7 @@ from attnlab.speed.quant import (
     quantize_per_channel,
     relative_error,
 )
+from attnlab.models import GPT, GPTConfig
 
 FAST_KERNELS = [
     pytest.param("int8pack", marks=pytest.mark.skipif(
@@ -145,7 +145,7 @@ def decoding():
 
 @pytest.mark.parametrize("kernel", MODEL_KERNELS)
 def test_quantized_gpt_decoding_stays_close_with_the_chosen_kernels(decoding, kernel):
-    from attnlab.speed.quant import int8_kernel_ranking
+    from attnlab.inference.quant import int8_kernel_ranking
     from attnlab.speed.suites import decode_logits, first_difference
 
     model, calibration, held_out, sequence, exact, oracle = decoding
@@ -172,7 +172,7 @@ def test_quantized_gpt_is_a_drop_in_for_the_library_generate():
 @pytest.mark.skipif(not kernel_available("fbgemm"), reason="no fbgemm")
 def test_calibration_keeps_layers_with_outlier_inputs_off_activation_quantization(monkeypatch):
     """With a sample, each layer gets the fastest kernel within tolerance *on that sample*."""
-    import attnlab.speed.quant as quant
+    import attnlab.inference.quant as quant
 
     monkeypatch.setattr(quant, "int8_kernel_ranking", lambda weight_only=True: ("fbgemm", "dequant"))
 
@@ -195,7 +195,7 @@ def test_calibration_keeps_layers_with_outlier_inputs_off_activation_quantizatio
 
 
 def test_auto_without_a_faster_kernel_keeps_fp32(monkeypatch):
-    import attnlab.speed.quant as quant
+    import attnlab.inference.quant as quant
 
     monkeypatch.setattr(quant, "int8_kernel_ranking", lambda weight_only=True: ())
     model = quantize_int8(nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2)))

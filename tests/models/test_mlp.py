@@ -16,9 +16,9 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from attnlab.errors import AttnlabError
-from attnlab.mlp import MLPClassifier
+from attnlab.models.mlp import MLPClassifier
+from attnlab.models.perceptron import ConvergenceWarning, NotFittedError, Perceptron
 from attnlab.nn.feedforward import PositionwiseFeedForward
-from attnlab.perceptron import ConvergenceWarning, NotFittedError, Perceptron
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 XOR_Y = np.array([0, 1, 1, 0])

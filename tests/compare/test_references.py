@@ -1,4 +1,4 @@
-"""attnlab.references: the facts of every work the issue lists, and well-formed BibTeX."""
+"""attnlab.compare.references: the facts of every work the issue lists, and well-formed BibTeX."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from attnlab.compare.references import GROUPS, REFERENCES, TOPICS, cite, select
 from attnlab.errors import AttnlabError
-from attnlab.references import GROUPS, REFERENCES, TOPICS, cite, select
 
 # (topic, first author's family name, year, venue fragment, pages, DOI, arXiv id): checked against
 # the publishers' records (ACL Anthology, NeurIPS/DBLP, IEEE, Nature, APA) and arXiv.

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import attnlab.speed.probe as probe
+import attnlab.inference.probe as probe
 from attnlab.errors import AttnlabError
-from attnlab.speed.probe import pick_fastest, time_call
+from attnlab.inference.probe import pick_fastest, time_call
 
 
 def test_a_clearly_faster_candidate_wins():
@@ -78,7 +78,7 @@ def test_native_bf16_is_chosen_only_when_measured_faster(monkeypatch, timings, e
 
 
 def test_int8_ranking_orders_the_kernels_that_beat_fp32(monkeypatch):
-    import attnlab.speed.quant as quant
+    import attnlab.inference.quant as quant
 
     timings = {"fp32": 1.0, "int8pack": 0.4, "fbgemm": 0.25}
     calls = []
@@ -98,14 +98,14 @@ def test_int8_ranking_orders_the_kernels_that_beat_fp32(monkeypatch):
 
 
 def test_the_real_probe_returns_known_names():
-    from attnlab.speed.quant import KERNELS, int8_kernel_ranking
+    from attnlab.inference.quant import KERNELS, int8_kernel_ranking
 
     assert probe.choose_compute_dtype("cpu") in ("fp32", "bf16")
     assert set(int8_kernel_ranking(weight_only=False)) <= set(KERNELS)
 
 
 def test_time_interleaved_takes_turns_and_marks_failures_inf():
-    from attnlab.speed.probe import time_interleaved
+    from attnlab.inference.probe import time_interleaved
 
     calls = []
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from attnlab.data.pretraining import PretrainingData
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import BertConfig
 from attnlab.models.bert_heads import BertForPreTraining
-from attnlab.tokenization import Tokenizer
-from attnlab.training.bert import evaluate_pretraining, pretraining_outputs, train_bert
+from attnlab.training.bert_pretrain import evaluate_pretraining, pretraining_outputs, train_bert
 from attnlab.training.loop import TrainingConfig
 
 # Each document has its own topic word, so "is B from A's document?" can be learnt quickly.

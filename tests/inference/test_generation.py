@@ -7,7 +7,7 @@ import torch
 
 import attnlab
 from attnlab.errors import AttnlabError
-from attnlab.generation import generate, sample_next
+from attnlab.inference.generation import generate, sample_next
 
 VOCAB, MAX_POSITIONS = 37, 16
 
@@ -207,9 +207,9 @@ def test_sample_next_temperature_flattens_and_sharpens():
 
 
 def test_generate_text_reports_counts_timings_and_why_it_stopped():
-    from attnlab.generation import GenerationReport, generate_text
+    from attnlab.inference.generation import GenerationReport, generate_text
+    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import GPT, GPTConfig
-    from attnlab.tokenization import Tokenizer
 
     tokenizer = Tokenizer.char_level("abcdefgh \n")
     torch.manual_seed(0)

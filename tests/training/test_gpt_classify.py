@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import GPT, GPTConfig
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
-from attnlab.tokenization import Tokenizer
-from attnlab.training.classify import (
+from attnlab.training.gpt_classify import (
     ClassifierTrainingConfig,
     accuracy,
     encode_examples,

@@ -9,10 +9,10 @@ import torch
 
 import attnlab
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models import GPT, GPTConfig
-from attnlab.tokenization import Tokenizer
 from attnlab.training import LMTrainingConfig
-from attnlab.training.finetune import continue_pretraining
+from attnlab.training.gpt_finetune import continue_pretraining
 
 NEW_TEXT = "to be or not to be, that is the question. " * 30
 

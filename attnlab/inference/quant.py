@@ -26,7 +26,7 @@ Kernels for ``x Q^T * s`` (x: (..., K) fp32; all return fp32):
               relative error per layer on SmolLM2, whose activations have outlier channels:
               ``quantize_int8(..., sample=...)`` measures that and keeps such layers off it.
 
-Which kernel is fastest depends on the CPU (:mod:`attnlab.speed.probe` times them against
+Which kernel is fastest depends on the CPU (:mod:`attnlab.inference.probe` times them against
 fp32); which is accurate enough depends on the model. ``kernel="auto"`` takes both into
 account (see :func:`quantize_int8`). Quality is measured, not assumed: tests/speed and
 benchmarks/decode.py report max logit difference and top-1 agreement vs fp32. Measured on
@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from attnlab.device import cpu_has_native_bf16
 from attnlab.errors import AttnlabError
-from attnlab.speed.probe import pick_fastest, time_interleaved
+from attnlab.inference.probe import pick_fastest, time_interleaved
 
 KERNELS = ("dequant", "int8pack", "fbgemm")
 
@@ -205,7 +205,7 @@ def quantize_int8(
 
     Args:
         kernel: one of :data:`KERNELS` for every layer, or "auto": the kernels that beat
-            fp32 on this CPU (timed once per process by :mod:`attnlab.speed.probe`),
+            fp32 on this CPU (timed once per process by :mod:`attnlab.inference.probe`),
             fastest first. Without ``sample``, "auto" uses the fastest weight-only kernel
             (activations keep their precision); when none beats fp32 the model stays fp32.
         sample: input ids (or keyword arguments) of a typical input. With "auto", each layer
@@ -301,7 +301,7 @@ def int8_kernel_ranking(weight_only: bool = True) -> tuple[str, ...]:
     """Int8 kernels that beat fp32 on this CPU, fastest first (empty when none does).
 
     ``weight_only`` leaves out ``fbgemm``, which also quantizes the activations (see
-    :mod:`attnlab.speed.quant` for when that costs quality). The kernels are timed once per
+    :mod:`attnlab.inference.quant` for when that costs quality). The kernels are timed once per
     process.
     """
     timings = dict(_timings_here())

@@ -23,7 +23,7 @@ from attnlab.errors import AttnlabError
 from attnlab.files import check_parents
 from attnlab.models.gpt import GPT
 from attnlab.training.checkpoint import has_checkpoint
-from attnlab.training.lm import LMTrainingConfig, evaluate_loss, train_language_model
+from attnlab.training.gpt_pretrain import LMTrainingConfig, evaluate_loss, train_language_model
 
 
 def check_model_dir(path: str | Path) -> None:
@@ -48,7 +48,7 @@ def check_model_dir(path: str | Path) -> None:
 def load_gpt_with_tokenizer(directory: str | Path):
     """(GPT, Tokenizer) from a model directory; errors name what is missing or wrong."""
     from attnlab.interop.hf import load_pretrained
-    from attnlab.tokenization import Tokenizer
+    from attnlab.interop.tokenizers import Tokenizer
 
     check_model_dir(directory)
     model = load_pretrained(directory)

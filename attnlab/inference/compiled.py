@@ -8,7 +8,7 @@ Decoding (gpt-fast's layout: prefill and decode as separate steps over a static 
 
 :func:`forward_cached` is the body of ``GPT.forward`` without its input checks (the
 public entry point checks once, not every token) and without a mask for a single new
-token, which may see every cached position. With int8 weights (:mod:`attnlab.speed.quant`)
+token, which may see every cached position. With int8 weights (:mod:`attnlab.inference.quant`)
 this is what benchmarks/decode.py times.
 
 Prefill and encoders are compute-bound instead: :class:`CompiledPrefill` and
@@ -35,9 +35,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def resolve_dtype(dtype: str, device: str | torch.device = "cpu") -> str:
-    """'auto' -> the probe's choice (:func:`attnlab.speed.probe.choose_compute_dtype`)."""
+    """'auto' -> the probe's choice (:func:`attnlab.inference.probe.choose_compute_dtype`)."""
     if dtype == "auto":
-        from attnlab.speed.probe import choose_compute_dtype
+        from attnlab.inference.probe import choose_compute_dtype
 
         return choose_compute_dtype(torch.device(device).type)
     if dtype not in DTYPES:
@@ -88,12 +88,12 @@ def generate(
 ) -> Tensor:
     """Continue (B, T) prompts of equal length by ``max_new_tokens``; returns (B, T + new) ids.
 
-    The same tokens as :func:`attnlab.generation.generate` (tested equal for greedy fp32),
+    The same tokens as :func:`attnlab.inference.generation.generate` (tested equal for greedy fp32),
     with less work per token: caches of exactly T + new positions, one lean forward per
     step. For left-padded prompts, repetition penalties or generation past the model's
-    context, use :func:`attnlab.generation.generate`. Default: greedy (temperature 0).
+    context, use :func:`attnlab.inference.generation.generate`. Default: greedy (temperature 0).
     """
-    from attnlab.generation import _check, sample_next
+    from attnlab.inference.generation import _check, sample_next
 
     _check(max_new_tokens, temperature, top_k, top_p, 1.0)
     if not isinstance(model, GPT):
@@ -107,7 +107,8 @@ def generate(
     if total > cfg.max_positions:
         raise AttnlabError(
             f"The prompt ({length}) and max_new_tokens ({max_new_tokens}) need {total} positions but the "
-            f"model has {cfg.max_positions}; use attnlab.generation.generate, which slides its window."
+            f"model has {cfg.max_positions}; use attnlab.inference.generation.generate, "
+            f"which slides its window."
         )
     tokens = torch.empty(batch, total, dtype=torch.long, device=input_ids.device)
     tokens[:, :length] = input_ids

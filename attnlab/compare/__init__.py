@@ -1,0 +1,1 @@
+"""The Transformer, BERT and GPT side by side, and the papers behind each."""

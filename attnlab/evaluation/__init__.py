@@ -1,0 +1,1 @@
+"""Evaluation: BLEU, the translation baselines, and fine-tuning metrics."""

@@ -1,0 +1,1 @@
+"""Inference: generation, decoding, prompting, and the fast paths the commands use."""
