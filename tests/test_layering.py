@@ -21,7 +21,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "attnlab"
 # DESIGN.md puts training above data and inspect, and this table follows DESIGN.md.)
 # A name maps itself and everything under it; the longest name that matches wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("ground", ("attnlab.errors", "attnlab.files", "attnlab.device", "attnlab.version")),
+    ("ground", (
+        "attnlab.errors", "attnlab.checks", "attnlab.files", "attnlab.device", "attnlab.version",
+    )),
     ("nn", ("attnlab.nn",)),
     ("models", ("attnlab.models",)),
     # interop: HF layout, GGUF (and the tokenizer files they carry); inference: generation,

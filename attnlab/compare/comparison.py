@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.models.bert_heads import BertForMaskedLM
 from attnlab.models.config import BertConfig, GPTConfig, ModelConfig
@@ -153,8 +154,7 @@ class Size:
             object.__setattr__(self, "d_ff", 4 * self.d_model)
         for name in ("d_model", "n_layers", "n_heads", "d_ff", "vocab_size", "seq_len"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AttnlabError(f"The {name!r} of the comparison must be an int >= 1. Got {value!r}.")
+            check_int(f"The {name!r} of the comparison", value)
         if self.d_model % self.n_heads:
             raise AttnlabError(
                 f"d_model ({self.d_model}) must be divisible by the number of heads ({self.n_heads})."

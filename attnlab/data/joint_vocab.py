@@ -18,6 +18,7 @@ from __future__ import annotations
 from tokenizers import Tokenizer as Backend
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.interop.tokenizers import Tokenizer, train_wordpiece_model
 
@@ -31,8 +32,7 @@ def train_joint_tokenizer(texts: list[str], kind: str = "bpe", vocab_size: int =
     vocabulary of ``vocab_size`` tokens learnt from ``texts`` (both languages)."""
     if kind not in KINDS:
         raise AttnlabError(f"Unknown vocabulary kind {kind!r}; choose one of {KINDS}.")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 100:
-        raise AttnlabError(f"The vocabulary size must be an int >= 100. Got {vocab_size!r} instead.")
+    check_int("The vocabulary size", vocab_size, 100)
     if not texts:
         raise AttnlabError("Cannot learn a vocabulary from no text; give some sentence pairs.")
     # NFC, not NFKC: compatibility folding would turn "…" into "...", so a translation

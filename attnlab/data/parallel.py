@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 
 DING_PATH = Path("/usr/share/trans/de-en")
@@ -272,8 +273,7 @@ def training_pairs(splits: dict[str, list[Pair]], corpus: str | None, dictionary
     "ding"; None for user data) with ``dictionary``, the ``train`` split ``sentence_repeats``
     times followed by the dictionary pairs: repeating the sentences keeps their share of an
     epoch (the test is sentences) next to 254k dictionary pairs of a word or two."""
-    if isinstance(sentence_repeats, bool) or not isinstance(sentence_repeats, int) or sentence_repeats < 1:
-        raise AttnlabError(f"sentence_repeats must be an int >= 1. Got {sentence_repeats!r} instead.")
+    check_int("sentence_repeats", sentence_repeats)
     if corpus == "ding" and dictionary:
         return splits["train"] * sentence_repeats + load_dictionary()
     return list(splits["train"])

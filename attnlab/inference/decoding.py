@@ -30,6 +30,7 @@ import math
 import torch
 from torch import Tensor
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
 from attnlab.nn.attention import KVCache
@@ -59,8 +60,7 @@ def _check(model: Transformer, input_ids: Tensor, max_new_tokens: int | None) ->
     limit = model.config.max_positions
     if max_new_tokens is None:
         return min(limit, 2 * input_ids.shape[1] + 10)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise AttnlabError(f"max_new_tokens must be an int >= 1. Got {max_new_tokens!r} instead.")
+    check_int("max_new_tokens", max_new_tokens)
     if max_new_tokens > limit:
         raise AttnlabError(
             f"max_new_tokens ({max_new_tokens}) exceeds the decoder's {limit} positions; "
@@ -126,8 +126,7 @@ def beam_search(
     ``length_penalty`` > 0 favours longer outputs, < 0 shorter ones (see the module
     docstring for the scores and when a sentence is done).
     """
-    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
-        raise AttnlabError(f"The beam size must be an int >= 1. Got {num_beams!r} instead.")
+    check_int("The beam size", num_beams)
     if early_stopping not in (True, False, "never"):
         raise AttnlabError(f"early_stopping must be True, False or 'never'. Got {early_stopping!r} instead.")
     check_length_penalty(length_penalty)
@@ -233,10 +232,8 @@ def translate(
     length penalty 0.6). Sentences are decoded in batches of similar length.
     ``on_batch(n)`` is called after each batch with its size (for progress bars).
     """
-    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
-        raise AttnlabError(f"--beam must be an int >= 1 (1 = greedy). Got {beam!r} instead.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise AttnlabError(f"batch_size must be an int >= 1. Got {batch_size!r} instead.")
+    check_int("--beam", beam, hint=" (1 = greedy)")
+    check_int("batch_size", batch_size)
     check_length_penalty(length_penalty)
     cfg = model.config
     encoded, truncated = encode_sources(tokenizer, sentences, cfg.max_positions)

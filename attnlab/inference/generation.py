@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from attnlab.checks import check_int, is_int
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt import GPT
 
@@ -78,14 +79,10 @@ def check_sampling(
 ) -> None:
     """One-line errors for settings out of range; ``cli``: name the flags (``--top-p``), so that
     a command can check them all before it loads a model or prints anything."""
-    def is_int(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
-
     def name(parameter: str) -> str:
         return "--" + parameter.replace("_", "-") if cli else parameter
 
-    if not is_int(max_new_tokens) or max_new_tokens < 0:
-        raise AttnlabError(f"{name('max_new_tokens')} must be an int >= 0. Got {max_new_tokens!r} instead.")
+    check_int(name("max_new_tokens"), max_new_tokens, 0)
     if not temperature >= 0 or temperature == float("inf"):  # also rejects NaN
         raise AttnlabError(
             f"{name('temperature')} must be a finite float >= 0 (0 = greedy). Got {temperature!r} instead."

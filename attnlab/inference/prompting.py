@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 
 Example = tuple[str, str]  # (text, label)
@@ -270,8 +271,7 @@ def classify(
 
 # --------------------------------------------------------------------------- evaluation
 def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise AttnlabError(f"The number of shots k must be an int >= 0. Got {k!r} instead.")
+    check_int("The number of shots k", k, 0)
 
 
 def _check_examples(name: str, examples: Sequence[Example], labels: Sequence[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
+from attnlab.checks import is_int
 from attnlab.errors import AttnlabError
 from attnlab.models.config import BertConfig, GPTConfig, TransformerConfig
 
@@ -225,7 +226,7 @@ def _single_id(hf: dict[str, Any], key: str, default: int) -> int:
     value = hf.get(key, default)
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise AttnlabError(f"config.json has {key}={value!r}; attnlab needs one integer token id.")
     return value
 

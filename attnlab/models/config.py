@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from attnlab.checks import is_int
 from attnlab.errors import AttnlabError
 from attnlab.nn.blocks import FFNS, NORMS
 from attnlab.nn.feedforward import ACTIVATIONS
@@ -55,7 +56,7 @@ class ModelConfig:
 
     def _check_int(self, name: str, minimum: int) -> None:
         value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if not is_int(value) or value < minimum:
             self._fail(name, f"an int >= {minimum}", value)
 
     def _fail(self, name: str, expected: str, got: Any) -> None:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnlab.checks import check_int, is_int
 from attnlab.errors import AttnlabError
 from attnlab.nn.rotary import apply_rotary
 
@@ -51,12 +52,6 @@ def attention_mask(padding_mask: Tensor | None, q_len: int, k_len: int) -> Tenso
     if padding_mask is None:
         return None
     return padding_mask.to(torch.bool)[:, None, None, :]
-
-
-def check_positive_int(name: str, value) -> None:
-    """A size such as d_model or n_heads must be an int >= 1 (not a bool, not a float)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise AttnlabError(f"{name} must be an int >= 1. Got {value!r} instead.")
 
 
 def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -145,7 +140,7 @@ class KVCache(nn.Module):
         super().__init__()
         for name, value in (("batch_size", batch_size), ("n_heads", n_heads), ("max_len", max_len),
                             ("d_head", d_head)):
-            check_positive_int(name, value)
+            check_int(name, value)
         shape = (batch_size, n_heads, max_len, d_head)
         self.max_len = max_len
         self.register_buffer("keys", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
@@ -232,12 +227,12 @@ class MultiHeadAttention(nn.Module):
         cross_attention: bool = False,
     ) -> None:
         super().__init__()
-        check_positive_int("d_model", d_model)
-        check_positive_int("n_heads", n_heads)
+        check_int("d_model", d_model)
+        check_int("n_heads", n_heads)
         if d_head is not None:
-            check_positive_int("d_head", d_head)
+            check_int("d_head", d_head)
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
-        if isinstance(n_kv_heads, bool) or not isinstance(n_kv_heads, int) or n_kv_heads < 1 \
+        if not is_int(n_kv_heads) or n_kv_heads < 1 \
                 or n_heads % n_kv_heads:
             raise AttnlabError(
                 f"n_kv_heads must be an int >= 1 that divides n_heads ({n_heads}), so that each "

@@ -18,8 +18,8 @@ from functools import partial
 
 from torch import Tensor, nn
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
-from attnlab.nn.attention import check_positive_int
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -57,8 +57,8 @@ class PositionwiseFeedForward(nn.Module):
 
 
 def _check_sizes(d_model: int, d_ff: int) -> None:
-    check_positive_int("d_model", d_model)
-    check_positive_int("d_ff", d_ff)
+    check_int("d_model", d_model)
+    check_int("d_ff", d_ff)
 
 
 def check_width(x, d_model: int) -> None:

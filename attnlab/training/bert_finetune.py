@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from attnlab.checks import check_int
 from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.training.gpt_classify import warmup_linear
@@ -65,12 +66,11 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AttnlabError(f"The {name!r} fine-tuning parameter must be an int >= 1. Got {value!r}.")
+            check_int(f"The {name!r} fine-tuning parameter", value)
         for name in ("max_steps", "eval_every"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise AttnlabError(f"{name} must be None or an int >= 1. Got {value!r} instead.")
+            if value is not None:
+                check_int(name, value)
         if not 0 < self.lr < math.inf:  # NaN fails this too
             raise AttnlabError(f"lr must be > 0 and finite. Got {self.lr!r} instead.")
         if not 0 <= self.warmup_fraction < 1:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from attnlab.checks import check_int
 from attnlab.data.pretraining import PretrainingData
 from attnlab.errors import AttnlabError
 from attnlab.models.bert_heads import BertForPreTraining
@@ -55,8 +56,7 @@ def evaluate_pretraining(
 
     The pairs and masks depend on ``seed`` only, so every call sees the same batches.
     """
-    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 1:
-        raise AttnlabError(f"n_batches must be an int >= 1. Got {n_batches!r} instead.")
+    check_int("n_batches", n_batches)
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     correct_mlm = total_mlm = correct_nsp = total_nsp = baseline_hits = 0
@@ -98,8 +98,7 @@ def train_bert(
     over ``eval_batches`` fixed batches of ``config.batch_size`` pairs."""
     if not isinstance(model, BertForPreTraining):
         raise AttnlabError("train_bert needs a BertForPreTraining model (MLM and NSP heads).")
-    if isinstance(eval_batches, bool) or not isinstance(eval_batches, int) or eval_batches < 1:
-        raise AttnlabError(f"eval_batches must be an int >= 1. Got {eval_batches!r} instead.")
+    check_int("eval_batches", eval_batches)
     if train_data.max_seq_len > model.config.max_positions:
         raise AttnlabError(
             f"max_seq_len {train_data.max_seq_len} exceeds the model's "

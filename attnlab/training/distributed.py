@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from attnlab.checks import check_int
 from attnlab.device import pick_device
 from attnlab.errors import AttnlabError
 
@@ -456,8 +457,7 @@ def check_nproc(nproc: int, device: str, world: World) -> None:
     per usable core on the CPU: more single-thread processes than cores only take turns,
     slower than fewer. Under torchrun ``--nproc`` must be left out (or equal its world).
     """
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise AttnlabError(f"--nproc must be an int >= 1 (the number of processes). Got {nproc!r} instead.")
+    check_int("--nproc", nproc, hint=" (the number of processes)")
     if world.distributed:
         if nproc not in (1, world.size):
             raise AttnlabError(

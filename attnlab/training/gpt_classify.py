@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from attnlab.checks import check_int
 from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
@@ -57,10 +58,7 @@ class ClassifierTrainingConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AttnlabError(
-                    f"The {name!r} fine-tuning parameter must be an int >= 1. Got {value!r} instead."
-                )
+            check_int(f"The {name!r} fine-tuning parameter", value)
         if self.max_iters is not None and (
             isinstance(self.max_iters, bool) or not isinstance(self.max_iters, int) or self.max_iters < 1
         ):

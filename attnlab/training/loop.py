@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from attnlab.checks import check_int
 from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
@@ -70,10 +71,7 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         for name in ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AttnlabError(
-                    f"The {name!r} training parameter must be an int >= 1. Got {value!r} instead."
-                )
+            check_int(f"The {name!r} training parameter", value)
         # Written so that NaN fails too (every comparison with NaN is False); inf is no rate either.
         if not 0 < self.lr < math.inf or not 0 <= self.min_lr < math.inf:
             raise AttnlabError(f"lr must be > 0 and finite, and min_lr >= 0 and finite. "

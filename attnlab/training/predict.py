@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from attnlab.checks import check_int
 from attnlab.data.inputs import Question
 from attnlab.errors import AttnlabError
 from attnlab.interop.tokenizers import Tokenizer
@@ -269,8 +270,7 @@ def predict(
 ) -> list[Classification] | list[Tagging] | list[Answer]:
     """Run the predictor's task on ``inputs`` (texts, or :class:`Question` for QA), ``batch_size``
     inputs at a time, without gradients; a progress bar on stderr if ``progress``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise AttnlabError(f"batch_size must be an int >= 1. Got {batch_size!r} instead.")
+    check_int("batch_size", batch_size)
     check_inputs(inputs, predictor.task)
     run = {"classify": classify, "tag": tag, "qa": answer}[predictor.task]
     results: list = []

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from attnlab.checks import check_int
 from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
@@ -79,10 +80,7 @@ class TranslationTrainingConfig:
         for name in ("max_steps", "max_tokens", "warmup_steps", "eval_interval", "snapshot_interval",
                      "average_last"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise AttnlabError(
-                    f"The {name!r} training parameter must be an int >= 1. Got {value!r} instead."
-                )
+            check_int(f"The {name!r} training parameter", value)
         if isinstance(self.eval_sentences, bool) or not isinstance(self.eval_sentences, int) \
                 or self.eval_sentences < 0:
             raise AttnlabError(f"eval_sentences must be an int >= 0. Got {self.eval_sentences!r} instead.")
