@@ -10,13 +10,39 @@ family; :mod:`attnlab.interop.hf` translates them to and from Hugging Face's
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from attnlab.checks import is_int
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.nn.blocks import FFNS, NORMS
 from attnlab.nn.feedforward import ACTIVATIONS
+
+# The sizes every architecture has, each a count >= 1.
+DIMENSIONS = ("vocab_size", "max_positions", "n_layers", "n_heads", "d_model", "d_ff")
+
+
+def check_int_fields(owner: object, names: Iterable[str], minimum: int = 1, *, label: str = "") -> None:
+    """Raise a one-line :class:`AttnlabError` unless each named attribute of ``owner`` is an int
+    >= ``minimum``: "The 'n_heads' parameter of GPTConfig must be an int >= 1. Got 0 instead."
+
+    ``label`` names the owner in the message (default: its class name, for a config dataclass);
+    any frozen dataclass of counts can use it (the model configs, the comparison's ``Size``).
+    """
+    label = label or type(owner).__name__
+    for name in names:
+        check_int(f"The {name!r} parameter of {label}", getattr(owner, name), minimum)
+
+
+def check_heads(label: str, d_model: int, n_heads: int) -> None:
+    """Raise unless ``d_model`` splits into ``n_heads`` heads of one width, d_head = d_model / n_heads
+    (Vaswani et al. 2017, arXiv:1706.03762, §3.2.2)."""
+    if d_model % n_heads:
+        raise AttnlabError(
+            f"The 'd_model' parameter of {label} ({d_model}) must be divisible by "
+            f"'n_heads' ({n_heads}); change one of them."
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,8 +64,7 @@ class ModelConfig:
     activation: str = "gelu"
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_positions", "n_layers", "n_heads", "d_model", "d_ff"):
-            self._check_int(name, minimum=1)
+        check_int_fields(self, DIMENSIONS)
         for name in ("dropout", "attention_dropout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -48,16 +73,7 @@ class ModelConfig:
             self._fail("layer_norm_eps", "a float > 0", self.layer_norm_eps)
         if self.activation not in ACTIVATIONS:
             self._fail("activation", f"one of {sorted(ACTIVATIONS)}", self.activation)
-        if self.d_model % self.n_heads:
-            raise AttnlabError(
-                f"The 'd_model' parameter of {type(self).__name__} ({self.d_model}) must be "
-                f"divisible by 'n_heads' ({self.n_heads}); change one of them."
-            )
-
-    def _check_int(self, name: str, minimum: int) -> None:
-        value = getattr(self, name)
-        if not is_int(value) or value < minimum:
-            self._fail(name, f"an int >= {minimum}", value)
+        check_heads(type(self).__name__, self.d_model, self.n_heads)
 
     def _fail(self, name: str, expected: str, got: Any) -> None:
         raise AttnlabError(
@@ -140,7 +156,7 @@ class GPTConfig(ModelConfig):
             self._fail("norm", f"one of {NORMS}", self.norm)
         if self.ffn not in FFNS:
             self._fail("ffn", f"one of {FFNS}", self.ffn)
-        self._check_int("n_kv_heads", minimum=1)
+        check_int_fields(self, ("n_kv_heads",))
         if self.n_heads % self.n_kv_heads:
             raise AttnlabError(
                 f"The 'n_heads' parameter of GPTConfig ({self.n_heads}) must be a multiple of "
@@ -190,8 +206,8 @@ class BertConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._check_int("type_vocab_size", minimum=1)
-        self._check_int("pad_token_id", minimum=0)
+        check_int_fields(self, ("type_vocab_size",))
+        check_int_fields(self, ("pad_token_id",), minimum=0)
         if not isinstance(self.labels, tuple) or not self.labels or len(set(self.labels)) != len(self.labels):
             self._fail("labels", "a non-empty tuple of distinct class names", self.labels)
 
@@ -257,8 +273,7 @@ class TransformerConfig(ModelConfig):
         if self.n_decoder_layers is None:
             object.__setattr__(self, "n_decoder_layers", self.n_layers)
         super().__post_init__()
-        self._check_int("target_vocab_size", minimum=1)
-        self._check_int("n_decoder_layers", minimum=1)
+        check_int_fields(self, ("target_vocab_size", "n_decoder_layers"))
         for name in ("scale_embedding", "share_embeddings", "tie_word_embeddings"):
             if not isinstance(getattr(self, name), bool):
                 self._fail(name, "a bool", getattr(self, name))
@@ -272,8 +287,9 @@ class TransformerConfig(ModelConfig):
                 f"target_vocab_size ({self.target_vocab_size}); set share_embeddings=False or use "
                 f"one vocabulary for both languages."
             )
-        for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
-            self._check_int(name, minimum=0)
+        token_ids = ("pad_token_id", "eos_token_id", "decoder_start_token_id")
+        check_int_fields(self, token_ids, minimum=0)
+        for name in token_ids:
             if getattr(self, name) >= self.target_vocab_size:
                 self._fail(name, f"a target token id < target_vocab_size ({self.target_vocab_size})",
                            getattr(self, name))

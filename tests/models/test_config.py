@@ -60,3 +60,38 @@ def test_config_is_frozen_and_replace_validates():
     assert config.replace(n_layers=3).n_layers == 3
     with pytest.raises(AttnlabError):
         config.replace(n_layers=-1)
+
+
+def test_unknown_transformer_preset_and_token_ids():
+    from attnlab.models import TransformerConfig
+
+    with pytest.raises(AttnlabError, match="Unknown TransformerConfig preset 'transformer-huge'"):
+        TransformerConfig.from_preset("transformer-huge")
+    for kwargs, message in [(dict(eos_token_id=-1), "'eos_token_id' parameter of TransformerConfig must be "
+                                                    "an int >= 0"),
+                            (dict(n_decoder_layers=0), "'n_decoder_layers' parameter of TransformerConfig "
+                                                       "must be an int >= 1")]:
+        with pytest.raises(AttnlabError, match=message):
+            TransformerConfig(**kwargs)
+
+
+def test_the_shared_checks_name_their_owner():
+    from dataclasses import dataclass
+
+    from attnlab.models.config import check_heads, check_int_fields
+
+    @dataclass
+    class Steps:
+        steps: int = 3
+        warmup: int = 0
+
+    check_int_fields(Steps(), ("steps",))
+    check_int_fields(Steps(), ("warmup",), minimum=0)
+    with pytest.raises(AttnlabError, match=r"^The 'warmup' parameter of Steps must be an int >= 1. Got 0"):
+        check_int_fields(Steps(), ("steps", "warmup"))
+    with pytest.raises(AttnlabError, match="'steps' parameter of the schedule must be an int >= 1. Got True"):
+        check_int_fields(Steps(steps=True), ("steps",), label="the schedule")
+    check_heads("the comparison", 64, 4)
+    with pytest.raises(AttnlabError, match=r"'d_model' parameter of the comparison \(30\) must be divisible "
+                                           r"by 'n_heads' \(4\)"):
+        check_heads("the comparison", 30, 4)
