@@ -27,7 +27,7 @@ import re
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,106 +35,11 @@ from torch import Tensor, nn
 from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.models.bert_heads import BertForMaskedLM
-from attnlab.models.config import BertConfig, GPTConfig, ModelConfig
+from attnlab.models.config import BertConfig, GPTConfig, ModelConfig, TransformerConfig
 from attnlab.models.gpt import GPT
-from attnlab.models.outputs import CausalLMOutput
-from attnlab.nn.attention import attention_mask as padding_to_attention_mask
-from attnlab.nn.blocks import TransformerBlock
-from attnlab.nn.embeddings import InputEmbedding
+from attnlab.models.transformer import Transformer
 
 ARCHITECTURES = ("transformer", "bert", "gpt")
-
-
-# --------------------------------------------------------------------------- the encoder-decoder
-@dataclass(frozen=True, kw_only=True)
-class EncoderDecoderConfig(ModelConfig):
-    """The Transformer of Vaswani et al. 2017 (arXiv:1706.03762, Table 3 "base": M=512, F=2048,
-    H=8, L=6): post-LN, ReLU, sinusoidal positions, one embedding shared by source, target and
-    output layer (§3.4). ``n_layers`` is N, the depth of the encoder and of the decoder each."""
-
-    model_type: ClassVar[str] = "transformer"
-    presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "transformer-base": dict(n_layers=6, n_heads=8, d_model=512, d_ff=2048),
-        "transformer-big": dict(n_layers=6, n_heads=16, d_model=1024, d_ff=4096),
-    }
-
-    vocab_size: int = 37000
-    max_positions: int = 512
-    n_layers: int = 6
-    n_heads: int = 8
-    d_model: int = 512
-    d_ff: int = 2048
-    activation: str = "relu"
-    decoder_start_token_id: int = 0
-
-
-class EncoderDecoder(nn.Module):
-    """An encoder-decoder assembled from the shared core, for comparison and inspection.
-
-    (B, S) source ids + (B, T) decoder input ids -> logits (B, T, V).
-
-        memory = Encoder(Embed(src) · sqrt(M) + PE)          N blocks, bidirectional self-attention
-        x      = Decoder(Embed(tgt) · sqrt(M) + PE, memory)  N blocks: causal self-attention,
-                                                             cross-attention to memory, FFN
-        logits = x E^T                                       output layer tied to the embedding
-
-    attnlab's full encoder-decoder (training, beam search, the Marian layout) is
-    ``attnlab.models.transformer.Transformer``, which :func:`build` uses; this bare one, built
-    from the same :class:`~attnlab.nn.TransformerBlock`, stands in where that module is absent.
-    """
-
-    def __init__(self, config: EncoderDecoderConfig) -> None:
-        super().__init__()
-        self.config = config
-        c = config
-        self.embeddings = InputEmbedding(
-            c.vocab_size, c.d_model, c.max_positions, position="sinusoidal", scale=True, dropout=c.dropout
-        )
-
-        def block(cross: bool) -> TransformerBlock:
-            return TransformerBlock(
-                c.d_model, c.n_heads, c.d_ff, activation=c.activation, norm_first=False,
-                cross_attention=cross, dropout=c.dropout, attention_dropout=c.attention_dropout,
-                layer_norm_eps=c.layer_norm_eps,
-            )
-
-        self.encoder = nn.ModuleList(block(False) for _ in range(c.n_layers))
-        self.decoder = nn.ModuleList(block(True) for _ in range(c.n_layers))
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-        nn.init.normal_(self.embeddings.token.weight, std=c.d_model ** -0.5)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def forward(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        decoder_input_ids: Tensor | None = None,
-        decoder_attention_mask: Tensor | None = None,
-    ) -> CausalLMOutput:
-        if decoder_input_ids is None:
-            raise AttnlabError("The encoder-decoder needs decoder_input_ids (B, T) as well as input_ids.")
-        for name, ids in (("input_ids", input_ids), ("decoder_input_ids", decoder_input_ids)):
-            if ids.dim() != 2 or ids.shape[1] > self.config.max_positions:
-                raise AttnlabError(
-                    f"{name} must be (batch, seq) with seq <= {self.config.max_positions}; "
-                    f"got {tuple(ids.shape)}."
-                )
-        source_len, target_len = input_ids.shape[1], decoder_input_ids.shape[1]
-        source_mask = padding_to_attention_mask(attention_mask, source_len, source_len)  # (B,1,1,S)
-        target_mask = padding_to_attention_mask(decoder_attention_mask, target_len, target_len)
-        memory = self.embeddings(input_ids)  # (B, S, M)
-        for block in self.encoder:
-            memory = block(memory, mask=source_mask)
-        x = self.embeddings(decoder_input_ids)  # (B, T, M)
-        for block in self.decoder:
-            x = block(x, mask=target_mask, is_causal=True, memory=memory, memory_mask=source_mask)
-        logits = x @ self.embeddings.token.weight.T  # (B, T, V)
-        return CausalLMOutput(logits=logits, last_hidden_state=x)
 
 
 # --------------------------------------------------------------------------- sizes
@@ -172,34 +77,19 @@ class Size:
         return self.seq_len - self.source_len
 
 
-def full_transformer() -> tuple[type[nn.Module], type[ModelConfig]] | None:
-    """attnlab's full encoder-decoder (``attnlab.models.transformer``), or None where it is absent."""
-    try:
-        from attnlab.models.config import TransformerConfig
-        from attnlab.models.transformer import Transformer
-    except ImportError:
-        return None
-    return Transformer, TransformerConfig
-
-
 def build(arch: str, size: Size) -> nn.Module:
     """One of the three at ``size``, randomly initialised, in eval mode, each with its
     pre-training output layer (BERT: the masked-LM head; GPT: the LM head; Transformer: the
     output projection tied to the shared embedding).
 
-    The Transformer is ``attnlab.models.transformer.Transformer``; :class:`EncoderDecoder`
-    (the same blocks) stands in where that module is absent.
+    The Transformer is :class:`attnlab.models.Transformer`.
     """
     common = dict(vocab_size=size.vocab_size, n_layers=size.n_layers, n_heads=size.n_heads,
                   d_model=size.d_model, d_ff=size.d_ff, max_positions=max(size.seq_len, 2))
     if arch == "transformer":
-        full = full_transformer()
-        if full is None:
-            return EncoderDecoder(EncoderDecoderConfig(**common)).eval()
-        model_class, config_class = full
         specials = dict(pad_token_id=0, eos_token_id=min(3, size.vocab_size - 1),
                         decoder_start_token_id=min(2, size.vocab_size - 1))
-        return model_class(config_class(**common, **specials, dropout=0.0)).eval()
+        return Transformer(TransformerConfig(**common, **specials, dropout=0.0)).eval()
     if arch == "bert":
         return BertForMaskedLM(BertConfig(**common, dropout=0.0, attention_dropout=0.0)).eval()
     if arch == "gpt":
@@ -258,7 +148,7 @@ def bert_parameters(c: BertConfig, *, pooler: bool = False, mlm_head: bool = Fal
 
 
 def is_encoder_decoder_config(c: object) -> bool:
-    """The config of an encoder-decoder (attnlab's Transformer or :class:`EncoderDecoder`)."""
+    """The config of an encoder-decoder (attnlab's Transformer)."""
     return getattr(c, "model_type", "") in ("transformer", "marian")
 
 

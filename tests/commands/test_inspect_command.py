@@ -149,11 +149,9 @@ def test_encoder_decoder_cross_attention(monkeypatch, tmp_path, capsys):
 
 def test_saved_encoder_decoder_directory(tmp_path, capsys):
     """A Transformer saved in the Hugging Face (MarianMTModel) layout with its tokenizer, loaded by path."""
-    from attnlab.compare.comparison import Size, build, full_transformer
+    from attnlab.compare.comparison import Size, build
     from attnlab.interop.tokenizers import Tokenizer
 
-    if full_transformer() is None:
-        pytest.skip("attnlab.models.transformer (the full encoder-decoder) is not part of this tree")
     tokenizer = Tokenizer.char_level("abcdefghijklmnopqrstuvwxyz .")
     torch.manual_seed(0)
     model = build("transformer", Size(d_model=32, n_layers=2, n_heads=4, vocab_size=tokenizer.vocab_size,

@@ -1,5 +1,5 @@
 """attnlab.compare.comparison: the parameter and FLOP formulas against the built models and torch's FLOP
-counter, the measured throughput, and the encoder-decoder built from the shared core."""
+counter, and the measured throughput."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import torch
 from attnlab.compare import comparison as compare
 from attnlab.compare.comparison import (
     ARCHITECTURES,
-    EncoderDecoder,
-    EncoderDecoderConfig,
     Size,
     build,
     closed_form_flops_per_token,
@@ -37,28 +35,6 @@ def test_formulas_equal_the_built_models_and_the_flop_counter(arch, size):
     formula, measured = flops_formula_check(arch, size)  # torch.utils.flop_counter, traced forward
     assert formula == measured
     assert formula == closed_form_flops_per_token(arch, size) * compare.positions(arch, size)
-
-
-def test_fallback_encoder_decoder_from_the_core_blocks(monkeypatch):
-    """Where attnlab.models.transformer is absent, the comparison builds its own from TransformerBlock."""
-    monkeypatch.setattr(compare, "full_transformer", lambda: None)
-    size = SIZES[1]
-    model = build("transformer", size)
-    assert isinstance(model, EncoderDecoder)
-    assert parameter_count(model) == sum(p.numel() for p in model.parameters())
-    assert closed_form_parameters("transformer", size) == parameter_count(model)
-    formula, measured = flops_formula_check("transformer", size)
-    assert formula == measured
-    ids = torch.randint(0, size.vocab_size, (2, 5))
-    mask = torch.ones(2, 5, dtype=torch.long)
-    mask[1, 3:] = 0
-    out = model(ids, attention_mask=mask, decoder_input_ids=ids[:, :4])
-    assert out.logits.shape == (2, 4, size.vocab_size)
-    with pytest.raises(AttnlabError, match="decoder_input_ids"):
-        model(ids)
-    with pytest.raises(AttnlabError, match="Unknown EncoderDecoderConfig preset"):
-        EncoderDecoderConfig.from_preset("transformer-huge")
-    assert EncoderDecoderConfig.from_preset("transformer-base").d_ff == 2048
 
 
 def test_formulas_cover_grouped_query_bias_free_models_and_bert_heads(hf_llama):
