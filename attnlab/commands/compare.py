@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from attnlab.compare.comparison import Size, compare, describe_loaded, format_comparison
+    from attnlab.compare import Size, compare, describe_loaded, format_comparison
     from attnlab.errors import AttnlabError
     from attnlab.inspect.plots import output_path
 

@@ -124,7 +124,7 @@ def test_model_attnlab_trained_and_truncation(trained, tmp_path, capsys):
 
 
 def test_encoder_decoder_cross_attention(monkeypatch, tmp_path, capsys):
-    from attnlab.compare.comparison import Size, build
+    from attnlab.compare import Size, build
     from attnlab.interop import pretrained
     from attnlab.interop.tokenizers import Tokenizer
 
@@ -149,7 +149,7 @@ def test_encoder_decoder_cross_attention(monkeypatch, tmp_path, capsys):
 
 def test_saved_encoder_decoder_directory(tmp_path, capsys):
     """A Transformer saved in the Hugging Face (MarianMTModel) layout with its tokenizer, loaded by path."""
-    from attnlab.compare.comparison import Size, build
+    from attnlab.compare import Size, build
     from attnlab.interop.tokenizers import Tokenizer
 
     tokenizer = Tokenizer.char_level("abcdefghijklmnopqrstuvwxyz .")

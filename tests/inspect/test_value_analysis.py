@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import attnlab
-from attnlab.compare.comparison import Size, build
+from attnlab.compare import Size, build
 from attnlab.errors import AttnlabError
 from attnlab.inspect import trace
 from attnlab.inspect.analysis import (
