@@ -84,3 +84,26 @@ def test_split_proportions_survive_float_rounding():
 def test_split_rejects_fraction_outside_0_1(fraction):
     with pytest.raises(AttnlabError):
         split_train_val(list(range(10)), fraction)
+
+
+def test_split_tab_line_splits_at_the_last_tab_and_names_the_place():
+    from attnlab.data import split_tab_line
+
+    assert split_tab_line(" a\tb \t pos ", "f.tsv, line 1") == ("a\tb", "pos")
+    with pytest.raises(AttnlabError, match=r"^f\.tsv, line 2 has no tab and no tag column; .*token<TAB>tag"):
+        split_tab_line("Empire", "f.tsv, line 2", ("token", "tag"))
+    for line, missing in (("\tpos", "text"), ("good\t ", "label")):
+        with pytest.raises(AttnlabError, match=f"line 3 has an empty {missing};"):
+            split_tab_line(line, "f.tsv, line 3")
+
+
+def test_installed_package_dir_finds_a_package_folder():
+    from pathlib import Path
+
+    from attnlab.data import installed_package_dir, require_package_dir
+
+    assert installed_package_dir("attnlab") == Path(__file__).resolve().parents[2] / "attnlab"
+    assert installed_package_dir("no_such_package_attnlab") is None
+    assert installed_package_dir("json.decoder") is None  # a module, not a package: no folder
+    with pytest.raises(AttnlabError, match=r"no_such_package_attnlab, which ships the tweets, .*`pip x`"):
+        require_package_dir("no_such_package_attnlab", "the tweets", "pip x")
