@@ -24,7 +24,7 @@ from torch import Tensor
 
 from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
-from attnlab.files import atomic_write, atomic_write_text
+from attnlab.files import atomic_write, atomic_write_text, check_output_dir
 from attnlab.interop.hf_configs import (
     bert_config_from_hf,
     bert_config_to_hf,
@@ -358,10 +358,7 @@ def save_pretrained(
     """
     from safetensors.torch import save_file
 
-    directory = Path(directory).expanduser()
-    if directory.exists() and not directory.is_dir():
-        raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = check_output_dir(directory, create=True)
     model_type, arch = architecture_of(model)
     hf = arch.config_to_hf(model.config)
     if model_type == "bert":
