@@ -20,8 +20,8 @@ DTYPES = ("auto", "fp32", "bf16")
 
 
 def pick_device(name: str, local_rank: int | None = None) -> torch.device:
-    """``auto``, ``cpu`` or ``cuda`` -> a torch.device; ``cuda`` with a ``local_rank`` (one
-    process per GPU under torchrun) -> that process's own GPU."""
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> a torch.device; ``cuda`` with a ``local_rank``
+    (one process per GPU under torchrun) -> that process's own GPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
