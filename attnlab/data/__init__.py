@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from attnlab.errors import AttnlabError
 
@@ -77,12 +79,13 @@ def read_input(name: str) -> str:
     return decode_text_file(path)
 
 
-def read_jsonl(path: str | Path, what: str) -> list[tuple[int, object]]:
+def read_jsonl(path: str | Path, what: str, fields: Sequence[str] = ()) -> list[tuple[int, Any]]:
     """(line number, decoded JSON value) for each non-blank line of the UTF-8 JSONL file at ``path``.
 
     ``what`` names the data in the message for a missing file ("No QA data file at ...");
-    a line that is not JSON is a one-line error naming the file and line. Callers check
-    the fields they need.
+    a line that is not JSON is a one-line error naming the file and line. With ``fields``,
+    every value must be a JSON object holding them (``line 3 needs the fields "text" and
+    "label" (it lacks "label")``); callers check the fields' values.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -92,9 +95,16 @@ def read_jsonl(path: str | Path, what: str) -> list[tuple[int, object]]:
         if not line.strip():
             continue
         try:
-            records.append((number, json.loads(line)))
+            record = json.loads(line)
         except ValueError as error:
             raise AttnlabError(f"{path}, line {number} is not valid JSON ({error}).") from None
+        lacks = [f'"{name}"' for name in fields if not (isinstance(record, dict) and name in record)]
+        if lacks:
+            *rest, last = [f'"{name}"' for name in fields]
+            listed = f"{', '.join(rest)} and {last}" if rest else last
+            why = f"it lacks {', '.join(lacks)}" if isinstance(record, dict) else "it is not a JSON object"
+            raise AttnlabError(f"{path}, line {number} needs the fields {listed} ({why}).")
+        records.append((number, record))
     return records
 
 

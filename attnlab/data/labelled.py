@@ -109,10 +109,7 @@ def read_labelled(path: str | Path) -> list[Example]:
             )
         records = [(reader.line_num, row) for row in reader]
     else:
-        for number, record in read_jsonl(path, "labelled data"):
-            if not isinstance(record, dict) or "text" not in record or "label" not in record:
-                raise AttnlabError(f'{path}, line {number} needs the fields "text" and "label".')
-            records.append((number, record))
+        records = read_jsonl(path, "labelled data", ("text", "label"))
     examples: list[Example] = []
     for number, record in records:
         text, label = str(record.get("text") or "").strip(), str(record.get("label") or "").strip()

@@ -77,10 +77,8 @@ def read_tagged_jsonl(path: str | Path) -> list[TaggedSentence]:
     """Sentences from JSONL lines ``{"tokens": [...], "tags": [...]}``."""
     path = Path(path).expanduser()
     sentences = []
-    for number, record in read_jsonl(path, "tagged data"):
+    for number, record in read_jsonl(path, "tagged data", ("tokens", "tags")):
         where = f"{path}, line {number}"
-        if not isinstance(record, dict) or "tokens" not in record or "tags" not in record:
-            raise AttnlabError(f'{where} needs the fields "tokens" and "tags" (the tag column is missing).')
         tokens, tags = record["tokens"], record["tags"]
         if not (
             isinstance(tokens, list)

@@ -107,3 +107,19 @@ def test_installed_package_dir_finds_a_package_folder():
     assert installed_package_dir("json.decoder") is None  # a module, not a package: no folder
     with pytest.raises(AttnlabError, match=r"no_such_package_attnlab, which ships the tweets, .*`pip x`"):
         require_package_dir("no_such_package_attnlab", "the tweets", "pip x")
+
+
+def test_read_jsonl_names_the_fields_a_line_lacks(tmp_path):
+    from attnlab.data import read_jsonl
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"context": "c", "question": "q", "answer": "a"}\n\n[1, 2]\n')
+    assert read_jsonl(path, "QA data")[0] == (1, {"context": "c", "question": "q", "answer": "a"})
+    expected = r'd\.jsonl, line 3 needs the fields "context", "question" and "answer" \(it is not a JSON'
+    with pytest.raises(AttnlabError, match=expected):
+        read_jsonl(path, "QA data", ("context", "question", "answer"))
+    path.write_text('{"text": "t"}\n')
+    with pytest.raises(AttnlabError, match='line 1 needs the fields "text" and "label"'):
+        read_jsonl(path, "labelled data", ("text", "label"))
+    with pytest.raises(AttnlabError, match=r'needs the fields "tokens" \(it lacks "tokens"\)\.$'):
+        read_jsonl(path, "tagged data", ("tokens",))
