@@ -15,6 +15,7 @@ saved model: every command and library writer checks its paths through these two
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -170,3 +171,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             stream.write(text)
 
     return atomic_write(path, write)
+
+
+def append_jsonl(path: str | Path, record: dict) -> None:
+    """Append ``record`` as one JSON line to ``path`` (a run's ``metrics.jsonl``), in one write, so
+    an interrupted run leaves whole lines; a failure is the one-line error of :func:`write_failure`."""
+    line = json.dumps(record, allow_nan=True) + "\n"
+    try:
+        with open(path, "a", encoding="utf-8") as stream:
+            stream.write(line)
+    except OSError as error:
+        raise write_failure(path, error) from None

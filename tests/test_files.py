@@ -43,3 +43,17 @@ def test_a_saved_model_is_never_overwritten(tmp_path):
     assert check_output_dir(tmp_path, "--out", keep=("config.json",)) == tmp_path
     with pytest.raises(AttnlabError, match="already holds a checkpoint"):
         check_output_dir(tmp_path, keep=MODEL, kept="a checkpoint")
+
+
+def test_append_jsonl_adds_whole_lines(tmp_path):
+    import json
+
+    from attnlab.files import append_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    append_jsonl(path, {"step": 1, "loss": 2.5})
+    append_jsonl(path, {"step": 2, "loss": float("nan")})
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2] and lines[1].endswith("NaN}")
+    with pytest.raises(AttnlabError, match=r"^Could not write .*missing.*; check the path"):
+        append_jsonl(tmp_path / "missing" / "metrics.jsonl", {"step": 3})
