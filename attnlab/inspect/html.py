@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.files import atomic_write_text
 from attnlab.inspect.analysis import (
@@ -117,8 +118,8 @@ def stack_data(stack: AttentionStack, *, max_tokens: int = 64, dims: int = 6) ->
 def explorer_data(found: Inspection, *, title: str = "", text: str = "", max_tokens: int = 64,
                   dims: int = 6) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data."""
-    if max_tokens < 1 or dims < 1:
-        raise AttnlabError(f"max_tokens and dims must be >= 1. Got {max_tokens} and {dims}.")
+    check_int("max_tokens", max_tokens)
+    check_int("dims", dims)
     return {
         "title": title,
         "text": text,

@@ -87,8 +87,10 @@ def test_write_explorer_checks_its_path(found, tmp_path):
         write_explorer(found, tmp_path / "page.png")
     with pytest.raises(AttnlabError, match="Cannot write /proc/attnlab.html"):
         write_explorer(found, "/proc/attnlab.html")
-    with pytest.raises(AttnlabError, match="max_tokens and dims must be >= 1"):
+    with pytest.raises(AttnlabError, match=r"^max_tokens must be an int >= 1\. Got 0 instead\.$"):
         explorer_data(found, max_tokens=0)
+    with pytest.raises(AttnlabError, match=r"^dims must be an int >= 1\. Got True instead\.$"):
+        explorer_data(found, dims=True)
 
 
 def test_small_enough_for_a_real_model(minilm):
