@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,8 +21,8 @@ DTYPES = ("auto", "fp32", "bf16")
 
 
 def pick_device(name: str, local_rank: int | None = None) -> torch.device:
-    """``auto``, ``cpu`` or ``cuda`` -> a torch.device; ``cuda`` with a ``local_rank`` (one
-    process per GPU under torchrun) -> that process's own GPU."""
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> a torch.device; ``cuda`` with a ``local_rank``
+    (one process per GPU under torchrun) -> that process's own GPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
@@ -48,12 +49,21 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> str:
-    """'auto' -> 'bf16' or 'fp32' for this device; explicit choices are checked."""
+def resolve_dtype(dtype: str, device: str | torch.device,
+                  choose: Callable[[str], str] | None = None) -> str:
+    """'auto' -> 'bf16' or 'fp32' for this device; explicit choices are checked.
+
+    ``choose(device_type)`` makes the 'auto' choice when given (inference passes its measured
+    probe, :func:`attnlab.inference.probe.choose_compute_dtype`); otherwise 'auto' is bf16
+    where the hardware computes it natively (a CUDA GPU that supports it, an AMX/AVX512-BF16 CPU).
+    """
     if dtype not in DTYPES:
         raise AttnlabError(f"--dtype must be one of {DTYPES}. Got {dtype!r} instead.")
     if dtype != "auto":
         return dtype
+    device = torch.device(device)
+    if choose is not None:
+        return choose(device.type)
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"

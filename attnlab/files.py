@@ -6,15 +6,20 @@ old complete file or the new complete file, never half of one. A write that fail
 (a full disk, a read-only directory) removes its temporary file and raises one
 :class:`~attnlab.errors.AttnlabError` (a :class:`~attnlab.errors.SystemFailureError` where the
 machine, not the path, failed) that says the previous file is unchanged.
+
+Before any work, :func:`check_writable` refuses a file that could not be written and
+:func:`check_output_dir` an output directory that could not be made or would overwrite a
+saved model: every command and library writer checks its paths through these two.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from attnlab.errors import BAD_PATH_ERRNOS, AttnlabError, SystemFailureError
@@ -87,11 +92,41 @@ def existing_ancestor(path: Path) -> Path:
     return ancestor
 
 
-def check_parents(path: str | Path, flag: str) -> None:
+def check_parents(path: str | Path, flag: str = "") -> None:
     """Refuse, before any work, a directory ``path`` that no mkdir could create: one under a file."""
     ancestor = existing_ancestor(Path(path).expanduser())
     if not ancestor.is_dir():
-        raise AttnlabError(f"{flag} {path}: {ancestor} is a file, not a directory; choose another {flag}.")
+        raise AttnlabError(f"{_named(path, flag)}: {ancestor} is a file, not a directory; "
+                           f"choose another {flag or 'directory'}.")
+
+
+def _named(path: str | Path, flag: str) -> str:
+    return f"{flag} {path}" if flag else f"{path}"
+
+
+def check_output_dir(path: str | Path, flag: str = "", *, keep: Sequence[str] = (), kept: str = "a model",
+                     create: bool = False) -> Path:
+    """Refuse, before any work, a directory to write into that cannot be one or would overwrite
+    something: a file ("--out X is a file; give a directory"), a path under a file (as
+    :func:`check_parents`), or, for each name in ``keep`` (e.g. ``("config.json",
+    "model.safetensors")``), a directory that already holds it ("X already holds a model
+    (config.json); choose another --out so nothing saved is overwritten"; ``kept`` says what it
+    is). ``flag`` (e.g. ``"--out"``) names the option in the messages. ``create`` makes the
+    directory and its parents. Returns the path, ``~`` expanded."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise AttnlabError(f"{_named(path, flag)} is a file; give a directory.")
+    check_parents(path, flag)
+    for name in keep:
+        if (path / name).exists():
+            raise AttnlabError(f"{path} already holds {kept} ({name}); choose another "
+                               f"{flag or 'directory'} so nothing saved is overwritten.")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise write_failure(path, error) from None
+    return path
 
 
 def write_failure(path: str | Path, error: OSError) -> AttnlabError:
@@ -136,3 +171,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             stream.write(text)
 
     return atomic_write(path, write)
+
+
+def append_jsonl(path: str | Path, record: dict) -> None:
+    """Append ``record`` as one JSON line to ``path`` (a run's ``metrics.jsonl``), in one write, so
+    an interrupted run leaves whole lines; a failure is the one-line error of :func:`write_failure`."""
+    line = json.dumps(record, allow_nan=True) + "\n"
+    try:
+        with open(path, "a", encoding="utf-8") as stream:
+            stream.write(line)
+    except OSError as error:
+        raise write_failure(path, error) from None

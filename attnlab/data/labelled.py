@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from attnlab.data import decode_text_file, read_jsonl
+from attnlab.data import decode_text_file, read_jsonl, split_tab_line
 from attnlab.errors import AttnlabError
 
 Example = tuple[str, str]
@@ -25,33 +25,13 @@ def read_labelled_tsv(path: str | Path) -> list[Example]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise AttnlabError(f"No labelled data file at {path}; check the path.")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise AttnlabError(
-            f"{path} is not UTF-8 text (byte {error.start} cannot be decoded); give a UTF-8 TSV file."
-        ) from None
-    if "\x00" in content:
-        raise AttnlabError(f"{path} holds NUL bytes and looks binary; give a UTF-8 TSV file.")
-    lines = content.splitlines()
     examples: list[Example] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(decode_text_file(path).splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         if number == 1 and line.strip().lower() == "text\tlabel":
             continue
-        if "\t" not in line:
-            raise AttnlabError(
-                f"{path}, line {number} has no tab; each line must be text<TAB>label."
-            )
-        text, label = line.rsplit("\t", 1)
-        text, label = text.strip(), label.strip()
-        if not text or not label:
-            missing = "text" if not text else "label"
-            raise AttnlabError(
-                f"{path}, line {number} has an empty {missing}; each line must be text<TAB>label."
-            )
-        examples.append((text, label))
+        examples.append(split_tab_line(line, f"{path}, line {number}", ("text", "label")))
     if not examples:
         raise AttnlabError(f"{path} holds no labelled examples; give lines of text<TAB>label.")
     return examples
@@ -129,10 +109,7 @@ def read_labelled(path: str | Path) -> list[Example]:
             )
         records = [(reader.line_num, row) for row in reader]
     else:
-        for number, record in read_jsonl(path, "labelled data"):
-            if not isinstance(record, dict) or "text" not in record or "label" not in record:
-                raise AttnlabError(f'{path}, line {number} needs the fields "text" and "label".')
-            records.append((number, record))
+        records = read_jsonl(path, "labelled data", ("text", "label"))
     examples: list[Example] = []
     for number, record in records:
         text, label = str(record.get("text") or "").strip(), str(record.get("label") or "").strip()

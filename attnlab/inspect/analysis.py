@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.inspect.trace import AttentionRecord
 from attnlab.nn.attention import MultiHeadAttention
@@ -86,8 +87,7 @@ def value_weighted_attention_layer(record: AttentionRecord, chunk: int = 64) -> 
     so heads that push in opposite directions cancel. Computed ``chunk`` queries at a
     time to bound memory at (B, chunk, S, M).
     """
-    if chunk < 1:
-        raise AttnlabError(f"chunk must be >= 1. Got {chunk}.")
+    check_int("chunk", chunk)
     vectors = transformed_values(record)  # (B, H, S, M)
     probs = record.probs  # (B, H, T, S)
     rows = []

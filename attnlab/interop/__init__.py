@@ -1,4 +1,6 @@
-"""Interoperability with the Hugging Face checkpoint layout.
+"""Interoperability: the Hugging Face checkpoint layout (``hf``, ``hf_configs``, ``keymaps``,
+``weights``, ``gpt_classifier``), GGUF files (``gguf``) and the tokenizers both carry
+(``tokenizers``); ``pretrained`` loads a model with its tokenizer from either.
 
 Importing this package registers its writers and readers with :mod:`attnlab.models.base`,
 so that ``model.save_pretrained(dir)`` (a method of the layer below) writes this layout.

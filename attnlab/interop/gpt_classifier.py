@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.files import atomic_write, atomic_write_text
+from attnlab.files import atomic_write, atomic_write_text, check_output_dir
 from attnlab.interop.hf import (
     ARCHITECTURES,
     FORMAT_KEY,
@@ -32,10 +32,7 @@ def save_gpt_classifier(model: GPTForSequenceClassification, directory: str | Pa
     """Write ``config.json`` + ``model.safetensors``, each atomically, weights first."""
     from safetensors.torch import save_file
 
-    directory = Path(directory).expanduser()
-    if directory.exists() and not directory.is_dir():
-        raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = check_output_dir(directory, create=True)
     family, arch = architecture_of(model.gpt)
     if family not in HEAD_CLASSES:
         raise AttnlabError(f"A classifier on a {family} body has no Hugging Face layout in attnlab.")

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from attnlab.checks import is_int
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
-from attnlab.files import atomic_write, atomic_write_text
+from attnlab.files import atomic_write, atomic_write_text, check_output_dir
 from attnlab.interop.hf_configs import (
     bert_config_from_hf,
     bert_config_to_hf,
@@ -165,8 +165,7 @@ def read_config(directory: Path, missing_hint: str = "") -> dict[str, Any]:
     if not isinstance(hf, dict):
         raise AttnlabError(f"{path} must hold a JSON object; got {type(hf).__name__}.")
     version = hf.get(FORMAT_KEY, FORMAT_VERSION)  # absent: written by transformers
-    if not is_int(version) or version < 1:
-        raise AttnlabError(f"{path} has {FORMAT_KEY}={version!r}; it must be an int >= 1. Re-save the model.")
+    check_int(f"{FORMAT_KEY} in {path}", version, hint=" (re-save the model)")
     if version > FORMAT_VERSION:
         raise AttnlabError(
             f"{path} was written by a newer attnlab (layout version {version}); this attnlab "
@@ -359,10 +358,7 @@ def save_pretrained(
     """
     from safetensors.torch import save_file
 
-    directory = Path(directory).expanduser()
-    if directory.exists() and not directory.is_dir():
-        raise AttnlabError(f"{directory} is a file; save_pretrained needs a directory path.")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = check_output_dir(directory, create=True)
     model_type, arch = architecture_of(model)
     hf = arch.config_to_hf(model.config)
     if model_type == "bert":

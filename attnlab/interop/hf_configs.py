@@ -1,12 +1,18 @@
 """Hugging Face ``config.json`` <-> attnlab configs, one pair of translators per architecture.
 
 BERT (``bert``), GPT-2 (``gpt2``), Llama (``llama``) and Marian (``marian``); the registry that
-uses them, with the key-mapping tables, is :data:`attnlab.interop.hf.ARCHITECTURES`.
+uses them, with the weight key-mapping tables, is :data:`attnlab.interop.hf.ARCHITECTURES`.
+
+Each architecture's plain one-to-one fields are one table of ``(attnlab field, config.json key,
+Hugging Face's default)`` rows (:data:`BERT_KEYS`, ...), read by :func:`read_keys` and written
+by :func:`write_keys`, so a key is named once for both directions; the translators add only
+what is not one-to-one (derived defaults, fixed values, the options attnlab refuses).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from torch import Tensor
 
@@ -24,17 +30,48 @@ HF_ACTIVATIONS = {
 }
 ATTNLAB_TO_HF_ACTIVATION = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}
 
+Keys = tuple[tuple[str, str, Any], ...]
+T = TypeVar("T")
 
-def _activation(name: Any, key: str) -> str:
-    if name not in HF_ACTIVATIONS:
-        raise AttnlabError(
-            f"config.json has {key}={name!r}, which attnlab does not implement; "
-            f"supported: {sorted(HF_ACTIVATIONS)}."
-        )
-    return HF_ACTIVATIONS[name]
+
+def supported(table: Mapping[str, T], name: Any, what: str) -> T:
+    """``table[name]``, or a one-line error listing the supported names: ``what`` says where the
+    name came from, e.g. ``"config.json has hidden_act="`` or ``"x.gguf uses the pre-tokenizer "``."""
+    if name not in table:
+        raise AttnlabError(f"{what}{name!r}, which attnlab does not implement; supported: {sorted(table)}.")
+    return table[name]
+
+
+def _activation(hf: Mapping[str, Any], key: str, default: str,
+                table: Mapping[str, str] = HF_ACTIVATIONS) -> str:
+    return supported(table, hf.get(key, default), f"config.json has {key}=")
+
+
+def read_keys(hf: Mapping[str, Any], keys: Keys) -> dict[str, Any]:
+    """attnlab field -> value, for each ``(field, key, default)`` row: ``hf.get(key, default)``."""
+    return {field: hf.get(key, default) for field, key, default in keys}
+
+
+def write_keys(config: Any, keys: Keys) -> dict[str, Any]:
+    """config.json key -> value, for each ``(field, key, default)`` row: ``config.<field>``."""
+    return {key: getattr(config, field) for field, key, _ in keys}
 
 
 # --------------------------------------------------------------------------- BERT
+BERT_KEYS: Keys = (
+    ("vocab_size", "vocab_size", 30522),
+    ("max_positions", "max_position_embeddings", 512),
+    ("n_layers", "num_hidden_layers", 12),
+    ("n_heads", "num_attention_heads", 12),
+    ("d_model", "hidden_size", 768),
+    ("d_ff", "intermediate_size", 3072),
+    ("dropout", "hidden_dropout_prob", 0.1),
+    ("attention_dropout", "attention_probs_dropout_prob", 0.1),
+    ("layer_norm_eps", "layer_norm_eps", 1e-12),
+    ("type_vocab_size", "type_vocab_size", 2),
+)
+
+
 def bert_config_from_hf(hf: dict[str, Any]) -> BertConfig:
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise AttnlabError(
@@ -44,20 +81,12 @@ def bert_config_from_hf(hf: dict[str, Any]) -> BertConfig:
     if hf.get("is_decoder") or hf.get("add_cross_attention"):
         raise AttnlabError("config.json describes a BERT decoder; attnlab's BERT is an encoder only.")
     return BertConfig(
-        vocab_size=hf.get("vocab_size", 30522),
-        max_positions=hf.get("max_position_embeddings", 512),
-        n_layers=hf.get("num_hidden_layers", 12),
-        n_heads=hf.get("num_attention_heads", 12),
-        d_model=hf.get("hidden_size", 768),
-        d_ff=hf.get("intermediate_size", 3072),
-        dropout=hf.get("hidden_dropout_prob", 0.1),
-        attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
-        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-        activation=_activation(hf.get("hidden_act", "gelu"), "hidden_act"),
-        type_vocab_size=hf.get("type_vocab_size", 2),
+        **read_keys(hf, BERT_KEYS),
+        activation=_activation(hf, "hidden_act", "gelu"),
         pad_token_id=hf.get("pad_token_id") or 0,
         labels=_labels_from_hf(hf),
     )
+
 
 
 def _labels_from_hf(hf: dict[str, Any]) -> tuple[str, ...]:
@@ -74,17 +103,8 @@ def bert_config_to_hf(config: BertConfig) -> dict[str, Any]:
     return {
         "architectures": ["BertModel"],
         "model_type": "bert",
-        "vocab_size": config.vocab_size,
-        "max_position_embeddings": config.max_positions,
-        "num_hidden_layers": config.n_layers,
-        "num_attention_heads": config.n_heads,
-        "hidden_size": config.d_model,
-        "intermediate_size": config.d_ff,
-        "hidden_dropout_prob": config.dropout,
-        "attention_probs_dropout_prob": config.attention_dropout,
-        "layer_norm_eps": config.layer_norm_eps,
+        **write_keys(config, BERT_KEYS),
         "hidden_act": ATTNLAB_TO_HF_ACTIVATION[config.activation],
-        "type_vocab_size": config.type_vocab_size,
         "pad_token_id": config.pad_token_id,
         "id2label": dict(enumerate(config.labels)),
         "label2id": {name: i for i, name in enumerate(config.labels)},
@@ -94,25 +114,30 @@ def bert_config_to_hf(config: BertConfig) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- GPT-2
+GPT2_KEYS: Keys = (
+    ("vocab_size", "vocab_size", 50257),
+    ("max_positions", "n_positions", 1024),
+    ("n_layers", "n_layer", 12),
+    ("n_heads", "n_head", 12),
+    ("d_model", "n_embd", 768),
+    ("dropout", "resid_pdrop", 0.1),
+    ("attention_dropout", "attn_pdrop", 0.1),
+    ("layer_norm_eps", "layer_norm_epsilon", 1e-5),
+    ("tie_word_embeddings", "tie_word_embeddings", True),
+)
+
+
 def gpt2_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
     if hf.get("scale_attn_weights", True) is False or hf.get("scale_attn_by_inverse_layer_idx"):
         raise AttnlabError(
             "config.json changes GPT-2's attention scaling (scale_attn_weights / "
             "scale_attn_by_inverse_layer_idx); attnlab implements the standard 1/sqrt(d_head)."
         )
-    n_embd = hf.get("n_embd", 768)
+    fields = read_keys(hf, GPT2_KEYS)
     return GPTConfig(
-        vocab_size=hf.get("vocab_size", 50257),
-        max_positions=hf.get("n_positions", 1024),
-        n_layers=hf.get("n_layer", 12),
-        n_heads=hf.get("n_head", 12),
-        d_model=n_embd,
-        d_ff=hf.get("n_inner") or 4 * n_embd,
-        dropout=hf.get("resid_pdrop", 0.1),
-        attention_dropout=hf.get("attn_pdrop", 0.1),
-        layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
-        activation=_activation(hf.get("activation_function", "gelu_new"), "activation_function"),
-        tie_word_embeddings=hf.get("tie_word_embeddings", True),
+        **fields,
+        d_ff=hf.get("n_inner") or 4 * fields["d_model"],  # n_inner: null means 4 * n_embd
+        activation=_activation(hf, "activation_function", "gelu_new"),
     )
 
 
@@ -120,24 +145,29 @@ def gpt2_config_to_hf(config: GPTConfig) -> dict[str, Any]:
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
-        "vocab_size": config.vocab_size,
-        "n_positions": config.max_positions,
+        **write_keys(config, GPT2_KEYS),
         "n_ctx": config.max_positions,
-        "n_layer": config.n_layers,
-        "n_head": config.n_heads,
-        "n_embd": config.d_model,
         "n_inner": config.d_ff,
-        "resid_pdrop": config.dropout,
         "embd_pdrop": config.dropout,
-        "attn_pdrop": config.attention_dropout,
-        "layer_norm_epsilon": config.layer_norm_eps,
         "activation_function": ATTNLAB_TO_HF_ACTIVATION[config.activation],
-        "tie_word_embeddings": config.tie_word_embeddings,
         "initializer_range": 0.02,
     }
 
 
 # --------------------------------------------------------------------------- Llama
+LLAMA_KEYS: Keys = (
+    ("vocab_size", "vocab_size", 32000),
+    ("max_positions", "max_position_embeddings", 2048),
+    ("n_layers", "num_hidden_layers", 32),
+    ("n_heads", "num_attention_heads", 32),
+    ("d_model", "hidden_size", 4096),
+    ("d_ff", "intermediate_size", 11008),
+    ("attention_dropout", "attention_dropout", 0.0),
+    ("layer_norm_eps", "rms_norm_eps", 1e-6),
+    ("tie_word_embeddings", "tie_word_embeddings", False),
+)
+
+
 def llama_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
     rope = hf.get("rope_parameters") or {}
     scaling = hf.get("rope_scaling") or {}
@@ -148,7 +178,8 @@ def llama_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
         )
     if hf.get("attention_bias") or hf.get("mlp_bias"):
         raise AttnlabError("config.json enables attention_bias / mlp_bias; attnlab's Llama has no biases.")
-    hidden, heads = hf.get("hidden_size", 4096), hf.get("num_attention_heads", 32)
+    fields = read_keys(hf, LLAMA_KEYS)
+    hidden, heads = fields["d_model"], fields["n_heads"]
     if hf.get("head_dim") not in (None, hidden // heads):
         raise AttnlabError(
             f"config.json sets head_dim={hf['head_dim']} != hidden_size / num_attention_heads; "
@@ -158,18 +189,10 @@ def llama_config_from_hf(hf: dict[str, Any]) -> GPTConfig:
     if act != "silu":
         raise AttnlabError(f"config.json has hidden_act={act!r}; attnlab's SwiGLU uses 'silu'.")
     return GPTConfig(
-        vocab_size=hf.get("vocab_size", 32000),
-        max_positions=hf.get("max_position_embeddings", 2048),
-        n_layers=hf.get("num_hidden_layers", 32),
-        n_heads=heads,
+        **fields,
         n_kv_heads=hf.get("num_key_value_heads") or heads,
-        d_model=hidden,
-        d_ff=hf.get("intermediate_size", 11008),
         dropout=0.0,
-        attention_dropout=hf.get("attention_dropout", 0.0),
-        layer_norm_eps=hf.get("rms_norm_eps", 1e-6),
         activation="silu",
-        tie_word_embeddings=hf.get("tie_word_embeddings", False),
         position="rope",
         rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
         norm="rmsnorm",
@@ -182,18 +205,10 @@ def llama_config_to_hf(config: GPTConfig) -> dict[str, Any]:
     return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
-        "vocab_size": config.vocab_size,
-        "max_position_embeddings": config.max_positions,
-        "num_hidden_layers": config.n_layers,
-        "num_attention_heads": config.n_heads,
+        **write_keys(config, LLAMA_KEYS),
         "num_key_value_heads": config.n_kv_heads,
-        "hidden_size": config.d_model,
-        "intermediate_size": config.d_ff,
         "head_dim": config.d_head,
-        "attention_dropout": config.attention_dropout,
-        "rms_norm_eps": config.layer_norm_eps,
         "hidden_act": "silu",
-        "tie_word_embeddings": config.tie_word_embeddings,
         "rope_theta": config.rope_theta,
         "rope_parameters": {"rope_type": "default", "rope_theta": config.rope_theta},
         "attention_bias": False,
@@ -220,6 +235,18 @@ def gpt_family(config: GPTConfig) -> str:
 # Marian's activations: its own checkpoints use "swish" (SiLU); the paper's Transformer is "relu".
 MARIAN_ACTIVATIONS = {**HF_ACTIVATIONS, "swish": "silu", "silu": "silu"}
 ATTNLAB_TO_MARIAN_ACTIVATION = {**ATTNLAB_TO_HF_ACTIVATION, "silu": "swish"}
+# One value serves both stacks in attnlab; config.json also has decoder_ffn_dim and
+# decoder_attention_heads, which must equal these (checked on reading, written equal).
+MARIAN_KEYS: Keys = (
+    ("max_positions", "max_position_embeddings", 1024),
+    ("n_layers", "encoder_layers", 12),
+    ("n_decoder_layers", "decoder_layers", 12),
+    ("n_heads", "encoder_attention_heads", 16),
+    ("d_model", "d_model", 1024),
+    ("d_ff", "encoder_ffn_dim", 4096),
+    ("dropout", "dropout", 0.1),
+    ("attention_dropout", "attention_dropout", 0.0),
+)
 
 
 def _single_id(hf: dict[str, Any], key: str, default: int) -> int:
@@ -252,12 +279,7 @@ def marian_config_from_hf(hf: dict[str, Any]) -> TransformerConfig:
                 f"config.json has {encoder_key}={hf.get(encoder_key)} but "
                 f"{decoder_key}={hf.get(decoder_key)}; attnlab's Transformer uses one value for both stacks."
             )
-    name = hf.get("activation_function", "gelu")
-    if name not in MARIAN_ACTIVATIONS:
-        raise AttnlabError(
-            f"config.json has activation_function={name!r}, which attnlab does not implement; "
-            f"supported: {sorted(MARIAN_ACTIVATIONS)}."
-        )
+    activation = _activation(hf, "activation_function", "gelu", MARIAN_ACTIVATIONS)
     vocab_size = hf.get("vocab_size", 58101)
     share = hf.get("share_encoder_decoder_embeddings", True)
     tie = hf.get("tie_word_embeddings", True)
@@ -271,16 +293,9 @@ def marian_config_from_hf(hf: dict[str, Any]) -> TransformerConfig:
     return TransformerConfig(
         vocab_size=vocab_size,
         target_vocab_size=target_vocab_size,
-        max_positions=hf.get("max_position_embeddings", 1024),
-        n_layers=hf.get("encoder_layers", 12),
-        n_decoder_layers=hf.get("decoder_layers", 12),
-        n_heads=hf.get("encoder_attention_heads", 16),
-        d_model=hf.get("d_model", 1024),
-        d_ff=hf.get("encoder_ffn_dim", 4096),
-        dropout=hf.get("dropout", 0.1),
-        attention_dropout=hf.get("attention_dropout", 0.0),
+        **read_keys(hf, MARIAN_KEYS),
         layer_norm_eps=1e-5,  # Marian's nn.LayerNorm default
-        activation=MARIAN_ACTIVATIONS[name],
+        activation=activation,
         scale_embedding=bool(hf.get("scale_embedding", False)),
         sinusoidal_layout="halves",
         share_embeddings=bool(share and tie),
@@ -306,16 +321,9 @@ def marian_config_to_hf(config: TransformerConfig) -> dict[str, Any]:
         "is_encoder_decoder": True,
         "vocab_size": config.vocab_size,
         "decoder_vocab_size": config.target_vocab_size,
-        "max_position_embeddings": config.max_positions,
-        "encoder_layers": config.n_layers,
-        "decoder_layers": config.n_decoder_layers,
-        "encoder_attention_heads": config.n_heads,
+        **write_keys(config, MARIAN_KEYS),
         "decoder_attention_heads": config.n_heads,
-        "encoder_ffn_dim": config.d_ff,
         "decoder_ffn_dim": config.d_ff,
-        "d_model": config.d_model,
-        "dropout": config.dropout,
-        "attention_dropout": config.attention_dropout,
         "activation_dropout": 0.0,
         "activation_function": ATTNLAB_TO_MARIAN_ACTIVATION[config.activation],
         "scale_embedding": config.scale_embedding,

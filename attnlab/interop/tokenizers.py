@@ -17,6 +17,7 @@ from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, pro
 from tokenizers import Tokenizer as Backend
 from torch import Tensor
 
+from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.files import atomic_write, atomic_write_text
 
@@ -78,8 +79,7 @@ class Tokenizer:
 
         if not text:
             raise AttnlabError("Cannot train a BPE vocabulary on empty text; give a corpus.")
-        if not isinstance(vocab_size, int) or vocab_size < 257:
-            raise AttnlabError(f"--vocab-size must be an int >= 257 for byte-level BPE. Got {vocab_size!r}.")
+        check_int("--vocab-size", vocab_size, 257, hint=" for byte-level BPE")
         backend = Backend(models.BPE())
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         backend.decoder = decoders.ByteLevel()
@@ -100,8 +100,7 @@ class Tokenizer:
         """
         if not text.strip():
             raise AttnlabError("Cannot train a WordPiece vocabulary on empty text; give a corpus.")
-        if not isinstance(vocab_size, int) or vocab_size < 100:
-            raise AttnlabError(f"--vocab-size must be an int >= 100 for WordPiece. Got {vocab_size!r}.")
+        check_int("--vocab-size", vocab_size, 100, hint=" for WordPiece")
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         backend = Backend(models.WordPiece(unk_token="[UNK]"))
         backend.normalizer = normalizers.BertNormalizer(lowercase=lowercase)

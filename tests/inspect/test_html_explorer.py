@@ -87,8 +87,10 @@ def test_write_explorer_checks_its_path(found, tmp_path):
         write_explorer(found, tmp_path / "page.png")
     with pytest.raises(AttnlabError, match="Cannot write /proc/attnlab.html"):
         write_explorer(found, "/proc/attnlab.html")
-    with pytest.raises(AttnlabError, match="max_tokens and dims must be >= 1"):
+    with pytest.raises(AttnlabError, match=r"^max_tokens must be an int >= 1\. Got 0 instead\.$"):
         explorer_data(found, max_tokens=0)
+    with pytest.raises(AttnlabError, match=r"^dims must be an int >= 1\. Got True instead\.$"):
+        explorer_data(found, dims=True)
 
 
 def test_small_enough_for_a_real_model(minilm):
@@ -100,3 +102,29 @@ def test_small_enough_for_a_real_model(minilm):
     page = render_explorer(explorer_data(found))
     assert len(page.encode()) < 400_000  # 6 layers x 12 heads x 13 tokens, rounded
     assert torch.is_tensor(found.stacks[0].records[0].probs)
+
+
+def test_the_page_template_ships_as_package_data():
+    # The HTML, CSS and JavaScript live in attnlab/inspect/explorer/; a wheel carries them only if
+    # pyproject's package-data globs name every one of them.
+    import fnmatch
+    from pathlib import Path
+
+    from attnlab.inspect.html import explorer_asset
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = setuptools["package-data"]["attnlab"]
+    files = sorted((root / "attnlab" / "inspect" / "explorer").iterdir())
+    assert {f.suffix for f in files} == {".html", ".css", ".js"}
+    for file in files:
+        relative = file.relative_to(root / "attnlab").as_posix()
+        assert any(fnmatch.fnmatch(relative, glob) for glob in globs), relative
+        assert explorer_asset(file.name) == file.read_text(encoding="utf-8")
+    page = explorer_asset("explorer.html")
+    assert all(page.count(mark) == 1 for mark in ("__TITLE__", "__STYLE__", "__SCRIPT__", "__DATA__"))
+    assert "</script" not in explorer_asset("explorer.js")  # it is spliced into a <script> element
+    with pytest.raises(AttnlabError, match="reinstall"):
+        explorer_asset("missing.js")
