@@ -1,0 +1,39 @@
+"""What the commands share in their command lines: how a sub-command is declared, and the
+options that mean the same on each.
+
+Every sub-command has ``--help`` with a description and an example block (kept as written,
+hence the raw formatter); :func:`add_command` is the one place that says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_command(subparsers: argparse._SubParsersAction, name: str, *, help: str, description: str,
+                example: str) -> argparse.ArgumentParser:
+    """A sub-command ``name`` whose ``--help`` ends with ``example`` as written."""
+    return subparsers.add_parser(name, help=help, description=description, epilog=example,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options among ``names`` that the command line set (not None): overrides of a preset."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def forwarded_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The options of ``args`` that differ from their defaults, as a command line, less --nproc."""
+    argv: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "nproc"):
+            continue
+        value = getattr(args, action.dest)
+        if value == action.default:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            argv.append(action.option_strings[-1])
+        else:
+            argv.append(f"{action.option_strings[-1]}={value}")  # '=' keeps values like '-1' whole
+    return argv
