@@ -12,10 +12,23 @@ from typing import Any
 
 
 def add_command(subparsers: argparse._SubParsersAction, name: str, *, help: str, description: str,
-                example: str) -> argparse.ArgumentParser:
-    """A sub-command ``name`` whose ``--help`` ends with ``example`` as written."""
-    return subparsers.add_parser(name, help=help, description=description, epilog=example,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                example: str, model: str | None = None) -> argparse.ArgumentParser:
+    """A sub-command ``name`` whose ``--help`` ends with ``example`` as written.
+
+    ``model``: the help of its first option, a required ``--model`` (what it loads).
+    """
+    parser = subparsers.add_parser(name, help=help, description=description, epilog=example,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    if model is not None:
+        parser.add_argument("--model", required=True, help=model)
+    return parser
+
+
+def add_text_inputs(parser: argparse.ArgumentParser, *, text: str, input: str) -> None:
+    """``--text TEXT`` (repeatable) and ``--input FILE`` ('-': standard input), with their helps;
+    read them with :func:`attnlab.data.read_input`."""
+    parser.add_argument("--text", action="append", default=None, metavar="TEXT", help=text)
+    parser.add_argument("--input", default=None, metavar="FILE", help=input)
 
 
 def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
@@ -37,3 +50,9 @@ def forwarded_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
         else:
             argv.append(f"{action.option_strings[-1]}={value}")  # '=' keeps values like '-1' whole
     return argv
+
+
+def resume_hint(steps: int, out: object) -> str:
+    """What a checkpointing command prints when Ctrl-C stopped it: how to go on (--resume)."""
+    return (f"interrupted at step {steps}; checkpoint saved to {out}. "
+            f"Continue with the same command and --resume.")

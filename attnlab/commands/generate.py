@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
+
 EXAMPLE = """examples:
   attnlab generate --model runs/shakespeare --prompt "ROMEO:" --max-new-tokens 200 \\
       --temperature 0.8 --top-k 40
@@ -13,14 +15,13 @@ EXAMPLE = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "generate", help="continue a prompt with a GPT",
+    parser = add_command(
+        subparsers, "generate", example=EXAMPLE, model="model directory or .gguf file",
+        help="continue a prompt with a GPT",
         description="Generate text from a GPT (a directory with config.json, model.safetensors "
                     "and a tokenizer, or a llama .gguf file) using a KV cache; tokens stream as "
                     "they come.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory or .gguf file")
     parser.add_argument("--chat", action="store_true",
                         help="wrap the prompt as a user message with the model's chat template")
     parser.add_argument("--system", default=None, help="system message for --chat")

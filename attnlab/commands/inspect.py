@@ -8,6 +8,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from attnlab.commands.arguments import add_command
+
 if TYPE_CHECKING:
     from attnlab.inspect.report import AttentionStack
 
@@ -28,17 +30,16 @@ FIGURES = ("grid", "head", "weighted", "norms")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "inspect", help="attention maps, value-vector analysis, rollout, pictures and an HTML explorer",
+    parser = add_command(
+        subparsers, "inspect", example=EXAMPLE,
+        model="model directory (BERT, GPT, encoder-decoder) or .gguf file",
+        help="attention maps, value-vector analysis, rollout, pictures and an HTML explorer",
         description="Run a model on a text with tracing on. Print, for one layer and head, where each "
                     "token attends and what it receives (value-weighted attention ||alpha v W_O||), the "
                     "value-vector norms, attention rollout, and the check that the heads' shares add up "
                     "to the layer's output; optionally draw pictures and write a self-contained HTML "
                     "explorer.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True,
-                        help="model directory (BERT, GPT, encoder-decoder) or .gguf file")
     parser.add_argument("--text", required=True, help="the text to run (the source, for an encoder-decoder)")
     parser.add_argument("--target", help="encoder-decoder only: the decoder's text (e.g. the translation)")
     parser.add_argument("--stack", choices=("self", "encoder", "decoder", "cross"),

