@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
+    from attnlab.commands.loading import load_translator
+    from attnlab.commands.translate import check_decoding_arguments, warn_truncated
     from attnlab.data.parallel import command_data, corpus_name, group_references, load_direction
     from attnlab.errors import AttnlabError
     from attnlab.evaluation.baselines import WordByWordTranslator, copy_baseline

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from attnlab.commands.arguments import add_command
+from attnlab.commands.loading import load_kind
 
 EXAMPLE = """examples:
   attnlab fewshot --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --task sentiment --shots 0 1 4 8
@@ -45,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.device import cpu_has_native_bf16
     from attnlab.errors import AttnlabError
     from attnlab.inference.prompting import evaluate_few_shot
-    from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
 
     if args.n_test < 1 or any(k < 0 for k in args.shots):
@@ -65,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
             f"{max(args.shots)} shots; lower them."
         )
     test, train = examples[: args.n_test], examples[args.n_test :]
-    loaded = load_with_tokenizer(args.model)
-    if not isinstance(loaded.model, GPT):
-        raise AttnlabError(f"{args.model} is not a causal LM; fewshot needs a GPT.")
+    loaded = load_kind(args.model, GPT, "{path} is not a causal LM; fewshot needs a GPT.")
     if args.dtype == "bf16":
         if not cpu_has_native_bf16():
             raise AttnlabError("--dtype bf16 needs a CPU that computes bf16 natively (AVX512-BF16 or AMX); "

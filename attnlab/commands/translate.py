@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from attnlab.commands.arguments import add_command, add_text_inputs
+from attnlab.commands.loading import load_translator
 
 EXAMPLE = """examples:
   attnlab translate --model runs/en-fr/averaged --text "The weather is nice today."
@@ -50,21 +51,6 @@ def check_decoding_arguments(args: argparse.Namespace) -> None:
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise AttnlabError(f"--max-new-tokens must be >= 1. Got {args.max_new_tokens} instead.")
     check_length_penalty(args.length_penalty, "--length-penalty")
-
-
-def load_translator(path: str):
-    """(model, tokenizer) of an encoder-decoder directory, or a one-line error."""
-    from attnlab.errors import AttnlabError
-    from attnlab.interop.pretrained import load_with_tokenizer
-    from attnlab.models.transformer import Transformer
-
-    loaded = load_with_tokenizer(path)
-    if not isinstance(loaded.model, Transformer):
-        raise AttnlabError(
-            f"{path} holds a {type(loaded.model).__name__}, not an encoder-decoder; translate needs "
-            f"a Transformer (e.g. from `attnlab train transformer`)."
-        )
-    return loaded.model, loaded.tokenizer
 
 
 def warn_truncated(count: int, max_positions: int) -> None:
