@@ -31,6 +31,20 @@ def add_text_inputs(parser: argparse.ArgumentParser, *, text: str, input: str) -
     parser.add_argument("--input", default=None, metavar="FILE", help=input)
 
 
+# The model-size options, the same on every command (../shared/DESIGN.md), in the order --help lists them.
+SIZE_OPTIONS = ("n_layers", "n_heads", "d_model", "d_ff", "max_positions")
+
+
+def add_size_arguments(group: argparse._ActionsContainer, aliases: dict[str, str] | None = None,
+                       **helps: str) -> None:
+    """The size options named in ``helps`` (each with its help text; unset: the preset's),
+    e.g. ``n_layers`` -> ``--n-layers``; ``aliases`` adds another spelling (``--n-layer``)."""
+    for name in SIZE_OPTIONS:
+        if name in helps:
+            flags = ["--" + name.replace("_", "-"), *([aliases[name]] if aliases and name in aliases else [])]
+            group.add_argument(*flags, dest=name, type=int, default=None, help=helps[name])
+
+
 def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     """The options among ``names`` that the command line set (not None): overrides of a preset."""
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, forwarded_arguments, given, resume_hint
+from attnlab.commands.arguments import (
+    SIZE_OPTIONS,
+    add_command,
+    add_size_arguments,
+    forwarded_arguments,
+    given,
+    resume_hint,
+)
 
 EXAMPLE = """examples:
   attnlab train gpt --max-time 120 --out runs/shakespeare
@@ -18,6 +25,10 @@ EXAMPLE = """examples:
   torchrun --nproc-per-node 2 -m attnlab train gpt --out runs/ddp  # the same, launched by hand
   torchrun --nproc-per-node 2 -m attnlab train bert --out runs/bert-ddp  # BERT on 2 processes
 """
+
+# nanoGPT's names of the size options, kept as aliases.
+NANOGPT_SPELLINGS = {"n_layers": "--n-layer", "n_heads": "--n-head", "d_model": "--n-embd",
+                     "max_positions": "--block-size"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,14 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="use the tokenizer saved in this directory (e.g. GPT-2's vocab.json + merges.txt)")
     model = gpt.add_argument_group("model")
     model.add_argument("--preset", default="gpt-mini", help="size preset (default gpt-mini)")
-    # The size flags every command shares; nanoGPT's spellings (--n-layer ...) are aliases.
-    model.add_argument("--n-layers", "--n-layer", dest="n_layers", type=int,
-                       help="layers (overrides the preset)")
-    model.add_argument("--n-heads", "--n-head", dest="n_heads", type=int, help="attention heads")
-    model.add_argument("--d-model", "--n-embd", dest="d_model", type=int, help="model width d_model")
-    model.add_argument("--d-ff", type=int, help="feed-forward width (default 4 x d_model)")
-    model.add_argument("--max-positions", "--block-size", dest="max_positions", type=int,
-                       help="context length in tokens")
+    add_size_arguments(
+        model, NANOGPT_SPELLINGS, n_layers="layers (overrides the preset)", n_heads="attention heads",
+        d_model="model width d_model", d_ff="feed-forward width (default 4 x d_model)",
+        max_positions="context length in tokens")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout rate (default 0)")
     optim = gpt.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=int, default=32,
@@ -143,7 +150,7 @@ def run_gpt(args: argparse.Namespace) -> int:
     except AttnlabError as error:
         raise AttnlabError(f"--prompt: {error}") from None
     train_ids, val_ids = train_val_tensors(tokenizer.encode(text))
-    overrides = given(args, "n_layers", "n_heads", "d_model", "d_ff", "max_positions")
+    overrides = given(args, *SIZE_OPTIONS)
     if args.d_ff is not None and args.d_ff < 1:  # the config reads 0 as "4 x d_model": refuse it here
         raise AttnlabError(f"--d-ff must be an int >= 1. Got {args.d_ff} instead.")
     if "d_model" in overrides and "d_ff" not in overrides:

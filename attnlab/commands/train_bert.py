@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, resume_hint
+from attnlab.commands.arguments import add_command, add_size_arguments, given, resume_hint
 
 EXAMPLE = """examples:
   attnlab train bert --out runs/bert-plays
@@ -43,9 +43,9 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
     bert.add_argument("--init-from", default=None,
                       help="continue pre-training a saved BERT (its vocabulary and size are kept)")
     bert.add_argument("--preset", default="bert-tiny", help="size preset (default bert-tiny)")
-    for flag, what in (("--n-layers", "layers"), ("--n-heads", "attention heads"),
-                       ("--d-model", "hidden size"), ("--d-ff", "feed-forward size")):
-        bert.add_argument(flag, type=int, default=None, help=f"{what} (default: the preset's)")
+    add_size_arguments(bert, **{name: f"{what} (default: the preset's)" for name, what in (
+        ("n_layers", "layers"), ("n_heads", "attention heads"), ("d_model", "hidden size"),
+        ("d_ff", "feed-forward size"))})
     bert.add_argument("--max-seq-len", type=int, default=128,
                       help="tokens per training sequence (default 128)")
     bert.add_argument("--nsp", action=argparse.BooleanOptionalAction, default=True,
@@ -133,8 +133,7 @@ def run_bert(args: argparse.Namespace) -> int:
                                         else Tokenizer.train_wordpiece(text, args.vocab_size))
         model = None
     if model is None:
-        sizes = {name: getattr(args, name) for name in ("n_layers", "n_heads", "d_model", "d_ff")
-                 if getattr(args, name) is not None}
+        sizes = given(args, "n_layers", "n_heads", "d_model", "d_ff")
         config = BertConfig.from_preset(args.preset, vocab_size=tokenizer.vocab_size,
                                         max_positions=max(args.max_seq_len, 64), **sizes)
         torch.manual_seed(args.seed)

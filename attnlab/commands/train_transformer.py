@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, given, resume_hint
+from attnlab.commands.arguments import SIZE_OPTIONS, add_command, add_size_arguments, given, resume_hint
 from attnlab.data.parallel import COMMAND_CORPORA, CORPUS_ALIASES
 
 DEFAULT_CORPUS = "en-fr"
@@ -82,13 +82,10 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     model.add_argument("--preset", default=DEFAULTS["preset"],
                        help="transformer-mini (default: 2 + 2 layers, d_model 256), transformer-tiny, "
                             "transformer-small, transformer-base (the paper's), transformer-big")
-    model.add_argument("--n-layers", "--n-layer", dest="n_layers", type=int,
-                       help="encoder and decoder layers N")
-    model.add_argument("--n-heads", "--n-head", dest="n_heads", type=int, help="attention heads h")
-    model.add_argument("--d-model", type=int, help="model width")
-    model.add_argument("--d-ff", type=int, help="feed-forward width")
-    model.add_argument("--max-positions", type=int,
-                       help="longest sentence in tokens (longer training pairs are skipped)")
+    add_size_arguments(model, {"n_layers": "--n-layer", "n_heads": "--n-head"},
+                       n_layers="encoder and decoder layers N", n_heads="attention heads h",
+                       d_model="model width", d_ff="feed-forward width",
+                       max_positions="longest sentence in tokens (longer training pairs are skipped)")
     model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
                        help="P_drop (default 0.1, the paper's)")
     optim = parser.add_argument_group("optimisation")
@@ -163,7 +160,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     else:
         texts = [sentence for pair in train_pairs for sentence in pair]
         tokenizer = train_joint_tokenizer(texts, args.vocab, args.vocab_size)
-    overrides = given(args, "n_layers", "n_heads", "d_model", "d_ff", "max_positions", "dropout")
+    overrides = given(args, *SIZE_OPTIONS, "dropout")
     config = TransformerConfig.from_preset(
         args.preset, vocab_size=tokenizer.vocab_size, pad_token_id=PAD_ID, eos_token_id=EOS_ID,
         decoder_start_token_id=START_ID, **overrides,

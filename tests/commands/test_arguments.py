@@ -7,7 +7,15 @@ import argparse
 
 import pytest
 
-from attnlab.commands.arguments import add_command, add_text_inputs, forwarded_arguments, given, resume_hint
+from attnlab.commands.arguments import (
+    SIZE_OPTIONS,
+    add_command,
+    add_size_arguments,
+    add_text_inputs,
+    forwarded_arguments,
+    given,
+    resume_hint,
+)
 
 
 def make(**kwargs) -> argparse.ArgumentParser:
@@ -53,3 +61,14 @@ def test_forwarded_arguments_are_the_changed_options_less_nproc():
 def test_resume_hint_names_the_step_and_the_folder():
     assert resume_hint(12, "runs/x") == ("interrupted at step 12; checkpoint saved to runs/x. "
                                          "Continue with the same command and --resume.")
+
+
+def test_size_options_keep_their_order_aliases_and_none_default():
+    parser = make()
+    add_size_arguments(parser, {"n_layers": "--n-layer"}, d_ff="width F", n_layers="depth N")
+    flags = [action.option_strings for action in parser._actions[1:]]
+    assert flags == [["--n-layers", "--n-layer"], ["--d-ff"]]  # the shared order, not the call's
+    args = parser.parse_args(["--n-layer", "3"])
+    assert (args.n_layers, args.d_ff) == (3, None)
+    assert given(args, *SIZE_OPTIONS[:1], "d_ff") == {"n_layers": 3}
+    assert SIZE_OPTIONS == ("n_layers", "n_heads", "d_model", "d_ff", "max_positions")
