@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from attnlab.commands.arguments import add_command
-
-if TYPE_CHECKING:
-    from attnlab.inspect.report import AttentionStack
 
 EXAMPLE = """examples:
   attnlab inspect --model path/to/bert-dir --text "The cat sat on the mat." --layer 2 --head 5
@@ -25,8 +21,6 @@ Missing folders in an output path are created, and the command says which.
 chosen head with its tokens), PATH-weighted (raw beside value-weighted attention) and
 PATH-norms (the value-vector norms of the chosen head).
 """
-
-FIGURES = ("grid", "head", "weighted", "norms")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,16 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def figure_paths(path: str | Path) -> dict[str, Path]:
-    """PATH for the grid, PATH-head, PATH-weighted, PATH-norms for the others (same suffix)."""
-    path = Path(path).expanduser()
-    return {name: path if name == "grid" else path.with_name(f"{path.stem}-{name}{path.suffix}")
-            for name in FIGURES}
-
-
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
     from attnlab.inspect.plots import output_path
+    from attnlab.inspect.stack_figures import draw_stack, figure_paths, missing_folder
 
     for name in ("top", "max_tokens", "html_max_tokens", "dims"):
         if getattr(args, name) < 1:
@@ -100,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     written = []
     for paths in figures.values():
-        written += draw(stack, args.layer, args.head, paths)
+        written += draw_stack(stack, args.layer, args.head, paths)
     if html_path is not None:
         from attnlab.inspect.html import write_explorer
 
@@ -114,31 +102,3 @@ def run(args: argparse.Namespace) -> int:
     if new_folders:
         print("created the missing folder(s) " + ", ".join(new_folders))
     return 0
-
-
-def missing_folder(path: Path) -> Path | None:
-    """The outermost folder above ``path`` that does not exist yet (writing creates it), or None."""
-    missing = None
-    for folder in path.parents:
-        if folder.exists():
-            break
-        missing = folder
-    return missing
-
-
-def draw(stack: AttentionStack, layer: int, head: int, paths: dict[str, Path]) -> list[Path]:
-    """The four pictures of one stack (every head; one head; raw vs value-weighted; norms)."""
-    from attnlab.inspect import plots
-    from attnlab.inspect.analysis import transformed_value_norms, value_norms, value_weighted_attention
-
-    record = stack.records[layer]
-    where = f"{stack.label}, layer {layer}, head {head}"
-    return [
-        plots.attention_grid(stack.probs(), paths["grid"], title=f"{stack.label}: attention weights"),
-        plots.head_map(record.probs[0, head], stack.query_tokens, stack.key_tokens, paths["head"],
-                       title=f"attention weights, {where}"),
-        plots.raw_vs_weighted(record.probs[0, head], value_weighted_attention(record)[0, head],
-                              stack.query_tokens, stack.key_tokens, paths["weighted"], title=where),
-        plots.value_norm_bars(value_norms(record)[0, head], transformed_value_norms(record)[0, head],
-                              stack.key_tokens, paths["norms"], title=f"value vectors, {where}"),
-    ]
