@@ -70,7 +70,6 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
 
 
 def run_bert(args: argparse.Namespace) -> int:
-    import warnings
     from pathlib import Path
 
     import torch
@@ -78,12 +77,12 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.data import read_text
     from attnlab.data.pretraining import PretrainingData, play_documents, shakespeare_documents
     from attnlab.errors import AttnlabError
-    from attnlab.interop.hf import load_pretrained
     from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import BertConfig
     from attnlab.models.bert_heads import BertForPreTraining
     from attnlab.training import distributed
     from attnlab.training.bert_pretrain import evaluate_pretraining, most_frequent_token, train_bert
+    from attnlab.training.bert_warm_start import warm_start
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.loop import TrainingConfig
 
@@ -108,25 +107,7 @@ def run_bert(args: argparse.Namespace) -> int:
     if len(val_docs) < 2:
         raise AttnlabError("The corpus gives fewer than 2 held-out documents; use a longer text.")
     if args.init_from:
-        tokenizer = Tokenizer.from_dir(args.init_from)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a base model without heads gets fresh ones
-            base = load_pretrained(args.init_from)
-        if not isinstance(base.config, BertConfig):
-            raise AttnlabError(f"{args.init_from} holds a {type(base).__name__}, not a BERT; "
-                               f"--init-from needs a BERT checkpoint.")
-        if tokenizer.vocab_size != base.config.vocab_size:
-            raise AttnlabError(
-                f"{args.init_from}: the tokenizer has {tokenizer.vocab_size} tokens but config.json's "
-                f"vocab_size is {base.config.vocab_size}; put the model's own vocab.txt/tokenizer.json "
-                f"beside it."
-            )
-        model = BertForPreTraining(base.config)
-        encoder = base if not hasattr(base, "bert") else base.bert
-        # Only the pooler may be absent (checkpoints saved without it): it is then freshly initialised.
-        missing = model.bert.load_state_dict(encoder.state_dict(), strict=False).missing_keys
-        if any(not key.startswith("pooler.") for key in missing):
-            raise AttnlabError(f"{args.init_from} lacks encoder weights {missing[:3]}; is it a BERT?")
+        model, tokenizer = warm_start(args.init_from)
     else:  # rank 0 makes it (or reads it on --resume) and hands it to every rank
         text = "\n".join(line for doc in train_docs for line in doc)
         tokenizer = distributed.on_main(world, lambda: Tokenizer.from_dir(out) if args.resume
