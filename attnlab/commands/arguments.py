@@ -1,5 +1,6 @@
-"""What the commands share in their command lines: how a sub-command is declared, and the
-options that mean the same on each.
+"""What the commands share in their command lines: how a sub-command is declared; the options
+that mean the same on each (a required --model, --text/--input, the model-size options); the
+options a relaunch under torchrun forwards; and how an interrupted run goes on (--resume).
 
 Every sub-command has ``--help`` with a description and an example block (kept as written,
 hence the raw formatter); :func:`add_command` is the one place that says so.
