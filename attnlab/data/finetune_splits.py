@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 
 from attnlab.errors import AttnlabError
 
@@ -114,4 +113,6 @@ def _plays_qa(seed: int) -> Splits:
                               f"{', '.join(plays['validation'])}; test plays {', '.join(plays['test'])}")
 
 
-_BUILTIN_LOADERS: dict[str, Callable[[int], Any]] = {"classify": _sentiment, "tag": _wnut16, "qa": _plays_qa}
+_BUILTIN_LOADERS: dict[str, Callable[[int], Splits]] = {
+    "classify": _sentiment, "tag": _wnut16, "qa": _plays_qa,
+}
