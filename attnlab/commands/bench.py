@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
+
 # Real weights first: each real-weight suite runs before its random-init counterpart.
 SUITES = ("smollm2", "decode", "prefill", "minilm", "bert", "memory", "train-gpt", "train-bert",
           "train-transformer")
@@ -42,14 +44,14 @@ examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="speed benchmarks against transformers (ratios)",
+    parser = add_command(
+        subparsers, "bench", example=EXAMPLE,
+        help="speed benchmarks against transformers (ratios)",
         description="Time attnlab's fast paths against transformers at its fastest dtype on this "
                     "machine (fp32, or bf16 where native), side by side in one process, real weights "
                     "first; print the ratios and each path's agreement with the fp32 answer, measured "
                     "in the same run (greedy tokens equal, max |dlogit|, top-1; int8 on held-out "
                     "prompts).",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("suites", nargs="*", metavar="SUITE",
                         help=f"any of {', '.join(SUITES)} (default: all, in this order; smollm2 needs "

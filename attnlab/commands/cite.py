@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
+
 EXAMPLE = """examples:
   attnlab cite                      # every reference, BibTeX
   attnlab cite bert gpt2            # two models
@@ -16,12 +18,12 @@ EXAMPLE = """examples:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from attnlab.compare.references import FORMATS, GROUPS, MODELS
 
-    parser = subparsers.add_parser(
-        "cite", help="BibTeX or text references for the models and techniques",
+    parser = add_command(
+        subparsers, "cite", example=EXAMPLE,
+        help="BibTeX or text references for the models and techniques",
         description="Print references (authors, title, venue, year, pages, DOI or arXiv id) for the "
                     f"models ({', '.join(MODELS)}), the techniques attnlab uses (see --list), or the "
                     f"groups {', '.join(GROUPS)}.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("names", nargs="*", default=["all"], metavar="NAME",
                         help="model, technique, group (all, models, techniques) or BibTeX key")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
 from attnlab.commands.train_transformer import DEFAULT_CORPUS
 from attnlab.commands.translate import add_decoding_arguments
 from attnlab.data.parallel import COMMAND_CORPORA, CORPUS_ALIASES
@@ -34,13 +35,12 @@ EXAMPLES_SEED = 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate", help="BLEU of a Transformer's translations (sacreBLEU)",
+    parser = add_command(
+        subparsers, "evaluate", example=EXAMPLE, model="model directory",
+        help="BLEU of a Transformer's translations (sacreBLEU)",
         description="Translate the source side of sentence pairs and score the translations "
                     "against the target side with sacreBLEU corpus BLEU.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory")
     parser.add_argument("--data", default=None,
                         help="TSV of source<TAB>target[<TAB>attribution] lines, or a source file with "
                              "--target (default: the corpus the model was trained on)")
@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from attnlab.commands.translate import check_decoding_arguments, load_translator, warn_truncated
+    from attnlab.commands.loading import load_translator
+    from attnlab.commands.translate import check_decoding_arguments, warn_truncated
     from attnlab.data.parallel import command_data, corpus_name, group_references, load_direction
     from attnlab.errors import AttnlabError
     from attnlab.evaluation.baselines import WordByWordTranslator, copy_baseline

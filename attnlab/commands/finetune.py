@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command, resume_hint
+
 EXAMPLE = """examples:
   # continued pre-training on new text (the model's own tokenizer; checkpoints, --resume)
   attnlab finetune gpt --model runs/shakespeare --data sonnets.txt --out runs/sonnets --max-iters 300
@@ -29,14 +31,15 @@ TASK_DEFAULTS = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    finetune = subparsers.add_parser(
-        "finetune", help="fine-tune a saved model",
+    finetune = add_command(
+        subparsers, "finetune", example=EXAMPLE,
+        help="fine-tune a saved model",
         description="Fine-tune a saved model of the family.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     models = finetune.add_subparsers(dest="architecture", metavar="MODEL", required=True)
-    gpt = models.add_parser(
-        "gpt", help="continue pre-training a GPT, or fine-tune it as a classifier",
+    gpt = add_command(
+        models, "gpt", example=EXAMPLE,
+        help="continue pre-training a GPT, or fine-tune it as a classifier",
         description="--task lm (default): continue next-token training of the GPT in --model on the "
                     "text in --data, with the model's own tokenizer; the last 10% of the text is "
                     "the validation split. Writes a checkpoint directory like `attnlab train gpt` "
@@ -45,7 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "linear head on the last token's hidden state, trained on the labelled TSV in "
                     "--data (text<TAB>label per line) with an auxiliary language-model loss; reports "
                     "accuracy on a held-out split and saves a GPT2ForSequenceClassification directory.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gpt.add_argument("--model", required=True,
                      help="directory of the saved GPT and its tokenizer (not a .gguf file)")
@@ -135,8 +137,7 @@ def _run_lm(args: argparse.Namespace, device) -> int:
     out = Path(args.out)
     plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
     if summary["interrupted"]:
-        print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
-              f"Continue with the same command and --resume.")
+        print(resume_hint(summary["steps"], out))
         return 130
     before = summary["val_loss_before"]
     change = f"{summary['val_loss']:.4f}"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
+from attnlab.commands.loading import load_kind
+
 EXAMPLE = """examples:
   attnlab generate --model runs/shakespeare --prompt "ROMEO:" --max-new-tokens 200 \\
       --temperature 0.8 --top-k 40
@@ -13,14 +16,13 @@ EXAMPLE = """examples:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "generate", help="continue a prompt with a GPT",
+    parser = add_command(
+        subparsers, "generate", example=EXAMPLE, model="model directory or .gguf file",
+        help="continue a prompt with a GPT",
         description="Generate text from a GPT (a directory with config.json, model.safetensors "
                     "and a tokenizer, or a llama .gguf file) using a KV cache; tokens stream as "
                     "they come.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory or .gguf file")
     parser.add_argument("--chat", action="store_true",
                         help="wrap the prompt as a user message with the model's chat template")
     parser.add_argument("--system", default=None, help="system message for --chat")
@@ -46,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
     from attnlab.inference.chat import apply_chat_template
     from attnlab.inference.generation import GenerationReport, check_sampling, generate_text
-    from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models import GPT
 
     # Every argument is checked before the (slow) load and before the prompt is echoed, so that
@@ -55,11 +56,8 @@ def run(args: argparse.Namespace) -> int:
                    args.repetition_penalty, cli=True)
     if args.system is not None and not args.chat:
         raise AttnlabError("--system is the system message of --chat; add --chat or drop --system.")
-    loaded = load_with_tokenizer(args.model)
+    loaded = load_kind(args.model, GPT, "{path} holds a {found}, not a causal LM; generate needs a GPT.")
     model, tokenizer = loaded.model, loaded.tokenizer
-    if not isinstance(model, GPT):
-        raise AttnlabError(f"{args.model} holds a {type(model).__name__}, not a causal LM; "
-                           f"generate needs a GPT.")
     prompt, eos = args.prompt, None
     if args.chat:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from attnlab.inspect.report import AttentionStack
+from attnlab.commands.arguments import add_command
 
 EXAMPLE = """examples:
   attnlab inspect --model path/to/bert-dir --text "The cat sat on the mat." --layer 2 --head 5
@@ -24,21 +22,18 @@ chosen head with its tokens), PATH-weighted (raw beside value-weighted attention
 PATH-norms (the value-vector norms of the chosen head).
 """
 
-FIGURES = ("grid", "head", "weighted", "norms")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "inspect", help="attention maps, value-vector analysis, rollout, pictures and an HTML explorer",
+    parser = add_command(
+        subparsers, "inspect", example=EXAMPLE,
+        model="model directory (BERT, GPT, encoder-decoder) or .gguf file",
+        help="attention maps, value-vector analysis, rollout, pictures and an HTML explorer",
         description="Run a model on a text with tracing on. Print, for one layer and head, where each "
                     "token attends and what it receives (value-weighted attention ||alpha v W_O||), the "
                     "value-vector norms, attention rollout, and the check that the heads' shares add up "
                     "to the layer's output; optionally draw pictures and write a self-contained HTML "
                     "explorer.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True,
-                        help="model directory (BERT, GPT, encoder-decoder) or .gguf file")
     parser.add_argument("--text", required=True, help="the text to run (the source, for an encoder-decoder)")
     parser.add_argument("--target", help="encoder-decoder only: the decoder's text (e.g. the translation)")
     parser.add_argument("--stack", choices=("self", "encoder", "decoder", "cross"),
@@ -57,16 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def figure_paths(path: str | Path) -> dict[str, Path]:
-    """PATH for the grid, PATH-head, PATH-weighted, PATH-norms for the others (same suffix)."""
-    path = Path(path).expanduser()
-    return {name: path if name == "grid" else path.with_name(f"{path.stem}-{name}{path.suffix}")
-            for name in FIGURES}
-
-
 def run(args: argparse.Namespace) -> int:
     from attnlab.errors import AttnlabError
     from attnlab.inspect.plots import output_path
+    from attnlab.inspect.stack_figures import draw_stack, figure_paths, missing_folder
 
     for name in ("top", "max_tokens", "html_max_tokens", "dims"):
         if getattr(args, name) < 1:
@@ -99,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     written = []
     for paths in figures.values():
-        written += draw(stack, args.layer, args.head, paths)
+        written += draw_stack(stack, args.layer, args.head, paths)
     if html_path is not None:
         from attnlab.inspect.html import write_explorer
 
@@ -113,31 +102,3 @@ def run(args: argparse.Namespace) -> int:
     if new_folders:
         print("created the missing folder(s) " + ", ".join(new_folders))
     return 0
-
-
-def missing_folder(path: Path) -> Path | None:
-    """The outermost folder above ``path`` that does not exist yet (writing creates it), or None."""
-    missing = None
-    for folder in path.parents:
-        if folder.exists():
-            break
-        missing = folder
-    return missing
-
-
-def draw(stack: AttentionStack, layer: int, head: int, paths: dict[str, Path]) -> list[Path]:
-    """The four pictures of one stack (every head; one head; raw vs value-weighted; norms)."""
-    from attnlab.inspect import plots
-    from attnlab.inspect.analysis import transformed_value_norms, value_norms, value_weighted_attention
-
-    record = stack.records[layer]
-    where = f"{stack.label}, layer {layer}, head {head}"
-    return [
-        plots.attention_grid(stack.probs(), paths["grid"], title=f"{stack.label}: attention weights"),
-        plots.head_map(record.probs[0, head], stack.query_tokens, stack.key_tokens, paths["head"],
-                       title=f"attention weights, {where}"),
-        plots.raw_vs_weighted(record.probs[0, head], value_weighted_attention(record)[0, head],
-                              stack.query_tokens, stack.key_tokens, paths["weighted"], title=where),
-        plots.value_norm_bars(value_norms(record)[0, head], transformed_value_norms(record)[0, head],
-                              stack.key_tokens, paths["norms"], title=f"value vectors, {where}"),
-    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command, add_text_inputs
+
 EXAMPLE = """examples (models saved by `attnlab finetune bert`; see its --help):
   attnlab predict --model runs/sentiment --text "what a lovely day"
   attnlab predict --model runs/sentiment --input tweets.txt --json
@@ -25,18 +27,15 @@ fine-tuning did (docs/bert.md).
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "predict", help="label, tag or answer new text with a fine-tuned model",
+    parser = add_command(
+        subparsers, "predict", example=EXAMPLE, model="directory of a fine-tuned model",
+        help="label, tag or answer new text with a fine-tuned model",
         description="Run a model saved by `attnlab finetune` on new text: a classifier gives a label "
                     "and its probability, a tagger a tag per word, a QA model the answer span in the "
                     "context. The task is read from the model's config.json.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="directory of a fine-tuned model")
-    parser.add_argument("--text", action="append", default=None, metavar="TEXT",
-                        help="a text to classify or tag (repeatable)")
-    parser.add_argument("--input", default=None, metavar="FILE",
-                        help="a file of inputs, one per line ('-' reads standard input)")
+    add_text_inputs(parser, text="a text to classify or tag (repeatable)",
+                    input="a file of inputs, one per line ('-' reads standard input)")
     parser.add_argument("--question", default=None, help="QA: the question (with --context)")
     parser.add_argument("--context", default=None, help="QA: the passage that holds the answer")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, with every detail")

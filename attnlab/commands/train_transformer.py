@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import SIZE_OPTIONS, add_command, add_size_arguments, given, resume_hint
 from attnlab.data.parallel import COMMAND_CORPORA, CORPUS_ALIASES
 
 DEFAULT_CORPUS = "en-fr"
@@ -40,15 +41,15 @@ DEFAULTS = dict(preset="transformer-mini", sentence_repeats=6, vocab_size=4000, 
 
 
 def add_parser(models: argparse._SubParsersAction) -> None:
-    parser = models.add_parser(
-        "transformer", help="an encoder-decoder for translation (Vaswani et al. 2017)",
+    parser = add_command(
+        models, "transformer", example=EXAMPLE,
+        help="an encoder-decoder for translation (Vaswani et al. 2017)",
         description="Train the Transformer of 'Attention Is All You Need' on sentence pairs: a joint "
                     "subword vocabulary, length-bucketed batches, label smoothing 0.1, Adam(0.9, 0.98, 1e-9) "
                     "with the warm-up / inverse-square-root schedule, and the average of the last N "
                     "checkpoints. Writes a MarianMTModel-layout directory (config.json, model.safetensors, "
                     "tokenizer.json) plus training_state.pt, metrics.jsonl, snapshots/ and averaged/. "
                     "Ctrl-C saves and stops; --resume continues exactly.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", default=None,
@@ -81,13 +82,10 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     model.add_argument("--preset", default=DEFAULTS["preset"],
                        help="transformer-mini (default: 2 + 2 layers, d_model 256), transformer-tiny, "
                             "transformer-small, transformer-base (the paper's), transformer-big")
-    model.add_argument("--n-layers", "--n-layer", dest="n_layers", type=int,
-                       help="encoder and decoder layers N")
-    model.add_argument("--n-heads", "--n-head", dest="n_heads", type=int, help="attention heads h")
-    model.add_argument("--d-model", type=int, help="model width")
-    model.add_argument("--d-ff", type=int, help="feed-forward width")
-    model.add_argument("--max-positions", type=int,
-                       help="longest sentence in tokens (longer training pairs are skipped)")
+    add_size_arguments(model, {"n_layers": "--n-layer", "n_heads": "--n-head"},
+                       n_layers="encoder and decoder layers N", n_heads="attention heads h",
+                       d_model="model width", d_ff="feed-forward width",
+                       max_positions="longest sentence in tokens (longer training pairs are skipped)")
     model.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
                        help="P_drop (default 0.1, the paper's)")
     optim = parser.add_argument_group("optimisation")
@@ -128,61 +126,6 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_transformer)
 
 
-def cpu_ticks() -> tuple[int, int] | None:
-    """(all, idle) CPU time of the whole machine since boot, in clock ticks, from Linux's
-    /proc/stat; None where there is no such file."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = stat.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu":
-        return None
-    # user nice system idle iowait irq softirq steal (guest time is already inside user and nice)
-    ticks = [int(field) for field in fields[1:9]]
-    return sum(ticks), ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-
-
-def busy_cores(interval: float = 0.25) -> float | None:
-    """How many cores other programs keep busy now: two /proc/stat samples ``interval`` seconds
-    apart. Unlike the 1-minute load average, this no longer counts a job that ended seconds ago.
-    None where /proc/stat cannot be read."""
-    import os
-    import time
-
-    first = cpu_ticks()
-    if first is None:
-        return None
-    time.sleep(interval)
-    second = cpu_ticks()
-    if second is None or second[0] <= first[0]:
-        return None
-    elapsed, idle = second[0] - first[0], second[1] - first[1]
-    return (os.cpu_count() or 1) * (elapsed - idle) / elapsed
-
-
-def resolve_threads(value: str) -> int:
-    """--threads: a count >= 1, or "auto" = the usable cores that other programs leave idle
-    (at least 1): measured from /proc/stat, else the 1-minute load average."""
-    import os
-
-    from attnlab.errors import AttnlabError
-    from attnlab.training.distributed import usable_cores
-
-    if value == "auto":
-        busy = busy_cores()
-        if busy is None:
-            try:
-                busy = os.getloadavg()[0]
-            except (AttributeError, OSError):  # no load average on this platform
-                busy = 0.0
-        idle = (os.cpu_count() or 1) - busy
-        return max(1, min(usable_cores(), round(idle)))
-    if not value.isdigit() or int(value) < 1:
-        raise AttnlabError(f"--threads must be 'auto' or an int >= 1. Got {value!r} instead.")
-    return int(value)
-
-
 def run_transformer(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -196,6 +139,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     from attnlab.models.transformer import Transformer
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.distributed import refuse_torchrun, training_device
+    from attnlab.training.threads import resolve_threads
     from attnlab.training.translation import TranslationTrainingConfig, train_translation
 
     refuse_torchrun("attnlab train transformer")  # its loop (token batches, snapshots) is one process's
@@ -216,10 +160,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     else:
         texts = [sentence for pair in train_pairs for sentence in pair]
         tokenizer = train_joint_tokenizer(texts, args.vocab, args.vocab_size)
-    overrides = {key: value for key, value in {
-        "n_layers": args.n_layers, "n_heads": args.n_heads, "d_model": args.d_model, "d_ff": args.d_ff,
-        "max_positions": args.max_positions, "dropout": args.dropout,
-    }.items() if value is not None}
+    overrides = given(args, *SIZE_OPTIONS, "dropout")
     config = TransformerConfig.from_preset(
         args.preset, vocab_size=tokenizer.vocab_size, pad_token_id=PAD_ID, eos_token_id=EOS_ID,
         decoder_start_token_id=START_ID, **overrides,
@@ -255,8 +196,7 @@ def run_transformer(args: argparse.Namespace) -> int:
     if (out / "averaged").is_dir():
         save_direction(out / "averaged", recorded_corpus, args.reverse)
     if summary["interrupted"]:
-        print(f"interrupted at step {summary['steps']}; checkpoint saved to {out}. "
-              f"Continue with the same command and --resume.")
+        print(resume_hint(summary["steps"], out))
         return 130
     if summary["dropped_too_long"]:
         print(f"({summary['dropped_too_long']} training pairs longer than {config.max_positions} tokens "

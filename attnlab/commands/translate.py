@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command, add_text_inputs
+from attnlab.commands.loading import load_translator
+
 EXAMPLE = """examples:
   attnlab translate --model runs/en-fr/averaged --text "The weather is nice today."
   attnlab translate --model runs/en-fr/averaged --input sentences.en --beam 4 --length-penalty 0.6
@@ -15,18 +18,15 @@ tokens and EOS are read) and a warning says how many were.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "translate", help="translate text with a Transformer (beam search)",
+    parser = add_command(
+        subparsers, "translate", example=EXAMPLE, model="model directory",
+        help="translate text with a Transformer (beam search)",
         description="Translate sentences with an encoder-decoder (a directory written by "
                     "`attnlab train transformer` or any MarianMTModel directory with a tokenizer.json); "
                     "one translation per line.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory")
-    parser.add_argument("--text", action="append", default=None, metavar="TEXT",
-                        help="a sentence to translate (repeatable)")
-    parser.add_argument("--input", default=None, metavar="FILE",
-                        help="a file with one sentence per line ('-' reads standard input)")
+    add_text_inputs(parser, text="a sentence to translate (repeatable)",
+                    input="a file with one sentence per line ('-' reads standard input)")
     add_decoding_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -51,21 +51,6 @@ def check_decoding_arguments(args: argparse.Namespace) -> None:
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise AttnlabError(f"--max-new-tokens must be >= 1. Got {args.max_new_tokens} instead.")
     check_length_penalty(args.length_penalty, "--length-penalty")
-
-
-def load_translator(path: str):
-    """(model, tokenizer) of an encoder-decoder directory, or a one-line error."""
-    from attnlab.errors import AttnlabError
-    from attnlab.interop.pretrained import load_with_tokenizer
-    from attnlab.models.transformer import Transformer
-
-    loaded = load_with_tokenizer(path)
-    if not isinstance(loaded.model, Transformer):
-        raise AttnlabError(
-            f"{path} holds a {type(loaded.model).__name__}, not an encoder-decoder; translate needs "
-            f"a Transformer (e.g. from `attnlab train transformer`)."
-        )
-    return loaded.model, loaded.tokenizer
 
 
 def warn_truncated(count: int, max_positions: int) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from attnlab.commands.arguments import add_command
+
 EXAMPLE = """examples:
   attnlab values --model runs/shakespeare --text "ROMEO:" --layer 0 --head 0
   attnlab values --model path/to/bert-dir --text "A man is eating food." --layer 5 --head 3 --dims 6
@@ -16,13 +18,12 @@ and says on stderr how many were dropped.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "values", help="show the value vectors and attention weights of one head",
+    parser = add_command(
+        subparsers, "values", example=EXAMPLE, model="model directory (BERT or GPT) or .gguf file",
+        help="show the value vectors and attention weights of one head",
         description="Run a model on a text with tracing on; print the tokens, one head's "
                     "value vectors, its attention weights, and the check V == X W_V^T + b_V.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="model directory (BERT or GPT) or .gguf file")
     parser.add_argument("--text", required=True, help="the text to run through the model")
     parser.add_argument("--layer", type=int, default=0, help="attention layer, from 0 (default 0)")
     parser.add_argument("--head", type=int, default=0, help="head within the layer, from 0 (default 0)")

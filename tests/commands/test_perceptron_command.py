@@ -14,6 +14,7 @@ import pytest
 
 from attnlab.commands import perceptron
 from attnlab.errors import AttnlabError
+from attnlab.inspect.decision_plots import COLOURS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,16 +101,6 @@ def test_plot_of_data_with_more_than_two_features_has_only_the_curve(tmp_path):
     run("--dataset", str(path), "--plot", str(out))
     tags = [element.tag.split("}")[1] for element in ET.parse(out).getroot().iter()]
     assert "circle" not in tags and tags.count("polyline") == 1
-
-
-def test_separable_points_keep_the_gap_from_their_line():
-    X, y = perceptron.separable_points(500, seed=3, gap=0.1)
-    normal, offset = perceptron.SEPARATING_LINE
-    distance = X @ normal - offset  # signed distance to the line, normal is a unit vector
-    assert X.shape == (500, 2) and np.abs(X).max() <= 1
-    assert np.abs(distance).min() >= 0.1
-    np.testing.assert_array_equal(y, (distance > 0).astype(int))
-    assert 100 < y.sum() < 400
 
 
 def test_long_runs_of_epochs_are_abbreviated(capsys):
@@ -228,8 +219,8 @@ def test_plot_writes_a_png_with_both_regions_and_the_curve(tmp_path, capsys, mlp
     image = matplotlib.image.imread(out)
     assert image.shape == (460, 1100, 4)  # two panels: regions, then mistakes or loss per epoch
     # Both decision regions are painted, each over a good part of the left panel.
-    assert colour_share(image, perceptron.COLOURS[0], 0.2) > 0.05
-    assert colour_share(image, perceptron.COLOURS[1], 0.2) > 0.05
+    assert colour_share(image, COLOURS[0], 0.2) > 0.05
+    assert colour_share(image, COLOURS[1], 0.2) > 0.05
 
 
 def test_png_of_data_with_more_than_two_features_is_the_curve_alone(tmp_path):
@@ -239,7 +230,7 @@ def test_png_of_data_with_more_than_two_features_is_the_curve_alone(tmp_path):
     run("--dataset", str(path), "--plot", str(out))
     image = matplotlib.image.imread(out)
     assert image.shape == (460, 600, 4)
-    assert colour_share(image, perceptron.COLOURS[0], 0.2) < 0.01  # no regions drawn
+    assert colour_share(image, COLOURS[0], 0.2) < 0.01  # no regions drawn
 
 
 def test_without_matplotlib_png_fails_before_training_and_svg_still_works(tmp_path, monkeypatch, capsys):
