@@ -38,7 +38,7 @@ from attnlab.models.bert_heads import BertForMaskedLM
 from attnlab.models.config import BertConfig, GPTConfig, ModelConfig
 from attnlab.models.gpt import GPT
 from attnlab.models.outputs import CausalLMOutput
-from attnlab.nn.attention import attention_mask as padding_to_attention_mask
+from attnlab.nn.attention import broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import InputEmbedding
 
@@ -124,9 +124,8 @@ class EncoderDecoder(nn.Module):
                     f"{name} must be (batch, seq) with seq <= {self.config.max_positions}; "
                     f"got {tuple(ids.shape)}."
                 )
-        source_len, target_len = input_ids.shape[1], decoder_input_ids.shape[1]
-        source_mask = padding_to_attention_mask(attention_mask, source_len, source_len)  # (B,1,1,S)
-        target_mask = padding_to_attention_mask(decoder_attention_mask, target_len, target_len)
+        source_mask = broadcast_padding_mask(attention_mask)  # (B,1,1,S)
+        target_mask = broadcast_padding_mask(decoder_attention_mask)
         memory = self.embeddings(input_ids)  # (B, S, M)
         for block in self.encoder:
             memory = block(memory, mask=source_mask)
