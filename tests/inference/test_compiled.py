@@ -16,16 +16,14 @@ from attnlab.inference.quant import relative_error
 from attnlab.models import GPT, BertConfig, BertModel, GPTConfig
 from attnlab.speed.comparison import encoder_agreement
 
-TINY_LLAMA = dict(vocab_size=97, max_positions=64, n_layers=2, n_heads=6, n_kv_heads=2, d_model=48,
-                  d_ff=40, position="rope", norm="rmsnorm", ffn="swiglu", activation="silu", bias=False)
 
-
-@pytest.fixture(params=["gpt2", "llama"])
+@pytest.fixture(params=["gpt-nano", "smollm2-135m"])
 def model(request):
+    """A GPT-2-layout and a Llama-layout GPT (rotary positions, grouped-query attention), tiny."""
     torch.manual_seed(0)
-    if request.param == "gpt2":
-        return GPT(GPTConfig.from_preset("gpt-nano", vocab_size=97)).eval()
-    return GPT(GPTConfig(**TINY_LLAMA)).eval()
+    small = dict(n_layers=2, d_model=48, n_heads=6, n_kv_heads=2, d_ff=40)
+    small = {} if request.param == "gpt-nano" else small
+    return GPT(GPTConfig.from_preset(request.param, vocab_size=97, max_positions=64, **small)).eval()
 
 
 def test_prefill_fills_the_caches_and_returns_next_token_logits(model):

@@ -16,12 +16,15 @@ VOCAB, MAX_POSITIONS = 37, 16
 def model():
     torch.manual_seed(0)
     config = attnlab.GPTConfig.from_preset("gpt-nano", vocab_size=VOCAB, max_positions=MAX_POSITIONS)
-    model = attnlab.GPT(config).eval()
-    # GPT-2 init is small; larger weights make the logits, and so greedy choices, depend on the context.
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() == 2:
-                parameter.normal_(0, 0.3)
+    return sharpened(attnlab.GPT(config).eval())
+
+
+@torch.no_grad()
+def sharpened(model):
+    """GPT-2 init is small; larger weights make the logits, and so greedy choices, depend on the context."""
+    for parameter in model.parameters():
+        if parameter.dim() == 2:
+            parameter.normal_(0, 0.3)
     return model
 
 
@@ -79,12 +82,7 @@ def either(request, model):
                                n_kv_heads=2, d_model=48, d_ff=40, position="rope", norm="rmsnorm",
                                ffn="swiglu",
                                activation="silu", bias=False)
-    llama = attnlab.GPT(config).eval()
-    with torch.no_grad():
-        for parameter in llama.parameters():
-            if parameter.dim() == 2:
-                parameter.normal_(0, 0.3)
-    return llama
+    return sharpened(attnlab.GPT(config).eval())
 
 
 def test_model_generate_is_attnlab_generate_and_the_greedy_reference(either):
