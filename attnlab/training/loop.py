@@ -6,7 +6,8 @@ cosine decay, gradient accumulation and clipping, bf16 autocast where the hardwa
 has it, a progress bar, ``metrics.jsonl``, periodic and final evaluation, atomic
 checkpoints that resume exactly, and Ctrl-C that saves at a step boundary.
 Under ``torchrun`` the same loop trains on several processes (DDP, or FSDP2 with
-``fsdp=True``); what that changes is kept in :mod:`attnlab.training.distributed`.
+``fsdp=True``); what that changes is kept in :mod:`attnlab.training.distributed` (the world) and
+:mod:`attnlab.training.parallel_model` (the model).
 What differs between models is a :class:`Task`: how to draw a batch, the loss,
 and what to evaluate.
 """
@@ -29,7 +30,7 @@ from attnlab.checks import check_int
 from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
-from attnlab.training import distributed
+from attnlab.training import distributed, parallel_model
 from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.schedule import steps_in_budget, warmup_cosine
@@ -189,12 +190,12 @@ def run_training(
             world, lambda: begin_run(out, resume, model, asdict(config), RESUMABLE_CHANGES))
         model_class = type(model)
         # trained(fn, *args) runs fn(model, *args) as one forward of DDP or FSDP2 (from rank 0's weights).
-        trained = distributed.wrap(model, world, config.fsdp)
+        trained = parallel_model.wrap(model, world, config.fsdp)
         optimizer = optimizer_for(model, config)
         if state is not None:
-            distributed.load_optimizer_state(model, optimizer, state["optimizer"])
+            parallel_model.load_optimizer_state(model, optimizer, state["optimizer"])
             generator.set_state(state["data_rng"])
-            distributed.restore_rng_state(state, world, config.seed)
+            parallel_model.restore_rng_state(state, world, config.seed)
             done, tokens_before = state["step"], state["tokens"]
             if done >= config.max_iters:
                 raise AttnlabError(
@@ -212,9 +213,9 @@ def run_training(
         if out is None:
             return
         # Collective under torchrun: FSDP shards and every rank's RNG are gathered to rank 0.
-        whole = distributed.full_model(model, model_class)
-        optimizer_state = distributed.full_optimizer_state(model, optimizer)
-        rng_states = distributed.gather_rng_states(world)
+        whole = parallel_model.full_model(model, model_class)
+        optimizer_state = parallel_model.full_optimizer_state(model, optimizer)
+        rng_states = parallel_model.gather_rng_states(world)
         if world.is_main:
             ranks = {"torch_rng_ranks": rng_states, "world_size": world.size} if world.distributed else {}
             save_checkpoint(out, whole, {
@@ -232,7 +233,7 @@ def run_training(
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            metrics = trained(evaluator) if distributed.is_sharded(model) else evaluator(model)
+            metrics = trained(evaluator) if parallel_model.is_sharded(model) else evaluator(model)
         model.train(was_training)
         return metrics
 
@@ -271,7 +272,7 @@ def run_training(
                     distributed.check_same_batch(batch, world)
                     checked = True
                 batch = _to(distributed.shard(batch, world), device)
-                with distributed.gradient_sync(trained, enabled=micro == config.grad_accum_steps - 1):
+                with parallel_model.gradient_sync(trained, enabled=micro == config.grad_accum_steps - 1):
                     with autocast(dtype, device):
                         loss = trained(task.loss, batch) / config.grad_accum_steps
                     loss.backward()

@@ -27,7 +27,7 @@ import torch
 import attnlab
 from attnlab.cli import main
 from attnlab.errors import AttnlabError
-from attnlab.training import distributed
+from attnlab.training import distributed, parallel_model
 from attnlab.training.distributed import World, rows_per_rank, shard
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -442,9 +442,9 @@ def test_ddp_on_cuda_reduces_on_this_ranks_gpu(monkeypatch):
 
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", FakeDDP)
     model = _worker_module().tiny_gpt()
-    distributed.wrap(model, World(rank=1, size=2, local_rank=1, backend="nccl"), fsdp=False)
+    parallel_model.wrap(model, World(rank=1, size=2, local_rank=1, backend="nccl"), fsdp=False)
     assert made["device_ids"] == [1] and made["static_graph"] and made["module"].model is model
-    distributed.wrap(model, World(rank=1, size=2, local_rank=1, backend="gloo"), fsdp=False)
+    parallel_model.wrap(model, World(rank=1, size=2, local_rank=1, backend="gloo"), fsdp=False)
     assert made["device_ids"] is None
 
 
