@@ -2,7 +2,7 @@
 
 - batches of similar length by token count (§5.1; :mod:`attnlab.training.batching`);
 - Adam with beta1 = 0.9, beta2 = 0.98, epsilon = 1e-9 and the warm-up / inverse
-  square-root learning rate of eq. (3) (§5.3; :mod:`attnlab.training.noam`);
+  square-root learning rate of eq. (3) (§5.3; :func:`attnlab.training.schedule.noam_lr`);
 - dropout on every sub-layer output and on the embedding sums (§5.4, in the model);
 - label smoothing epsilon_ls = 0.1 (§5.4): the target distribution puts 0.9 on the
   reference token and spreads 0.1 uniformly, which "hurts perplexity, as the model
@@ -36,7 +36,7 @@ from attnlab.training.averaging import load_average, save_snapshot, snapshot_pat
 from attnlab.training.batching import collate, epoch_order, length_batches
 from attnlab.training.checkpoint import begin_run, save_checkpoint
 from attnlab.training.interrupt import deferred_interrupt
-from attnlab.training.noam import noam_lr
+from attnlab.training.schedule import noam_lr
 
 # Fields that may change when resuming: they decide how long to go on and what to report.
 RESUMABLE_CHANGES = {"max_steps", "max_time", "eval_sentences"}
