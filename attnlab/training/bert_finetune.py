@@ -6,7 +6,7 @@ weight decay 0.01, a learning rate of 5e-5 / 3e-5 / 2e-5 warmed up linearly over
 first 10% of the steps and then decayed linearly to 0. :func:`finetune` builds that
 as a :class:`~attnlab.training.loop.Task` for the shared loop, which adds:
 
-- early stopping: the validation metric is computed every ``eval_every`` steps (and
+- early stopping: the validation metric is computed every ``eval_interval`` steps (and
   at the end of each epoch); the best weights seen are kept in memory and restored at
   the end, and training stops after ``patience`` evaluations without improvement;
 - ``freeze_encoder``: linear probing (only the task layer learns; the encoder's
@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
-from attnlab.training.config_checks import check_counts, check_dtype, check_number
+from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
 from attnlab.training.loop import Task, TrainingConfig, run_training
 from attnlab.training.order import EpochOrder
 from attnlab.training.schedule import warmup_linear
@@ -42,6 +42,7 @@ PAD_VALUES = {"labels": -100}
 METRICS_FILE = "finetune_metrics.json"
 
 
+@with_old_names
 @dataclass(frozen=True, kw_only=True)
 class FinetuneConfig:
     """How to fine-tune. ``max_steps``, if set, ends training before ``epochs`` do."""
@@ -53,7 +54,7 @@ class FinetuneConfig:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    eval_every: int | None = None  # steps between validation checks (None: once per epoch)
+    eval_interval: int | None = None  # steps between validation checks (None: once per epoch)
     patience: int = 3  # validation checks without improvement before stopping
     freeze_encoder: bool = False
     seed: int = 0
@@ -61,7 +62,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         check_counts(self, ("epochs", "batch_size", "patience"), what="fine-tuning",
-                     optional=("max_steps", "eval_every"))
+                     optional=("max_steps", "eval_interval"))
         check_number("lr", self.lr, above=0)
         check_number("warmup_fraction", self.warmup_fraction, at_least=0, below=1)
         check_number("weight_decay", self.weight_decay, at_least=0)
@@ -159,8 +160,8 @@ def finetune(
         loss=loss_fn or (lambda m, batch: m(**batch).loss),
         tokens=lambda batch: int(batch["attention_mask"].sum()),
         evaluate_sample=validated, evaluate_final=validated, order=order,
-        evaluate_now=lambda step: order.epoch_ended or bool(  # each epoch's end, and every eval_every steps
-            config.eval_every and step % config.eval_every == 0),
+        evaluate_now=lambda step: order.epoch_ended or bool(  # each epoch's end, every eval_interval
+            config.eval_interval and step % config.eval_interval == 0),
         after_evaluation=keeper.check, at_end=at_end,
         schedule=lambda step: warmup_linear(step, lr=config.lr, warmup=warmup, total=total),
         settings=asdict(config), resumable={"max_steps"}, steps_flag="--max-steps",
@@ -168,9 +169,9 @@ def finetune(
     )
     # AdamW (decay on linear-layer matrices only) with Adam's beta2 0.999, as in BERT.
     loop_config = TrainingConfig(
-        max_iters=total, batch_size=config.batch_size, lr=config.lr, min_lr=0.0, warmup_iters=warmup,
+        max_steps=total, batch_size=config.batch_size, lr=config.lr, min_lr=0.0, warmup_steps=warmup,
         weight_decay=config.weight_decay, beta2=0.999, grad_clip=config.grad_clip,
-        eval_interval=config.eval_every or total, seed=config.seed, dtype=config.dtype,
+        eval_interval=config.eval_interval or total, seed=config.seed, dtype=config.dtype,
     )
     summary = run_training(model, task, loop_config, progress=progress, log=log)
     return FinetuneResult(

@@ -30,7 +30,7 @@ from torch import Tensor
 from attnlab.device import resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
-from attnlab.training.config_checks import check_counts, check_dtype, check_number
+from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
 from attnlab.training.loop import Task, TrainingConfig, run_training
 from attnlab.training.metrics_log import MetricsLog
 from attnlab.training.order import EpochOrder
@@ -40,12 +40,14 @@ Example = tuple[str, str]
 SUMMARY_FILE = "classifier_summary.json"
 
 
+@with_old_names
 @dataclass(frozen=True, kw_only=True)
 class ClassifierTrainingConfig:
-    """How to fine-tune. ``max_iters`` (optimizer steps), if set, stops before ``epochs`` end."""
+    """How to fine-tune. ``max_steps`` (optimizer steps), if set, stops before ``epochs`` end
+    (``max_iters`` is its old name)."""
 
     epochs: int = 3
-    max_iters: int | None = None
+    max_steps: int | None = None
     batch_size: int = 32
     lr: float = 2.5e-4
     warmup_fraction: float = 0.002
@@ -56,7 +58,7 @@ class ClassifierTrainingConfig:
     dtype: str = "fp32"
 
     def __post_init__(self) -> None:
-        check_counts(self, ("epochs", "batch_size"), what="fine-tuning", optional=("max_iters",))
+        check_counts(self, ("epochs", "batch_size"), what="fine-tuning", optional=("max_steps",))
         check_number("lr", self.lr, above=0)
         check_number("warmup_fraction", self.warmup_fraction, at_least=0, below=1)
         check_number("weight_decay", self.weight_decay, at_least=0)
@@ -219,8 +221,8 @@ def train_classifier(
             f"use the tokenizer saved with the model."
         )
     total = math.ceil(len(train.ids) / config.batch_size) * config.epochs
-    if config.max_iters is not None:
-        total = min(total, config.max_iters)
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
     warmup = math.ceil(total * config.warmup_fraction)
     order = EpochOrder(len(train.ids), config.batch_size)
     targets = torch.tensor(train.targets)
@@ -258,14 +260,14 @@ def train_classifier(
         next_batch=next_batch, loss=loss, tokens=lambda batch: int(batch["attention_mask"].sum()),
         evaluate_final=val_accuracy, order=order, at_end=at_end,
         schedule=lambda step: warmup_linear(step, lr=config.lr, warmup=warmup, total=total),
-        settings=asdict(config), resumable={"max_iters"},
+        settings=asdict(config), resumable={"max_steps"},
         info={"labels": list(model.label_names), "train_examples": len(train.ids),
               "val_examples": len(val.ids)},
     )
     # AdamW with decay on linear-layer matrices only; Adam's default beta2, as in GPT-1 §4.1.
     # No evaluation during training (eval_interval = the whole run): the held-out accuracy is the end's.
     loop_config = TrainingConfig(
-        max_iters=total, batch_size=config.batch_size, lr=config.lr, min_lr=0.0, warmup_iters=warmup,
+        max_steps=total, batch_size=config.batch_size, lr=config.lr, min_lr=0.0, warmup_steps=warmup,
         weight_decay=config.weight_decay, beta2=0.999, grad_clip=config.grad_clip, eval_interval=total,
         seed=config.seed, dtype=config.dtype,
     )

@@ -33,7 +33,7 @@ from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.training import distributed, parallel_model
 from attnlab.training.checkpoint import begin_run, save_checkpoint
-from attnlab.training.config_checks import check_counts, check_dtype, check_number
+from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.metrics_log import MetricsLog
 from attnlab.training.order import EpochOrder
@@ -43,9 +43,10 @@ from attnlab.training.schedule import steps_in_budget, warmup_cosine
 # of what was already trained (they decide only how long to go on and how often to log).
 # How many processes train, and whether they shard the model, may change too: the
 # checkpoint holds full tensors and one data-generator state for any world size.
-RESUMABLE_CHANGES = {"max_iters", "max_time", "eval_interval", "eval_iters", "fsdp", "dist_timeout"}
+RESUMABLE_CHANGES = {"max_steps", "max_time", "eval_interval", "eval_iters", "fsdp", "dist_timeout"}
 
 
+@with_old_names
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     """How long and how fast to train. ``max_time`` (seconds) stops early if set.
@@ -56,13 +57,13 @@ class TrainingConfig:
     ``dist_timeout`` (seconds) bounds every wait on another process.
     """
 
-    max_iters: int = 2000
+    max_steps: int = 2000
     max_time: float | None = None
     batch_size: int = 32
     grad_accum_steps: int = 1
     lr: float = 1e-3
     min_lr: float = 1e-4
-    warmup_iters: int = 100
+    warmup_steps: int = 100
     weight_decay: float = 0.1
     beta2: float = 0.99  # 0.99 suits small batches (few tokens per step); GPT-3 used 0.95
     grad_clip: float | None = 1.0  # None: no clipping
@@ -74,10 +75,10 @@ class TrainingConfig:
     dist_timeout: float = 300.0
 
     def __post_init__(self) -> None:
-        check_counts(self, ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters"))
+        check_counts(self, ("max_steps", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters"))
         check_number("lr", self.lr, above=0)
         check_number("min_lr", self.min_lr, at_least=0)
-        check_number("warmup_iters", self.warmup_iters, at_least=0)
+        check_number("warmup_steps", self.warmup_steps, at_least=0)
         check_number("weight_decay", self.weight_decay, at_least=0)
         check_number("grad_clip", self.grad_clip, above=0, finite=False, optional=True)
         check_number("beta2", self.beta2, at_least=0, below=1)
@@ -237,7 +238,7 @@ def run_training(
                 task.order.load_state_dict(state["data_order"])
             parallel_model.restore_rng_state(state, world, config.seed)
             done, tokens_before = state["step"], state["tokens"]
-            if done >= config.max_iters:
+            if done >= config.max_steps:
                 raise AttnlabError(
                     f"The checkpoint in {out} already has {done} steps; raise {task.steps_flag} to train on."
                 )
@@ -290,18 +291,18 @@ def run_training(
     stopped_early, evaluated_at, metrics = False, None, {}
     # With --max-time the progress bar's end is the step the run will reach when the time runs out,
     # re-estimated every step from the pace so far (the slowest rank's), so its ETA follows the
-    # clock. The learning rate keeps its schedule over max_iters: spanning the cosine over the
+    # clock. The learning rate keeps its schedule over max_steps: spanning the cosine over the
     # budget instead was measured worse for the README's 120 s run (validation 1.995 and 2.013
     # against 1.963 and 1.973, two seeds): so few steps learn more at a high rate.
     first_done, clock = done, 0.0
-    bar = tqdm(total=config.max_iters, initial=done, desc="training", unit="step",
+    bar = tqdm(total=config.max_steps, initial=done, desc="training", unit="step",
                disable=not progress or not world.is_main)
     with deferred_interrupt() as ctrl_c_pressed, distributed.failures(world, config.dist_timeout, doing):
-        while done < config.max_iters:
+        while done < config.max_steps:
             where = f"step {done + 1}"
             if config.max_time is not None and done - first_done >= 10:  # a pace to go by
                 planned = steps_in_budget(done, clock, steps_timed=done - first_done,
-                                          max_time=config.max_time, max_iters=config.max_iters)
+                                          max_time=config.max_time, max_iters=config.max_steps)
                 if bar.total != planned:
                     bar.total = planned
                     bar.refresh()
@@ -309,7 +310,7 @@ def run_training(
                 lr = task.schedule(done)
             else:
                 lr = warmup_cosine(done, lr=config.lr, min_lr=config.min_lr,
-                                   warmup=config.warmup_iters, total=config.max_iters)
+                                   warmup=config.warmup_steps, total=config.max_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
@@ -356,7 +357,7 @@ def run_training(
                 break
             due = (task.evaluate_now(done) if task.evaluate_now is not None
                    else done % config.eval_interval == 0)
-            if due and done < config.max_iters and not out_of_time:
+            if due and done < config.max_steps and not out_of_time:
                 where = f"the evaluation after step {done}"
                 metrics, evaluated_at = evaluate(task.evaluate_sample), done
                 write({"step": done, **metrics, "tokens": tokens_before + tokens_seen,

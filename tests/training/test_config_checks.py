@@ -48,3 +48,18 @@ def test_counts_and_dtype():
         check_counts(_Config(max_steps=1.5), (), optional=("max_steps",))
     with pytest.raises(AttnlabError, match="dtype must be 'auto', 'fp32' or 'bf16'. Got 'fp16'"):
         check_dtype("fp16")
+
+
+def test_old_names_still_work_and_say_the_new_one():
+    from attnlab.training.bert_finetune import FinetuneConfig
+    from attnlab.training.loop import TrainingConfig
+    from attnlab.training.translation import TranslationTrainingConfig
+
+    config = TrainingConfig(max_iters=7, warmup_iters=2)
+    assert (config.max_steps, config.warmup_steps, config.max_iters) == (7, 2, 7)
+    assert TranslationTrainingConfig(adam_beta2=0.9, adam_eps=1e-6).beta2 == 0.9
+    assert FinetuneConfig(eval_every=5).eval_interval == 5
+    with pytest.raises(AttnlabError, match=r"'max_steps' training parameter .* \(max_iters is now called"):
+        TrainingConfig(max_iters=0)
+    with pytest.raises(AttnlabError, match="max_iters is the old name of max_steps; give only one"):
+        TrainingConfig(max_iters=3, max_steps=3)

@@ -107,7 +107,7 @@ def test_an_epoch_order_resumes_exactly(tmp_path):
     config = TrainingConfig(max_iters=9, batch_size=4, eval_interval=4)
     straight = _model()
     run_training(straight, _epoch_task(), config, out_dir=tmp_path / "a", progress=False)
-    run_training(_model(), _epoch_task(), TrainingConfig(**{**config.__dict__, "max_iters": 5}),
+    run_training(_model(), _epoch_task(), TrainingConfig(**{**config.__dict__, "max_steps": 5}),
                  out_dir=tmp_path / "b", progress=False)
     resumed = _model()
     summary = run_training(resumed, _epoch_task(), config, out_dir=tmp_path / "b", resume=True,
