@@ -21,7 +21,6 @@ Batches are lists of feature dicts made by the task modules (:mod:`attnlab.train
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,9 +30,8 @@ from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
 from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
-from attnlab.training.loop import Task, TrainingConfig, run_training
-from attnlab.training.order import EpochOrder
-from attnlab.training.schedule import warmup_linear
+from attnlab.training.fine_tuning import plan_epochs
+from attnlab.training.loop import Task, run_training
 
 Feature = dict[str, Any]  # sequences (lists of ints) and scalars (ints) of one example or window
 # Padding value of each padded field; sequences of any other name are padded with 0.
@@ -134,11 +132,9 @@ def finetune(
         raise AttnlabError("Fine-tuning needs at least one training example.")
     if config.freeze_encoder:
         freeze_encoder(model)  # before the optimizer is made; the loop keeps the frozen encoder in eval mode
-    total = math.ceil(len(features) / config.batch_size) * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    warmup = math.ceil(total * config.warmup_fraction)
-    order = EpochOrder(len(features), config.batch_size)
+    # BERT A.3: AdamW with Adam's beta2, linear warm-up and decay; decay on linear-layer matrices only.
+    plan = plan_epochs(len(features), config, eval_interval=config.eval_interval)
+    order = plan.order
     keeper = _BestWeights(model, metric, config.patience)
 
     def validated(m: nn.Module) -> dict[str, float]:
@@ -163,17 +159,10 @@ def finetune(
         evaluate_now=lambda step: order.epoch_ended or bool(  # each epoch's end, every eval_interval
             config.eval_interval and step % config.eval_interval == 0),
         after_evaluation=keeper.check, at_end=at_end,
-        schedule=lambda step: warmup_linear(step, lr=config.lr, warmup=warmup, total=total),
-        settings=asdict(config), resumable={"max_steps"}, steps_flag="--max-steps",
-        info={"steps": total, "warmup": warmup, "train_examples": len(features)},
+        schedule=plan.schedule, settings=asdict(config), resumable={"max_steps"}, steps_flag="--max-steps",
+        info={"steps": plan.total, "warmup": plan.warmup, "train_examples": len(features)},
     )
-    # AdamW (decay on linear-layer matrices only) with Adam's beta2 0.999, as in BERT.
-    loop_config = TrainingConfig(
-        max_steps=total, batch_size=config.batch_size, lr=config.lr, min_lr=0.0, warmup_steps=warmup,
-        weight_decay=config.weight_decay, beta2=0.999, grad_clip=config.grad_clip,
-        eval_interval=config.eval_interval or total, seed=config.seed, dtype=config.dtype,
-    )
-    summary = run_training(model, task, loop_config, progress=progress, log=log)
+    summary = run_training(model, task, plan.config, progress=progress, log=log)
     return FinetuneResult(
         summary["steps"], keeper.step, keeper.best, keeper.history, summary.get("stopped_early", False),
         summary["interrupted"], summary["seconds"],

@@ -18,7 +18,6 @@ the last token); the summary counts how many were cut. Batches are right-padded.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,10 +30,9 @@ from attnlab.device import resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
 from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
-from attnlab.training.loop import Task, TrainingConfig, run_training
+from attnlab.training.fine_tuning import plan_epochs
+from attnlab.training.loop import Task, run_training
 from attnlab.training.metrics_log import MetricsLog
-from attnlab.training.order import EpochOrder
-from attnlab.training.schedule import warmup_linear
 
 Example = tuple[str, str]
 SUMMARY_FILE = "classifier_summary.json"
@@ -220,11 +218,10 @@ def train_classifier(
             f"The tokenizer gives ids beyond the model's vocabulary of {model.config.vocab_size}; "
             f"use the tokenizer saved with the model."
         )
-    total = math.ceil(len(train.ids) / config.batch_size) * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    warmup = math.ceil(total * config.warmup_fraction)
-    order = EpochOrder(len(train.ids), config.batch_size)
+    # GPT-1 §4.1: AdamW with Adam's beta2, linear warm-up and decay. No evaluation during
+    # training: the held-out accuracy is the end's.
+    plan = plan_epochs(len(train.ids), config)
+    order = plan.order
     targets = torch.tensor(train.targets)
 
     def next_batch(generator: torch.Generator) -> dict[str, Tensor]:
@@ -258,18 +255,10 @@ def train_classifier(
 
     task = Task(
         next_batch=next_batch, loss=loss, tokens=lambda batch: int(batch["attention_mask"].sum()),
-        evaluate_final=val_accuracy, order=order, at_end=at_end,
-        schedule=lambda step: warmup_linear(step, lr=config.lr, warmup=warmup, total=total),
+        evaluate_final=val_accuracy, order=order, at_end=at_end, schedule=plan.schedule,
         settings=asdict(config), resumable={"max_steps"},
         info={"labels": list(model.label_names), "train_examples": len(train.ids),
               "val_examples": len(val.ids)},
     )
-    # AdamW with decay on linear-layer matrices only; Adam's default beta2, as in GPT-1 §4.1.
-    # No evaluation during training (eval_interval = the whole run): the held-out accuracy is the end's.
-    loop_config = TrainingConfig(
-        max_steps=total, batch_size=config.batch_size, lr=config.lr, min_lr=0.0, warmup_steps=warmup,
-        weight_decay=config.weight_decay, beta2=0.999, grad_clip=config.grad_clip, eval_interval=total,
-        seed=config.seed, dtype=config.dtype,
-    )
     log = MetricsLog(out) if out is not None else None
-    return run_training(model, task, loop_config, progress=progress, log=log)
+    return run_training(model, task, plan.config, progress=progress, log=log)

@@ -18,8 +18,8 @@ from attnlab.training.gpt_classify import (
     encode_examples,
     predict,
     train_classifier,
-    warmup_linear,
 )
+from attnlab.training.schedule import warmup_linear
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
