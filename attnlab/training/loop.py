@@ -54,7 +54,8 @@ class TrainingConfig:
     One optimizer step sees ``batch_size * grad_accum_steps`` examples; under torchrun
     ``batch_size`` is the global micro-batch, split evenly over the processes.
     ``fsdp`` shards the model across them (FSDP2) instead of replicating it (DDP);
-    ``dist_timeout`` (seconds) bounds every wait on another process.
+    ``dist_timeout`` (seconds) bounds every wait on another process. ``max_iters`` and
+    ``warmup_iters``, the names of ``max_steps`` and ``warmup_steps`` before, still work.
     """
 
     max_steps: int = 2000

@@ -7,10 +7,11 @@
 - label smoothing epsilon_ls = 0.1 (§5.4): the target distribution puts 0.9 on the
   reference token and spreads 0.1 uniformly, which "hurts perplexity, as the model
   learns to be more unsure, but improves accuracy and BLEU score";
-- a snapshot of the weights at every evaluation, and at the end the average of the
-  last N of them (§6.1; :mod:`attnlab.training.averaging`), written to ``averaged/``.
+- a snapshot of the weights every ``snapshot_interval`` steps, and at the end the average
+  of the last N of them (§6.1; :mod:`attnlab.training.averaging`), written to ``averaged/``.
 
-Checkpoints are those of every attnlab model (:mod:`attnlab.training.checkpoint`):
+:func:`train_translation` builds these as a :class:`~attnlab.training.loop.Task`; the
+shared loop trains. Checkpoints are those of every attnlab model (:mod:`attnlab.training.checkpoint`):
 the model directory (config.json, model.safetensors, tokenizer.json) plus
 ``training_state.pt``, written atomically at every evaluation, at the end and on
 Ctrl-C; ``resume=True`` continues exactly (same batches, same dropout masks).
