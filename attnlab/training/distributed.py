@@ -188,7 +188,12 @@ def shard(batch: Any, world: World) -> Any:
     if isinstance(batch, Tensor):
         if batch.dim() == 0:
             return batch  # a scalar belongs to every rank
-        rows = batch.shape[0] // world.size
+        rows, left = divmod(batch.shape[0], world.size)
+        if left:  # dropping rows silently would train on less than one process does
+            raise AttnlabError(
+                f"A batch of {batch.shape[0]} rows does not split evenly over the {world.size} processes "
+                f"(an epoch's last batch, or batches sized by token count); train it on one process."
+            )
         return batch[world.rank * rows : (world.rank + 1) * rows]
     if isinstance(batch, dict):
         return {k: shard(v, world) for k, v in batch.items()}

@@ -202,6 +202,11 @@ def test_shard_takes_this_ranks_rows():
     assert rows["input_ids"].tolist() == [[4, 5], [6, 7]] and rows["labels"].tolist() == [2, 3]
 
 
+def test_shard_refuses_rows_that_do_not_split_evenly():
+    with pytest.raises(AttnlabError, match="A batch of 5 rows does not split evenly over the 2 processes"):
+        shard({"input_ids": torch.zeros(5, 3)}, World(rank=0, size=2))
+
+
 def test_nproc_rejects_an_uneven_batch_before_launching(capsys, monkeypatch):
     monkeypatch.setattr(distributed, "launch_local", lambda *a: pytest.fail("launched"))
     monkeypatch.setattr(distributed, "usable_cores", lambda: 8)
