@@ -7,9 +7,10 @@ or ``"interrupted"``. :mod:`attnlab.training.plot` draws the loss curve from the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
+
+from attnlab.files import append_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -35,7 +36,6 @@ class MetricsLog:
             return
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
+            append_jsonl(self.path, record)
         if self.also is not None:
             self.also(record)
