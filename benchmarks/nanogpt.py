@@ -171,8 +171,16 @@ def parse_nanogpt_log(stdout: str) -> dict:
     return {"steps": int(found[-1][0]) + 1, "train_seconds": sum(float(ms) for _, ms in found) / 1000}
 
 
-def parse_attnlab_summary(stdout: str) -> dict:
-    """Steps, training seconds and the reported whole-split validation loss from ``attnlab train gpt``."""
+def parse_attnlab_summary(stdout: str, out_dir: Path | None = None) -> dict:
+    """Steps, training seconds and the reported whole-split validation loss of ``attnlab train gpt``:
+    from the "end" record of its metrics.jsonl in ``out_dir`` (to 0.01 s), else from its last line."""
+    metrics = out_dir / "metrics.jsonl" if out_dir is not None else None
+    if metrics is not None and metrics.is_file():
+        ends = [record for record in map(json.loads, metrics.read_text().splitlines())
+                if record.get("event") == "end"]
+        if ends:
+            return {"steps": ends[-1]["steps"], "train_seconds": ends[-1]["seconds"],
+                    "reported_val_loss": ends[-1].get("val_loss")}
     found = ATTNLAB_DONE.search(stdout)
     if found is None:
         return {"steps": None, "train_seconds": None, "reported_val_loss": None}
@@ -296,7 +304,7 @@ def benchmark(checkout: Path, max_iters: int, threads: int, work: Path) -> dict:
         stdout, seconds = run_timed(command, env)
         loss, block = evaluate_attnlab(out, val_ids, itos)
         results[key] = {"command": shlex.join(command), "wall_seconds": seconds,
-                        **parse_attnlab_summary(stdout), "val_loss": loss, "block": block}
+                        **parse_attnlab_summary(stdout, out), "val_loss": loss, "block": block}
     results["wall_ratio"] = results["b"]["wall_seconds"] / wall
     results["readme_gain"] = results["a"]["val_loss"] - results["c"]["val_loss"]
     results["machine"]["load_end"] = load_average()
