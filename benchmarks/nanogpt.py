@@ -129,11 +129,13 @@ def whole_split_loss(logits_of: Callable[[torch.Tensor], torch.Tensor], ids: tor
 def machine(threads: int) -> dict:
     """The CPU and torch this run measures."""
     model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    try:  # Linux: the first processor's name, family and model (a VM's name can be as short as "AMD EPYC")
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+                      .splitlines() if ":" in line)
+        fields = {key.strip(): value.strip() for key, value in fields.items()}
+        if "model name" in fields:
+            model = fields["model name"] + "".join(
+                f", {key} {fields[key]}" for key in ("cpu family", "model") if key in fields)
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "capability": torch.backends.cpu.get_cpu_capability(),
@@ -294,7 +296,8 @@ def benchmark(checkout: Path, max_iters: int, threads: int, work: Path) -> dict:
     results["checkout_unchanged"] = not changed
 
     attnlab = [sys.executable, "-m", "attnlab", "train", "gpt"]
-    quiet = ["--sample-tokens", "0", "--no-progress", *thread_flag]  # output only: training is the same
+    # On nanoGPT's device; the rest changes only the output, not the training.
+    quiet = ["--device", "cpu", "--sample-tokens", "0", "--no-progress", *thread_flag]
     runs = {"b": [*SAME_AS_RECIPE, "--max-iters", str(max_iters),
                   "--eval-interval", str(eval_interval_for(max_iters)), "--data", str(shakespeare_path())],
             "c": [*readme_command((ROOT / "README.md").read_text()), "--max-time", f"{wall:.1f}"]}
