@@ -142,6 +142,18 @@ def machine(threads: int) -> dict:
             "torch": torch.__version__, "threads": threads, "load_start": load_average()}
 
 
+def checkout_commit(checkout: Path) -> str | None:
+    """The checkout's git commit (read only), or None where it is not a clone's top folder."""
+    if not (checkout / ".git").exists():
+        return None
+    command = ["git", "--no-optional-locks", "-C", str(checkout), "rev-parse", "--short", "HEAD"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    except OSError:  # no git
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def load_average() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -269,7 +281,8 @@ def benchmark(checkout: Path, max_iters: int, threads: int, work: Path) -> dict:
     """Run (a), (b) and (c) in ``work`` and score them; the figures of the table."""
     from attnlab.data import read_text, shakespeare_path
 
-    results = {"machine": machine(threads), "nanogpt": str(checkout), "max_iters": max_iters}
+    results = {"machine": machine(threads), "nanogpt": str(checkout),
+               "nanogpt_commit": checkout_commit(checkout), "max_iters": max_iters}
     data = work / "data" / "shakespeare_char"
     results["data"] = prepare_char_data(read_text(shakespeare_path()), data)
     with open(data / "meta.pkl", "rb") as file:
@@ -320,7 +333,8 @@ def table(results: dict) -> str:
     data = results["data"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores), torch {m['torch']}, capability {m['capability']}, "
              f"{m['threads']} thread(s); load average {m['load_start']} at start, {m['load_end']} at end",
-             f"nanoGPT: {results['nanogpt']}; tiny-shakespeare, {data['vocab_size']} characters, "
+             f"nanoGPT: {results['nanogpt']} (commit {results['nanogpt_commit'] or '?'}); "
+             f"tiny-shakespeare, {data['vocab_size']} characters, "
              f"{data['train_tokens']:,} training / {data['val_tokens']:,} validation tokens",
              "", "| run | steps | wall s | training s | whole-split val loss |", "|---|---|---|---|---|"]
 
