@@ -35,6 +35,12 @@ from attnlab.nn.embeddings import InputEmbedding
 from attnlab.nn.rotary import RotaryEmbedding
 
 
+def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
+    """(B, T) 1/0 padding mask -> (B, T) positions counted from each row's first real token,
+    so a left-padded row reads the same positions as the unpadded text (padding gets 0)."""
+    return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
 class GPT(PreTrainedModel):
     """GPT-2 with its language-model head; reads and writes ``GPT2LMHeadModel`` checkpoints."""
 
