@@ -29,9 +29,10 @@ from attnlab.models.base import PreTrainedModel, implementation
 from attnlab.models.config import GPTConfig
 from attnlab.models.inputs import check_gpt_inputs
 from attnlab.models.outputs import CausalLMOutput
-from attnlab.nn.attention import KVCache, broadcast_padding_mask, new_kv_caches
+from attnlab.nn.attention import broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock, make_norm
 from attnlab.nn.embeddings import InputEmbedding
+from attnlab.nn.kv_cache import KVCache, new_kv_caches
 from attnlab.nn.rotary import RotaryEmbedding
 
 

@@ -36,9 +36,10 @@ from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.config import TransformerConfig
 from attnlab.models.inputs import check_input_ids, check_padding_mask
-from attnlab.nn.attention import KVCache, ProjectedMemory, broadcast_padding_mask, new_kv_caches
+from attnlab.nn.attention import ProjectedMemory, broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import InputEmbedding
+from attnlab.nn.kv_cache import KVCache, new_kv_caches
 
 
 @dataclass
