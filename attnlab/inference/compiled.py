@@ -21,7 +21,7 @@ from attnlab.inference.probe import choose_compute_dtype
 from attnlab.models.bert import BertModel
 from attnlab.models.gpt import GPT
 from attnlab.models.inputs import check_input_ids, check_padding_mask
-from attnlab.nn.attention import KVCache
+from attnlab.nn.kv_cache import KVCache
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -33,7 +33,7 @@ from torch import Tensor
 from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
-from attnlab.nn.attention import KVCache
+from attnlab.nn.kv_cache import KVCache
 
 # A score is a sum of log-probabilities (about -c·L for L tokens) over L**alpha. The paper uses 0.6,
 # Wu et al. tried 0 to 1; negative values favour short outputs (as in transformers). Far outside,

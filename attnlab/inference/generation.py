@@ -33,7 +33,7 @@ from torch import Tensor
 
 from attnlab.checks import check_int, is_int
 from attnlab.errors import AttnlabError
-from attnlab.models.gpt import GPT
+from attnlab.models.gpt import GPT, position_ids_from_mask
 from attnlab.models.inputs import check_input_ids, check_padding_mask
 
 
@@ -104,11 +104,6 @@ def check_sampling(
         )
 
 
-def _positions(mask: Tensor) -> Tensor:
-    """(B, S) 1/0 mask -> (B, S) positions counted from each row's first real token."""
-    return (mask.long().cumsum(dim=-1) - 1).clamp(min=0)
-
-
 def _check_prompts(model: GPT, input_ids: object, attention_mask: object) -> tuple[Tensor, Tensor | None]:
     """The checks the lean prefill and decode steps skip, once: (B, T) ids and their padding or None."""
     if not isinstance(model, GPT):
@@ -122,9 +117,7 @@ def _check_prompts(model: GPT, input_ids: object, attention_mask: object) -> tup
         input_ids = input_ids.unsqueeze(0)
     # A prompt of any length: the window slides past the model's positions.
     check_input_ids(input_ids, model.config.vocab_size, max(1, input_ids.shape[-1]))
-    padding = check_padding_mask(attention_mask, input_ids)  # (B, T) bool, None if nothing is padded
-    if padding is not None and bool((~padding.any(dim=-1)).any()):
-        raise AttnlabError("A prompt is all padding; every prompt needs at least one token.")
+    padding = check_padding_mask(attention_mask, input_ids, row="prompt")  # (B, T) bool or None
     return input_ids, padding
 
 
@@ -188,7 +181,7 @@ def generate(
         if mask is None:
             return model.prefill(ids, caches), None
         ids_mask = mask[:, max(0, end - span) : end]
-        positions = _positions(ids_mask)
+        positions = position_ids_from_mask(ids_mask)
         return model.prefill(ids, caches, attention_mask=ids_mask, position_ids=positions), positions[:, -1]
 
     logits, last_position = prefill(length, max_positions)

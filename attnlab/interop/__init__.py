@@ -8,9 +8,9 @@ so that ``model.save_pretrained(dir)`` (a method of the layer below) writes this
 
 from attnlab.interop.gpt_classifier import load_gpt_classifier, save_gpt_classifier
 from attnlab.interop.hf import hf_state_dict, load_pretrained, load_state, save_pretrained
-from attnlab.models.base import register_layout_io
+from attnlab.models.base import register_implementations
 
-register_layout_io(
+register_implementations(
     save_pretrained=save_pretrained,
     save_gpt_classifier=save_gpt_classifier,
     load_gpt_classifier=load_gpt_classifier,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from attnlab.errors import AttnlabError
+from attnlab.interop.hf_configs import supported
 from attnlab.interop.tokenizers import Tokenizer
 
 # tokenizer.ggml.token_type values (llama.cpp's llama_token_type enum).
@@ -104,11 +105,7 @@ def tokenizer_from_metadata(
             f"tokenizers from GGUF files only."
         )
     pre = meta.get("tokenizer.ggml.pre", "default")
-    if pre not in PRE_TOKENIZER_SPLITS_DIGITS:
-        raise AttnlabError(
-            f"{path} uses the pre-tokenizer {pre!r}, which attnlab does not implement; "
-            f"supported: {sorted(PRE_TOKENIZER_SPLITS_DIGITS)}."
-        )
+    splits_digits = supported(PRE_TOKENIZER_SPLITS_DIGITS, pre, f"{path} uses the pre-tokenizer ")
     tokens: list[str] = _array(path, reader, "tokenizer.ggml.tokens")
     merges: list[str] = _array(path, reader, "tokenizer.ggml.merges")
     types: list[int] = _array(path, reader, "tokenizer.ggml.token_type", [TOKEN_NORMAL] * len(tokens))
@@ -127,7 +124,7 @@ def tokenizer_from_metadata(
     backend = Backend(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, byte_fallback=False))
     add_prefix_space = bool(meta.get("tokenizer.ggml.add_space_prefix", False))
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space, use_regex=True)
-    if PRE_TOKENIZER_SPLITS_DIGITS[pre]:
+    if splits_digits:
         # Each digit its own piece first (llama.cpp's "\p{N}"), then GPT-2's regex inside each piece.
         backend.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"), byte_level]

@@ -29,9 +29,6 @@ def register_implementations(**functions: Callable[..., Any]) -> None:
     _IMPLEMENTATIONS.update(functions)
 
 
-register_layout_io = register_implementations  # the name attnlab.interop calls
-
-
 def implementation(name: str) -> Callable[..., Any]:
     """The function a layer above registered as ``name``."""
     try:

@@ -29,10 +29,17 @@ from attnlab.models.base import PreTrainedModel, implementation
 from attnlab.models.config import GPTConfig
 from attnlab.models.inputs import check_gpt_inputs
 from attnlab.models.outputs import CausalLMOutput
-from attnlab.nn.attention import KVCache, broadcast_padding_mask, new_kv_caches
+from attnlab.nn.attention import broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock, make_norm
 from attnlab.nn.embeddings import InputEmbedding
+from attnlab.nn.kv_cache import KVCache, new_kv_caches
 from attnlab.nn.rotary import RotaryEmbedding
+
+
+def position_ids_from_mask(attention_mask: Tensor) -> Tensor:
+    """(B, T) 1/0 padding mask -> (B, T) positions counted from each row's first real token,
+    so a left-padded row reads the same positions as the unpadded text (padding gets 0)."""
+    return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
 
 
 class GPT(PreTrainedModel):

@@ -37,7 +37,8 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel, implementation
 from attnlab.models.config import GPTConfig
-from attnlab.models.gpt import GPT
+from attnlab.models.gpt import GPT, position_ids_from_mask
+from attnlab.models.inputs import check_class_labels, check_input_ids, check_padding_mask
 
 # The transformers class of a classifier, by the family of its body (see attnlab.interop.hf).
 HEAD_CLASSES = {"gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification"}
@@ -116,20 +117,13 @@ class GPTForSequenceClassification(PreTrainedModel):
             labels: (B,) class indices into ``label_names``; gives ``loss``.
             lm_loss_weight: lambda of eq. 5; > 0 adds the next-token loss of the texts.
         """
-        if attention_mask is not None:
-            if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
-                got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else attention_mask
-                raise AttnlabError(
-                    f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}; got {got}."
-                )
-            if bool((attention_mask.sum(dim=-1) == 0).any()):
-                raise AttnlabError("A row of attention_mask is all padding; every text needs a token.")
+        check_input_ids(input_ids, self.config.vocab_size, self.config.max_positions)
+        check_padding_mask(attention_mask, input_ids, row="text")
         if not lm_loss_weight >= 0:
             raise AttnlabError(f"lm_loss_weight must be >= 0. Got {lm_loss_weight!r} instead.")
         position_ids = lm_labels = None
         if attention_mask is not None:
-            # Positions count from each row's first real token, so left padding works too.
-            position_ids = (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # (B, T)
+            position_ids = position_ids_from_mask(attention_mask)  # (B, T); left padding works too
         if lm_loss_weight > 0:
             lm_labels = input_ids  # (B, T); padding is ignored (-100) by the loss
             if attention_mask is not None:
@@ -146,16 +140,8 @@ class GPTForSequenceClassification(PreTrainedModel):
 
         loss = None
         if labels is not None:
-            if not isinstance(labels, Tensor) or labels.shape != (input_ids.shape[0],):
-                raise AttnlabError(
-                    f"labels must be a ({input_ids.shape[0]},) tensor of class indices; "
-                    f"got {tuple(labels.shape) if isinstance(labels, Tensor) else labels!r}."
-                )
-            if int(labels.min()) < 0 or int(labels.max()) >= self.num_labels:
-                raise AttnlabError(
-                    f"labels must be class indices in [0, {self.num_labels}); "
-                    f"got {int(labels.min())}..{int(labels.max())}."
-                )
+            labels = check_class_labels("labels", labels, (input_ids.shape[0],), self.num_labels,
+                                        ignore_index=None)
             loss = F.cross_entropy(logits.float(), labels)  # eq. 4, averaged over the batch
             if out.loss is not None:
                 loss = loss + lm_loss_weight * out.loss  # eq. 5

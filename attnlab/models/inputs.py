@@ -46,8 +46,19 @@ def check_input_ids(input_ids: object, vocab_size: int, max_positions: int, star
     return input_ids
 
 
+def _check_range(name: str, tensor: Tensor, upper: int) -> None:
+    """Whole numbers in [0, upper): an index error deep inside torch otherwise (or a silent cast)."""
+    if not tensor.numel():
+        return
+    if tensor.dtype.is_floating_point and not bool((tensor == tensor.round()).all()):
+        raise AttnlabError(f"{name} must hold whole numbers in [0, {upper}); got fractions.")
+    low, high = int(tensor.min()), int(tensor.max())
+    if low < 0 or high >= upper:
+        raise AttnlabError(f"{name} must hold values in [0, {upper}); got {low if low < 0 else high}.")
+
+
 def check_companion(name: str, tensor: Tensor | None, input_ids: Tensor, upper: int | None = None):
-    """attention_mask / token_type_ids must match input_ids' shape (and range, if given)."""
+    """token_type_ids and the like must match input_ids' shape (and range, if given)."""
     if tensor is None:
         return None
     if not isinstance(tensor, Tensor):
@@ -57,37 +68,42 @@ def check_companion(name: str, tensor: Tensor | None, input_ids: Tensor, upper: 
             f"{name} has shape {tuple(tensor.shape)} but input_ids has {tuple(input_ids.shape)}; "
             f"give one entry per token."
         )
-    if upper is not None and tensor.numel():
-        if tensor.dtype.is_floating_point and not bool((tensor == tensor.round()).all()):
-            raise AttnlabError(f"{name} must hold whole numbers in [0, {upper}); got fractions.")
-        low, high = int(tensor.min()), int(tensor.max())
-        if low < 0 or high >= upper:
-            raise AttnlabError(
-                f"{name} must hold values in [0, {upper}); got {low if low < 0 else high}."
-            )
+    if upper is not None:
+        _check_range(name, tensor, upper)
     return tensor
 
 
-def check_padding_mask(attention_mask: Tensor | None, input_ids: Tensor) -> Tensor | None:
-    """A (B, T) mask of 1 (token) / 0 (padding); returned as bool, or None if all ones."""
-    check_companion("attention_mask", attention_mask, input_ids, upper=2)
+def check_padding_mask(
+    attention_mask: object,
+    input_ids: Tensor,
+    *,
+    cached: int = 0,
+    name: str = "attention_mask",
+    row: str = "",
+) -> Tensor | None:
+    """The one check of a padding mask: 1 (token) / 0 (padding) for the ``cached`` positions
+    already in a KV cache and the (B, T) ``input_ids``, so of shape (B, cached + T).
+
+    Returns it as bool, or None when every entry is a token (the mask-free kernels then apply).
+    ``row`` names what one row holds ("prompt", "text"); when given, a row of padding only
+    is refused, since there would be nothing to read.
+    """
     if attention_mask is None:
         return None
+    if not isinstance(attention_mask, Tensor):
+        raise AttnlabError(f"{name} must be a torch.Tensor; got {type(attention_mask).__name__}.")
+    batch, length = input_ids.shape
+    expected = (batch, cached + length)
+    if tuple(attention_mask.shape) != expected:
+        per = "cached + new token" if cached else "token of input_ids"
+        raise AttnlabError(
+            f"{name} must have shape {expected}, one entry per {per}; got {tuple(attention_mask.shape)}."
+        )
+    _check_range(name, attention_mask, upper=2)
     mask = attention_mask.to(torch.bool)
+    if row and not bool(mask.any(dim=-1).all()):
+        raise AttnlabError(f"A {row} is all padding in {name}; every {row} needs at least one token.")
     return None if bool(mask.all()) else mask
-
-
-def check_cached_padding_mask(name: str, mask: object, batch: int, total: int) -> Tensor | None:
-    """A (B, cached + new) mask of 1 (token) / 0 (padding) for a decoder that may hold a KV cache;
-    returned as bool, or None if all ones (the mask-free kernels then apply)."""
-    if mask is None:
-        return None
-    expected = (batch, total)
-    if not isinstance(mask, Tensor) or tuple(mask.shape) != expected:
-        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-        raise AttnlabError(f"{name} must have shape {expected} (batch, cached + new tokens); got {got}.")
-    padding = mask.to(torch.bool)
-    return None if bool(padding.all()) else padding
 
 
 def check_class_labels(name: str, labels: object, shape: tuple[int, ...], n_classes: int,
@@ -129,8 +145,7 @@ def check_gpt_inputs(
     Returns the (B, start_pos + T) padding mask as bool, or None when there is no padding.
     """
     check_input_ids(input_ids, config.vocab_size, config.max_positions, start_pos)
-    batch, length = input_ids.shape
-    padding = check_cached_padding_mask("attention_mask", attention_mask, batch, start_pos + length)
+    padding = check_padding_mask(attention_mask, input_ids, cached=start_pos)
     if position_ids is not None:
         if not isinstance(position_ids, Tensor) or position_ids.shape != input_ids.shape:
             raise AttnlabError(f"position_ids must have the shape of input_ids {tuple(input_ids.shape)}.")
@@ -139,12 +154,7 @@ def check_gpt_inputs(
     if kv_caches is not None and len(kv_caches) != config.n_layers:
         raise AttnlabError(f"Pass one KV cache per layer ({config.n_layers}); got {len(kv_caches)}.")
     if labels is not None:
-        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
-            raise AttnlabError(
-                f"labels must have the shape of input_ids {tuple(input_ids.shape)}; "
-                f"got {tuple(labels.shape) if isinstance(labels, Tensor) else labels!r}."
-            )
+        check_class_labels("labels", labels, tuple(input_ids.shape), config.vocab_size)
         if only_last_logits:
             raise AttnlabError("labels need logits at every position; drop only_last_logits.")
-        check_class_labels("labels", labels, tuple(input_ids.shape), config.vocab_size)
     return padding

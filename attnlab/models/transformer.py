@@ -35,15 +35,11 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.config import TransformerConfig
-from attnlab.models.inputs import (
-    check_cached_padding_mask,
-    check_companion,
-    check_input_ids,
-    check_padding_mask,
-)
-from attnlab.nn.attention import KVCache, ProjectedMemory, broadcast_padding_mask, new_kv_caches
+from attnlab.models.inputs import check_input_ids, check_padding_mask
+from attnlab.nn.attention import ProjectedMemory, broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import InputEmbedding
+from attnlab.nn.kv_cache import KVCache, new_kv_caches
 
 
 @dataclass
@@ -170,12 +166,11 @@ class Transformer(PreTrainedModel):
         """
         cfg = self.config
         check_input_ids(decoder_input_ids, cfg.target_vocab_size, cfg.max_positions, start_pos)
-        batch, length = decoder_input_ids.shape
         cross_mask = None
         if memory_mask is not None and not bool(memory_mask.to(torch.bool).all()):
             cross_mask = broadcast_padding_mask(memory_mask)
-        self_mask = broadcast_padding_mask(check_cached_padding_mask(
-            "decoder_attention_mask", decoder_attention_mask, batch, start_pos + length))
+        self_mask = broadcast_padding_mask(check_padding_mask(
+            decoder_attention_mask, decoder_input_ids, cached=start_pos, name="decoder_attention_mask"))
         if kv_caches is not None and len(kv_caches) != cfg.n_decoder_layers:
             raise AttnlabError(
                 f"Pass one KV cache per decoder layer ({cfg.n_decoder_layers}); got {len(kv_caches)}."
@@ -218,7 +213,6 @@ class Transformer(PreTrainedModel):
             if labels is None:
                 raise AttnlabError("Pass decoder_input_ids (or labels, from which they are made).")
             decoder_input_ids = shift_right(labels, cfg.decoder_start_token_id, cfg.pad_token_id)
-        check_companion("attention_mask", attention_mask, input_ids, upper=2)
         memory = self.encode(input_ids, attention_mask)
         hidden = self.decode(decoder_input_ids, memory, attention_mask, decoder_attention_mask)
         logits = self.logits(hidden)

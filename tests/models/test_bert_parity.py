@@ -82,7 +82,7 @@ def test_eval_mode_after_load_and_deterministic(pair):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(attention_mask=torch.ones(3, 16)), "attention_mask has shape"),
+        (dict(attention_mask=torch.ones(3, 16)), r"attention_mask must have shape \(3, 17\).*got \(3, 16\)"),
         (dict(token_type_ids=torch.zeros(3, 16, dtype=torch.long)), "token_type_ids has shape"),
         (dict(token_type_ids=torch.full((3, 17), 3)), r"token_type_ids must hold values in \[0, 3\)"),
         (dict(attention_mask=torch.full((3, 17), 2)), "attention_mask must hold values"),

@@ -14,12 +14,12 @@ import torch
 
 from attnlab.errors import AttnlabError
 from attnlab.nn.attention import (
-    KVCache,
     MultiHeadAttention,
     broadcast_padding_mask,
     causal_mask,
     explicit_attention,
 )
+from attnlab.nn.kv_cache import KVCache
 
 PATHS = ["sdpa", "explicit"]
 

@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.nn.attention import KVCache, MultiHeadAttention, broadcast_padding_mask
+from attnlab.nn.attention import MultiHeadAttention, broadcast_padding_mask
 from attnlab.nn.feedforward import PositionwiseFeedForward, SwiGLUFeedForward
+from attnlab.nn.kv_cache import KVCache
 
 
 # ----------------------------------------------------------------- MultiHeadAttention input
