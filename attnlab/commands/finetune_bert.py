@@ -181,7 +181,7 @@ def run_bert(args: argparse.Namespace) -> int:
     test_scores = task.evaluate(model, test)
     summary = {
         "task": args.task, "architecture": architecture, "model": str(args.model), "data": description,
-        "arguments": {k: v for k, v in vars(args).items() if k != "run"},
+        "arguments": {k: v for k, v in vars(args).items() if k not in ("run", "parser")},
         "train_examples": len(train), "val_examples": len(val), "test_examples": len(test),
         "labels": list(model.config.labels) if args.task != "qa" else None,
         "config": {**asdict(config), "max_seq_len": args.max_seq_len, "pooling": args.pooling,
