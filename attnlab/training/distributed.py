@@ -172,7 +172,7 @@ def _looks_collective(error: RuntimeError) -> bool:
 
 
 def rows_per_rank(batch_size: int, world: World) -> int:
-    """b = batch_size / world_size; the global batch must split evenly."""
+    """b = batch_size / world_size, for commands that want every rank to do the same work."""
     if batch_size % world.size:
         lower = max(world.size, batch_size - batch_size % world.size)
         raise AttnlabError(

@@ -52,7 +52,7 @@ class TrainingConfig:
     """How long and how fast to train. ``max_time`` (seconds) stops early if set.
 
     One optimizer step sees ``batch_size * grad_accum_steps`` examples; under torchrun
-    ``batch_size`` is the global micro-batch, split evenly over the processes.
+    ``batch_size`` is the global micro-batch, split by rows over the processes.
     ``fsdp`` shards the model across them (FSDP2) instead of replicating it (DDP);
     ``dist_timeout`` (seconds) bounds every wait on another process. ``max_iters`` and
     ``warmup_iters``, the names of ``max_steps`` and ``warmup_steps`` before, still work.
