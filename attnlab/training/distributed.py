@@ -9,8 +9,8 @@ is one process and nothing here does anything.
 How the data is sharded. ``batch_size`` stays the *global* micro-batch. Every rank
 draws the same global micro-batch from the same seeded generator (drawing windows or
 masked pairs is cheap next to a forward pass) and keeps only its own rows, rank r
-rows ``r*n//N : (r+1)*n//N`` of a batch of n rows (``r*b : (r+1)*b`` when they split
-evenly); the forward and backward passes, where the time goes, run on those rows only.
+rows ``ceil(r*n/N) : ceil((r+1)*n/N)`` of a batch of n rows (``r*b : (r+1)*b`` when they
+split evenly); the forward and backward passes, where the time goes, run on those rows only.
 So the union of what the ranks train on is exactly what one process would train on, and
 the data generator's state is the same on every rank (one checkpointed state resumes any
 world size). DistributedDataParallel averages the ranks' gradients (Li et al. 2020,
@@ -183,9 +183,10 @@ def rows_per_rank(batch_size: int, world: World) -> int:
 
 
 def rows_of(n_rows: int, world: World) -> slice:
-    """This rank's rows of a batch of ``n_rows``: ``r*n//N : (r+1)*n//N``, which is ``r*b : (r+1)*b``
-    when the rows split evenly and differ by at most one row between ranks when they do not."""
-    return slice(world.rank * n_rows // world.size, (world.rank + 1) * n_rows // world.size)
+    """This rank's rows of a batch of ``n_rows``: ``ceil(r*n/N) : ceil((r+1)*n/N)``, which is
+    ``r*b : (r+1)*b`` when the rows split evenly; otherwise the first ranks have one row more
+    (rank 0, which logs, has rows whenever the batch has)."""
+    return slice(-(-world.rank * n_rows // world.size), -(-(world.rank + 1) * n_rows // world.size))
 
 
 def _n_rows(batch: Any) -> int | None:

@@ -203,11 +203,11 @@ def test_shard_takes_this_ranks_rows():
 
 
 def test_shard_splits_rows_that_do_not_split_evenly():
-    """5 rows over 2 processes: 2 and 3 (an epoch's last batch, or a batch sized by token count)."""
+    """5 rows over 2 processes: 3 and 2 (an epoch's last batch, or a batch sized by token count)."""
     batch = {"input_ids": torch.arange(10).reshape(5, 2), "scale": torch.tensor(2.0)}
     first, second = (shard(batch, World(rank=r, size=2)) for r in (0, 1))
-    assert first["input_ids"].tolist() == [[0, 1], [2, 3]]
-    assert second["input_ids"].tolist() == [[4, 5], [6, 7], [8, 9]]
+    assert first["input_ids"].tolist() == [[0, 1], [2, 3], [4, 5]]
+    assert second["input_ids"].tolist() == [[6, 7], [8, 9]]
     assert float(second["scale"]) == 2.0  # a scalar belongs to every rank
 
 
@@ -220,11 +220,11 @@ def test_split_weighs_each_loss_term_by_this_ranks_share():
         return [int((batch["labels"] != -100).sum()), len(batch["labels"])]
 
     first, second = (distributed.split({"labels": labels}, World(rank=r, size=2), counts) for r in (0, 1))
-    assert first.batch["labels"].tolist() == [[1, -100, -100]] and not first.empty
-    assert first.shares == pytest.approx((2 * 1 / 6, 2 * 1 / 3))
-    assert second.shares == pytest.approx((2 * 5 / 6, 2 * 2 / 3))
-    # One row over two processes: rank 0 trains on a copy of it with weight 0.
-    alone = distributed.split({"labels": labels[:1]}, World(rank=0, size=2), counts)
+    assert first.batch["labels"].tolist() == [[1, -100, -100], [1, 1, -100]] and not first.empty
+    assert first.shares == pytest.approx((2 * 3 / 6, 2 * 2 / 3))
+    assert second.shares == pytest.approx((2 * 3 / 6, 2 * 1 / 3))
+    # One row over two processes: rank 1 trains on a copy of it with weight 0.
+    alone = distributed.split({"labels": labels[:1]}, World(rank=1, size=2), counts)
     assert alone.empty and alone.shares == (0.0, 0.0) and alone.batch["labels"].tolist() == [[1, -100, -100]]
     assert distributed.split({"labels": labels}, World(), counts).shares is None  # one process: as it is
 
