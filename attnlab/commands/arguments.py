@@ -67,6 +67,28 @@ def forwarded_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
     return argv
 
 
+def add_nproc_argument(group: argparse._ActionsContainer, batch: str = "--batch-size") -> None:
+    """``--nproc N``: run the command on N processes of this machine (see :func:`launch_if_asked`)."""
+    group.add_argument("--nproc", type=int, default=1,
+                       help=f"train on N processes of this machine, at most one per CPU core or GPU: "
+                            f"relaunches the command under torchrun (DDP; {batch} is the global batch, "
+                            f"split over the processes; see docs/distributed.md)")
+
+
+def launch_if_asked(args: argparse.Namespace, command: list[str]) -> int | None:
+    """With ``--nproc`` N > 1 outside torchrun: ``attnlab <command> <the same options>`` run on N
+    processes, and its exit code; None when this process is to train (one process, or under torchrun).
+    ``args.parser`` is the command's parser (``set_defaults(parser=...)``), whose options are forwarded."""
+    from attnlab.training import distributed
+
+    world = distributed.launched_world()
+    distributed.check_nproc(args.nproc, args.device, world)
+    if args.nproc == 1 or world.distributed:
+        return None
+    distributed.training_device(args.device, distributed.World())  # fail here, once, not in N processes
+    return distributed.launch_local(args.nproc, [*command, *forwarded_arguments(args.parser, args)])
+
+
 def resume_hint(steps: int, out: object) -> str:
     """What a checkpointing command prints when Ctrl-C stopped it: how to go on (--resume)."""
     return (f"interrupted at step {steps}; checkpoint saved to {out}. "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, resume_hint
+from attnlab.commands.arguments import add_command, add_nproc_argument, launch_if_asked, resume_hint
 
 EXAMPLE = """examples:
   # continued pre-training on new text (the model's own tokenizer; checkpoints, --resume)
@@ -66,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="auto: bf16 autocast only where the hardware computes it natively")
     optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
     optim.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    add_nproc_argument(optim)
     lm = gpt.add_argument_group("--task lm only")
     lm.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
     lm.add_argument("--warmup-iters", type=int, default=None, help="linear warm-up steps (default 20)")
@@ -83,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cls.add_argument("--aux-lm-weight", type=float, default=None,
                      help="lambda of GPT-1's L3 = L2 + lambda L1 (default 0.5; 0 = no LM loss)")
     gpt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    gpt.set_defaults(run=run_gpt)
+    gpt.set_defaults(run=run_gpt, parser=gpt)
     from attnlab.commands.finetune_bert import register_bert
 
     register_bert(models)
@@ -106,14 +107,24 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def run_gpt(args: argparse.Namespace) -> int:
-    from attnlab.training.distributed import refuse_torchrun, training_device
+    from attnlab.training.distributed import training_device
     from attnlab.training.gpt_finetune import check_model_dir
 
-    refuse_torchrun("attnlab finetune gpt")  # not tested on several processes; classify has its own loop
+    launched = launch_if_asked(args, ["finetune", "gpt"])
+    if launched is not None:
+        return launched
     args = _resolve(args)
     check_model_dir(args.model)  # a .gguf is refused before the data is read
     device = training_device(args.device)
     return _run_lm(args, device) if args.task == "lm" else _run_classify(args, device)
+
+
+def _say(*args, **options) -> None:
+    """print, on rank 0 only under torchrun."""
+    from attnlab.training.distributed import launched_world
+
+    if launched_world().is_main:
+        print(*args, **options)
 
 
 def _run_lm(args: argparse.Namespace, device) -> int:
@@ -121,6 +132,7 @@ def _run_lm(args: argparse.Namespace, device) -> int:
 
     from attnlab.data import read_text
     from attnlab.training import LMTrainingConfig
+    from attnlab.training.distributed import launched_world
     from attnlab.training.gpt_finetune import continue_pretraining
     from attnlab.training.plot import plot_loss_curve
 
@@ -135,20 +147,21 @@ def _run_lm(args: argparse.Namespace, device) -> int:
         progress=not args.no_progress, source=str(args.data),
     )
     out = Path(args.out)
-    plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
+    if launched_world().is_main:
+        plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png")
     if summary["interrupted"]:
-        print(resume_hint(summary["steps"], out))
+        _say(resume_hint(summary["steps"], out))
         return 130
     before = summary["val_loss_before"]
     change = f"{summary['val_loss']:.4f}"
     if before is not None:
         change = f"{before:.4f} (base model) -> {change}"
-    print(
+    _say(
         f"fine-tuned {args.model} to step {summary['steps']} on {summary['train_tokens']:,} tokens in "
         f"{summary['seconds']:.0f} s ({summary['tokens_per_second']:,.0f} tokens/s, {summary['dtype']}); "
         f"validation loss (whole split, {summary['val_tokens']:,} tokens) {change}"
     )
-    print(f"saved to {out}")
+    _say(f"saved to {out}")
     return 0
 
 
@@ -174,17 +187,17 @@ def _run_classify(args: argparse.Namespace, device) -> int:
     )
     gpt, tokenizer = load_gpt_with_tokenizer(args.model)
     model = GPTForSequenceClassification.from_gpt(gpt, names).to(device)
-    print(f"classifier: {len(names)} labels ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); "
+    _say(f"classifier: {len(names)} labels ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}); "
           f"{len(train):,} training / {len(held_out):,} held-out examples; device {device}")
     summary = train_classifier(model, tokenizer, train, held_out, config, out_dir=out,
                                progress=not args.no_progress)
     cut = f"; {summary['truncated']} text(s) cut to the last {gpt.config.max_positions} tokens" \
         if summary["truncated"] else ""
     state = "interrupted" if summary["interrupted"] else "fine-tuned"
-    print(
+    _say(
         f"{state} for {summary['steps']} steps in {summary['seconds']:.0f} s; held-out accuracy "
         f"{summary['val_accuracy']:.4f} on {summary['val_examples']} examples (majority-class baseline "
         f"{summary['baseline']:.4f}){cut}"
     )
-    print(f"saved to {out}")
+    _say(f"saved to {out}")
     return 130 if summary["interrupted"] else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command
+from attnlab.commands.arguments import add_command, add_nproc_argument, launch_if_asked
 
 EXAMPLE = """examples (the real all-MiniLM-L6-v2 encoder and real data shipped by PyPI packages):
   attnlab finetune bert --task classify --model all-MiniLM-L6-v2 --data sentiment --out runs/sentiment \\
@@ -88,8 +88,9 @@ def register_bert(models: argparse._SubParsersAction) -> None:
                        help="auto: bf16 autocast only where the hardware computes it natively")
     optim.add_argument("--device", default="auto", help="auto, cpu or cuda")
     optim.add_argument("--seed", type=int, default=0, help="data splits, head initialisation, batch order")
+    add_nproc_argument(optim)
     bert.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    bert.set_defaults(run=run_bert)
+    bert.set_defaults(run=run_bert, parser=bert)
 
 
 def run_bert(args: argparse.Namespace) -> int:
@@ -106,11 +107,15 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.models.bert_heads import BERT_HEAD_MODELS
     from attnlab.training import bert_tasks
     from attnlab.training.bert_finetune import FinetuneConfig, finetune, head_from_encoder, special_ids
-    from attnlab.training.distributed import refuse_torchrun, training_device
+    from attnlab.training.distributed import launched_world, training_device
     from attnlab.training.gpt_finetune import check_out_dir
     from attnlab.training.metrics_log import MetricsLog
 
-    refuse_torchrun("attnlab finetune bert")  # its epoch loop with early stopping is one process's
+    launched = launch_if_asked(args, ["finetune", "bert"])
+    if launched is not None:
+        return launched
+    main = launched_world().is_main  # under torchrun rank 0 alone prints, tests and saves
+    say = print if main else (lambda *_, **__: None)
     started = time.perf_counter()
     device = training_device(args.device)
     model_dir = model_path(args.model)
@@ -152,28 +157,31 @@ def run_bert(args: argparse.Namespace) -> int:
             raise AttnlabError(f"--eval-only needs a fine-tuned {architecture} in --model; {model_dir} "
                                f"holds a {type(loaded.model).__name__}.")
         task.pooling = bert_tasks.saved_pooling(model_dir)
-        print(f"{model_dir} on {description}: " + _format(task.evaluate(loaded.model.to(device), test)))
+        say(f"{model_dir} on {description}: " + _format(task.evaluate(loaded.model.to(device), test)))
         return 0
 
     torch.manual_seed(args.seed)
     model = head_from_encoder(loaded.model, BERT_HEAD_MODELS[architecture], task.labels(*label_sources))
     model = model.to(device)
     train_features, notes = task.features(model, train, val, test)
-    print(
+    say(
         f"{architecture}: {model.num_parameters() / 1e6:.1f}M parameters "
         f"({bert_tasks.trained_parameters(model, args.freeze_encoder):,} trained), "
         f"{len(train):,} training / {len(val):,} validation / {len(test):,} test examples of {description}; "
         f"{len(train_features):,} inputs of <= {args.max_seq_len} tokens{notes}; device {device}"
     )
     baseline = task.baseline(train, test)
-    out.mkdir(parents=True, exist_ok=True)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     result = finetune(model, train_features, lambda m: task.evaluate(m, val), metric, config,
                       loss_fn=task.loss_fn(), pad_id=ids["pad"], progress=not args.no_progress,
-                      log=MetricsLog(out))
+                      log=MetricsLog(out, enabled=main))
+    if not main:
+        return 130 if result.interrupted else 0
     test_scores = task.evaluate(model, test)
     summary = {
         "task": args.task, "architecture": architecture, "model": str(args.model), "data": description,
-        "arguments": {k: v for k, v in vars(args).items() if k != "run"},
+        "arguments": {k: v for k, v in vars(args).items() if k not in ("run", "parser")},
         "train_examples": len(train), "val_examples": len(val), "test_examples": len(test),
         "labels": list(model.config.labels) if args.task != "qa" else None,
         "config": {**asdict(config), "max_seq_len": args.max_seq_len, "pooling": args.pooling,

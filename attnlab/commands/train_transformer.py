@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import SIZE_OPTIONS, add_command, add_size_arguments, given, resume_hint
+from attnlab.commands.arguments import (
+    SIZE_OPTIONS,
+    add_command,
+    add_nproc_argument,
+    add_size_arguments,
+    given,
+    launch_if_asked,
+    resume_hint,
+)
 from attnlab.data.parallel import COMMAND_CORPORA, CORPUS_ALIASES
 
 DEFAULT_CORPUS = "en-fr"
@@ -111,6 +119,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                             "leave idle right now (at least 1), since threads that wait for a busy core "
                             "slow small models down several times")
     optim.add_argument("--seed", type=int, default=1234, help="random seed (default 1234)")
+    add_nproc_argument(optim, batch="--max-tokens")
     run = parser.add_argument_group("run")
     run.add_argument("--eval-interval", type=int, default=DEFAULTS["eval_interval"],
                      help="steps between evaluations and checkpoints")
@@ -123,7 +132,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     run.add_argument("--out", default="runs/transformer", help="checkpoint directory")
     run.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(run=run_transformer)
+    parser.set_defaults(run=run_transformer, parser=parser)
 
 
 def run_transformer(args: argparse.Namespace) -> int:
@@ -137,15 +146,22 @@ def run_transformer(args: argparse.Namespace) -> int:
     from attnlab.interop.tokenizers import Tokenizer
     from attnlab.models.config import TransformerConfig
     from attnlab.models.transformer import Transformer
+    from attnlab.training import distributed
     from attnlab.training.checkpoint import check_checkpoint_dir
-    from attnlab.training.distributed import refuse_torchrun, training_device
     from attnlab.training.threads import resolve_threads
     from attnlab.training.translation import TranslationTrainingConfig, train_translation
 
-    refuse_torchrun("attnlab train transformer")  # its loop (token batches, snapshots) is one process's
-    torch.set_num_threads(resolve_threads(args.threads))
+    launched = launch_if_asked(args, ["train", "transformer"])
+    if launched is not None:
+        return launched
+    device = distributed.training_device(args.device)
+    world = distributed.join(device, timeout=300.0)
+    say = print if world.is_main else (lambda *_, **__: None)
+    if not (world.distributed and args.threads == "auto"):  # torchrun's OMP_NUM_THREADS shares the cores
+        torch.set_num_threads(resolve_threads(args.threads))
     out = Path(args.out)
-    check_checkpoint_dir(out, args.resume)  # before reading the corpus, which takes seconds
+    # Before reading the corpus, which takes seconds; rank 0 alone reads and writes --out.
+    distributed.on_main(world, lambda: check_checkpoint_dir(out, args.resume))
     data = command_data(args.data, args.target, args.corpus, args.reverse, not args.no_dictionary,
                         args.sentence_repeats)
     splits, train_pairs = data.splits, data.training
@@ -155,11 +171,15 @@ def run_transformer(args: argparse.Namespace) -> int:
             f"{args.data} has {len(data.all_pairs)} pairs; training needs at least 100 (10% are held out "
             f"for validation and 10% for test)."
         )
-    if args.resume:
-        tokenizer = Tokenizer.from_dir(out)  # the vocabulary the model was trained with
-    else:
-        texts = [sentence for pair in train_pairs for sentence in pair]
-        tokenizer = train_joint_tokenizer(texts, args.vocab, args.vocab_size)
+
+    def vocabulary() -> Tokenizer:
+        if args.resume:
+            return Tokenizer.from_dir(out)  # the vocabulary the model was trained with
+        return train_joint_tokenizer([sentence for pair in train_pairs for sentence in pair], args.vocab,
+                                     args.vocab_size)
+
+    # Rank 0 makes it and hands it to the others (a trained vocabulary can break ties differently).
+    tokenizer = distributed.on_main(world, vocabulary)
     overrides = given(args, *SIZE_OPTIONS, "dropout")
     config = TransformerConfig.from_preset(
         args.preset, vocab_size=tokenizer.vocab_size, pad_token_id=PAD_ID, eos_token_id=EOS_ID,
@@ -172,7 +192,6 @@ def run_transformer(args: argparse.Namespace) -> int:
         snapshot_interval=args.snapshot_interval, average_last=args.average_last, seed=args.seed,
         dtype=args.dtype,
     )
-    device = training_device(args.device)
     torch.manual_seed(args.seed)
     model = Transformer(config).to(device)
     corpus = data.name
@@ -180,7 +199,7 @@ def run_transformer(args: argparse.Namespace) -> int:
         repeats = f" x {args.sentence_repeats}" if args.sentence_repeats > 1 else ""
         corpus += (f"; training on {len(splits['train']):,} sentence pairs{repeats} + "
                    f"{len(train_pairs) - len(splits['train']) * args.sentence_repeats:,} dictionary pairs")
-    print(
+    say(
         f"Transformer: {config.n_layers}+{config.n_decoder_layers} layers, {config.n_heads} heads, "
         f"d_model {config.d_model}, d_ff {config.d_ff}, {model.num_parameters():,} parameters; "
         f"joint {tokenizer.kind} vocabulary of {tokenizer.vocab_size}; {corpus}: "
@@ -191,6 +210,8 @@ def run_transformer(args: argparse.Namespace) -> int:
         model, tokenizer, train_pairs, valid_pairs, training, out_dir=out, resume=args.resume,
         progress=not args.no_progress,
     )
+    if not world.is_main:
+        return 130 if summary["interrupted"] else 0
     recorded_corpus = None if args.data else corpus_name(args.corpus)
     save_direction(out, recorded_corpus, args.reverse)
     if (out / "averaged").is_dir():

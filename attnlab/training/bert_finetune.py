@@ -148,12 +148,11 @@ def finetune(
             m.eval()
             with torch.no_grad():
                 keeper.check(summary["steps"], validated(m), summary["train_loss"])
-        m.load_state_dict(keeper.state)
         return {}
 
     task = Task(
         next_batch=lambda generator: collate([features[i] for i in order.next(generator)], pad_id),
-        loss=loss_fn or (lambda m, batch: m(**batch).loss),
+        loss=loss_fn or (lambda m, batch: m(**batch).loss), counts=loss_counts,
         tokens=lambda batch: int(batch["attention_mask"].sum()),
         evaluate_sample=validated, evaluate_final=validated, order=order,
         evaluate_now=lambda step: order.epoch_ended or bool(  # each epoch's end, every eval_interval
@@ -163,10 +162,23 @@ def finetune(
         info={"steps": plan.total, "warmup": plan.warmup, "train_examples": len(features)},
     )
     summary = run_training(model, task, plan.config, progress=progress, log=log)
+    if keeper.state is not None:  # on every rank under torchrun (at_end runs on rank 0 only)
+        model.load_state_dict(keeper.state)
     return FinetuneResult(
         summary["steps"], keeper.step, keeper.best, keeper.history, summary.get("stopped_early", False),
         summary["interrupted"], summary["seconds"],
     )
+
+
+def loss_counts(batch: dict[str, Tensor]) -> list[int]:
+    """What the heads' losses average over: tokens with a tag (tagging), answers inside the window
+    (QA; a start past the window is ignored, and so is its end), else rows (classification)."""
+    if "start_positions" in batch:
+        return [int((batch["start_positions"] < batch["input_ids"].shape[1]).sum())]
+    labels = batch.get("labels")
+    if labels is not None and labels.dim() == 2:
+        return [int((labels != -100).sum())]
+    return [len(batch["input_ids"])]
 
 
 class _BestWeights:

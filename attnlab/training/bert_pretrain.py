@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from attnlab.checks import check_int
 from attnlab.data.pretraining import PretrainingData
@@ -112,11 +113,22 @@ def train_bert(
     baseline = most_frequent_token(train_data)
 
     def loss(m, batch):
-        return pretraining_outputs(m, batch, nsp=train_data.nsp)[0]
+        loss, logits, nsp_logits = pretraining_outputs(m, batch, nsp=train_data.nsp)
+        if nsp_logits is None:
+            return loss
+        # Its two means (over masked positions, over pairs) as two terms, so that torchrun weighs
+        # each by a rank's share of it; recomputed as the model does, their sum is ``loss`` exactly.
+        targets = batch["labels"][batch["labels"] != -100]
+        mlm = F.cross_entropy(logits.float(), targets) if len(targets) else logits.sum()
+        return [mlm, F.cross_entropy(nsp_logits.float(), batch["next_sentence_label"])]
+
+    def counts(batch) -> list[int]:
+        masked = int((batch["labels"] != -100).sum())
+        return [masked, len(batch["labels"])] if train_data.nsp else [masked]
 
     task = Task(
         next_batch=lambda generator: train_data.batch(config.batch_size, generator),
-        loss=loss,
+        loss=loss, counts=counts,
         tokens=lambda batch: int(batch["attention_mask"].sum()),
         evaluate_sample=lambda m: evaluate_pretraining(m, val_data, n_batches=max(1, eval_batches // 8),
                                                        batch_size=config.batch_size),

@@ -9,15 +9,16 @@ is one process and nothing here does anything.
 How the data is sharded. ``batch_size`` stays the *global* micro-batch. Every rank
 draws the same global micro-batch from the same seeded generator (drawing windows or
 masked pairs is cheap next to a forward pass) and keeps only its own rows, rank r
-rows ``r*b : (r+1)*b`` with ``b = batch_size / world_size``; the forward and backward
-passes, where the time goes, run on those rows only. So the union of what the ranks
-train on is exactly what one process would train on, the data generator's state is
-the same on every rank (one checkpointed state resumes any world size), and
-``N processes x b`` rows give the same update as one process with ``N*b`` rows:
-DistributedDataParallel averages the ranks' gradients, and a rank's loss is the mean
-over its rows (Li et al. 2020, "PyTorch Distributed", arXiv:2006.15704). For losses
-that are means over a varying number of tokens (BERT's masked LM) the average over
-ranks is a mean of means, as it already is over accumulated micro-batches.
+rows ``ceil(r*n/N) : ceil((r+1)*n/N)`` of a batch of n rows (``r*b : (r+1)*b`` when they
+split evenly); the forward and backward passes, where the time goes, run on those rows only.
+So the union of what the ranks train on is exactly what one process would train on, and
+the data generator's state is the same on every rank (one checkpointed state resumes any
+world size). DistributedDataParallel averages the ranks' gradients (Li et al. 2020,
+"PyTorch Distributed", arXiv:2006.15704); each rank's loss is weighted by its share of
+what the loss averages over (:func:`split`: rows, target tokens, masked positions, one
+weight per term of a loss such as MLM + NSP), so that ``N processes x b`` give the
+update of one process with ``N*b`` rows also when the rows or tokens do not split
+evenly (an epoch's smaller last batch, translation's batches sized by token count).
 
 How the model is replicated (DDP) or sharded (FSDP2), and how its whole state is
 gathered for a checkpoint, is :mod:`attnlab.training.parallel_model`; this module is
@@ -35,7 +36,7 @@ import contextlib
 import datetime
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -171,7 +172,7 @@ def _looks_collective(error: RuntimeError) -> bool:
 
 
 def rows_per_rank(batch_size: int, world: World) -> int:
-    """b = batch_size / world_size; the global batch must split evenly."""
+    """b = batch_size / world_size, for commands that want every rank to do the same work."""
     if batch_size % world.size:
         lower = max(world.size, batch_size - batch_size % world.size)
         raise AttnlabError(
@@ -181,25 +182,72 @@ def rows_per_rank(batch_size: int, world: World) -> int:
     return batch_size // world.size
 
 
+def rows_of(n_rows: int, world: World) -> slice:
+    """This rank's rows of a batch of ``n_rows``: ``ceil(r*n/N) : ceil((r+1)*n/N)``, which is
+    ``r*b : (r+1)*b`` when the rows split evenly; otherwise the first ranks have one row more
+    (rank 0, which logs, has rows whenever the batch has)."""
+    return slice(-(-world.rank * n_rows // world.size), -(-(world.rank + 1) * n_rows // world.size))
+
+
+def _n_rows(batch: Any) -> int | None:
+    sizes = {tensor.shape[0] for tensor in tensors_of(batch) if tensor.dim() > 0}
+    if len(sizes) > 1:
+        raise AttnlabError(f"The tensors of a batch have different numbers of rows {sorted(sizes)}; "
+                           f"dim 0 must be the batch.")
+    return sizes.pop() if sizes else None
+
+
 def shard(batch: Any, world: World) -> Any:
-    """This rank's rows ``r*b : (r+1)*b`` of every tensor in a global batch (dim 0 is the batch)."""
+    """This rank's rows (:func:`rows_of`) of every tensor in a global batch (dim 0 is the batch);
+    a rank may get fewer rows than another, or none."""
     if not world.distributed:
         return batch
+    n_rows = _n_rows(batch)
+    return batch if n_rows is None else _take(batch, rows_of(n_rows, world))
+
+
+def _take(batch: Any, rows: slice) -> Any:
     if isinstance(batch, Tensor):
-        if batch.dim() == 0:
-            return batch  # a scalar belongs to every rank
-        rows, left = divmod(batch.shape[0], world.size)
-        if left:  # dropping rows silently would train on less than one process does
-            raise AttnlabError(
-                f"A batch of {batch.shape[0]} rows does not split evenly over the {world.size} processes "
-                f"(an epoch's last batch, or batches sized by token count); train it on one process."
-            )
-        return batch[world.rank * rows : (world.rank + 1) * rows]
+        return batch if batch.dim() == 0 else batch[rows]  # a scalar belongs to every rank
     if isinstance(batch, dict):
-        return {k: shard(v, world) for k, v in batch.items()}
+        return {k: _take(v, rows) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):
-        return type(batch)(shard(v, world) for v in batch)
+        return type(batch)(_take(v, rows) for v in batch)
     return batch
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This rank's part of a global batch and the weight of each term of its loss.
+
+    ``shares[i]`` = N * (this rank's count of term i) / (the global batch's count of term i),
+    where a term's count is what it averages over (rows, tokens, masked positions). DDP
+    averages the N ranks' gradients, so the weighted losses add up to the loss of the whole
+    batch on one process, for batches that do not split evenly too. A rank with no rows gets
+    the batch's first row with every share 0 (``empty``): it still joins the gradient average.
+    ``shares`` is None on one process (the loss is used as it is).
+    """
+
+    batch: Any
+    shares: tuple[float, ...] | None
+    empty: bool = False
+
+
+def split(batch: Any, world: World, counts: Callable[[Any], Sequence[int]]) -> Shard:
+    """This rank's :class:`Shard` of ``batch``; ``counts(batch)`` is what each loss term averages over."""
+    if not world.distributed:
+        return Shard(batch, None)
+    n_rows = _n_rows(batch)
+    if n_rows is None:
+        raise AttnlabError("A training batch needs at least one tensor with a batch dimension.")
+    totals = [int(c) for c in counts(batch)]
+    rows = rows_of(n_rows, world)
+    if rows.start == rows.stop:
+        return Shard(_take(batch, slice(0, 1)), tuple(0.0 for _ in totals), empty=True)
+    mine = _take(batch, rows)
+    shares = tuple(world.size * int(c) / total if total else 0.0 for c, total in zip(counts(mine), totals,
+                                                                                    strict=True))
+    return Shard(mine, shares)
 
 
 def check_same_batch(batch: Any, world: World) -> None:
@@ -209,7 +257,7 @@ def check_same_batch(batch: Any, world: World) -> None:
     import torch.distributed as dist
 
     digest = hashlib.sha256()
-    for tensor in _tensors(batch):
+    for tensor in tensors_of(batch):
         digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     digests: list[str | None] = [None] * world.size
@@ -221,15 +269,16 @@ def check_same_batch(batch: Any, world: World) -> None:
         )
 
 
-def _tensors(batch: Any) -> Iterator[Tensor]:
+def tensors_of(batch: Any) -> Iterator[Tensor]:
+    """Every tensor in a batch (a tensor, or dicts, lists and tuples of them), dict keys sorted."""
     if isinstance(batch, Tensor):
         yield batch
     elif isinstance(batch, dict):
         for key in sorted(batch):
-            yield from _tensors(batch[key])
+            yield from tensors_of(batch[key])
     elif isinstance(batch, (list, tuple)):
         for value in batch:
-            yield from _tensors(value)
+            yield from tensors_of(value)
 
 
 def on_main(world: World, action: Callable[[], T]) -> T:
@@ -249,6 +298,17 @@ def on_main(world: World, action: Callable[[], T]) -> T:
     if kind == "error":
         raise AttnlabError(value)
     return value
+
+
+def from_main(world: World, value: T) -> T:
+    """Rank 0's ``value`` on every rank: a decision (stop early or not) all ranks must share."""
+    if not world.distributed:
+        return value
+    import torch.distributed as dist
+
+    message: list[Any] = [value]
+    dist.broadcast_object_list(message, src=0, device=world.collective_device)
+    return message[0]
 
 
 def mean_loss_and_tokens(world: World, loss: float, tokens: int) -> tuple[float, int]:
@@ -314,16 +374,6 @@ def check_nproc(nproc: int, device: str, world: World) -> None:
         raise AttnlabError(
             f"--nproc {nproc} is more processes than this machine's {limit} {what}; use --nproc {limit} "
             f"or fewer (several machines: see docs/distributed.md)."
-        )
-
-
-def refuse_torchrun(command: str) -> None:
-    """For commands with a training loop of their own: one clear line instead of N copies of one run."""
-    world = launched_world()
-    if world.distributed:
-        raise AttnlabError(
-            f"{command} trains on one process only, but torchrun started {world.size}; run it without "
-            f"torchrun (attnlab train gpt and attnlab train bert train on several)."
         )
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from attnlab.device import resolve_dtype
 from attnlab.errors import AttnlabError
@@ -232,7 +233,16 @@ def train_classifier(
     def loss(m: GPTForSequenceClassification, batch: dict[str, Tensor]):
         output = m(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
                    lm_loss_weight=config.lm_loss_weight)
-        return output.loss, ({"lm_loss": output.lm_loss.detach()} if output.lm_loss is not None else {})
+        if output.lm_loss is None:
+            return output.loss, {}
+        # Eq. 5's two means (over texts, over their tokens) as two terms, so that torchrun weighs each
+        # by a rank's share of it; recomputed as the model does, their sum is ``output.loss`` exactly.
+        texts = F.cross_entropy(output.logits.float(), batch["labels"])
+        return [texts, config.lm_loss_weight * output.lm_loss], {"lm_loss": output.lm_loss.detach()}
+
+    def counts(batch: dict[str, Tensor]) -> list[int]:
+        texts = len(batch["labels"])  # the next-token loss predicts every real token but the first
+        return [texts, int(batch["attention_mask"][:, 1:].sum())] if config.lm_loss_weight > 0 else [texts]
 
     def val_accuracy(m: GPTForSequenceClassification) -> dict[str, float]:
         predicted = predict_indices(m, val.ids)
@@ -254,7 +264,8 @@ def train_classifier(
         return added
 
     task = Task(
-        next_batch=next_batch, loss=loss, tokens=lambda batch: int(batch["attention_mask"].sum()),
+        next_batch=next_batch, loss=loss, counts=counts,
+        tokens=lambda batch: int(batch["attention_mask"].sum()),
         evaluate_final=val_accuracy, order=order, at_end=at_end, schedule=plan.schedule,
         settings=asdict(config), resumable={"max_steps"},
         info={"labels": list(model.label_names), "train_examples": len(train.ids),

@@ -19,7 +19,7 @@ package is a builder of a Task; ``backward()`` is called here only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ class TrainingConfig:
     """How long and how fast to train. ``max_time`` (seconds) stops early if set.
 
     One optimizer step sees ``batch_size * grad_accum_steps`` examples; under torchrun
-    ``batch_size`` is the global micro-batch, split evenly over the processes.
+    ``batch_size`` is the global micro-batch, split by rows over the processes.
     ``fsdp`` shards the model across them (FSDP2) instead of replicating it (DDP);
     ``dist_timeout`` (seconds) bounds every wait on another process. ``max_iters`` and
     ``warmup_iters``, the names of ``max_steps`` and ``warmup_steps`` before, still work.
@@ -97,6 +97,8 @@ class Task:
         makes resume exact.
     loss(model, batch): the scalar to minimise, or (scalar, {name: scalar}) whose
         extra figures (e.g. an auxiliary loss) join the step's ``metrics.jsonl`` record.
+        A loss that adds means over different things (MLM + NSP) may give its terms as a
+        list of scalars in place of the scalar, one per entry of ``counts``.
     tokens(batch): how many tokens the batch holds (for tokens/s).
     evaluate_sample(model): metrics logged at every evaluation during training.
     evaluate_final(model): the full evaluation reported at the end.
@@ -115,7 +117,14 @@ class Task:
     settings: the run's config as checkpoints record it and ``resume`` compares it
         (default: the TrainingConfig), with ``resumable`` the fields that may change.
     info: entries added to the start record of ``metrics.jsonl``.
+    counts(batch): how many things each term of the loss averages over in ``batch`` (rows,
+        target tokens, masked positions); default: one term, a mean over rows. Under torchrun
+        each rank's terms are weighted by its share of these (:func:`distributed.split`).
     lr_flag, steps_flag: the command-line options the loop's messages name.
+
+    Under torchrun every rank evaluates (identical replicas, identical figures) and calls
+    ``after_evaluation``, whose decision is rank 0's; ``after_step`` and ``at_end``, which
+    write files, run on rank 0 only, and rank 0's ``at_end`` entries reach every rank.
     """
 
     next_batch: Callable[[torch.Generator], Any]
@@ -133,6 +142,7 @@ class Task:
     settings: dict[str, Any] | None = None
     resumable: set[str] = field(default_factory=lambda: set(RESUMABLE_CHANGES))
     info: dict[str, Any] = field(default_factory=dict)
+    counts: Callable[[Any], Sequence[int]] | None = None
     lr_flag: str = "--lr"
     steps_flag: str = "--max-iters"
 
@@ -215,7 +225,9 @@ def run_training(
     if world.distributed and device.type == "cuda" and device.index != world.local_rank:
         device = torch.device("cuda", world.local_rank)  # one GPU per process
         model.to(device)
-    distributed.rows_per_rank(config.batch_size, world)
+    if world.distributed and config.fsdp and (task.after_step or task.at_end):
+        raise AttnlabError("This training writes whole-model files as it goes (snapshots, the final "
+                           "model) and runs under DDP only; leave --fsdp out.")
     dtype = resolve_dtype(config.dtype, device)
     torch.manual_seed(config.seed + world.rank)  # dropout: each rank its own masks
     generator = torch.Generator().manual_seed(config.seed)  # data: the same global batches everywhere
@@ -278,10 +290,16 @@ def run_training(
         return metrics
 
     def decide(metrics: dict[str, float]) -> bool:
-        """The task's end-of-evaluation hook: whether to stop (early stopping)."""
+        """The task's end-of-evaluation hook, on every rank: whether to stop (rank 0's decision)."""
         if task.after_evaluation is None:
             return False
-        return bool(task.after_evaluation(done, metrics, loss_value))
+        return distributed.from_main(world, bool(task.after_evaluation(done, metrics, loss_value)))
+
+    def finish(summary: dict) -> dict:
+        """The task's end hook, on rank 0 (it writes files); its entries reach every rank."""
+        if task.at_end is None:
+            return {}
+        return distributed.on_main(world, lambda: task.at_end(model, summary))
 
     write({"event": "resume" if resume else "start", "step": done, "config": settings,
            "dtype": dtype, "model": model.config.to_dict(), "parameters": model.num_parameters(),
@@ -321,14 +339,15 @@ def run_training(
                 if not checked:
                     distributed.check_same_batch(batch, world)
                     checked = True
-                batch = _to(distributed.shard(batch, world), device)
+                part = distributed.split(batch, world, task.counts or _rows)
+                batch = _to(part.batch, device)
                 with parallel_model.gradient_sync(trained, enabled=micro == config.grad_accum_steps - 1):
                     with autocast(dtype, device):
-                        loss, figures = _loss_and_figures(trained(task.loss, batch))
-                        loss = loss / config.grad_accum_steps
+                        terms, figures = _terms_and_figures(trained(task.loss, batch))
+                        loss = _weighted_sum(terms, part.shares) / config.grad_accum_steps
                     loss.backward()
                 step_loss += float(loss.detach())
-                step_tokens += task.tokens(batch)
+                step_tokens += 0 if part.empty else task.tokens(batch)
                 for name, value in figures.items():  # this rank's, averaged over the micro-batches
                     extras[name] = extras.get(name, 0.0) + float(value) / config.grad_accum_steps
             step_loss, step_tokens = distributed.mean_loss_and_tokens(world, step_loss, step_tokens)
@@ -348,7 +367,7 @@ def run_training(
                 on_step(done, loss_value)
             epoch = {"epoch": task.order.epoch} if task.order is not None else {}
             write({"step": done, "train_loss": loss_value, "lr": lr, **extras, **epoch})
-            if task.after_step is not None:
+            if task.after_step is not None and world.is_main:
                 task.after_step(model, done)
             # Every rank stops at the same step: Ctrl-C or the clock on any rank stops them all.
             pressed, clock = distributed.max_over_ranks(world, float(ctrl_c_pressed()), elapsed)
@@ -378,7 +397,7 @@ def run_training(
             checkpoint()
             summary = {"event": "interrupted", "interrupted": True, "steps": done,
                        "train_loss": loss_value, "seconds": round(elapsed, 2)}
-            added = task.at_end(model, summary) if task.at_end is not None else {}
+            added = finish(summary)
             write({"event": "interrupted", "step": done, **added})
             model.eval()
             return {**summary, **added}
@@ -392,12 +411,29 @@ def run_training(
                    **({"stopped_early": stopped_early} if task.after_evaluation is not None else {}),
                    **({"world_size": world.size} if world.distributed else {})}
         checkpoint()
-        if task.at_end is not None:  # after the checkpoint: whatever it does, resume stays exact
-            summary.update(task.at_end(model, summary))
+        summary.update(finish(summary))  # after the checkpoint: whatever it does, resume stays exact
         write(summary)
     model.eval()
     return summary
 
 
-def _loss_and_figures(result: Tensor | tuple[Tensor, dict[str, Tensor]]) -> tuple[Tensor, dict[str, Tensor]]:
-    return result if isinstance(result, tuple) else (result, {})
+def _rows(batch: Any) -> list[int]:
+    """The default count: one loss term, a mean over the batch's rows."""
+    first = next(t for t in distributed.tensors_of(batch) if t.dim() > 0)
+    return [first.shape[0]]
+
+
+def _terms_and_figures(result: Any) -> tuple[list[Tensor], dict[str, Tensor]]:
+    loss, figures = result if isinstance(result, tuple) else (result, {})
+    return (list(loss) if isinstance(loss, list) else [loss]), figures
+
+
+def _weighted_sum(terms: list[Tensor], shares: tuple[float, ...] | None) -> Tensor:
+    """The terms added up in order (one process: the task's loss as it is), each times this rank's
+    share under torchrun."""
+    if shares is not None and len(shares) != len(terms):
+        raise AttnlabError(f"The task's loss has {len(terms)} term(s) but its counts give {len(shares)}.")
+    total = terms[0] if shares is None else terms[0] * shares[0]
+    for i, term in enumerate(terms[1:], start=1):
+        total = total + (term if shares is None else term * shares[i])
+    return total

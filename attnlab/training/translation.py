@@ -210,6 +210,7 @@ def train_translation(
 
     task = Task(
         next_batch=next_batch, loss=lambda m, batch: m(**batch, label_smoothing=config.label_smoothing).loss,
+        counts=lambda batch: [int((batch["labels"] != -100).sum())],  # the loss: a mean per target token
         tokens=lambda batch: int((batch["labels"] != -100).sum()) + int(batch["attention_mask"].sum()),
         evaluate_sample=evaluate, evaluate_final=evaluate, optimizer=adam, order=order,
         schedule=lambda step: noam_lr(step + 1, d_model=cfg.d_model, warmup=config.warmup_steps,

@@ -112,7 +112,7 @@ BAD: dict[str, dict[str, list]] = {
         "--label-smoothing": ["-0.1", "1", "nan"], "--grad-clip": ["0", "-1", "nan"], "--device": DEVICE,
         "--threads": ["0", "-1", "abc", ""], "--seed": SEED, "--eval-interval": COUNT,
         "--eval-sentences": NON_NEGATIVE, "--snapshot-interval": COUNT, "--average-last": COUNT,
-        "--out": OUT_DIR, "--resume": [SWITCH],
+        "--out": OUT_DIR, "--resume": [SWITCH], "--nproc": ["0", "-1", "100000"],
     },
     "train bert": {
         "--data": READ_TEXT, "--speeches-per-document": COUNT, "--vocab-size": ["0", "-1", "5"],
@@ -153,6 +153,7 @@ BAD: dict[str, dict[str, list]] = {
         "--val-data": classify("--val-data", ["{missing}", "{binary}"]),
         "--val-fraction": classify("--val-fraction", ["-0.1", "1", "nan"]),
         "--aux-lm-weight": classify("--aux-lm-weight", ["-1", "nan"]),
+        "--nproc": ["0", "-1", "100000"],
     },
     "finetune bert": {
         "--model": [*MODEL, "{gpt}"], "--data": [*READ_TEXT, "wnut16"], "--out": OUT_DIR,
@@ -164,7 +165,7 @@ BAD: dict[str, dict[str, list]] = {
         "--max-answer-len": [("--task", "qa", "--data", "{qa}", "--max-answer-len", v) for v in COUNT],
         "--epochs": COUNT, "--max-steps": COUNT, "--batch-size": COUNT, "--lr": RATE,
         "--warmup-fraction": FRACTION, "--weight-decay": DECAY, "--eval-every": COUNT, "--patience": COUNT,
-        "--device": DEVICE, "--seed": SEED,
+        "--device": DEVICE, "--seed": SEED, "--nproc": ["0", "-1", "100000"],
     },
     "fewshot": {
         "--model": [*MODEL, "{bert}"], "--data": READ_TEXT, "--shots": ["-1"], "--n-test": COUNT,
