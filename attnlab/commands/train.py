@@ -7,9 +7,10 @@ import argparse
 from attnlab.commands.arguments import (
     SIZE_OPTIONS,
     add_command,
+    add_nproc_argument,
     add_size_arguments,
-    forwarded_arguments,
     given,
+    launch_if_asked,
     resume_hint,
 )
 
@@ -84,10 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--prompt", default="\n", help="prompt of the final sample")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     scale = gpt.add_argument_group("several processes (see docs/distributed.md)")
-    scale.add_argument("--nproc", type=int, default=1,
-                       help="train on N processes of this machine, at most one per CPU core or GPU: "
-                            "relaunches the command under torchrun (DDP; --batch-size is the global batch, "
-                            "split evenly)")
+    add_nproc_argument(scale)
     scale.add_argument("--fsdp", action="store_true",
                        help="shard parameters, gradients and optimizer state across the processes (FSDP2) "
                             "instead of replicating the model (DDP)")
@@ -112,11 +110,12 @@ def run_gpt(args: argparse.Namespace) -> int:
 
     world = distributed.launched_world()
     distributed.check_nproc(args.nproc, args.device, world)
+    # train gpt splits its rows evenly: say so here, once, not in N processes.
     if args.nproc > 1 and not world.distributed:
-        # Fail here, once, rather than in N processes.
-        distributed.training_device(args.device, distributed.World())
         distributed.rows_per_rank(args.batch_size, distributed.World(size=args.nproc))
-        return distributed.launch_local(args.nproc, ["train", "gpt", *forwarded_arguments(args.parser, args)])
+    launched = launch_if_asked(args, ["train", "gpt"])
+    if launched is not None:
+        return launched
     if args.fsdp and not world.distributed:
         print("(--fsdp shards across processes; with one process it trains as usual)")
     device = distributed.training_device(args.device)
