@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.files import atomic_write, check_parents, write_failure
+from attnlab.files import atomic_write, check_output_dir, write_failure
 from attnlab.interop.hf import save_pretrained
 from attnlab.interop.weights import SAFETENSORS, refused_global
 from attnlab.models.base import PreTrainedModel
@@ -49,18 +49,12 @@ def has_checkpoint(directory: str | Path) -> bool:
 def check_checkpoint_dir(out: str | Path, resume: bool) -> None:
     """Refuse, before any work, an ``--out`` that is a file or a ``--resume`` with nothing to resume."""
     out = Path(out)
-    _refuse_file_out(out)
+    check_output_dir(out, "--out")
     if resume and not has_checkpoint(out):
         raise AttnlabError(
             f"No checkpoint in {out} (no {STATE_FILE} to resume from); check --out, "
             f"or drop --resume to start a new run."
         )
-
-
-def _refuse_file_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise AttnlabError(f"--out {out} is a file; give a directory (a checkpoint is a folder of files).")
-    check_parents(out, "--out")
 
 
 def save_checkpoint(
@@ -232,7 +226,7 @@ def begin_run(
     refuse to overwrite a checkpoint already in ``out``, and return None.
     """
     if out is not None:
-        _refuse_file_out(out)
+        check_output_dir(out, "--out")
     if resume:
         if out is None:
             raise AttnlabError("resume needs the checkpoint directory (--out).")

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from attnlab.device import resolve_dtype
 from attnlab.errors import AttnlabError
+from attnlab.files import check_output_dir
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
 from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
 from attnlab.training.fine_tuning import plan_epochs
@@ -174,15 +175,6 @@ def majority_baseline(examples: Sequence[Example]) -> float:
 
 
 # --------------------------------------------------------------------------- training
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise AttnlabError(f"{out} is a file; --out needs a directory.")
-    if (out / "config.json").exists() or (out / "model.safetensors").exists():
-        raise AttnlabError(
-            f"{out} already holds a model; choose another --out so nothing saved is overwritten."
-        )
-
-
 def train_classifier(
     model: GPTForSequenceClassification,
     tokenizer,
@@ -210,7 +202,7 @@ def train_classifier(
         )
     out = Path(out_dir).expanduser() if out_dir is not None else None
     if out is not None:
-        _check_out(out)
+        check_output_dir(out, "--out", keep=("config.json", "model.safetensors"))
     limit = model.config.max_positions
     train = encode_examples(tokenizer, train_examples, model.label_names, limit)
     val = encode_examples(tokenizer, val_examples, model.label_names, limit)

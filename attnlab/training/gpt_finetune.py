@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.files import check_parents
+from attnlab.files import check_output_dir
 from attnlab.models.gpt import GPT
 from attnlab.training.checkpoint import has_checkpoint
 from attnlab.training.gpt_pretrain import LMTrainingConfig, evaluate_loss, train_language_model
@@ -74,9 +74,7 @@ def check_out_dir(out: Path, model_dir: Path, resume: bool, *, resumable: bool =
 
     ``resumable=False`` (classification) leaves --resume out of the advice.
     """
-    if out.exists() and not out.is_dir():
-        raise AttnlabError(f"{out} is a file; --out needs a directory.")
-    check_parents(out, "--out")
+    check_output_dir(out, "--out")
     if out.resolve() == model_dir.resolve():
         raise AttnlabError(
             f"--out is the --model directory {model_dir}; write the fine-tuned model to another "
@@ -89,10 +87,7 @@ def check_out_dir(out: Path, model_dir: Path, resume: bool, *, resumable: bool =
             f"{out} already holds a training checkpoint; pass --resume to continue it, "
             f"or choose another --out so nothing saved is overwritten."
         )
-    if (out / "config.json").exists() or (out / "model.safetensors").exists():
-        raise AttnlabError(
-            f"{out} already holds a model; choose another --out so nothing saved is overwritten."
-        )
+    check_output_dir(out, "--out", keep=("config.json", "model.safetensors"))
 
 
 def continue_pretraining(
