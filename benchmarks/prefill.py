@@ -7,7 +7,7 @@ in its fastest dtype on this machine: fp32 and, where the CPU computes bf16 nati
 weights are both timed, the faster is the reference (named with its dtype), the other printed
 beside it (transformers is called with use_cache=True and logits_to_keep=1, as its generate
 does). attnlab runs CompiledPrefill (the dtype the probe picks, torch.compile with frozen
-weights; its compile time reported apart) and its fp32 eager forward_cached. Quality is
+weights; its compile time reported apart) and GPT.prefill, fp32 eager. Quality is
 measured against transformers fp32's logits: max |logit difference| of the next token and
 whether its top-1 is the same (and, for bf16, at every position). Goal >= 1.5x.
 

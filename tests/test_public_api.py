@@ -15,18 +15,30 @@ from attnlab.models import (
 
 
 def test_the_documented_names_exist():
-    # DESIGN.md also documents model.generate(...) and attnlab.generate(model, ...), which do not
-    # exist yet (the generate loop is attnlab.inference.generation.generate): not asserted here.
     for name in ("load_pretrained", "Perceptron", "MLPClassifier", "GPT", "BertModel",
-                 "BertConfig", "GPTConfig", "AttnlabError", "__version__"):
+                 "BertConfig", "GPTConfig", "AttnlabError", "__version__", "generate"):
         assert hasattr(attnlab, name), name
     from attnlab.inference.generation import generate
 
-    assert callable(generate) and callable(trace) and callable(attnlab.load_pretrained)
+    assert attnlab.generate is generate and callable(attnlab.GPT.generate)
+    assert callable(trace) and callable(attnlab.load_pretrained)
     for model in (attnlab.GPT, attnlab.BertModel, Transformer, BertForMaskedLM, BertForPreTraining,
                   BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification):
         assert callable(model.save_pretrained)
     assert attnlab.__version__ == "0.1.0"
+
+
+def test_model_generate_is_attnlab_generate():
+    """DESIGN.md: ``model.generate(input_ids, max_new_tokens=32, temperature=0)`` is the same as
+    ``attnlab.generate(model, ...)``."""
+    import torch
+
+    torch.manual_seed(0)
+    model = attnlab.GPT(attnlab.GPTConfig.from_preset("gpt-nano", vocab_size=11, max_positions=64)).eval()
+    ids = torch.tensor([[1, 2, 3]])
+    out = model.generate(ids, max_new_tokens=32, temperature=0)
+    assert out.shape == (1, 35) and torch.equal(out[:, :3], ids)
+    assert torch.equal(out, attnlab.generate(model, ids, max_new_tokens=32, temperature=0))
 
 
 def test_save_pretrained_writes_the_layout_load_pretrained_reads(tmp_path):

@@ -108,6 +108,7 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.training.bert_finetune import FinetuneConfig, finetune, head_from_encoder, special_ids
     from attnlab.training.distributed import refuse_torchrun, training_device
     from attnlab.training.gpt_finetune import check_out_dir
+    from attnlab.training.metrics_log import MetricsLog
 
     refuse_torchrun("attnlab finetune bert")  # its epoch loop with early stopping is one process's
     started = time.perf_counter()
@@ -168,7 +169,7 @@ def run_bert(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     result = finetune(model, train_features, lambda m: task.evaluate(m, val), metric, config,
                       loss_fn=task.loss_fn(), pad_id=ids["pad"], progress=not args.no_progress,
-                      log=bert_tasks.jsonl_log(out / "metrics.jsonl"))
+                      log=MetricsLog(out))
     test_scores = task.evaluate(model, test)
     summary = {
         "task": args.task, "architecture": architecture, "model": str(args.model), "data": description,

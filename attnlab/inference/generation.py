@@ -1,11 +1,17 @@
 """Text generation from a causal language model, with a pre-allocated KV cache.
 
-Prefill runs the prompts once and fills each layer's cache; every decode step
-then runs one position per sequence. Prompts of different lengths are
-left-padded: each row's positions start at its first real token, and padded
-keys are masked. When the model's positions run out, the cache is refilled from
-the most recent half of the context (a sliding window), so generation can go on
-past the model's context length.
+The one generate/decode path (gpt-fast's layout): ``model.prefill`` runs the prompts
+once and fills each layer's cache; every ``model.decode_step`` then runs one position
+per sequence, without input checks (they run once, here):
+
+    caches  = model.new_kv_caches(B, T + new - 1)     exactly the positions this call needs
+    logits  = model.prefill(ids (B, T), caches)       (B, V), causal over the prompt
+    repeat: next = sample(logits);  logits = model.decode_step(next (B, 1), caches, t)
+
+Prompts of different lengths are left-padded: each row's positions start at its
+first real token, and padded keys are masked. When the model's positions run out,
+the cache is refilled from the most recent half of the context (a sliding window),
+so generation can go on past the model's context length.
 
 Sampling (Holtzman et al. 2020, arXiv:1904.09751, for nucleus / top-p;
 Keskar et al. 2019, arXiv:1909.05858, for the repetition penalty):
@@ -28,6 +34,7 @@ from torch import Tensor
 from attnlab.checks import check_int, is_int
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt import GPT
+from attnlab.models.inputs import check_input_ids, check_padding_mask
 
 
 def sample_next(
@@ -97,12 +104,28 @@ def check_sampling(
         )
 
 
-_check = check_sampling  # the name attnlab.speed imports
-
-
 def _positions(mask: Tensor) -> Tensor:
     """(B, S) 1/0 mask -> (B, S) positions counted from each row's first real token."""
-    return (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    return (mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def _check_prompts(model: GPT, input_ids: object, attention_mask: object) -> tuple[Tensor, Tensor | None]:
+    """The checks the lean prefill and decode steps skip, once: (B, T) ids and their padding or None."""
+    if not isinstance(model, GPT):
+        raise AttnlabError(f"generate needs a causal language model (GPT); got {type(model).__name__}.")
+    if not isinstance(input_ids, Tensor):
+        raise AttnlabError(
+            f"input_ids must be a torch.Tensor of token ids; got {type(input_ids).__name__}. "
+            f"Convert with torch.tensor(ids)."
+        )
+    if input_ids.dim() == 1:
+        input_ids = input_ids.unsqueeze(0)
+    # A prompt of any length: the window slides past the model's positions.
+    check_input_ids(input_ids, model.config.vocab_size, max(1, input_ids.shape[-1]))
+    padding = check_padding_mask(attention_mask, input_ids)  # (B, T) bool, None if nothing is padded
+    if padding is not None and bool((~padding.any(dim=-1)).any()):
+        raise AttnlabError("A prompt is all padding; every prompt needs at least one token.")
+    return input_ids, padding
 
 
 @torch.no_grad()
@@ -122,81 +145,85 @@ def generate(
 ) -> Tensor:
     """Continue (B, T) prompts by up to ``max_new_tokens`` tokens; returns (B, T + new) ids.
 
+    The one generate of attnlab: ``attnlab.generate(model, ...)`` and ``model.generate(...)``
+    are this function. It checks its inputs once, then runs ``model.prefill`` on the prompts
+    and one ``model.decode_step`` per new token, over caches of exactly the positions this
+    call needs (prompt + new - 1, at most the model's context).
+
     Args:
+        temperature: 1.0 by default (sampling, as in Hugging Face); 0 is greedy decoding.
+        top_k, top_p, repetition_penalty: see the module docstring.
         attention_mask: (B, T) 1 for tokens, 0 for left padding (prompts of unequal length).
         eos_token_id: a sequence that produced it keeps producing it; generation stops
             once every sequence has.
         on_token: called with the (B,) new ids after each step (e.g. to stream text);
             returning True stops generation.
     """
-    _check(max_new_tokens, temperature, top_k, top_p, repetition_penalty)
-    if not isinstance(model, GPT):
-        raise AttnlabError(f"generate needs a causal language model (GPT); got {type(model).__name__}.")
-    if not isinstance(input_ids, Tensor):
-        raise AttnlabError(
-            f"input_ids must be a torch.Tensor of token ids; got {type(input_ids).__name__}. "
-            f"Convert with torch.tensor(ids)."
-        )
-    if input_ids.dim() == 1:
-        input_ids = input_ids.unsqueeze(0)
-    batch, device = input_ids.shape[0], input_ids.device
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    elif attention_mask.shape != input_ids.shape:
-        raise AttnlabError(
-            f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has "
-            f"{tuple(input_ids.shape)}; give one entry per prompt token."
-        )
-    elif bool((attention_mask.sum(dim=-1) == 0).any()):
-        raise AttnlabError("A prompt is all padding; every prompt needs at least one token.")
-    max_positions = model.config.max_positions
+    check_sampling(max_new_tokens, temperature, top_k, top_p, repetition_penalty)
+    input_ids, padding = _check_prompts(model, input_ids, attention_mask)
+    batch, length = input_ids.shape
+    device, max_positions = input_ids.device, model.config.max_positions
     window = max(1, max_positions // 2)
-    tokens, mask = input_ids, attention_mask.long()
+    total = length + max_new_tokens
+    tokens = torch.empty(batch, total, dtype=torch.long, device=device)
+    tokens[:, :length] = input_ids
+    if max_new_tokens == 0:
+        return tokens
+    # Padding of prompt and new tokens (B, T + new), kept only when some prompt is padded: then
+    # each row counts its positions from its first real token and padded keys are masked.
+    mask = None if padding is None else torch.cat([padding, padding.new_ones(batch, max_new_tokens)], dim=1)
     seen = None
     if repetition_penalty != 1.0:
         seen = torch.zeros(batch, model.config.vocab_size, dtype=torch.bool, device=device)
-        seen.scatter_(1, input_ids, mask.bool())
+        prompt = torch.ones_like(input_ids, dtype=torch.bool) if padding is None else padding
+        seen.scatter_(1, input_ids, prompt)
+    # The last new token is never fed back; zero-filling the whole context would cost time.
+    caches = model.new_kv_caches(batch, min(max_positions, total - 1))
 
-    # Only as many positions as this call can use (zero-filling the whole context costs time).
-    caches = model.new_kv_caches(batch, min(max_positions, input_ids.shape[1] + max_new_tokens))
+    def prefill(end: int, span: int) -> tuple[Tensor, Tensor | None]:
+        """Fill the caches with the last ``span`` tokens before ``end``.
 
-    def prefill(ids: Tensor, ids_mask: Tensor) -> tuple[Tensor, Tensor]:
+        Returns the (B, V) next-token logits and, with padding, each row's (B,) last position."""
+        ids = tokens[:, max(0, end - span) : end]
+        if mask is None:
+            return model.prefill(ids, caches), None
+        ids_mask = mask[:, max(0, end - span) : end]
         positions = _positions(ids_mask)
-        logits = model(ids, attention_mask=ids_mask, position_ids=positions, kv_caches=caches,
-                       only_last_logits=True).logits[:, -1]
-        return logits, positions[:, -1]
+        return model.prefill(ids, caches, attention_mask=ids_mask, position_ids=positions), positions[:, -1]
 
-    logits, last_position = prefill(tokens[:, -max_positions:], mask[:, -max_positions:])
-    cached = min(tokens.shape[1], max_positions)
+    logits, last_position = prefill(length, max_positions)
+    cached, end = min(length, max_positions), length
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     for _ in range(max_new_tokens):
         if seen is not None:
             logits = apply_repetition_penalty(logits, seen, repetition_penalty)
         next_ids = sample_next(
             logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
-        )
+        )  # (B,)
         if eos_token_id is not None:
             next_ids = next_ids.masked_fill(finished, eos_token_id)
             finished |= next_ids == eos_token_id
         if seen is not None:
             seen.scatter_(1, next_ids[:, None], True)
-        tokens = torch.cat([tokens, next_ids[:, None]], dim=1)
-        mask = torch.cat([mask, torch.ones_like(next_ids)[:, None]], dim=1)
+        tokens[:, end] = next_ids
+        end += 1
         stop = on_token(next_ids) if on_token is not None else False
-        if stop or (eos_token_id is not None and bool(finished.all())):
+        if stop or end == total or (eos_token_id is not None and bool(finished.all())):
             break
-        if cached == max_positions or int(last_position.max()) + 1 >= max_positions:
+        if cached == max_positions:
             # Positions exhausted: refill the cache from the last `window` tokens.
-            logits, last_position = prefill(tokens[:, -window:], mask[:, -window:])
-            cached = min(tokens.shape[1], window)
+            logits, last_position = prefill(end, window)
+            cached = min(end, window)
             continue
-        last_position = last_position + 1
-        logits = model(
-            next_ids[:, None], attention_mask=mask[:, -(cached + 1):], position_ids=last_position[:, None],
-            kv_caches=caches, start_pos=cached, only_last_logits=True,
-        ).logits[:, -1]
+        if mask is None:
+            logits = model.decode_step(next_ids[:, None], caches, cached)
+        else:
+            last_position = last_position + 1
+            keys = mask[:, end - cached - 1 : end]  # (B, cached + 1): the cached tokens and the new one
+            logits = model.decode_step(next_ids[:, None], caches, cached, attention_mask=keys,
+                                       position_ids=last_position[:, None])
         cached += 1
-    return tokens
+    return tokens[:, :end]
 
 
 @dataclass

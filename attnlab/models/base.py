@@ -15,23 +15,29 @@ from attnlab.models.config import ModelConfig
 # Python objects of one layer (modules, parameters, hooks), beyond its float32 numbers.
 _LAYER_OVERHEAD_BYTES = 50_000
 
-# Reading and writing files is the interop layer's job. attnlab.interop registers its writers
-# and readers here when it is imported, which ``import attnlab`` does before anything else
-# runs, so that ``model.save_pretrained`` works without models/ importing the layer above it.
-_LAYOUT_IO: dict[str, Callable[..., Any]] = {}
+# Some methods of a model do the work of a layer above models/: reading and writing files
+# (attnlab.interop) and generating text (attnlab.inference). Those packages register their
+# functions here when they are imported, which ``import attnlab`` does before anything else
+# runs, so that ``model.save_pretrained`` and ``model.generate`` work without models/
+# importing the layers above it.
+_IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {}
 
 
-def register_layout_io(**functions: Callable[..., Any]) -> None:
-    """Called by :mod:`attnlab.interop` with its functions (``save_pretrained=...``)."""
-    _LAYOUT_IO.update(functions)
+def register_implementations(**functions: Callable[..., Any]) -> None:
+    """Called by :mod:`attnlab.interop` (``save_pretrained=...``) and :mod:`attnlab.inference`
+    (``generate=...``) with the functions that models' methods call."""
+    _IMPLEMENTATIONS.update(functions)
 
 
-def layout_io(name: str) -> Callable[..., Any]:
-    """The function the interop layer registered as ``name``."""
+register_layout_io = register_implementations  # the name attnlab.interop calls
+
+
+def implementation(name: str) -> Callable[..., Any]:
+    """The function a layer above registered as ``name``."""
     try:
-        return _LAYOUT_IO[name]
+        return _IMPLEMENTATIONS[name]
     except KeyError:
-        raise AttnlabError(f"No {name} registered; import attnlab.interop first.") from None
+        raise AttnlabError(f"No {name} registered; import attnlab first.") from None
 
 
 def physical_memory() -> int | None:
@@ -68,7 +74,8 @@ def check_fits_in_memory(config: ModelConfig) -> None:
 
 
 class PreTrainedModel(nn.Module):
-    """Base of BERT and GPT: holds ``config``; saves to the Hugging Face layout."""
+    """Base of every attnlab network (BERT, GPT, the Transformer): holds ``config``; saves to the
+    Hugging Face layout."""
 
     config_class: type[ModelConfig] = ModelConfig
     # The Hugging Face class whose checkpoint layout this model reads and writes.
@@ -84,7 +91,7 @@ class PreTrainedModel(nn.Module):
 
         Both files are written atomically (temporary file, then rename).
         """
-        return layout_io("save_pretrained")(self, directory)
+        return implementation("save_pretrained")(self, directory)
 
     def num_parameters(self) -> int:
         """Number of distinct parameters (tied weights counted once)."""

@@ -18,7 +18,7 @@ from attnlab.models.base import PreTrainedModel
 from attnlab.models.config import BertConfig
 from attnlab.models.inputs import check_companion, check_input_ids, check_padding_mask
 from attnlab.models.outputs import EncoderOutput
-from attnlab.nn.attention import attention_mask as padding_to_attention_mask
+from attnlab.nn.attention import broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import InputEmbedding
 
@@ -79,8 +79,7 @@ class BertModel(PreTrainedModel):
         check_input_ids(input_ids, cfg.vocab_size, cfg.max_positions)
         check_companion("token_type_ids", token_type_ids, input_ids, upper=cfg.type_vocab_size)
         padding = check_padding_mask(attention_mask, input_ids)
-        length = input_ids.shape[1]
-        mask = padding_to_attention_mask(padding, length, length)  # (B, 1, 1, T) or None
+        mask = broadcast_padding_mask(padding)  # (B, 1, 1, T) or None
 
         x = self.embeddings(input_ids, token_type_ids=token_type_ids)  # (B, T, M)
         hidden_states = [x] if output_hidden_states else None

@@ -19,18 +19,17 @@ SwiGLU, grouped-query attention, no biases.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnlab.errors import AttnlabError
-from attnlab.models.base import PreTrainedModel
+from attnlab.models.base import PreTrainedModel, implementation
 from attnlab.models.config import GPTConfig
-from attnlab.models.inputs import check_class_labels, check_input_ids
+from attnlab.models.inputs import check_gpt_inputs
 from attnlab.models.outputs import CausalLMOutput
-from attnlab.nn.attention import KVCache
-from attnlab.nn.attention import attention_mask as padding_to_attention_mask
+from attnlab.nn.attention import KVCache, broadcast_padding_mask, new_kv_caches
 from attnlab.nn.blocks import TransformerBlock, make_norm
 from attnlab.nn.embeddings import InputEmbedding
 from attnlab.nn.rotary import RotaryEmbedding
@@ -70,16 +69,13 @@ class GPT(PreTrainedModel):
             for projection in (block.attention.out, ffn_out):
                 nn.init.normal_(projection.weight, std=0.02 / math.sqrt(2 * config.n_layers))
 
-    def new_kv_caches(self, batch_size: int, max_len: int | None = None) -> list[KVCache]:
-        """One pre-allocated cache per layer, for generation."""
-        cfg = self.config
-        # The token embeddings are a plain float tensor even when the output layer is quantized.
-        weight = self.embeddings.token.weight
-        return [
-            KVCache(batch_size, cfg.n_kv_heads, max_len or cfg.max_positions, cfg.d_head,
-                    dtype=weight.dtype, device=weight.device)
-            for _ in range(cfg.n_layers)
-        ]
+    def new_kv_caches(self, batch_size: int, max_len: int | None = None,
+                      dtype: torch.dtype | None = None) -> list[KVCache]:
+        """One pre-allocated (B, H_kv, max_len, D) cache per layer (default: the whole context)."""
+        # The token embeddings stay a float tensor even when the output layer is quantized.
+        return new_kv_caches((block.attention for block in self.blocks), batch_size,
+                             max_len or self.config.max_positions, like=self.embeddings.token.weight,
+                             dtype=dtype)
 
     def forward(
         self,
@@ -100,69 +96,85 @@ class GPT(PreTrainedModel):
             labels: (B, T) ids; the loss compares logits[:, t] with labels[:, t+1]
                 (the shift happens here, as in Hugging Face); -100 is ignored.
             kv_caches, start_pos: write keys/values at ``start_pos`` and attend to
-                every cached position (see :func:`attnlab.inference.generation.generate`).
+                every cached position (generation uses :meth:`prefill` and :meth:`decode_step`).
             position_ids: (B, T) position of each token, when rows are left-padded
                 (default: ``start_pos, start_pos + 1, ...`` for every row).
-            only_last_logits: compute logits for the last position only (decoding).
+            only_last_logits: compute logits for the last position only.
         """
-        cfg = self.config
-        check_input_ids(input_ids, cfg.vocab_size, cfg.max_positions, start_pos)
-        batch, length = input_ids.shape
-        mask = None
-        if attention_mask is not None:
-            expected = (batch, start_pos + length)
-            if not isinstance(attention_mask, Tensor) or tuple(attention_mask.shape) != expected:
-                got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else attention_mask
-                raise AttnlabError(
-                    f"attention_mask must have shape {expected} (batch, cached + new tokens); got {got}."
-                )
-            if not bool(attention_mask.to(torch.bool).all()):
-                mask = padding_to_attention_mask(attention_mask, length, start_pos + length)
-        if position_ids is not None:
-            if not isinstance(position_ids, Tensor) or position_ids.shape != input_ids.shape:
-                raise AttnlabError(
-                    f"position_ids must have the shape of input_ids {tuple(input_ids.shape)}."
-                )
-            if int(position_ids.min()) < 0 or int(position_ids.max()) >= cfg.max_positions:
-                raise AttnlabError(
-                    f"position_ids must lie in [0, {cfg.max_positions}); shorten the sequence."
-                )
-        if kv_caches is not None and len(kv_caches) != cfg.n_layers:
-            raise AttnlabError(f"Pass one KV cache per layer ({cfg.n_layers}); got {len(kv_caches)}.")
-
-        x = self.embeddings(input_ids, start_pos=start_pos, position_ids=position_ids)  # (B, T, M)
-        rope = None
-        if self.rotary is not None:
-            positions = position_ids if position_ids is not None else torch.arange(
-                start_pos, start_pos + length, device=input_ids.device)
-            rope = self.rotary(positions)  # cos, sin: (1|B, 1, T, D), shared by every layer
-        hidden_states = [x] if output_hidden_states else None
-        for index, block in enumerate(self.blocks):
-            cache = kv_caches[index] if kv_caches is not None else None
-            x = block(x, mask=mask, is_causal=True, kv_cache=cache, start_pos=start_pos, rope=rope)
-            if hidden_states is not None:
-                hidden_states.append(x)
+        padding = check_gpt_inputs(self.config, input_ids, attention_mask, labels, kv_caches=kv_caches,
+                                   start_pos=start_pos, position_ids=position_ids,
+                                   only_last_logits=only_last_logits)
+        hidden_states = [] if output_hidden_states else None
+        x = self._blocks(input_ids, padding, kv_caches, start_pos, position_ids, hidden_states)
         x = self.final_norm(x)
         logits = self.lm_head(x[:, -1:] if only_last_logits else x)  # (B, T, V)
-
         loss = None
-        if labels is not None:
-            if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
-                raise AttnlabError(
-                    f"labels must have the shape of input_ids {tuple(input_ids.shape)}; "
-                    f"got {tuple(labels.shape) if isinstance(labels, Tensor) else labels!r}."
-                )
-            if only_last_logits:
-                raise AttnlabError("labels need logits at every position; drop only_last_logits.")
-            labels = check_class_labels("labels", labels, tuple(input_ids.shape), cfg.vocab_size)
-            loss = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                labels[:, 1:].reshape(-1),
-                ignore_index=-100,
-            )
+        if labels is not None:  # logits[:, t] predicts labels[:, t + 1]
+            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().long(),
+                                   ignore_index=-100)
         return CausalLMOutput(
             logits=logits,
             loss=loss,
             last_hidden_state=x,
             hidden_states=tuple(hidden_states) if hidden_states is not None else None,
         )
+
+    # Generation (gpt-fast's split): prefill runs the prompt once and fills the caches; each
+    # decode step then runs one new position per sequence. Both are lean: no input checks
+    # (generate checks once, at its entry) and logits for the last position only.
+    def prefill(self, input_ids: Tensor, kv_caches: list[KVCache], *, attention_mask: Tensor | None = None,
+                position_ids: Tensor | None = None) -> Tensor:
+        """Prompts (B, T) -> next-token logits (B, V); writes keys/values at positions 0..T-1 of
+        ``kv_caches`` (from :meth:`new_kv_caches`).
+
+        attention_mask: (B, T) bool or 1/0 padding mask, None when no row is padded;
+        position_ids: (B, T), each row counted from its first real token (left padding).
+        """
+        return self._next_token_logits(input_ids, kv_caches, 0, attention_mask, position_ids)
+
+    def decode_step(self, next_ids: Tensor, kv_caches: list[KVCache], position: int, *,
+                    attention_mask: Tensor | None = None, position_ids: Tensor | None = None) -> Tensor:
+        """New tokens (B, 1) at cache slot ``position`` -> next-token logits (B, V).
+
+        The new token attends to the ``position`` cached keys and itself. attention_mask:
+        (B, position + 1) padding mask of cached and new tokens, None when nothing is padded;
+        position_ids: (B, 1) when rows are left-padded (default: ``position``).
+        """
+        return self._next_token_logits(next_ids, kv_caches, position, attention_mask, position_ids)
+
+    def _next_token_logits(self, input_ids: Tensor, kv_caches: list[KVCache], start_pos: int,
+                           padding: Tensor | None, position_ids: Tensor | None) -> Tensor:
+        x = self._blocks(input_ids, padding, kv_caches, start_pos, position_ids)
+        return self.lm_head(self.final_norm(x[:, -1]))  # (B, V)
+
+    def _blocks(self, input_ids: Tensor, padding: Tensor | None, kv_caches: list[KVCache] | None,
+                start_pos: int, position_ids: Tensor | None,
+                hidden_states: list[Tensor] | None = None) -> Tensor:
+        """Embeddings and the stack of blocks: ids (B, T) -> x (B, T, M), before the final norm.
+
+        padding: (B, start_pos + T) bool or None; hidden_states, when a list, receives X and
+        every block's output.
+        """
+        x = self.embeddings(input_ids, start_pos=start_pos, position_ids=position_ids)  # (B, T, M)
+        rope = None
+        if self.rotary is not None:
+            positions = position_ids if position_ids is not None else torch.arange(
+                start_pos, start_pos + input_ids.shape[1], device=input_ids.device)
+            rope = self.rotary(positions)  # cos, sin: (1|B, 1, T, D), shared by every layer
+        mask = broadcast_padding_mask(padding)  # (B, 1, 1, S) or None
+        if hidden_states is not None:
+            hidden_states.append(x)
+        for index, block in enumerate(self.blocks):
+            cache = kv_caches[index] if kv_caches is not None else None
+            x = block(x, mask=mask, is_causal=True, kv_cache=cache, start_pos=start_pos, rope=rope)
+            if hidden_states is not None:
+                hidden_states.append(x)
+        return x
+
+    def generate(self, input_ids: Tensor, max_new_tokens: int, **options: Any) -> Tensor:
+        """Continue (B, T) prompts; the same function as ``attnlab.generate(model, ...)``
+        (:func:`attnlab.inference.generation.generate`, which lists the options).
+
+        Sampling is the default (temperature 1.0); pass ``temperature=0`` for greedy decoding.
+        """
+        return implementation("generate")(self, input_ids, max_new_tokens, **options)

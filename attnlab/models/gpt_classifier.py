@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
-from attnlab.models.base import PreTrainedModel, layout_io
+from attnlab.models.base import PreTrainedModel, implementation
 from attnlab.models.config import GPTConfig
 from attnlab.models.gpt import GPT
 
@@ -169,9 +169,9 @@ class GPTForSequenceClassification(PreTrainedModel):
 
         Each file is written atomically (temporary file, then rename), weights first.
         """
-        return layout_io("save_gpt_classifier")(self, directory)
+        return implementation("save_gpt_classifier")(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GPTForSequenceClassification:
         """Load a directory written by :meth:`save_pretrained` (or by transformers); eval mode."""
-        return layout_io("load_gpt_classifier")(directory, cls)
+        return implementation("load_gpt_classifier")(directory, cls)

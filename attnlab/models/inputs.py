@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.models.config import GPTConfig
 
 
 def check_input_ids(input_ids: object, vocab_size: int, max_positions: int, start_pos: int = 0) -> Tensor:
@@ -76,6 +77,19 @@ def check_padding_mask(attention_mask: Tensor | None, input_ids: Tensor) -> Tens
     return None if bool(mask.all()) else mask
 
 
+def check_cached_padding_mask(name: str, mask: object, batch: int, total: int) -> Tensor | None:
+    """A (B, cached + new) mask of 1 (token) / 0 (padding) for a decoder that may hold a KV cache;
+    returned as bool, or None if all ones (the mask-free kernels then apply)."""
+    if mask is None:
+        return None
+    expected = (batch, total)
+    if not isinstance(mask, Tensor) or tuple(mask.shape) != expected:
+        got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise AttnlabError(f"{name} must have shape {expected} (batch, cached + new tokens); got {got}.")
+    padding = mask.to(torch.bool)
+    return None if bool(padding.all()) else padding
+
+
 def check_class_labels(name: str, labels: object, shape: tuple[int, ...], n_classes: int,
                        ignore_index: int | None = -100) -> Tensor:
     """Class-index targets of ``shape`` in [0, n_classes) (``ignore_index`` allowed), as integers.
@@ -97,3 +111,40 @@ def check_class_labels(name: str, labels: object, shape: tuple[int, ...], n_clas
                 f"{name} must be class indices in [0, {n_classes}){ignored}; got {low if low < 0 else high}."
             )
     return labels.long()
+
+
+def check_gpt_inputs(
+    config: GPTConfig,
+    input_ids: object,
+    attention_mask: object = None,
+    labels: object = None,
+    *,
+    kv_caches: list | None = None,
+    start_pos: int = 0,
+    position_ids: object = None,
+    only_last_logits: bool = False,
+) -> Tensor | None:
+    """Every check on what a user passes to a causal LM's forward (``config``: a GPTConfig), in one call.
+
+    Returns the (B, start_pos + T) padding mask as bool, or None when there is no padding.
+    """
+    check_input_ids(input_ids, config.vocab_size, config.max_positions, start_pos)
+    batch, length = input_ids.shape
+    padding = check_cached_padding_mask("attention_mask", attention_mask, batch, start_pos + length)
+    if position_ids is not None:
+        if not isinstance(position_ids, Tensor) or position_ids.shape != input_ids.shape:
+            raise AttnlabError(f"position_ids must have the shape of input_ids {tuple(input_ids.shape)}.")
+        if int(position_ids.min()) < 0 or int(position_ids.max()) >= config.max_positions:
+            raise AttnlabError(f"position_ids must lie in [0, {config.max_positions}); shorten the sequence.")
+    if kv_caches is not None and len(kv_caches) != config.n_layers:
+        raise AttnlabError(f"Pass one KV cache per layer ({config.n_layers}); got {len(kv_caches)}.")
+    if labels is not None:
+        if not isinstance(labels, Tensor) or labels.shape != input_ids.shape:
+            raise AttnlabError(
+                f"labels must have the shape of input_ids {tuple(input_ids.shape)}; "
+                f"got {tuple(labels.shape) if isinstance(labels, Tensor) else labels!r}."
+            )
+        if only_last_logits:
+            raise AttnlabError("labels need logits at every position; drop only_last_logits.")
+        check_class_labels("labels", labels, tuple(input_ids.shape), config.vocab_size)
+    return padding

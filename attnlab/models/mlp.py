@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
-from attnlab.models.perceptron import ConvergenceWarning, _Classifier
+from attnlab.models.estimator import Classifier, ConvergenceWarning
 
 __all__ = ["MLPClassifier"]
 
@@ -69,7 +69,7 @@ def forward(x: Tensor, weights: list[Tensor], biases: list[Tensor], activation: 
     return h
 
 
-class MLPClassifier(_Classifier):
+class MLPClassifier(Classifier):
     """A feed-forward network with a softmax output, trained on the cross-entropy.
 
     Parameters (keyword-only, stored untouched and checked at ``fit``; names as in sklearn):

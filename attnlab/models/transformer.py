@@ -35,9 +35,13 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.config import TransformerConfig
-from attnlab.models.inputs import check_companion, check_input_ids, check_padding_mask
-from attnlab.nn.attention import KVCache, ProjectedMemory
-from attnlab.nn.attention import attention_mask as padding_to_attention_mask
+from attnlab.models.inputs import (
+    check_cached_padding_mask,
+    check_companion,
+    check_input_ids,
+    check_padding_mask,
+)
+from attnlab.nn.attention import KVCache, ProjectedMemory, broadcast_padding_mask, new_kv_caches
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import InputEmbedding
 
@@ -126,8 +130,7 @@ class Transformer(PreTrainedModel):
         cfg = self.config
         check_input_ids(input_ids, cfg.vocab_size, cfg.max_positions)
         padding = check_padding_mask(attention_mask, input_ids)
-        length = input_ids.shape[1]
-        mask = None if padding is None else padding_to_attention_mask(padding, length, length)
+        mask = broadcast_padding_mask(padding)  # (B, 1, 1, S) or None
         x = self.encoder_embeddings(input_ids)  # (B, S, M)
         for block in self.encoder:
             x = block(x, mask=mask)
@@ -138,15 +141,12 @@ class Transformer(PreTrainedModel):
         return [block.cross_attention.project_memory(memory) for block in self.decoder]
 
     # ------------------------------------------------------------------ decoder
-    def new_kv_caches(self, batch_size: int, max_len: int | None = None) -> list[KVCache]:
-        """One pre-allocated self-attention cache per decoder layer, for generation."""
-        cfg = self.config
-        weight = self.lm_head.weight
-        return [
-            KVCache(batch_size, cfg.n_heads, max_len or cfg.max_positions, cfg.d_head,
-                    dtype=weight.dtype, device=weight.device)
-            for _ in range(cfg.n_decoder_layers)
-        ]
+    def new_kv_caches(self, batch_size: int, max_len: int | None = None,
+                      dtype: torch.dtype | None = None) -> list[KVCache]:
+        """One pre-allocated (B, H_kv, max_len, D) cache per decoder layer (default: the whole context)."""
+        return new_kv_caches((block.attention for block in self.decoder), batch_size,
+                             max_len or self.config.max_positions, like=self.decoder_embeddings.token.weight,
+                             dtype=dtype)
 
     def decode(
         self,
@@ -170,20 +170,12 @@ class Transformer(PreTrainedModel):
         """
         cfg = self.config
         check_input_ids(decoder_input_ids, cfg.target_vocab_size, cfg.max_positions, start_pos)
-        length = decoder_input_ids.shape[1]
+        batch, length = decoder_input_ids.shape
         cross_mask = None
         if memory_mask is not None and not bool(memory_mask.to(torch.bool).all()):
-            cross_mask = padding_to_attention_mask(memory_mask, length, memory_mask.shape[1])
-        self_mask = None
-        if decoder_attention_mask is not None:
-            expected = (decoder_input_ids.shape[0], start_pos + length)
-            if tuple(decoder_attention_mask.shape) != expected:
-                raise AttnlabError(
-                    f"decoder_attention_mask must have shape {expected} (batch, cached + new tokens); "
-                    f"got {tuple(decoder_attention_mask.shape)}."
-                )
-            if not bool(decoder_attention_mask.to(torch.bool).all()):
-                self_mask = padding_to_attention_mask(decoder_attention_mask, length, start_pos + length)
+            cross_mask = broadcast_padding_mask(memory_mask)
+        self_mask = broadcast_padding_mask(check_cached_padding_mask(
+            "decoder_attention_mask", decoder_attention_mask, batch, start_pos + length))
         if kv_caches is not None and len(kv_caches) != cfg.n_decoder_layers:
             raise AttnlabError(
                 f"Pass one KV cache per decoder layer ({cfg.n_decoder_layers}); got {len(kv_caches)}."

@@ -1,6 +1,12 @@
 """The shared core: every attnlab model is a composition of these modules."""
 
-from attnlab.nn.attention import KVCache, MultiHeadAttention, attention_mask, explicit_attention
+from attnlab.nn.attention import (
+    KVCache,
+    MultiHeadAttention,
+    broadcast_padding_mask,
+    explicit_attention,
+    new_kv_caches,
+)
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import (
     InputEmbedding,
@@ -17,7 +23,8 @@ __all__ = [
     "PositionwiseFeedForward",
     "SinusoidalPositionEncoding",
     "TransformerBlock",
-    "attention_mask",
+    "broadcast_padding_mask",
     "explicit_attention",
+    "new_kv_caches",
     "sinusoidal_table",
 ]

@@ -19,7 +19,7 @@ recorder is attached (see :mod:`attnlab.inspect.trace`). Both are tested equal.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -43,8 +43,8 @@ def causal_mask(q_len: int, k_len: int, device: torch.device | None = None) -> T
     return key_positions <= query_positions
 
 
-def attention_mask(padding_mask: Tensor | None, q_len: int, k_len: int) -> Tensor | None:
-    """Turn a (B, S) padding mask (1 = token, 0 = padding) into a (B, 1, 1, S) boolean mask.
+def broadcast_padding_mask(padding_mask: Tensor | None) -> Tensor | None:
+    """A (B, S) padding mask (1 = token, 0 = padding) as a (B, 1, 1, S) boolean mask over the keys.
 
     Broadcasts over heads and query positions. Returns None when there is no padding
     mask, so the fast path can keep its mask-free kernels.
@@ -175,6 +175,24 @@ class KVCache(nn.Module):
         self.keys[:, :, start_pos:end] = keys
         self.values[:, :, start_pos:end] = values
         return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+def new_kv_caches(
+    attentions: Iterable[MultiHeadAttention],
+    batch_size: int,
+    max_len: int,
+    *,
+    like: Tensor,
+    dtype: torch.dtype | None = None,
+) -> list[KVCache]:
+    """The one KV-cache factory: a (B, H_kv, max_len, D) cache for each self-attention layer given.
+
+    Every model that decodes (GPT, the Transformer's decoder) makes its caches here, each
+    shaped by its layer's own key/value heads and head width, on ``like``'s device and in its
+    dtype (or ``dtype``).
+    """
+    return [KVCache(batch_size, attention.n_kv_heads, max_len, attention.d_head, dtype=dtype or like.dtype,
+                    device=like.device) for attention in attentions]
 
 
 @dataclass(frozen=True)
@@ -320,7 +338,7 @@ class MultiHeadAttention(nn.Module):
         if not _broadcasts(tuple(mask.shape), target):
             raise AttnlabError(
                 f"mask of shape {tuple(mask.shape)} does not broadcast to {target} (B, H, T, S); "
-                f"a (B, S) padding mask becomes (B, 1, 1, S) with attention_mask()."
+                f"a (B, S) padding mask becomes (B, 1, 1, S) with broadcast_padding_mask()."
             )
 
     def expand_kv(self, x: Tensor) -> Tensor:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from attnlab.errors import AttnlabError
+
 
 class RotaryEmbedding(nn.Module):
     """cos/sin tables for given positions: positions (T,) or (B, T) -> two (1|B, 1, T, D)."""
@@ -23,7 +25,7 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, d_head: int, theta: float = 10000.0) -> None:
         super().__init__()
         if d_head % 2:
-            raise ValueError(f"RoPE needs an even head width; got d_head={d_head}.")
+            raise AttnlabError(f"RoPE needs an even head width; got d_head={d_head}. Choose an even d_head.")
         exponents = torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head
         self.register_buffer("inv_freq", 1.0 / (theta**exponents), persistent=False)
 

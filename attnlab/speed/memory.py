@@ -89,16 +89,14 @@ class CacheCheck:
 
 def kv_cache_check(model, max_len: int, name: str, batch_size: int = 1, dtype: torch.dtype | None = None
                    ) -> CacheCheck:
-    """Allocate ``model``'s caches (attnlab.inference.compiled.new_caches) and measure them."""
-    from attnlab.inference.compiled import new_caches
-
+    """Allocate ``model``'s caches (``model.new_kv_caches``) and measure them."""
     cfg = model.config
     dtype = dtype or model.embeddings.token.weight.dtype
     element = torch.empty((), dtype=dtype).element_size()
     formula = kv_cache_bytes(cfg.n_layers, cfg.n_kv_heads, max_len, cfg.d_head, element, batch_size)
     release_freed_memory()
     before = rss_bytes()
-    caches = new_caches(model, batch_size, max_len, dtype)
+    caches = model.new_kv_caches(batch_size, max_len, dtype)
     growth = rss_bytes() - before
     buffers = sum(c.keys.nbytes + c.values.nbytes for c in caches)
     return CacheCheck(name, formula, buffers, growth)
@@ -170,12 +168,12 @@ def _run_workload(name: str, tiny: bool = False) -> dict[str, float]:
             else:
                 model(input_ids=bert_ids)
     elif name.startswith("gpt2-decode-attnlab"):
-        from attnlab.inference.compiled import generate
+        from attnlab.inference.generation import generate
 
         model = _gpt2(int8=name.endswith("int8"), preset=size["gpt"])
         release_freed_memory()
         figures["after build"] = rss_bytes()
-        generate(model, prompt, new_tokens)
+        generate(model, prompt, new_tokens, temperature=0)
     elif name == "gpt2-prefill-attnlab-compiled":
         from attnlab.inference.compiled import CompiledPrefill
 

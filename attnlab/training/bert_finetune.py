@@ -3,9 +3,10 @@
 BERT's recipe (arXiv:1810.04805, §4 and Appendix A.3): start from the pre-trained
 encoder, add one task layer, train everything end to end for a few epochs with Adam,
 weight decay 0.01, a learning rate of 5e-5 / 3e-5 / 2e-5 warmed up linearly over the
-first 10% of the steps and then decayed linearly to 0. What this loop adds:
+first 10% of the steps and then decayed linearly to 0. :func:`finetune` builds that
+as a :class:`~attnlab.training.loop.Task` for the shared loop, which adds:
 
-- early stopping: the validation metric is computed every ``eval_every`` steps (and
+- early stopping: the validation metric is computed every ``eval_interval`` steps (and
   at the end of each epoch); the best weights seen are kept in memory and restored at
   the end, and training stops after ``patience`` evaluations without improvement;
 - ``freeze_encoder``: linear probing (only the task layer learns; the encoder's
@@ -14,30 +15,23 @@ first 10% of the steps and then decayed linearly to 0. What this loop adds:
   (:func:`attnlab.training.loop.optimizer_for`), gradient clipping, bf16 autocast
   where the hardware has it, a progress bar, Ctrl-C that stops at a step boundary.
 
-The epoch / early-stopping shape is why this is a small loop of its own rather than
-:func:`attnlab.training.loop.run_training`, which runs a fixed number of steps on a
-cosine schedule with resumable checkpoints. Batches are lists of feature dicts made
-by the task modules (:mod:`attnlab.training.bert_tasks`), padded here by :func:`collate`.
+Batches are lists of feature dicts made by the task modules (:mod:`attnlab.training.bert_classify`,
+:mod:`~attnlab.training.bert_tagging`, :mod:`~attnlab.training.bert_qa`), padded here by :func:`collate`.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from attnlab.checks import check_int
-from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
-from attnlab.training.gpt_classify import warmup_linear
-from attnlab.training.interrupt import deferred_interrupt
-from attnlab.training.loop import TrainingConfig, optimizer_for
+from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
+from attnlab.training.fine_tuning import plan_epochs
+from attnlab.training.loop import Task, run_training
 
 Feature = dict[str, Any]  # sequences (lists of ints) and scalars (ints) of one example or window
 # Padding value of each padded field; sequences of any other name are padded with 0.
@@ -46,6 +40,7 @@ PAD_VALUES = {"labels": -100}
 METRICS_FILE = "finetune_metrics.json"
 
 
+@with_old_names
 @dataclass(frozen=True, kw_only=True)
 class FinetuneConfig:
     """How to fine-tune. ``max_steps``, if set, ends training before ``epochs`` do."""
@@ -57,29 +52,20 @@ class FinetuneConfig:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    eval_every: int | None = None  # steps between validation checks (None: once per epoch)
+    eval_interval: int | None = None  # steps between validation checks (None: once per epoch)
     patience: int = 3  # validation checks without improvement before stopping
     freeze_encoder: bool = False
     seed: int = 0
     dtype: str = "fp32"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            check_int(f"The {name!r} fine-tuning parameter", value)
-        for name in ("max_steps", "eval_every"):
-            value = getattr(self, name)
-            if value is not None:
-                check_int(name, value)
-        if not 0 < self.lr < math.inf:  # NaN fails this too
-            raise AttnlabError(f"lr must be > 0 and finite. Got {self.lr!r} instead.")
-        if not 0 <= self.warmup_fraction < 1:
-            raise AttnlabError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r} instead.")
-        if not 0 <= self.weight_decay < math.inf or not self.grad_clip > 0:
-            raise AttnlabError(f"weight_decay must be >= 0 and finite, and grad_clip > 0. "
-                               f"Got {self.weight_decay!r} and {self.grad_clip!r}.")
-        if self.dtype not in ("auto", "fp32", "bf16"):
-            raise AttnlabError(f"dtype must be 'auto', 'fp32' or 'bf16'. Got {self.dtype!r} instead.")
+        check_counts(self, ("epochs", "batch_size", "patience"), what="fine-tuning",
+                     optional=("max_steps", "eval_interval"))
+        check_number("lr", self.lr, above=0)
+        check_number("warmup_fraction", self.warmup_fraction, at_least=0, below=1)
+        check_number("weight_decay", self.weight_decay, at_least=0)
+        check_number("grad_clip", self.grad_clip, above=0, finite=False)
+        check_dtype(self.dtype)
 
 
 def collate(features: Sequence[Feature], pad_id: int = 0) -> dict[str, Tensor]:
@@ -139,103 +125,71 @@ def finetune(
 
     ``loss_fn(model, batch)`` defaults to ``model(**batch).loss`` (the heads of
     :mod:`attnlab.models.bert_heads` take ``labels`` / ``start_positions`` /
-    ``end_positions``). ``validate`` runs in eval mode without gradients.
+    ``end_positions``). ``validate`` runs in eval mode without gradients. ``log``
+    receives the run's records (those of ``metrics.jsonl``).
     """
     if not features:
         raise AttnlabError("Fine-tuning needs at least one training example.")
-    loss_fn = loss_fn or (lambda m, batch: m(**batch).loss)
-    log = log or (lambda record: None)
-    device = next(model.parameters()).device
-    dtype = resolve_dtype(config.dtype, device)
     if config.freeze_encoder:
-        freeze_encoder(model)
-    steps_per_epoch = math.ceil(len(features) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total = min(total, config.max_steps)
-    warmup = math.ceil(total * config.warmup_fraction)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    # Adam's beta2 0.999 as in BERT; decay on linear-layer matrices only.
-    optimizer = optimizer_for(
-        model, TrainingConfig(lr=config.lr, weight_decay=config.weight_decay, beta2=0.999)
-    )
+        freeze_encoder(model)  # before the optimizer is made; the loop keeps the frozen encoder in eval mode
+    # BERT A.3: AdamW with Adam's beta2, linear warm-up and decay; decay on linear-layer matrices only.
+    plan = plan_epochs(len(features), config, eval_interval=config.eval_interval)
+    order = plan.order
+    keeper = _BestWeights(model, metric, config.patience)
 
-    def set_train_mode() -> None:
-        model.train()
-        if config.freeze_encoder:
-            model.bert.eval()  # fixed features: no dropout inside the frozen encoder
-
-    best: dict[str, float] = {}
-    best_state: dict[str, Tensor] | None = None
-    history: list[dict[str, float]] = []
-    done, best_step, bad_checks, loss_value = 0, 0, 0, float("nan")
-    stopped_early = interrupted = False
-
-    def check() -> None:
-        nonlocal best, best_state, best_step, bad_checks, stopped_early
-        model.eval()
-        with torch.no_grad():
-            metrics = validate(model)
-        set_train_mode()
+    def validated(m: nn.Module) -> dict[str, float]:
+        metrics = validate(m)
         if metric not in metrics:
             raise AttnlabError(f"validate() returned {sorted(metrics)}, without the metric {metric!r}.")
-        record = {"step": done, "train_loss": loss_value, **{f"val_{k}": v for k, v in metrics.items()}}
-        history.append(record)
-        log(record)
-        bar.write(f"step {done}: train loss {loss_value:.4f}, validation {metric} {metrics[metric]:.4f}")
-        if best_state is None or metrics[metric] > best[metric]:
-            best, best_step, bad_checks = metrics, done, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_checks += 1
-            stopped_early = bad_checks >= config.patience
+        return {f"val_{k}": v for k, v in metrics.items()}
 
-    log({"event": "start", "steps": total, "warmup": warmup, "train_examples": len(features), "dtype": dtype})
-    started = time.perf_counter()
-    set_train_mode()
-    bar = tqdm(total=total, desc="fine-tuning", disable=not progress, unit="step")
-    with deferred_interrupt() as ctrl_c_pressed:
-        while done < total and not (stopped_early or interrupted):
-            order = torch.randperm(len(features), generator=generator).tolist()
-            for first in range(0, len(order), config.batch_size):
-                batch = collate([features[i] for i in order[first : first + config.batch_size]], pad_id)
-                batch = {k: v.to(device) for k, v in batch.items()}
-                lr = warmup_linear(done, lr=config.lr, warmup=warmup, total=total)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(dtype, device):
-                    loss = loss_fn(model, batch)
-                loss.backward()
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
-                    raise AttnlabError(f"The loss became {loss_value} at step {done}; lower --lr.")
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in model.parameters() if p.requires_grad], config.grad_clip
-                )
-                optimizer.step()
-                done += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.3f}")
-                log({"step": done, "train_loss": loss_value, "lr": lr})
-                if ctrl_c_pressed():
-                    interrupted = True
-                    break
-                end_of_epoch = first + config.batch_size >= len(order)
-                if done >= total or end_of_epoch or (config.eval_every and done % config.eval_every == 0):
-                    check()
-                if done >= total or stopped_early:
-                    break
-        bar.close()
-    if best_state is None:  # interrupted before the first check
-        check()
-    else:
-        model.load_state_dict(best_state)
-    model.eval()
-    return FinetuneResult(
-        done, best_step, best, history, stopped_early, interrupted, round(time.perf_counter() - started, 2)
+    def at_end(m: nn.Module, summary: dict) -> dict:
+        if keeper.state is None:  # interrupted before the first validation: validate now
+            m.eval()
+            with torch.no_grad():
+                keeper.check(summary["steps"], validated(m), summary["train_loss"])
+        m.load_state_dict(keeper.state)
+        return {}
+
+    task = Task(
+        next_batch=lambda generator: collate([features[i] for i in order.next(generator)], pad_id),
+        loss=loss_fn or (lambda m, batch: m(**batch).loss),
+        tokens=lambda batch: int(batch["attention_mask"].sum()),
+        evaluate_sample=validated, evaluate_final=validated, order=order,
+        evaluate_now=lambda step: order.epoch_ended or bool(  # each epoch's end, every eval_interval
+            config.eval_interval and step % config.eval_interval == 0),
+        after_evaluation=keeper.check, at_end=at_end,
+        schedule=plan.schedule, settings=asdict(config), resumable={"max_steps"}, steps_flag="--max-steps",
+        info={"steps": plan.total, "warmup": plan.warmup, "train_examples": len(features)},
     )
+    summary = run_training(model, task, plan.config, progress=progress, log=log)
+    return FinetuneResult(
+        summary["steps"], keeper.step, keeper.best, keeper.history, summary.get("stopped_early", False),
+        summary["interrupted"], summary["seconds"],
+    )
+
+
+class _BestWeights:
+    """Early stopping (the loop's end-of-evaluation hook): keeps a copy of the weights with the
+    best validation ``metric`` (higher is better) and says stop after ``patience`` checks
+    without improvement."""
+
+    def __init__(self, model: nn.Module, metric: str, patience: int) -> None:
+        self.model, self.metric, self.patience = model, metric, patience
+        self.best: dict[str, float] = {}
+        self.state: dict[str, Tensor] | None = None
+        self.step, self.bad_checks = 0, 0
+        self.history: list[dict[str, float]] = []
+
+    def check(self, step: int, figures: dict[str, float], train_loss: float) -> bool:
+        self.history.append({"step": step, "train_loss": train_loss, **figures})
+        metrics = {k.removeprefix("val_"): v for k, v in figures.items()}
+        if self.state is None or metrics[self.metric] > self.best[self.metric]:
+            self.best, self.step, self.bad_checks = metrics, step, 0
+            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return False
+        self.bad_checks += 1
+        return self.bad_checks >= self.patience
 
 
 # --------------------------------------------------------------------------- model and tokenizer

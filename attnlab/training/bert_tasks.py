@@ -176,11 +176,3 @@ def save_finetuned(model: nn.Module, tokenizer: Any, out: Path, summary: dict, p
     atomic_write_text(out / METRICS_FILE, json.dumps(summary, indent=2) + "\n")
 
 
-def jsonl_log(path: Path) -> Callable[[dict], None]:
-    """A function that appends each record it is given to ``path`` as one JSON line."""
-
-    def log(record: dict) -> None:
-        with open(path, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record) + "\n")
-
-    return log

@@ -34,6 +34,7 @@ from attnlab.files import atomic_write, check_parents, write_failure
 from attnlab.interop.hf import save_pretrained
 from attnlab.interop.weights import SAFETENSORS, refused_global
 from attnlab.models.base import PreTrainedModel
+from attnlab.training.config_checks import current_names
 
 STATE_FILE = "training_state.pt"
 FORMAT_VERSION = 1
@@ -238,7 +239,7 @@ def begin_run(
         state = load_training_state(out)
         changed = config_differences(state["model_config"], model.config.to_dict())
         changed += [
-            c for c in config_differences(state["training_config"], training_config)
+            c for c in config_differences(current_names(state["training_config"]), training_config)
             if c.split(":")[0] not in resumable
         ]
         if changed:

@@ -18,8 +18,6 @@ the last token); the summary counts how many were cut. Batches are right-padded.
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -27,25 +25,27 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from attnlab.checks import check_int
-from attnlab.device import autocast, resolve_dtype
+from attnlab.device import resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
-from attnlab.training.gpt_pretrain import LMTrainingConfig, optimizer_for
-from attnlab.training.interrupt import deferred_interrupt
+from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
+from attnlab.training.fine_tuning import plan_epochs
+from attnlab.training.loop import Task, run_training
+from attnlab.training.metrics_log import MetricsLog
 
 Example = tuple[str, str]
 SUMMARY_FILE = "classifier_summary.json"
 
 
+@with_old_names
 @dataclass(frozen=True, kw_only=True)
 class ClassifierTrainingConfig:
-    """How to fine-tune. ``max_iters`` (optimizer steps), if set, stops before ``epochs`` end."""
+    """How to fine-tune. ``max_steps`` (optimizer steps), if set, stops before ``epochs`` end
+    (``max_iters`` is its old name)."""
 
     epochs: int = 3
-    max_iters: int | None = None
+    max_steps: int | None = None
     batch_size: int = 32
     lr: float = 2.5e-4
     warmup_fraction: float = 0.002
@@ -56,31 +56,13 @@ class ClassifierTrainingConfig:
     dtype: str = "fp32"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            check_int(f"The {name!r} fine-tuning parameter", value)
-        if self.max_iters is not None and (
-            isinstance(self.max_iters, bool) or not isinstance(self.max_iters, int) or self.max_iters < 1
-        ):
-            raise AttnlabError(f"max_iters must be None or an int >= 1. Got {self.max_iters!r} instead.")
-        if not 0 < self.lr < math.inf:  # NaN fails this too
-            raise AttnlabError(f"lr must be > 0 and finite. Got {self.lr!r} instead.")
-        if not 0 <= self.warmup_fraction < 1:
-            raise AttnlabError(f"warmup_fraction must be in [0, 1). Got {self.warmup_fraction!r} instead.")
-        if not 0 <= self.weight_decay < math.inf or not self.grad_clip > 0:
-            raise AttnlabError(f"weight_decay must be >= 0 and finite, and grad_clip > 0. "
-                               f"Got {self.weight_decay!r} and {self.grad_clip!r}.")
-        if not self.lm_loss_weight >= 0:
-            raise AttnlabError(f"lm_loss_weight must be >= 0. Got {self.lm_loss_weight!r} instead.")
-        if self.dtype not in ("auto", "fp32", "bf16"):
-            raise AttnlabError(f"dtype must be 'auto', 'fp32' or 'bf16'. Got {self.dtype!r} instead.")
-
-
-def warmup_linear(step: int, *, lr: float, warmup: int, total: int) -> float:
-    """Linear warm-up to ``lr`` over ``warmup`` steps, then linear decay to 0 at ``total`` (GPT-1 §4.1)."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return lr * max(0.0, (total - step) / max(1, total - warmup))
+        check_counts(self, ("epochs", "batch_size"), what="fine-tuning", optional=("max_steps",))
+        check_number("lr", self.lr, above=0)
+        check_number("warmup_fraction", self.warmup_fraction, at_least=0, below=1)
+        check_number("weight_decay", self.weight_decay, at_least=0)
+        check_number("grad_clip", self.grad_clip, above=0, finite=False)
+        check_number("lm_loss_weight", self.lm_loss_weight, at_least=0, finite=False)
+        check_dtype(self.dtype)
 
 
 # --------------------------------------------------------------------------- data
@@ -212,11 +194,13 @@ def train_classifier(
 ) -> dict:
     """Fine-tune ``model`` on ``train_examples``; report accuracy on ``val_examples``.
 
+    The shared loop (:func:`attnlab.training.loop.run_training`) trains; this builds the
+    task: epochs of shuffled batches, the loss of eq. (5), GPT-1's schedule and AdamW.
     With ``out_dir`` (which must not already hold a model): appends to
     ``metrics.jsonl`` and, at the end or on Ctrl-C, saves the model, the tokenizer
-    and ``classifier_summary.json``, each file written atomically. Returns the
-    summary: steps, final train loss, val_accuracy, baseline (majority class of
-    the held-out set), truncated texts, seconds.
+    and ``classifier_summary.json``, each file written atomically.
+    Returns the summary: steps, final train loss, val_accuracy, baseline (majority
+    class of the held-out set), truncated texts, seconds.
     """
     if not train_examples or not val_examples:
         raise AttnlabError(
@@ -234,81 +218,47 @@ def train_classifier(
             f"The tokenizer gives ids beyond the model's vocabulary of {model.config.vocab_size}; "
             f"use the tokenizer saved with the model."
         )
-    device = next(model.parameters()).device
-    dtype = resolve_dtype(config.dtype, device)
-    steps_per_epoch = math.ceil(len(train.ids) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    if config.max_iters is not None:
-        total = min(total, config.max_iters)
-    warmup = math.ceil(total * config.warmup_fraction)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    # AdamW with decay on linear-layer matrices only; Adam's default beta2, as in GPT-1 §4.1.
-    optimizer = optimizer_for(model, LMTrainingConfig(
-        lr=config.lr, min_lr=0.0, weight_decay=config.weight_decay, beta2=0.999,
-    ))
+    # GPT-1 §4.1: AdamW with Adam's beta2, linear warm-up and decay. No evaluation during
+    # training: the held-out accuracy is the end's.
+    plan = plan_epochs(len(train.ids), config)
+    order = plan.order
     targets = torch.tensor(train.targets)
 
-    def log(record: dict) -> None:
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
+    def next_batch(generator: torch.Generator) -> dict[str, Tensor]:
+        rows = order.next(generator)
+        ids, mask = collate([train.ids[i] for i in rows])
+        return {"input_ids": ids, "attention_mask": mask, "labels": targets[rows]}
 
-    log({"event": "start", "config": asdict(config), "dtype": dtype, "labels": list(model.label_names),
-         "train_examples": len(train.ids), "val_examples": len(val.ids)})
-    model.train()
-    started = time.perf_counter()
-    done, loss_value, interrupted = 0, float("nan"), False
-    bar = tqdm(total=total, desc="fine-tuning", disable=not progress, unit="step")
-    with deferred_interrupt() as ctrl_c_pressed:
-        while done < total and not interrupted:
-            order = torch.randperm(len(train.ids), generator=generator).tolist()
-            for first in range(0, len(order), config.batch_size):
-                if done >= total:
-                    break
-                batch = order[first : first + config.batch_size]
-                ids, mask = collate([train.ids[i] for i in batch])
-                lr = warmup_linear(done, lr=config.lr, warmup=warmup, total=total)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(dtype, device):
-                    output = model(ids.to(device), attention_mask=mask.to(device),
-                                   labels=targets[batch].to(device), lm_loss_weight=config.lm_loss_weight)
-                output.loss.backward()
-                loss_value = float(output.loss.detach())
-                if not math.isfinite(loss_value):
-                    raise AttnlabError(f"The loss became {loss_value} at step {done}; lower --lr.")
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                done += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.3f}")
-                record = {"step": done, "train_loss": loss_value, "lr": lr}
-                if output.lm_loss is not None:
-                    record["lm_loss"] = float(output.lm_loss.detach())
-                log(record)
-                if ctrl_c_pressed():
-                    interrupted = True
-                    break
-        bar.close()
-        predicted = predict_indices(model, val.ids)
-        val_accuracy = sum(p == t for p, t in zip(predicted, val.targets, strict=True)) / len(val.ids)
-        summary = {
-            "event": "interrupted" if interrupted else "end", "interrupted": interrupted,
-            "steps": done, "train_loss": loss_value, "val_accuracy": val_accuracy,
-            "baseline": majority_baseline(val_examples), "val_examples": len(val.ids),
-            "truncated": train.truncated + val.truncated, "dtype": dtype,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-        log(summary)
-        if out is not None:
+    def loss(m: GPTForSequenceClassification, batch: dict[str, Tensor]):
+        output = m(batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                   lm_loss_weight=config.lm_loss_weight)
+        return output.loss, ({"lm_loss": output.lm_loss.detach()} if output.lm_loss is not None else {})
+
+    def val_accuracy(m: GPTForSequenceClassification) -> dict[str, float]:
+        predicted = predict_indices(m, val.ids)
+        right = sum(p == t for p, t in zip(predicted, val.targets, strict=True))
+        return {"val_accuracy": right / len(val.ids)}
+
+    def at_end(m: GPTForSequenceClassification, summary: dict) -> dict:
+        added = {"baseline": majority_baseline(val_examples), "val_examples": len(val.ids),
+                 "truncated": train.truncated + val.truncated}
+        if summary["interrupted"]:  # the loop evaluates only runs that end; report this one too
+            added.update(val_accuracy(m), dtype=resolve_dtype(config.dtype, next(m.parameters()).device))
+        if out is not None:  # the classifier's own layout (no training checkpoint: no resume)
             from attnlab.files import atomic_write_text
 
-            model.save_pretrained(out)
+            m.save_pretrained(out)
             if tokenizer is not None and hasattr(tokenizer, "save"):
                 tokenizer.save(out)
-            atomic_write_text(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    model.eval()
-    return summary
+            atomic_write_text(out / SUMMARY_FILE, json.dumps({**summary, **added}, indent=2) + "\n")
+        return added
+
+    task = Task(
+        next_batch=next_batch, loss=loss, tokens=lambda batch: int(batch["attention_mask"].sum()),
+        evaluate_final=val_accuracy, order=order, at_end=at_end, schedule=plan.schedule,
+        settings=asdict(config), resumable={"max_steps"},
+        info={"labels": list(model.label_names), "train_examples": len(train.ids),
+              "val_examples": len(val.ids)},
+    )
+    log = MetricsLog(out) if out is not None else None
+    return run_training(model, task, plan.config, progress=progress, log=log)

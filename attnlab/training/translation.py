@@ -2,15 +2,16 @@
 
 - batches of similar length by token count (§5.1; :mod:`attnlab.training.batching`);
 - Adam with beta1 = 0.9, beta2 = 0.98, epsilon = 1e-9 and the warm-up / inverse
-  square-root learning rate of eq. (3) (§5.3; :mod:`attnlab.training.noam`);
+  square-root learning rate of eq. (3) (§5.3; :func:`attnlab.training.schedule.noam_lr`);
 - dropout on every sub-layer output and on the embedding sums (§5.4, in the model);
 - label smoothing epsilon_ls = 0.1 (§5.4): the target distribution puts 0.9 on the
   reference token and spreads 0.1 uniformly, which "hurts perplexity, as the model
   learns to be more unsure, but improves accuracy and BLEU score";
-- a snapshot of the weights at every evaluation, and at the end the average of the
-  last N of them (§6.1; :mod:`attnlab.training.averaging`), written to ``averaged/``.
+- a snapshot of the weights every ``snapshot_interval`` steps, and at the end the average
+  of the last N of them (§6.1; :mod:`attnlab.training.averaging`), written to ``averaged/``.
 
-Checkpoints are those of every attnlab model (:mod:`attnlab.training.checkpoint`):
+:func:`train_translation` builds these as a :class:`~attnlab.training.loop.Task`; the
+shared loop trains. Checkpoints are those of every attnlab model (:mod:`attnlab.training.checkpoint`):
 the model directory (config.json, model.safetensors, tokenizer.json) plus
 ``training_state.pt``, written atomically at every evaluation, at the end and on
 Ctrl-C; ``resume=True`` continues exactly (same batches, same dropout masks).
@@ -18,25 +19,21 @@ Ctrl-C; ``resume=True`` continues exactly (same batches, same dropout masks).
 
 from __future__ import annotations
 
-import json
-import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from attnlab.checks import check_int
-from attnlab.device import autocast, resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.models.transformer import Transformer
 from attnlab.training.averaging import load_average, save_snapshot, snapshot_paths
 from attnlab.training.batching import collate, epoch_order, length_batches
-from attnlab.training.checkpoint import begin_run, save_checkpoint
-from attnlab.training.interrupt import deferred_interrupt
-from attnlab.training.noam import noam_lr
+from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
+from attnlab.training.loop import Task, TrainingConfig, run_training
+from attnlab.training.order import EpochOrder
+from attnlab.training.schedule import noam_lr
 
 # Fields that may change when resuming: they decide how long to go on and what to report.
 RESUMABLE_CHANGES = {"max_steps", "max_time", "eval_sentences"}
@@ -45,6 +42,7 @@ AVERAGED_DIR = "averaged"
 Pair = tuple[str, str]
 
 
+@with_old_names
 @dataclass(frozen=True, kw_only=True)
 class TranslationTrainingConfig:
     """How to train. The defaults are the paper's except the sizes, which suit a laptop CPU.
@@ -64,9 +62,9 @@ class TranslationTrainingConfig:
     max_tokens: int = 4096
     warmup_steps: int = 4000
     lr_scale: float = 1.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.98
-    adam_eps: float = 1e-9
+    beta1: float = 0.9  # Adam's (adam_beta1, adam_beta2, adam_eps: the old names)
+    beta2: float = 0.98
+    eps: float = 1e-9
     label_smoothing: float = 0.1
     grad_clip: float | None = None
     eval_interval: int = 500
@@ -77,23 +75,14 @@ class TranslationTrainingConfig:
     dtype: str = "fp32"
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "max_tokens", "warmup_steps", "eval_interval", "snapshot_interval",
-                     "average_last"):
-            value = getattr(self, name)
-            check_int(f"The {name!r} training parameter", value)
-        if isinstance(self.eval_sentences, bool) or not isinstance(self.eval_sentences, int) \
-                or self.eval_sentences < 0:
-            raise AttnlabError(f"eval_sentences must be an int >= 0. Got {self.eval_sentences!r} instead.")
-        if not 0 < self.lr_scale < math.inf:  # NaN fails this too
-            raise AttnlabError(f"lr_scale must be > 0 and finite. Got {self.lr_scale!r} instead.")
-        if not 0 <= self.label_smoothing < 1:
-            raise AttnlabError(f"label_smoothing must be in [0, 1). Got {self.label_smoothing!r} instead.")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise AttnlabError(f"grad_clip must be > 0 or None. Got {self.grad_clip!r} instead.")
-        if self.max_time is not None and not self.max_time > 0:
-            raise AttnlabError(f"max_time must be > 0 seconds. Got {self.max_time!r} instead.")
-        if self.dtype not in ("auto", "fp32", "bf16"):
-            raise AttnlabError(f"dtype must be 'auto', 'fp32' or 'bf16'. Got {self.dtype!r} instead.")
+        check_counts(self, ("max_steps", "max_tokens", "warmup_steps", "eval_interval", "snapshot_interval",
+                            "average_last"))
+        check_int("The 'eval_sentences' training parameter", self.eval_sentences, minimum=0)
+        check_number("lr_scale", self.lr_scale, above=0)
+        check_number("label_smoothing", self.label_smoothing, at_least=0, below=1)
+        check_number("grad_clip", self.grad_clip, above=0, finite=False, optional=True)
+        check_number("max_time", self.max_time, above=0, finite=False, optional=True, unit=" seconds")
+        check_dtype(self.dtype)
 
 
 def encode_pairs(
@@ -159,6 +148,9 @@ def train_translation(
 ) -> dict:
     """Train ``model`` on ``train_pairs``; returns a summary (steps, losses, BLEU, speed).
 
+    The shared loop (:func:`attnlab.training.loop.run_training`) trains; this builds the
+    task of §5: token-count batches in a new order every epoch, the label-smoothed loss,
+    Adam with eq. (3)'s schedule, snapshots and their average at the end.
     With ``out_dir``: ``metrics.jsonl``, checkpoints, ``snapshots/`` and, at the end,
     ``averaged/`` (the average of the last ``average_last`` snapshots, a model
     directory of its own). Ctrl-C saves a checkpoint and returns with
@@ -167,7 +159,6 @@ def train_translation(
     cfg = model.config
     out = Path(out_dir) if out_dir is not None else None
     device = next(model.parameters()).device
-    dtype = resolve_dtype(config.dtype, device)
     sources, targets, dropped = encode_pairs(tokenizer, train_pairs, cfg.max_positions)
     if not sources:
         raise AttnlabError(
@@ -176,137 +167,73 @@ def train_translation(
     valid_sources, valid_targets, _ = encode_pairs(tokenizer, valid_pairs, cfg.max_positions)
     batches = length_batches([len(s) for s in sources], [len(t) for t in targets], config.max_tokens,
                              seed=config.seed)
-    unique = list({id(p): p for p in model.parameters()}.values())  # tied weights once
-    # The fused kernel updates every tensor in one pass: for transformer-tiny on one CPU
-    # core the update took 3.3 ms of a 160 ms step instead of 11.2 ms (per-tensor loop).
-    optimizer = torch.optim.Adam(unique, lr=0.0, betas=(config.adam_beta1, config.adam_beta2),
-                                 eps=config.adam_eps, fused=device.type in ("cpu", "cuda"))
-    torch.manual_seed(config.seed)
-    step, epoch, position, tokens_before = 0, 0, 0, 0
+    # One "item" per batch: each epoch visits the fixed batches in the order of (seed, epoch).
+    order = EpochOrder(len(batches), 1,
+                       shuffle=lambda epoch, _: epoch_order(len(batches), config.seed, epoch))
 
-    state = begin_run(out, resume, model, asdict(config), RESUMABLE_CHANGES)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        step, epoch, position = state["step"], state["epoch"], state["position"]
-        tokens_before = state["tokens"]
-        if step >= config.max_steps:
-            raise AttnlabError(
-                f"The checkpoint in {out} already has {step} steps; raise --max-steps to go on."
-            )
-        for path in snapshot_paths(out):  # an end-of-run snapshot off the evaluation grid
-            if int(path.stem.split("-")[1]) % config.snapshot_interval:
-                path.unlink()
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    def next_batch(generator: torch.Generator) -> dict[str, torch.Tensor]:
+        rows = batches[order.next(generator)[0]]
+        return collate([sources[i] for i in rows], [targets[i] for i in rows], cfg.pad_token_id,
+                       cfg.decoder_start_token_id)
 
-    def log(record: dict) -> None:
-        if out is not None:
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
+    def adam(m: Transformer) -> torch.optim.Adam:
+        unique = list({id(p): p for p in m.parameters()}.values())  # tied weights once
+        # The fused kernel updates every tensor in one pass: for transformer-tiny on one CPU
+        # core the update took 3.3 ms of a 160 ms step instead of 11.2 ms (per-tensor loop).
+        return torch.optim.Adam(unique, lr=0.0, betas=(config.beta1, config.beta2),
+                                eps=config.eps, fused=device.type in ("cpu", "cuda"))
 
-    def checkpoint() -> None:
-        if out is not None:
-            save_checkpoint(out, model, {
-                "step": step, "epoch": epoch, "position": position, "tokens": tokens_before + tokens_seen,
-                "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                "model_config": cfg.to_dict(), "training_config": asdict(config),
-            }, tokenizer=tokenizer)
+    def evaluate(m: Transformer) -> dict[str, float]:
+        return {"val_loss": validation_loss(m, valid_sources, valid_targets, config.max_tokens),
+                "val_bleu_greedy": sample_bleu(m, tokenizer, valid_pairs, config.eval_sentences)}
 
-    def evaluate() -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        metrics = {"val_loss": validation_loss(model, valid_sources, valid_targets, config.max_tokens)}
-        metrics["val_bleu_greedy"] = sample_bleu(model, tokenizer, valid_pairs, config.eval_sentences)
-        model.train(was_training)
-        return metrics
+    def snapshot(m: Transformer, step: int) -> None:
+        if out is not None and step % config.snapshot_interval == 0:
+            _keep_snapshot(out, m, step, config)
 
-    log({"event": "resume" if resume else "start", "step": step, "config": asdict(config), "dtype": dtype,
-         "model": cfg.to_dict(), "parameters": model.num_parameters(), "train_pairs": len(sources),
-         "dropped_too_long": dropped, "batches_per_epoch": len(batches)})
-    model.train()
-    started = time.perf_counter()
-    tokens_seen, loss_value, interrupted, metrics = 0, float("nan"), False, {}
-    bar = tqdm(total=config.max_steps, initial=step, desc="training", disable=not progress, unit="step")
-    with deferred_interrupt() as ctrl_c_pressed:
-        while step < config.max_steps:
-            order = epoch_order(len(batches), config.seed, epoch)
-            if position >= len(order):
-                epoch, position = epoch + 1, 0
-                continue
-            rows = batches[order[position]]
-            position += 1
-            batch = {k: v.to(device) for k, v in collate(
-                [sources[i] for i in rows], [targets[i] for i in rows], cfg.pad_token_id,
-                cfg.decoder_start_token_id,
-            ).items()}
-            lr = noam_lr(step + 1, d_model=cfg.d_model, warmup=config.warmup_steps, scale=config.lr_scale)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast(dtype, device):
-                loss = model(**batch, label_smoothing=config.label_smoothing).loss
-            if not torch.isfinite(loss):
-                kept = " (the last checkpoint is kept)" if out is not None else ""
-                raise AttnlabError(f"The loss became {float(loss)} at step {step}; lower --lr-scale{kept}.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(unique, config.grad_clip)
-            optimizer.step()
-            step += 1
-            loss_value = float(loss.detach())
-            tokens_seen += int((batch["labels"] != -100).sum()) + int(batch["attention_mask"].sum())
-            elapsed = time.perf_counter() - started
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_seen / elapsed:,.0f}")
-            if on_step is not None:
-                on_step(step, loss_value)
-            log({"step": step, "train_loss": loss_value, "lr": lr, "epoch": epoch})
-            out_of_time = config.max_time is not None and elapsed >= config.max_time
-            if ctrl_c_pressed():
-                interrupted = True
-                break
-            if step % config.eval_interval == 0:
-                metrics = evaluate()
-                log({"step": step, **metrics, "seconds": round(elapsed, 2)})
-                bar.write(f"step {step} (epoch {epoch}): train loss {loss_value:.3f}, val loss "
-                          f"{metrics['val_loss']:.3f}, val BLEU (greedy, {config.eval_sentences} sentences) "
-                          f"{metrics['val_bleu_greedy']:.2f}")
-            if step % config.snapshot_interval == 0 and out is not None:
-                save_snapshot(out, model, step, keep=config.average_last)
-            if step % config.eval_interval == 0:
-                checkpoint()
-            if out_of_time:
-                break
-        bar.close()
-        elapsed = time.perf_counter() - started
-        if interrupted:
-            checkpoint()
-            log({"event": "interrupted", "step": step})
-            model.eval()
-            return {"event": "interrupted", "interrupted": True, "steps": step, "train_loss": loss_value,
-                    "seconds": round(elapsed, 2)}
-        if step % config.eval_interval:
-            metrics = evaluate()
-        if step % config.snapshot_interval and out is not None:  # the final weights join the average
-            save_snapshot(out, model, step, keep=config.average_last)
-        summary = {"event": "end", "interrupted": False, "steps": step, "epochs": round(
-            epoch + position / len(batches), 2), "train_loss": loss_value, **metrics,
-            "tokens": tokens_before + tokens_seen, "dtype": dtype, "seconds": round(elapsed, 2),
-            "tokens_per_second": round(tokens_seen / max(elapsed, 1e-9), 1), "dropped_too_long": dropped}
-        checkpoint()
-        if out is not None:
-            snapshots = snapshot_paths(out)
-            averaged = Transformer(cfg).to(device)
-            load_average(averaged, snapshots)
-            averaged.eval()
-            averaged.save_pretrained(out / AVERAGED_DIR)
-            tokenizer.save(out / AVERAGED_DIR)
-            summary["averaged_snapshots"] = [p.name for p in snapshots]
-            summary["averaged_val_loss"] = validation_loss(
-                averaged, valid_sources, valid_targets, config.max_tokens)
-            summary["averaged_val_bleu_greedy"] = sample_bleu(
-                averaged, tokenizer, valid_pairs, config.eval_sentences)
-        log(summary)
-    model.eval()
-    return summary
+    def average(m: Transformer, summary: dict) -> dict:
+        if summary["interrupted"]:
+            return {}
+        added = {"epochs": round(order.epochs, 2), "dropped_too_long": dropped}
+        if out is None:
+            return added
+        if summary["steps"] % config.snapshot_interval:  # the final weights join the average
+            _keep_snapshot(out, m, summary["steps"], config)
+        snapshots = snapshot_paths(out)
+        averaged = Transformer(cfg).to(device)
+        load_average(averaged, snapshots)
+        averaged.eval()
+        averaged.save_pretrained(out / AVERAGED_DIR)
+        tokenizer.save(out / AVERAGED_DIR)
+        return {**added, "averaged_snapshots": [p.name for p in snapshots],
+                **{f"averaged_{k}": v for k, v in evaluate(averaged).items()}}
+
+    task = Task(
+        next_batch=next_batch, loss=lambda m, batch: m(**batch, label_smoothing=config.label_smoothing).loss,
+        tokens=lambda batch: int((batch["labels"] != -100).sum()) + int(batch["attention_mask"].sum()),
+        evaluate_sample=evaluate, evaluate_final=evaluate, optimizer=adam, order=order,
+        schedule=lambda step: noam_lr(step + 1, d_model=cfg.d_model, warmup=config.warmup_steps,
+                                      scale=config.lr_scale),
+        after_step=snapshot, at_end=average, settings=asdict(config), resumable=RESUMABLE_CHANGES,
+        info={"train_pairs": len(sources), "dropped_too_long": dropped, "batches_per_epoch": len(batches)},
+        lr_flag="--lr-scale", steps_flag="--max-steps",
+    )
+    # lr is recorded only: the schedule above gives every step's (its peak is eq. (3) at warmup_steps).
+    peak = noam_lr(config.warmup_steps, d_model=cfg.d_model, warmup=config.warmup_steps,
+                   scale=config.lr_scale)
+    loop_config = TrainingConfig(
+        max_steps=config.max_steps, max_time=config.max_time, batch_size=1, lr=peak,
+        min_lr=0.0, warmup_steps=config.warmup_steps, grad_clip=config.grad_clip,
+        eval_interval=config.eval_interval, seed=config.seed, dtype=config.dtype,
+    )
+    return run_training(model, task, loop_config, out_dir=out, tokenizer=tokenizer, resume=resume,
+                        progress=progress, on_step=on_step)
+
+
+def _keep_snapshot(out: Path, model: Transformer, step: int, config: TranslationTrainingConfig) -> None:
+    """Save the snapshot of ``step``. An end-of-run snapshot off the ``snapshot_interval`` grid
+    (left by a run that was resumed since) is dropped first: training went on past it."""
+    for path in snapshot_paths(out):
+        if int(path.stem.split("-")[1]) % config.snapshot_interval:
+            path.unlink()
+    save_snapshot(out, model, step, keep=config.average_last)

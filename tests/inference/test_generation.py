@@ -16,12 +16,15 @@ VOCAB, MAX_POSITIONS = 37, 16
 def model():
     torch.manual_seed(0)
     config = attnlab.GPTConfig.from_preset("gpt-nano", vocab_size=VOCAB, max_positions=MAX_POSITIONS)
-    model = attnlab.GPT(config).eval()
-    # GPT-2 init is small; larger weights make the logits, and so greedy choices, depend on the context.
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() == 2:
-                parameter.normal_(0, 0.3)
+    return sharpened(attnlab.GPT(config).eval())
+
+
+@torch.no_grad()
+def sharpened(model):
+    """GPT-2 init is small; larger weights make the logits, and so greedy choices, depend on the context."""
+    for parameter in model.parameters():
+        if parameter.dim() == 2:
+            parameter.normal_(0, 0.3)
     return model
 
 
@@ -67,6 +70,49 @@ def test_generating_past_max_positions_slides_the_window(model, prompt_length):
     assert got.shape == (2, prompt_length + new)
     assert torch.equal(got[:, :prompt_length], ids)
     assert torch.equal(got, naive_greedy(model, ids, new))
+
+
+@pytest.fixture(params=["gpt2", "llama"])
+def either(request, model):
+    """The GPT-2-layout model above, or a Llama-layout one (rotary positions, grouped-query attention)."""
+    if request.param == "gpt2":
+        return model
+    torch.manual_seed(0)
+    config = attnlab.GPTConfig(vocab_size=VOCAB, max_positions=MAX_POSITIONS, n_layers=2, n_heads=6,
+                               n_kv_heads=2, d_model=48, d_ff=40, position="rope", norm="rmsnorm",
+                               ffn="swiglu",
+                               activation="silu", bias=False)
+    return sharpened(attnlab.GPT(config).eval())
+
+
+def test_model_generate_is_attnlab_generate_and_the_greedy_reference(either):
+    """DESIGN.md: ``model.generate(...)`` is ``attnlab.generate(model, ...)``; greedy, both give the
+    tokens of the naive loop that recomputes the whole prefix without a cache."""
+    assert attnlab.generate is generate
+    ids = prompt(2, 5, seed=12)
+    expected = naive_greedy(either, ids, 9)
+    assert torch.equal(either.generate(ids, 9, temperature=0), expected)
+    assert torch.equal(attnlab.generate(either, ids, max_new_tokens=9, temperature=0), expected)
+    assert not torch.equal(expected[0, 5:], expected[1, 5:])
+
+
+def test_model_generate_samples_like_attnlab_generate(either):
+    ids = prompt(2, 4, seed=13)
+    settings = dict(temperature=1.3, top_k=10, top_p=0.9, eos_token_id=5, repetition_penalty=1.2)
+    ours = either.generate(ids, 25, generator=torch.Generator().manual_seed(4), **settings)
+    theirs = attnlab.generate(either, ids, 25, generator=torch.Generator().manual_seed(4), **settings)
+    assert torch.equal(ours, theirs)
+
+
+def test_left_padded_batch_equals_each_prompt_alone(either):
+    """Cache with padding == no padding: each left-padded row continues as its prompt alone does."""
+    short, long = prompt(1, 3, seed=14), prompt(1, 6, seed=15)
+    ids = torch.cat([torch.cat([torch.zeros(1, 3, dtype=torch.long), short], dim=1), long])
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1], [1] * 6])
+    new = MAX_POSITIONS - 6  # up to the end of the context (past it, the window counts padded slots)
+    batched = generate(either, ids, new, attention_mask=mask, temperature=0)
+    assert torch.equal(batched[0, 3:], naive_greedy(either, short, new)[0])
+    assert torch.equal(batched[1], naive_greedy(either, long, new)[0])
 
 
 def test_zero_new_tokens_returns_the_prompt(model):

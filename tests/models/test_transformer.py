@@ -206,12 +206,12 @@ def test_model_layers_equal_torch_post_ln_relu_layers():
     y = torch.randn(2, 5, d, generator=generator)
     padding = torch.ones(2, 9, dtype=torch.long)
     padding[1, 6:] = 0
-    from attnlab.nn.attention import attention_mask
+    from attnlab.nn.attention import broadcast_padding_mask
 
-    got = ours_enc(x, mask=attention_mask(padding, 9, 9))
+    got = ours_enc(x, mask=broadcast_padding_mask(padding))
     assert (got - enc(x, src_key_padding_mask=padding == 0)).abs().max() < TOL
     causal = nn.Transformer.generate_square_subsequent_mask(5)
-    got = ours_dec(y, is_causal=True, memory=x, memory_mask=attention_mask(padding, 5, 9))
+    got = ours_dec(y, is_causal=True, memory=x, memory_mask=broadcast_padding_mask(padding))
     expected = dec(y, x, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=padding == 0)
     assert (got - expected).abs().max() < TOL
 

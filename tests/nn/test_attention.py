@@ -16,7 +16,7 @@ from attnlab.errors import AttnlabError
 from attnlab.nn.attention import (
     KVCache,
     MultiHeadAttention,
-    attention_mask,
+    broadcast_padding_mask,
     causal_mask,
     explicit_attention,
 )
@@ -140,7 +140,7 @@ PADDING_7 = [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]]
 def test_explicit_attention_equals_loop_oracle(padding, causal, q_len):
     B, H, S, D = 2, 3, 7, 5
     query, key, value = rand(B, H, q_len, D, seed=1), rand(B, H, S, D, seed=2), rand(B, H, S, D, seed=3)
-    mask = attention_mask(torch.tensor(padding), q_len, S) if padding is not None else None
+    mask = broadcast_padding_mask(torch.tensor(padding)) if padding is not None else None
     context, scores, probs = explicit_attention(query, key, value, mask=mask, is_causal=causal)
     expected_context, expected_probs = loop_attention(
         query, key, value, allowed_keys(padding, causal, q_len, S)
@@ -179,10 +179,10 @@ def test_causal_mask_is_bottom_right_aligned():
 
 def test_attention_mask_broadcasts_a_padding_mask():
     padding = torch.tensor([[1, 1, 0], [1, 0, 0]])
-    mask = attention_mask(padding, 3, 3)
+    mask = broadcast_padding_mask(padding)
     assert mask.dtype == torch.bool and mask.shape == (2, 1, 1, 3)
     assert torch.equal(mask[:, 0, 0], padding.bool())
-    assert attention_mask(None, 3, 3) is None
+    assert broadcast_padding_mask(None) is None
 
 
 # ----------------------------------------------------------------------------- the module vs the oracle
@@ -196,7 +196,7 @@ def test_multi_head_attention_equals_loop_oracle(path, padding, causal):
     torch.manual_seed(0)
     module = set_path(MultiHeadAttention(12, 3).double(), path)
     x = rand(2, 7, 12, seed=7)
-    mask = attention_mask(torch.tensor(padding), 7, 7) if padding is not None else None
+    mask = broadcast_padding_mask(torch.tensor(padding)) if padding is not None else None
     got = module(x, mask=mask, is_causal=causal)
     expected = oracle_mha(module, x, allowed=allowed_keys(padding, causal, 7, 7))
     assert got.shape == (2, 7, 12)
@@ -209,7 +209,7 @@ def test_fully_padded_sequence_gives_zero_context(path):
     module = set_path(MultiHeadAttention(8, 2).double(), path)
     x = rand(2, 5, 8, seed=8)
     padding = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 0, 0, 0]])
-    got = module(x, mask=attention_mask(padding, 5, 5))
+    got = module(x, mask=broadcast_padding_mask(padding))
     assert torch.isfinite(got).all()
     # Zero context for every query of the empty sequence: only W_O's bias is left.
     assert close(got[1], module.out.bias.expand(5, 8), 1e-12)
@@ -223,7 +223,7 @@ def test_sdpa_and_explicit_paths_agree_in_float32(padding, causal):
     torch.manual_seed(2)
     module = MultiHeadAttention(32, 4)
     x = torch.randn(2, 7, 32)
-    mask = attention_mask(torch.tensor(padding), 7, 7) if padding is not None else None
+    mask = broadcast_padding_mask(torch.tensor(padding)) if padding is not None else None
     fast = set_path(module, "sdpa")(x, mask=mask, is_causal=causal)
     slow = set_path(module, "explicit")(x, mask=mask, is_causal=causal)
     assert close(fast, slow, 1e-5)
@@ -305,7 +305,7 @@ def test_cross_attention_with_memory_of_another_length(path, memory_padding):
     torch.manual_seed(7)
     module = set_path(MultiHeadAttention(12, 3, cross_attention=True).double(), path)
     x, memory = rand(2, 4, 12, seed=12), rand(2, 7, 12, seed=13)
-    mask = attention_mask(torch.tensor(memory_padding), 4, 7) if memory_padding is not None else None
+    mask = broadcast_padding_mask(torch.tensor(memory_padding)) if memory_padding is not None else None
     got = module(x, memory=memory, mask=mask)
     assert got.shape == (2, 4, 12)
     expected = oracle_mha(module, x, memory=memory, allowed=allowed_keys(memory_padding))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from attnlab.nn.attention import attention_mask
+from attnlab.nn.attention import broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock
 
 TOL = 1e-5
@@ -112,7 +112,7 @@ def test_encoder_block_with_padding_equals_torch_encoder_layer(norm_first):
     padding = torch.ones(3, 11, dtype=torch.long)
     padding[1, 7:] = 0
     padding[2, 3:] = 0
-    got = ours(x, mask=attention_mask(padding, 11, 11))
+    got = ours(x, mask=broadcast_padding_mask(padding))
     expected = theirs(x, src_key_padding_mask=padding == 0)  # torch: True = ignore
     assert max_difference(got, expected) < TOL  # padded queries too: they still see the real keys
     # Padding changes the answer for the padded sequences but not for the full one.
@@ -150,7 +150,7 @@ def test_decoder_block_with_memory_padding_equals_torch(norm_first):
     memory_padding = torch.ones(2, 13, dtype=torch.long)
     memory_padding[1, 5:] = 0
     causal = nn.Transformer.generate_square_subsequent_mask(8)
-    got = ours(x, is_causal=True, memory=memory, memory_mask=attention_mask(memory_padding, 8, 13))
+    got = ours(x, is_causal=True, memory=memory, memory_mask=broadcast_padding_mask(memory_padding))
     expected = theirs(
         x, memory, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=memory_padding == 0
     )

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from attnlab.errors import AttnlabError
-from attnlab.nn.attention import KVCache, MultiHeadAttention, attention_mask
+from attnlab.nn.attention import KVCache, MultiHeadAttention, broadcast_padding_mask
 from attnlab.nn.feedforward import PositionwiseFeedForward, SwiGLUFeedForward
 
 
@@ -49,7 +49,7 @@ def test_masks_that_broadcast_are_accepted():
     module = MultiHeadAttention(16, 2).eval()
     x = torch.randn(2, 5, 16)
     padding = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
-    expected = module(x, mask=attention_mask(padding, 5, 5))  # (B, 1, 1, S)
+    expected = module(x, mask=broadcast_padding_mask(padding))  # (B, 1, 1, S)
     as_float = torch.zeros(2, 1, 1, 5).masked_fill(padding[:, None, None, :] == 0, float("-inf"))
     assert torch.allclose(module(x, mask=as_float), expected, atol=1e-6)  # an additive mask
     assert module(x, mask=torch.ones(5, 5, dtype=torch.bool)).shape == (2, 5, 16)  # (T, S)

@@ -55,18 +55,17 @@ def check_comparison(result: Comparison, *, real: bool) -> None:
 
 
 def check_fp32_decoding(result: Comparison, new_tokens: int) -> None:
-    """attnlab's fp32 decode loops give transformers fp32's tokens, and its logits to float rounding."""
-    for prefix in ("attnlab generation.generate fp32", "attnlab speed.generate fp32"):
-        metrics = result.variant(prefix).metrics
-        assert metrics["tokens_equal"] == metrics["new_tokens"] == new_tokens
-        assert metrics["top1"] == 1.0 and metrics["max_dlogit"] < 1e-3
+    """attnlab's fp32 generate gives transformers fp32's tokens, and its logits to float rounding."""
+    metrics = result.variant("attnlab generate fp32").metrics
+    assert metrics["tokens_equal"] == metrics["new_tokens"] == new_tokens
+    assert metrics["top1"] == 1.0 and metrics["max_dlogit"] < 1e-3
 
 
 def test_decode_gpt2():
     result = suites.decode_gpt2(rounds=1, new_tokens=6, prompt_tokens=4, preset="gpt-nano", held_out=2)
     check_comparison(result, real=False)
     check_fp32_decoding(result, 6)
-    int8 = result.variant("attnlab speed.generate int8")
+    int8 = result.variant("attnlab generate int8")
     assert "2 held-out prompts (not the calibration prompt)" in int8.quality
     assert int8.metrics["held_out"] == 2 and int8.metrics["positions"] == 12
     assert result.goal == 3.0 and result.goal_variant == int8.name
@@ -84,7 +83,7 @@ def test_decode_smollm2_and_its_int8_quality_on_held_out_prompts():
     result = suites.decode_smollm2(rounds=1, new_tokens=6, prompt_tokens=12, held_out=3)
     check_comparison(result, real=True)
     check_fp32_decoding(result, 6)
-    int8 = result.variant("attnlab speed.generate int8")
+    int8 = result.variant("attnlab generate int8")
     assert "3 held-out prompts" in int8.quality and int8.metrics["positions"] == 18
     assert int8.metrics["top1"] >= 0.7 and int8.metrics["max_dlogit"] <= 3.0, int8.quality
     counts = int8.metrics
@@ -96,7 +95,7 @@ def test_decode_smollm2_and_its_int8_quality_on_held_out_prompts():
 def test_prefill_gpt2():
     result = suites.prefill_gpt2(rounds=1, length=16, compile=False, preset="gpt-nano")
     check_comparison(result, real=False)
-    eager = result.variant("attnlab speed.forward_cached fp32")
+    eager = result.variant("attnlab GPT.prefill fp32")
     assert eager.metrics["max_dlogit"] < 1e-4 and eager.metrics["top1"] == 1.0
     assert result.goal == 1.5 and result.goal_variant == result.variants[0].name
 

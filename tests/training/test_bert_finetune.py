@@ -137,3 +137,23 @@ def test_tokenizer_larger_than_the_checkpoint_vocabulary_is_one_line():
 def test_config_validation(field, value):
     with pytest.raises(AttnlabError, match=field):
         FinetuneConfig(**{field: value})
+
+
+def test_ctrl_c_before_the_first_check_still_validates():
+    import os
+    import signal
+
+    model = head_from_encoder(_encoder(), BertForSequenceClassification, ["a", "b"])
+    calls = []
+
+    def loss(m, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, during the second step
+        return m(**batch).loss
+
+    config = FinetuneConfig(epochs=3, batch_size=4, eval_interval=4)
+    result = finetune(model, _features(), lambda m: {"acc": 0.25}, "acc", config, loss_fn=loss,
+                      progress=False)
+    assert result.interrupted and result.steps == 2 and not result.stopped_early
+    assert result.best == {"acc": 0.25} and result.best_step == 2 and len(result.history) == 1

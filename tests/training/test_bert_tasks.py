@@ -17,7 +17,6 @@ from attnlab.models.bert_heads import BertForSequenceClassification
 from attnlab.training.bert_finetune import METRICS_FILE, head_from_encoder, special_ids
 from attnlab.training.bert_tasks import (
     BertTask,
-    jsonl_log,
     save_finetuned,
     saved_pooling,
     trained_parameters,
@@ -84,10 +83,3 @@ def test_trained_parameters_with_a_frozen_encoder_are_the_head(setup):
     assert trained_parameters(model, freeze_encoder=True) == head
     assert trained_parameters(model, freeze_encoder=False) == model.num_parameters()
 
-
-def test_jsonl_log_appends_one_line_per_record(tmp_path):
-    log = jsonl_log(tmp_path / "metrics.jsonl")
-    log({"step": 1})
-    log({"step": 2, "loss": 0.5})
-    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [{"step": 1}, {"step": 2, "loss": 0.5}]

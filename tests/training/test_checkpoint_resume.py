@@ -135,3 +135,16 @@ def test_checkpoint_from_before_the_distributed_options_resumes(tmp_path):
     assert first + second == full_losses
     assert all(torch.equal(a, b) for a, b in zip(full_model.state_dict().values(),
                                                   resumed_model.state_dict().values(), strict=True))
+
+
+def test_checkpoint_with_the_old_field_names_resumes(tmp_path):
+    """A training state written before max_iters/warmup_iters became max_steps/warmup_steps resumes."""
+    full_losses, _, _ = _losses(tmp_path / "full")
+    first, _, _ = _losses(tmp_path / "split", interrupt_at=6)
+    state_path = tmp_path / "split" / STATE_FILE
+    state = torch.load(state_path, weights_only=True)
+    saved = state["training_config"]
+    saved["max_iters"], saved["warmup_iters"] = saved.pop("max_steps"), saved.pop("warmup_steps")
+    torch.save(state, state_path)
+    second, _, _ = _losses(tmp_path / "split", resume=True)
+    assert first + second == full_losses

@@ -27,7 +27,7 @@ import torch
 import attnlab
 from attnlab.cli import main
 from attnlab.errors import AttnlabError
-from attnlab.training import distributed
+from attnlab.training import distributed, parallel_model
 from attnlab.training.distributed import World, rows_per_rank, shard
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -200,6 +200,11 @@ def test_shard_takes_this_ranks_rows():
     batch = {"input_ids": torch.arange(12).reshape(6, 2), "labels": torch.arange(6)}
     rows = shard(batch, World(rank=1, size=3))
     assert rows["input_ids"].tolist() == [[4, 5], [6, 7]] and rows["labels"].tolist() == [2, 3]
+
+
+def test_shard_refuses_rows_that_do_not_split_evenly():
+    with pytest.raises(AttnlabError, match="A batch of 5 rows does not split evenly over the 2 processes"):
+        shard({"input_ids": torch.zeros(5, 3)}, World(rank=0, size=2))
 
 
 def test_nproc_rejects_an_uneven_batch_before_launching(capsys, monkeypatch):
@@ -442,9 +447,9 @@ def test_ddp_on_cuda_reduces_on_this_ranks_gpu(monkeypatch):
 
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", FakeDDP)
     model = _worker_module().tiny_gpt()
-    distributed.wrap(model, World(rank=1, size=2, local_rank=1, backend="nccl"), fsdp=False)
+    parallel_model.wrap(model, World(rank=1, size=2, local_rank=1, backend="nccl"), fsdp=False)
     assert made["device_ids"] == [1] and made["static_graph"] and made["module"].model is model
-    distributed.wrap(model, World(rank=1, size=2, local_rank=1, backend="gloo"), fsdp=False)
+    parallel_model.wrap(model, World(rank=1, size=2, local_rank=1, backend="gloo"), fsdp=False)
     assert made["device_ids"] is None
 
 

@@ -18,8 +18,8 @@ from attnlab.training.gpt_classify import (
     encode_examples,
     predict,
     train_classifier,
-    warmup_linear,
 )
+from attnlab.training.schedule import warmup_linear
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is fastest
 
@@ -96,3 +96,28 @@ def test_schedule_and_config_validation():
         ClassifierTrainingConfig(epochs=0)
     with pytest.raises(AttnlabError, match="lm_loss_weight must be >= 0"):
         ClassifierTrainingConfig(lm_loss_weight=-1.0)
+
+
+def test_ctrl_c_still_reports_accuracy_and_saves(tmp_path):
+    import os
+    import signal
+
+    tokenizer = Tokenizer.char_level("abcdefgh")
+    model = _classifier(tokenizer)
+    forward, calls = model.forward, []
+
+    def pressing_ctrl_c_on_the_third_step(*args, **kwargs):
+        calls.append(model.training)
+        if calls.count(True) == 3 and model.training:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, during the third step
+        return forward(*args, **kwargs)
+
+    model.forward = pressing_ctrl_c_on_the_third_step
+    config = ClassifierTrainingConfig(max_iters=10, batch_size=8)
+    summary = train_classifier(model, tokenizer, _examples(50, 0), _examples(12, 1), config, out_dir=tmp_path,
+                               progress=False)
+    assert summary["interrupted"] and summary["steps"] == 3
+    assert 0 <= summary["val_accuracy"] <= 1 and summary["val_examples"] == 12
+    saved = json.loads((tmp_path / "classifier_summary.json").read_text())
+    assert saved["interrupted"] and saved["val_accuracy"] == summary["val_accuracy"]
+    assert (tmp_path / "model.safetensors").is_file()

@@ -13,7 +13,7 @@ from attnlab.models.config import TransformerConfig
 from attnlab.models.transformer import Transformer
 from attnlab.training.averaging import average_weights, load_average, save_snapshot, snapshot_paths
 from attnlab.training.batching import collate, epoch_order, length_batches
-from attnlab.training.noam import noam_lr
+from attnlab.training.schedule import noam_lr
 
 PAIRS = [
     ("Das Haus ist alt.", "The house is old."),
