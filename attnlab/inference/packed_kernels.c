@@ -69,21 +69,20 @@ void dequantize_rows(int type, const uint8_t *blocks, int64_t n_rows, int64_t k,
 }
 
 #ifdef __AVX512F__
-/* 16 weights from 16 bytes of 4-bit codes: low nibbles (elements 0..15) or high (16..31). */
-static inline __m512 nibbles(__m128i qs, int high, __m512 d, __m512 m) {
-    __m128i q = high ? _mm_and_si128(_mm_srli_epi16(qs, 4), _mm_set1_epi8(15))
-                     : _mm_and_si128(qs, _mm_set1_epi8(15));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q)), d, m);
-}
-
 /* Dot products of R consecutive rows with one activation row x: R independent chains hide the
-   FMA latency; the rows' blocks are read once, front to back (a stream per row). */
+   FMA latency; the rows' blocks are read once, front to back (a stream per row). R and type are
+   constants at every 4-bit call, so the loops unroll and the accumulators stay in registers.
+   A 4-bit block becomes weights by table lookup: its 16 possible values d * q + m (one FMA, the
+   reference's rounding) are one register, and each code picks its lane (vpermps), which measured
+   ~20% faster than converting the codes to floats. */
 #define ROWS 4
-static inline __attribute__((always_inline)) void dot_rows(int type, const uint8_t *rows, int64_t row_bytes, int64_t nb, const float *x,
-                     float *y, int r) {
-    __m512 acc[ROWS];
-    for (int i = 0; i < ROWS; i++) acc[i] = _mm512_setzero_ps();
-    int bb = block_bytes(type);
+static inline __attribute__((always_inline)) void dot_rows(const int type, const uint8_t *rows,
+                                                           int64_t row_bytes, int64_t nb, const float *x,
+                                                           float *y, const int r) {
+    __m512 acc0[ROWS], acc1[ROWS];
+    for (int i = 0; i < r; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    const int bb = block_bytes(type);
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int64_t b = 0; b < nb; b++) {
         __m512 x0 = _mm512_loadu_ps(x + b * QK), x1 = _mm512_loadu_ps(x + b * QK + 16);
         for (int i = 0; i < r; i++) {
@@ -98,15 +97,22 @@ static inline __attribute__((always_inline)) void dot_rows(int type, const uint8
             } else {
                 __m512 m = type == 1 ? _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)(blk + 2)))
                                      : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+                __m512 table = _mm512_fmadd_ps(iota, d, m);  /* the block's 16 possible weights */
                 __m128i qs = _mm_loadu_si128((const __m128i *)(blk + (type == 1 ? 4 : 2)));
-                w0 = nibbles(qs, 0, d, m);
-                w1 = nibbles(qs, 1, d, m);
+                __m512i codes = _mm512_cvtepu8_epi32(qs);  /* byte j in lane j; vpermps reads 4 bits */
+                w0 = _mm512_permutexvar_ps(codes, table);
+                w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table);
             }
-            acc[i] = _mm512_fmadd_ps(w0, x0, acc[i]);
-            acc[i] = _mm512_fmadd_ps(w1, x1, acc[i]);
+            if (type == 2) {  /* one chain per row: measured faster for Q8_0 */
+                acc0[i] = _mm512_fmadd_ps(w0, x0, acc0[i]);
+                acc0[i] = _mm512_fmadd_ps(w1, x1, acc0[i]);
+            } else {
+                acc0[i] = _mm512_fmadd_ps(w0, x0, acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(w1, x1, acc1[i]);
+            }
         }
     }
-    for (int i = 0; i < r; i++) y[i] = _mm512_reduce_add_ps(acc[i]);
+    for (int i = 0; i < r; i++) y[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i], acc1[i]));
 }
 
 static float dot(const float *a, const float *b, int64_t k) {
@@ -144,12 +150,19 @@ void packed_matmul(int type, const uint8_t *blocks, int64_t n, int64_t k, const 
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t g = 0; g < groups; g++) {
             int64_t row = g * ROWS;
-            int r = n - row < ROWS ? (int)(n - row) : ROWS;
             const uint8_t *rows = blocks + row * row_bytes;
-            /* constant types, so each call inlines into a loop specialised to its format */
-            if (type == 0) dot_rows(0, rows, row_bytes, nb, x, y + row, r);
-            else if (type == 1) dot_rows(1, rows, row_bytes, nb, x, y + row, r);
-            else dot_rows(2, rows, row_bytes, nb, x, y + row, r);
+            if (type == 2) {  /* Q8_0: measured faster with the row loop left to run time */
+                dot_rows(2, rows, row_bytes, nb, x, y + row, n - row < ROWS ? (int)(n - row) : ROWS);
+            } else if (n - row >= ROWS) {  /* constant type and row count: unrolled, in registers */
+                if (type == 0) dot_rows(0, rows, row_bytes, nb, x, y + row, ROWS);
+                else dot_rows(1, rows, row_bytes, nb, x, y + row, ROWS);
+            } else {
+                for (int64_t one = row; one < n; one++) {
+                    const uint8_t *single = blocks + one * row_bytes;
+                    if (type == 0) dot_rows(0, single, row_bytes, nb, x, y + one, 1);
+                    else dot_rows(1, single, row_bytes, nb, x, y + one, 1);
+                }
+            }
         }
         return;
     }

@@ -100,22 +100,17 @@ def available() -> bool:
     return library() is not None
 
 
-def matmul(lib: ctypes.CDLL, x: Tensor, blocks: Tensor, fmt: str, out_features: int) -> Tensor:
-    """(B, K) fp32 contiguous x times the (N, K) weight stored in ``blocks`` -> (B, N) fp32."""
-    batch, in_features = x.shape
-    y = torch.empty(batch, out_features, dtype=torch.float32)
-    lib.packed_matmul(FORMATS[fmt], blocks.data_ptr(), out_features, in_features, x.data_ptr(), batch,
-                      y.data_ptr(), torch.get_num_threads())
-    return y
-
-
 @torch.library.custom_op("attnlab::packed_matmul", mutates_args=())
 def packed_matmul(x: Tensor, blocks: Tensor, fmt: str, out_features: int) -> Tensor:
     """The op ``torch.compile`` sees: x (B, K) fp32 -> (B, N) fp32."""
     lib = library()
     if lib is None:  # only reached when the kernels were available at load and vanished since
         raise RuntimeError("attnlab::packed_matmul needs the compiled kernels")
-    return matmul(lib, x.contiguous(), blocks, fmt, out_features)
+    x = x.contiguous()
+    y = x.new_empty(x.shape[0], out_features)
+    lib.packed_matmul(FORMATS[fmt], blocks.data_ptr(), out_features, x.shape[1], x.data_ptr(), x.shape[0],
+                      y.data_ptr(), torch.get_num_threads())
+    return y
 
 
 @packed_matmul.register_fake
