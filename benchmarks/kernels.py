@@ -41,7 +41,7 @@ shape). exact: the weights the kernel uses (recovered by multiplying the identit
 order, which changes neither time nor error. The token line sums a whole pass per round (median
 over rounds): the matmuls' time per token and the tokens/s ceiling they alone allow.
 
-    .venv/bin/python benchmarks/kernels.py [--threads 1] [--rounds 5]
+    .venv/bin/python benchmarks/kernels.py [--threads 1] [--rounds 5] [--variants fp32 packed ...]
 """
 
 from __future__ import annotations
@@ -187,7 +187,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--layers", type=int, default=30, help="layers to read (SmolLM2 has 30)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="the variants to time (default: all; fp32 is always timed, the baseline)")
     args = parser.parse_args()
+    for name in set(VARIANTS) - set(args.variants) - {"fp32"}:
+        del VARIANTS[name]
     torch.set_num_threads(args.threads)
     from attnlab.speed.suites import smollm2_path
 

@@ -74,6 +74,7 @@ class PackedLinear(nn.Module):
         self.code = packed_kernels.FORMATS[fmt]  # the C code's number for the format
         self.in_features = in_features
         self.out_features = blocks.shape[0]
+        self.bias = None  # as nn.Linear(bias=False): code reading ``layer.bias`` works unchanged
         self.register_buffer("blocks", blocks.contiguous())
         packed_kernels.library()  # build (once per machine) at load, not inside the first token
 

@@ -88,6 +88,7 @@ def test_rows_and_take_rows():
     assert torch.equal(layer.rows(ids), want[ids])
     order = torch.tensor([2, 0, 1, 9, 8, 7, 6, 5, 4, 3])
     assert torch.equal(layer.take_rows(order).weight, want[order])
+    assert layer.bias is None  # read like nn.Linear(bias=False)'s by inspection code
 
 
 def test_compile_calls_the_custom_op():
