@@ -53,3 +53,10 @@ def pack_gpt(model: nn.Module, layers: dict[str, PackedLinear]) -> int:
         model.lm_head = head  # unties it: the embedding lookup keeps the fp32 table
         swapped += 1
     return swapped
+
+
+def packed_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{"<module>.weight": dequantized fp32}`` for every PackedLinear: what ``state_dict`` would hold
+    for the fp32 layer it replaced (so saving a packed model writes the file's values)."""
+    return {f"{name}.weight": module.weight for name, module in model.named_modules()
+            if isinstance(module, PackedLinear)}

@@ -352,8 +352,10 @@ def load_pretrained(path: str | Path, *, architecture: str | None = None,
 
 def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:
     """The model's tensors under Hugging Face's names (contiguous copies)."""
+    from attnlab.interop.gguf_packed import packed_weights
+
     _, arch = architecture_of(model)
-    ours = model.state_dict()
+    ours = {**model.state_dict(), **packed_weights(model)}  # packed layers as their fp32 weights
     state = {}
     prefix = "" if isinstance(model, BertModel) else arch.save_prefix
     for entry in arch.key_maps(model):

@@ -104,6 +104,14 @@ def test_logits_generation_and_cache_agree(models):
                        generate(floating, prompt, 12, temperature=0))
 
 
+def test_hf_state_dict_of_a_packed_model_is_the_float_one(models):
+    """Saving a packed model writes the file's values, as saving the fp32 load does."""
+    floating, packed = models
+    want, got = hf_state_dict(floating), hf_state_dict(packed)
+    assert want.keys() == got.keys()
+    assert all(torch.equal(got[name], want[name]) for name in want)
+
+
 def test_mixed_formats_fall_back_per_layer():
     """Layer 0's v in Q8_0, its q and k Q4_1: no one block layout for its fused qkv, so it stays fp32."""
     floating, packed = load_both({"default": "Q4_1", "token_embd.weight": "Q8_0",
