@@ -87,18 +87,27 @@ static inline __attribute__((always_inline)) void dot_rows(const int type, const
         __m512 x0 = _mm512_loadu_ps(x + b * QK), x1 = _mm512_loadu_ps(x + b * QK + 16);
         for (int i = 0; i < r; i++) {
             const uint8_t *blk = rows + i * row_bytes + b * bb;
-            __m512 d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk));
-            __m512 w0, w1;
-            if (type == 2) {
+            __m512 d, w0, w1;
+            if (type == 1) {  /* d, m in one load: [d, m, d, m, ...] -> d in every lane, m in every lane */
+                uint32_t both;
+                memcpy(&both, blk, 4);
+                __m512 dm = _mm512_cvtph_ps(_mm256_set1_epi32((int)both));
+                d = _mm512_moveldup_ps(dm);
+                __m512 table = _mm512_fmadd_ps(iota, d, _mm512_movehdup_ps(dm));
+                __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 4)));
+                w0 = _mm512_permutexvar_ps(codes, table);
+                w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table);
+            } else if (type == 2) {
+                d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk));
                 __m128i q0 = _mm_loadu_si128((const __m128i *)(blk + 2));
                 __m128i q1 = _mm_loadu_si128((const __m128i *)(blk + 18));
                 w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
                 w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
             } else {
-                __m512 m = type == 1 ? _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)(blk + 2)))
-                                     : _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+                d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)blk));
+                __m512 m = _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
                 __m512 table = _mm512_fmadd_ps(iota, d, m);  /* the block's 16 possible weights */
-                __m128i qs = _mm_loadu_si128((const __m128i *)(blk + (type == 1 ? 4 : 2)));
+                __m128i qs = _mm_loadu_si128((const __m128i *)(blk + 2));
                 __m512i codes = _mm512_cvtepu8_epi32(qs);  /* byte j in lane j; vpermps reads 4 bits */
                 w0 = _mm512_permutexvar_ps(codes, table);
                 w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table);
