@@ -61,6 +61,13 @@ def test_dequantize_equals_gguf(fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_weight_equals_gguf(fmt, backend):
+    """``weight`` (the C code's dequantization, or torch's without it) is the reference's, bit for bit."""
+    blocks = random_blocks(fmt, 12, 96, seed=4)
+    assert torch.equal(PackedLinear(blocks, fmt, 96).weight, oracle(blocks, fmt))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_kernel_multiplies_by_the_files_values(fmt, backend):
     """Identity rows one at a time (batch 1) and all together read the weights back bit for bit."""
     blocks = random_blocks(fmt, 20, 64, seed=1)
