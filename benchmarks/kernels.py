@@ -22,6 +22,11 @@ dequantized to fp32, ``gguf.quants.dequantize``):
              per group of 32), so it is not exact there.
   int4-bf16  the same with bf16 x and scales_and_zeros (the op needs x and scales in one dtype):
              d and m + 8 d rounded to bf16, not exact.
+  packed     attnlab.inference.packed.PackedLinear: the file's blocks unchanged (Q4_1 and the
+             output layer's Q8_0), dequantized in registers by a small C kernel (AVX-512), fp32 x
+             and sums: exact, and the fewest bytes of any exact variant.
+  compiled   torch.compile (inductor) of the same dequantize-and-reduce written in torch ops (q,
+             d and m as separate tensors, d and m fp32): exact; one compile per shape.
 
 Cache: a micro-benchmark that calls one matrix again and again reads it from cache and flatters
 small-weight kernels. Here every round runs each variant through a whole decode step in model
@@ -36,7 +41,7 @@ shape). exact: the weights the kernel uses (recovered by multiplying the identit
 order, which changes neither time nor error. The token line sums a whole pass per round (median
 over rounds): the matmuls' time per token and the tokens/s ceiling they alone allow.
 
-    .venv/bin/python benchmarks/kernels.py [--threads 1] [--rounds 5]
+    .venv/bin/python benchmarks/kernels.py [--threads 1] [--rounds 5] [--variants fp32 packed ...]
 """
 
 from __future__ import annotations
@@ -81,19 +86,21 @@ def requant4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     return d, lo, q.reshape(w.shape)
 
 
-def load(path: Path, layers: int) -> dict[str, list[tuple[torch.Tensor, tuple | None]]]:
-    """kind -> one (fp32 weight, Q4_1 blocks or None) per layer; "output" -> the tied embedding."""
+def load(path: Path, layers: int) -> dict[str, list[tuple[torch.Tensor, tuple | None, tuple]]]:
+    """kind -> one (fp32 weight, Q4_1 blocks or None, (format, raw blocks)) per layer; "output" -> the
+    tied embedding."""
     from attnlab.interop.gguf import _import_gguf, _open  # attnlab's read-only GGUF reader
 
     gguf = _import_gguf()
     tensors = {t.name: t for t in _open(path, gguf).tensors}
 
-    def read(name: str) -> tuple[torch.Tensor, tuple | None]:
+    def read(name: str) -> tuple[torch.Tensor, tuple | None, tuple]:
         t = tensors[name]
         shape = tuple(int(n) for n in reversed(t.shape.tolist()))
         w = torch.from_numpy(np.array(gguf.quants.dequantize(t.data, t.tensor_type), np.float32))
         blocks = q4_1_blocks(np.asarray(t.data)) if t.tensor_type.name == "Q4_1" else None
-        return w.reshape(shape).contiguous(), blocks
+        raw = torch.from_numpy(np.array(t.data, dtype=np.uint8).reshape(shape[0], -1))
+        return w.reshape(shape).contiguous(), blocks, (t.tensor_type.name, raw)
 
     found = {kind: [read(f"blk.{i}.{name}.weight") for i in range(layers)] for kind, name in KINDS.items()}
     found["output"] = [read("output.weight" if "output.weight" in tensors else "token_embd.weight")]
@@ -102,26 +109,50 @@ def load(path: Path, layers: int) -> dict[str, list[tuple[torch.Tensor, tuple | 
 
 # --------------------------------------------------------------------------- the variants
 def prep_float(dtype):
-    def prep(w, blocks):
+    def prep(w, blocks, raw):
         return (w.to(dtype).contiguous(),)
     return prep
 
 
 def prep_int8(dtype):
-    def prep(w, blocks):
+    def prep(w, blocks, raw):
         scale = w.abs().amax(1).clamp(min=1e-12) / 127
         return torch.round(w / scale[:, None]).to(torch.int8), scale.to(dtype)
     return prep
 
 
 def prep_int4(dtype):
-    def prep(w, blocks):
+    def prep(w, blocks, raw):
         d, m, q = blocks if blocks is not None else requant4(w)
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.contiguous(), 1)
         scales_zeros = torch.stack([d, m + 8 * d], -1).transpose(0, 1).contiguous().to(dtype)
         return packed, scales_zeros
     return prep
 
+
+def prep_packed(w, blocks, raw):
+    from attnlab.inference.packed import PackedLinear
+
+    return (PackedLinear(raw[1], raw[0], w.shape[1]),)
+
+
+def prep_compiled(w, blocks, raw):
+    """(q codes, d, m) as the compiled function wants them: codes (N, K/32, 16) or (N, K/32, 32) int8."""
+    fmt, data = raw
+    b = data.reshape(w.shape[0], w.shape[1] // GROUP, -1)
+    d = b[..., 0:2].contiguous().view(torch.float16).float()  # (N, K/32, 1)
+    if fmt == "Q8_0":
+        return b[..., 2:].contiguous().view(torch.int8), d, torch.zeros_like(d)
+    return b[..., 4:].contiguous(), d, b[..., 2:4].contiguous().view(torch.float16).float()
+
+
+def _dequant_gemv(x, codes, d, m):  # x (B, K) -> (B, N); the weight exists only inside the kernel
+    q = codes.float() if codes.dtype == torch.int8 else torch.cat([codes & 15, codes >> 4], -1).float()
+    w = q * d + m  # (N, K/32, 32)
+    return (w[None] * x.reshape(x.shape[0], 1, -1, GROUP)).sum((-1, -2))
+
+
+COMPILED = torch.compile(_dequant_gemv, dynamic=False)
 
 VARIANTS = {  # name -> (activation dtype, prepare(w, blocks) -> args, call(x, *args))
     "fp32": (torch.float32, prep_float(torch.float32), F.linear),
@@ -130,18 +161,23 @@ VARIANTS = {  # name -> (activation dtype, prepare(w, blocks) -> args, call(x, *
     "int8-bf16": (torch.bfloat16, prep_int8(torch.bfloat16), OP8),
     "int4-f32": (torch.float32, prep_int4(torch.float32), lambda x, p, s: OP4(x, p, GROUP, s)),
     "int4-bf16": (torch.bfloat16, prep_int4(torch.bfloat16), lambda x, p, s: OP4(x, p, GROUP, s)),
+    "packed": (torch.float32, prep_packed, lambda x, layer: layer(x)),
+    "compiled": (torch.float32, prep_compiled, COMPILED),
 }
 
 
 def nbytes(args) -> int:
-    return sum(a.numel() * a.element_size() for a in args)
+    tensors = [t for a in args for t in (a.buffers() if isinstance(a, torch.nn.Module) else [a])]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def exact(name: str, w: torch.Tensor, blocks) -> bool:
+def exact(name: str, w: torch.Tensor, blocks, raw) -> bool:
     """Do the weights the kernel multiplies by equal the file's? (identity @ the first 64 rows.)"""
     dtype, prep, call = VARIANTS[name]
-    rows = (w[:64], None if blocks is None else (blocks[0][:64], blocks[1][:64], blocks[2][:64]))
-    got = call(torch.eye(w.shape[1], dtype=dtype), *prep(*rows)).float().T
+    rows = (w[:64], None if blocks is None else (blocks[0][:64], blocks[1][:64], blocks[2][:64]),
+            (raw[0], raw[1][:64]))
+    args = prep(*rows)  # one identity row a call: batch 1, the path being timed
+    got = torch.cat([call(e[None], *args) for e in torch.eye(w.shape[1], dtype=dtype)]).float().T
     return torch.equal(got, w[:64])
 
 
@@ -151,7 +187,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--layers", type=int, default=30, help="layers to read (SmolLM2 has 30)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="the variants to time (default: all; fp32 is always timed, the baseline)")
     args = parser.parse_args()
+    for name in set(VARIANTS) - set(args.variants) - {"fp32"}:
+        del VARIANTS[name]
     torch.set_num_threads(args.threads)
     from attnlab.speed.suites import smollm2_path
 
@@ -163,12 +203,12 @@ def main() -> None:
     kinds = list(weights)
     gen = torch.Generator().manual_seed(0)
     xs = {kind: torch.randn(1, weights[kind][0][0].shape[1], generator=gen) for kind in kinds}
-    packed = {v: {k: [VARIANTS[v][1](w, b) for w, b in weights[k]] for k in kinds} for v in VARIANTS}
+    packed = {v: {k: [VARIANTS[v][1](*found) for found in weights[k]] for k in kinds} for v in VARIANTS}
 
     err: dict[tuple[str, str], float] = {}
     with torch.inference_mode():
         for kind in kinds:
-            refs = [(xs[kind].double() @ w.double().T) for w, _ in weights[kind]]
+            refs = [(xs[kind].double() @ w.double().T) for w, *_ in weights[kind]]
             for v, (dtype, _, call) in VARIANTS.items():
                 outs = [call(xs[kind].to(dtype), *a).double() for a in packed[v][kind]]
                 rel = [((o - r).abs().max() / r.abs().max()).item() for o, r in zip(outs, refs, strict=True)]

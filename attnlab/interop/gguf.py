@@ -5,6 +5,7 @@
     contents.state_dict   # fp32 tensors under LlamaForCausalLM's names, (out_features, in_features)
     contents.tokenizer    # attnlab Tokenizer (byte-level BPE) rebuilt from the file's vocabulary
     contents.chat_template, contents.bos_token_id, contents.eos_token_id
+    read_gguf(path, weights="packed").packed   # also the Q4_0/Q4_1/Q8_0 matrices as the file stores them
     save_hf_checkpoint(contents, "smollm2-hf")   # config.json + model.safetensors + tokenizer files
 
 The format (GGUF spec, ggml-org/ggml ``docs/gguf.md``): the magic ``GGUF``, a version, a
@@ -35,10 +36,13 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.files import atomic_write, atomic_write_text
+from attnlab.inference.packed import PackedLinear, from_gguf_tensor
+from attnlab.inference.packed_kernels import BLOCK_BYTES
 from attnlab.interop.gguf_metadata import config_from_metadata, tokenizer_from_metadata
 from attnlab.interop.tokenizers import Tokenizer
 
 GGUF_MAGIC = b"GGUF"
+WEIGHTS = ("packed", "float")  # what read_gguf keeps besides fp32: the file's blocks too, or not
 
 # llama.cpp tensor names -> transformers LlamaForCausalLM names. ``output.weight`` exists only
 # when the LM head is not tied to the embedding (llama.cpp's converter drops a tied copy).
@@ -66,7 +70,9 @@ class GGUFContents:
     ``config`` is ``config.json``; ``state_dict`` is ``model.safetensors`` (fp32; no
     ``lm_head.weight`` when the embeddings are tied); ``tokenizer`` and ``tokenizer_config``
     are ``tokenizer.json`` and ``tokenizer_config.json``; ``metadata`` keeps the file's small
-    key/value entries (``general.name``, ``general.file_type``, ...) for display.
+    key/value entries (``general.name``, ``general.file_type``, ...) for display. ``packed``
+    (``weights="packed"``): the Q4_0/Q4_1/Q8_0 matrices as :class:`PackedLinear` under the same
+    names as ``state_dict`` (q/k rows in Hugging Face order), each bit for bit its fp32 entry.
     """
 
     config: dict[str, Any]
@@ -77,6 +83,7 @@ class GGUFContents:
     eos_token_id: int | None
     tokenizer_config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    packed: dict[str, PackedLinear] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- q/k row order
@@ -123,15 +130,18 @@ def _check_heads(rows: int, n_heads: int) -> None:
 
 
 # --------------------------------------------------------------------------- reading
-def read_gguf(path: str | os.PathLike[str]) -> GGUFContents:
+def read_gguf(path: str | os.PathLike[str], *, weights: str = "float") -> GGUFContents:
     """Read a llama-architecture ``.gguf`` file into HF-layout config, fp32 weights and tokenizer.
 
     Every quantised tensor is dequantised to fp32 with ``gguf.quants.dequantize``: the
     weights are the file's values decoded exactly, block scale times quantised integer
     (plus the block minimum for types such as Q4_1), with no further rounding. Raises
     :class:`AttnlabError` (one line) for a missing, non-GGUF, truncated or non-llama file, an
-    unsupported quantisation type, and when the ``gguf`` package is absent.
+    unsupported quantisation type, and when the ``gguf`` package is absent. ``weights="packed"``
+    also keeps the quantized matrices' blocks (``GGUFContents.packed``), for fast decoding.
     """
+    if weights not in WEIGHTS:
+        raise AttnlabError(f"weights must be one of {list(WEIGHTS)}. Got {weights!r} instead.")
     gguf = _import_gguf()
     path = Path(path)
     reader = _open(path, gguf)
@@ -147,6 +157,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFContents:
     _check_quantisation(path, reader, gguf)
     config = config_from_metadata(path, metadata, tensors)
     state_dict = _state_dict(path, config, tensors, gguf)
+    packed = packed_layers(tensors, config) if weights == "packed" else {}
     tokenizer, tokenizer_config = tokenizer_from_metadata(path, reader, metadata, config)
     chat_template = metadata.get("tokenizer.chat_template")
     if chat_template is not None:
@@ -161,6 +172,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFContents:
         eos_token_id=config.get("eos_token_id"),
         tokenizer_config=tokenizer_config,
         metadata=metadata,
+        packed=packed,
     )
 
 
@@ -319,6 +331,24 @@ def _state_dict(path: Path, config: dict[str, Any], tensors: dict[str, Any], ggu
             weight = unpermute_from_llama_cpp(weight, config["num_key_value_heads"])
         state[hf] = weight.contiguous()
     return state
+
+
+def packed_layers(tensors: dict[str, Any], config: dict[str, Any]) -> dict[str, PackedLinear]:
+    """The file's packable matrices (GGUF name -> reader tensor) as PackedLinear, keyed by HF name."""
+    heads = {"attn_q.weight": config["num_attention_heads"], "attn_k.weight": config["num_key_value_heads"]}
+    layers: dict[str, PackedLinear] = {}
+    for name, tensor in tensors.items():
+        hf = _hf_name(name)
+        if hf is None or tensor.tensor_type.name not in BLOCK_BYTES or len(tensor.shape) != 2:
+            continue
+        layer = from_gguf_tensor(tensor)
+        suffix = name.split(".", 2)[-1]
+        if suffix in heads:  # the row order llama.cpp's converter wrote -> Hugging Face's
+            order = unpermute_from_llama_cpp(torch.arange(layer.out_features), heads[suffix])
+            layer = layer.take_rows(order)
+        layers[hf] = layer
+    return layers
+
 
 
 # --------------------------------------------------------------------------- writing

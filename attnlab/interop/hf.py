@@ -279,33 +279,46 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
 
 
 def gpt_from_gguf(contents: GGUFContents, source: str) -> GPT:
-    """The attnlab GPT holding the (dequantised, fp32) weights of a read ``.gguf``, in eval mode;
-    ``source`` names the file in messages."""
+    """The attnlab GPT holding the weights of a read ``.gguf``, in eval mode; ``source`` names the
+    file in messages. Its projections are the file's packed blocks where ``contents.packed`` has
+    them (:func:`attnlab.interop.gguf_packed.pack_gpt`; same values), fp32 elsewhere."""
     model = GPT(llama_config_from_hf(contents.config))
     load_state(model, contents.state_dict, source=source)
+    if contents.packed:
+        from attnlab.interop.gguf_packed import pack_gpt
+
+        pack_gpt(model, contents.packed)
     return model.eval()
 
 
-def load_gguf(path: Path) -> PreTrainedModel:
-    """A llama-architecture ``.gguf`` file, dequantised to fp32, as an attnlab GPT in eval mode."""
+def gguf_weights(weights: str) -> str:
+    """``"auto"`` -> what a .gguf loads as by default ("packed": the file's blocks, exact values)."""
+    return "packed" if weights == "auto" else weights
+
+
+def load_gguf(path: Path, *, weights: str = "auto") -> PreTrainedModel:
+    """A llama-architecture ``.gguf`` file as an attnlab GPT in eval mode: its quantized matrices
+    packed as the file stores them (``weights="packed"``, the default) or dequantised to fp32 ("float")."""
     from attnlab.interop.gguf import read_gguf
 
-    return gpt_from_gguf(read_gguf(path), str(path))
+    return gpt_from_gguf(read_gguf(path, weights=gguf_weights(weights)), str(path))
 
 
-def load_pretrained(path: str | Path, *, architecture: str | None = None) -> PreTrainedModel:
+def load_pretrained(path: str | Path, *, architecture: str | None = None,
+                    weights: str = "auto") -> PreTrainedModel:
     """Load a model as an attnlab model in eval mode.
 
     ``path`` is a Hugging Face-layout directory (BERT, GPT-2 or Llama; also what
     attnlab saves) or a llama-architecture ``.gguf`` file. ``architecture`` (e.g.
     ``"BertForMaskedLM"``) overrides the class named in ``config.json``, for
-    checkpoints saved from a custom class.
+    checkpoints saved from a custom class. ``weights`` ("auto", "packed", "float") is how a
+    ``.gguf``'s quantized matrices are kept (:func:`load_gguf`); directories always load as saved.
     """
     directory = Path(path).expanduser()
     if not directory.exists():
         raise AttnlabError(f"No model at {directory}: the path does not exist; check it.")
     if directory.is_file() and directory.suffix == ".gguf":
-        return load_gguf(directory)
+        return load_gguf(directory, weights=weights)
     if not directory.is_dir():
         raise AttnlabError(
             f"{directory} is a file; pass the directory that holds config.json and the weights."
@@ -339,8 +352,10 @@ def load_pretrained(path: str | Path, *, architecture: str | None = None) -> Pre
 
 def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:
     """The model's tensors under Hugging Face's names (contiguous copies)."""
+    from attnlab.interop.gguf_packed import packed_weights
+
     _, arch = architecture_of(model)
-    ours = model.state_dict()
+    ours = {**model.state_dict(), **packed_weights(model)}  # packed layers as their fp32 weights
     state = {}
     prefix = "" if isinstance(model, BertModel) else arch.save_prefix
     for entry in arch.key_maps(model):

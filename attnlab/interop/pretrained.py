@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnlab.errors import AttnlabError
-from attnlab.interop.hf import gpt_from_gguf, load_pretrained
+from attnlab.interop.hf import gguf_weights, gpt_from_gguf, load_pretrained
 from attnlab.interop.tokenizers import Tokenizer
 from attnlab.models.base import PreTrainedModel
 
@@ -29,13 +29,14 @@ class Pretrained:
     bos_token_id: int | None = None
 
 
-def load_with_tokenizer(path: str | Path) -> Pretrained:
-    """Load the model at ``path`` (directory or ``.gguf``) with its tokenizer."""
+def load_with_tokenizer(path: str | Path, *, weights: str = "auto") -> Pretrained:
+    """Load the model at ``path`` (directory or ``.gguf``) with its tokenizer; ``weights``: how a
+    ``.gguf``'s quantized matrices are kept (:func:`attnlab.interop.hf.load_gguf`)."""
     path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         from attnlab.interop.gguf import read_gguf
 
-        contents = read_gguf(path)  # read once: weights, tokenizer and chat settings
+        contents = read_gguf(path, weights=gguf_weights(weights))  # once: weights, tokenizer, chat
         return Pretrained(gpt_from_gguf(contents, str(path)), contents.tokenizer, contents.chat_template,
                           contents.eos_token_id, contents.bos_token_id)
     model = load_pretrained(path)

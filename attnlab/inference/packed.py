@@ -1,0 +1,154 @@
+"""Linear layers whose weights stay as a .gguf file stores them: ggml's Q4_0 / Q4_1 / Q8_0 blocks.
+
+Decoding one token reads every weight once, so on a CPU its speed is the bytes streamed from
+memory. A dequantized fp32 copy of SmolLM2-135M's Q4_1 file is ~540 MB a token; its blocks are
+~96 MB. :class:`PackedLinear` keeps the file's bytes (N, K / 32 * block bytes) uint8 unchanged and
+multiplies by them with a kernel that dequantizes each block in registers
+(:mod:`attnlab.inference.packed_kernels`); the activations stay fp32 and so do the sums, and
+every weight it uses is bit for bit ``gguf.quants.dequantize``'s value (see packed_kernels.c), so
+the only difference from ``F.linear`` on the dequantized matrix is the order of the fp32 sums.
+
+    Q4_0  w = d * (q - 8)    Q4_1  w = d * q + m    Q8_0  w = d * q    (blocks of 32 along K)
+
+Shapes: x (..., K) -> y (..., N); K = in_features, N = out_features, as ``nn.Linear``.
+Inputs of many rows (a prefill of ``PREFILL_ROWS`` tokens or more) are compute-bound, not
+memory-bound: there the weight is dequantized once per call and oneDNN's GEMM multiplies.
+Without a C compiler (or with ``ATTNLAB_PACKED_KERNEL=torch``) the torch dequantization serves
+every shape: same values, slower. ``weight`` gives the dequantized fp32 matrix (inspection, tying).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnlab.errors import AttnlabError
+from attnlab.inference import packed_kernels
+from attnlab.inference.packed_kernels import BLOCK, BLOCK_BYTES
+
+# From this many rows on, dequantize once and use the GEMM. Measured, 1 thread, SmolLM2's Q4_1
+# 1536 x 576: kernel 0.40 / 0.72 ms at 16 / 32 rows, dequantize + GEMM 0.43 / 0.69 ms; its Q8_0
+# 49152 x 576 output layer: the kernel is faster at every row count up to 32 (37 vs 152 ms).
+PREFILL_ROWS = 32
+
+
+def dequantize(blocks: Tensor, fmt: str, in_features: int) -> Tensor:
+    """(N, K / 32 * bytes) uint8 blocks -> (N, K) fp32, the values ``gguf.quants.dequantize`` gives.
+
+    torch ops, so it runs anywhere: d, m fp16 -> fp32 (exact); d * q is exact in fp32, so
+    ``d * q + m`` rounds once whether or not it is fused.
+    """
+    rows = blocks.shape[0]
+    b = blocks.reshape(rows, in_features // BLOCK, BLOCK_BYTES[fmt])  # (N, K/32, bytes)
+    d = b[..., 0:2].contiguous().view(torch.float16).float()  # (N, K/32, 1)
+    if fmt == "Q8_0":
+        q = b[..., 2:].contiguous().view(torch.int8).float()  # (N, K/32, 32)
+        return (d * q).reshape(rows, in_features)
+    codes = b[..., 4:] if fmt == "Q4_1" else b[..., 2:]  # (N, K/32, 16): two 4-bit codes a byte
+    q = torch.cat([codes & 15, codes >> 4], dim=-1).float()  # element j | element j + 16
+    if fmt == "Q4_0":
+        return (d * (q - 8)).reshape(rows, in_features)
+    m = b[..., 2:4].contiguous().view(torch.float16).float()
+    return (d * q + m).reshape(rows, in_features)
+
+
+class PackedLinear(nn.Module):
+    """``nn.Linear`` (no bias) over a weight kept in ggml blocks; see the module docstring.
+
+    blocks: (out_features, in_features / 32 * block bytes) uint8, the file's rows unchanged.
+    """
+
+    def __init__(self, blocks: Tensor, fmt: str, in_features: int) -> None:
+        super().__init__()
+        if fmt not in BLOCK_BYTES:
+            raise AttnlabError(f"PackedLinear holds {sorted(BLOCK_BYTES)} blocks. Got {fmt!r} instead.")
+        if in_features % BLOCK or blocks.dtype != torch.uint8 or blocks.dim() != 2 or \
+                blocks.shape[1] != in_features // BLOCK * BLOCK_BYTES[fmt]:
+            raise AttnlabError(
+                f"{fmt} blocks for {in_features} inputs must be a (N, {in_features // BLOCK} * "
+                f"{BLOCK_BYTES[fmt]}) uint8 tensor with in_features a multiple of {BLOCK}. "
+                f"Got {blocks.dtype} {tuple(blocks.shape)} instead."
+            )
+        self.fmt = fmt
+        self.code = packed_kernels.FORMATS[fmt]  # the C code's number for the format
+        self.in_features = in_features
+        self.out_features = blocks.shape[0]
+        self.bias = None  # as nn.Linear(bias=False): code reading ``layer.bias`` works unchanged
+        self.register_buffer("blocks", blocks.contiguous())
+        packed_kernels.library()  # build (once per machine) at load, not inside the first token
+
+    @property
+    def weight(self) -> Tensor:
+        """The dequantized (N, K) fp32 weight (built on each access; by the C code where it is built,
+        ~20x faster than the torch ops, which stay the reference and the fallback)."""
+        lib = None if torch.compiler.is_compiling() else packed_kernels.library()
+        if lib is None or self.blocks.device.type != "cpu":
+            return dequantize(self.blocks, self.fmt, self.in_features)
+        out = torch.empty(self.out_features, self.in_features)
+        lib.dequantize_rows(self.code, self.blocks.data_ptr(), self.out_features, self.in_features,
+                            out.data_ptr())
+        return out
+
+    def rows(self, index: Tensor) -> Tensor:
+        """Dequantized rows ``index`` (...,) -> (..., K): an embedding lookup on a tied table."""
+        picked = self.blocks[index.reshape(-1)]
+        return dequantize(picked, self.fmt, self.in_features).reshape(*index.shape, self.in_features)
+
+    def take_rows(self, order: Tensor) -> PackedLinear:
+        """The layer with its output rows reordered (e.g. llama.cpp's q/k row order undone)."""
+        return PackedLinear(self.blocks[order], self.fmt, self.in_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (..., K) -> (..., N), fp32 sums; the result has x's dtype."""
+        if torch.compiler.is_compiling():
+            return self._traced_forward(x)
+        lib = packed_kernels.library()
+        rows = x.numel() // self.in_features
+        if lib is None or rows >= PREFILL_ROWS or x.device.type != "cpu":
+            return F.linear(x, self.weight.to(x.dtype))
+        # The decode step's path, kept short: it runs ~150 times a token.
+        flat = x if x.dtype == torch.float32 and x.is_contiguous() else x.to(torch.float32).contiguous()
+        y = flat.new_empty(*x.shape[:-1], self.out_features)
+        lib.packed_matmul(self.code, self.blocks.data_ptr(), self.out_features, self.in_features,
+                          flat.data_ptr(), rows, y.data_ptr(), torch.get_num_threads())
+        return y if x.dtype == torch.float32 else y.to(x.dtype)
+
+    def _traced_forward(self, x: Tensor) -> Tensor:
+        """Under torch.compile: the custom op (opaque to the compiler) or the torch fallback."""
+        flat = x.reshape(-1, self.in_features)
+        if not packed_kernels.available() or flat.shape[0] >= PREFILL_ROWS or x.device.type != "cpu":
+            return F.linear(x, self.weight.to(x.dtype))
+        y = packed_kernels.packed_matmul(flat.to(torch.float32), self.blocks, self.fmt, self.out_features)
+        return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, format={self.fmt}"
+
+
+def from_gguf_tensor(tensor: Any) -> nn.Module:
+    """A ``gguf.GGUFReader`` tensor -> PackedLinear (Q4_0/Q4_1/Q8_0) or a bias-free fp32 nn.Linear (F32/F16).
+
+    The file's dimensions are listed fastest first, so its (K, N) is torch's (N, K).
+    """
+    kind = tensor.tensor_type.name
+    dims = [int(n) for n in tensor.shape.tolist()]
+    if len(dims) != 2:
+        raise AttnlabError(f"Tensor {tensor.name} has shape {dims}, not a matrix; only matrices are layers.")
+    in_features, out_features = dims
+    data = np.asarray(tensor.data)
+    if kind in BLOCK_BYTES:
+        blocks = torch.from_numpy(np.array(data, dtype=np.uint8).reshape(out_features, -1))  # a copy
+        return PackedLinear(blocks, kind, in_features)
+    if kind in ("F32", "F16"):
+        layer = nn.Linear(in_features, out_features, bias=False)
+        weight = torch.from_numpy(np.array(data, dtype=np.float32).reshape(out_features, in_features))
+        layer.weight = nn.Parameter(weight, requires_grad=False)
+        return layer
+    raise AttnlabError(
+        f"Tensor {tensor.name} is {kind}; packed weights exist for Q4_0, Q4_1, Q8_0, F16 and F32. "
+        f"Load the model with weights='float' to dequantize it instead."
+    )

@@ -1,0 +1,62 @@
+"""A ``.gguf``'s quantized matrices kept as the file stores them, inside an attnlab GPT.
+
+:func:`attnlab.interop.gguf.read_gguf` (``weights="packed"``) turns each Q4_0 / Q4_1 / Q8_0
+matrix of the file into a :class:`attnlab.inference.packed.PackedLinear` (the file's bytes; q/k
+rows put back in Hugging Face order, as ``unpermute_from_llama_cpp`` does for fp32 weights),
+named as in ``LlamaForCausalLM``. :func:`pack_gpt` puts them into a GPT that holds the same
+weights dequantized: per layer the fused q|k|v projection, the output projection, SwiGLU's gate,
+up and down, and the LM head (the tied embedding table when there is no ``output.weight``; the
+embedding lookup itself keeps its fp32 table). A projection stays fp32 where its parts are
+missing or of different formats (per layer fallback). The values the model multiplies by do
+not change (``PackedLinear.weight`` is bit for bit the fp32 weight it replaces), only the bytes a
+decode step reads: SmolLM2-135M's Q4_1 file ~96 MB a token instead of ~540 MB.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from attnlab.inference.packed import PackedLinear
+
+
+def _stacked(parts: list[PackedLinear | None]) -> PackedLinear | None:
+    """One layer whose rows are the parts' rows in order (q|k|v), if they share format and width."""
+    if any(p is None for p in parts) or len({(p.fmt, p.in_features) for p in parts}) != 1:
+        return None
+    return PackedLinear(torch.cat([p.blocks for p in parts]), parts[0].fmt, parts[0].in_features)
+
+
+def _swap(owner: nn.Module, attribute: str, packed: PackedLinear | None) -> int:
+    old = getattr(owner, attribute)
+    if packed is None or getattr(old, "bias", None) is not None or \
+            tuple(old.weight.shape) != (packed.out_features, packed.in_features):
+        return 0
+    setattr(owner, attribute, packed)
+    return 1
+
+
+def pack_gpt(model: nn.Module, layers: dict[str, PackedLinear]) -> int:
+    """Replace the GPT's fp32 projections by the packed ``layers`` (HF names); returns how many."""
+    swapped = 0
+    for i, block in enumerate(model.blocks):
+        prefix = f"model.layers.{i}."
+        attention, ffn = block.attention, block.ffn
+        qkv = _stacked([layers.get(f"{prefix}self_attn.{p}_proj.weight") for p in "qkv"])
+        swapped += _swap(attention, "qkv", qkv) if hasattr(attention, "qkv") else 0
+        swapped += _swap(attention, "out", layers.get(f"{prefix}self_attn.o_proj.weight"))
+        for part in ("gate", "up", "down"):
+            if hasattr(ffn, part):
+                swapped += _swap(ffn, part, layers.get(f"{prefix}mlp.{part}_proj.weight"))
+    head = layers.get("lm_head.weight", layers.get("model.embed_tokens.weight"))
+    if head is not None and tuple(model.lm_head.weight.shape) == (head.out_features, head.in_features):
+        model.lm_head = head  # unties it: the embedding lookup keeps the fp32 table
+        swapped += 1
+    return swapped
+
+
+def packed_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{"<module>.weight": dequantized fp32}`` for every PackedLinear: what ``state_dict`` would hold
+    for the fp32 layer it replaced (so saving a packed model writes the file's values)."""
+    return {f"{name}.weight": module.weight for name, module in model.named_modules()
+            if isinstance(module, PackedLinear)}
