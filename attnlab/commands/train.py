@@ -51,15 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--tokenizer-dir", default=None,
                       help="use the tokenizer saved in this directory (e.g. GPT-2's vocab.json + merges.txt)")
     model = gpt.add_argument_group("model")
-    model.add_argument("--preset", default="gpt-mini", help="size preset (default gpt-mini)")
+    model.add_argument("--preset", default="gpt-char",
+                       help="size preset (default gpt-char: 4 layers, 4 heads, d_model 128, 64 positions)")
     add_size_arguments(
         model, NANOGPT_SPELLINGS, n_layers="layers (overrides the preset)", n_heads="attention heads",
         d_model="model width d_model", d_ff="feed-forward width (default 4 x d_model)",
         max_positions="context length in tokens")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout rate (default 0)")
     optim = gpt.add_argument_group("optimisation")
-    optim.add_argument("--batch-size", type=int, default=32,
-                       help="sequences per micro-batch, over all processes (default 32)")
+    optim.add_argument("--batch-size", type=int, default=12,
+                       help="sequences per micro-batch, over all processes (default 12)")
     optim.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     optim.add_argument("--max-iters", type=int, default=2000, help="optimizer steps (default 2000)")
     optim.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")

