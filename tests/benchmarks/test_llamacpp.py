@@ -3,7 +3,6 @@ llamacpp.mjs's JSON line and attnlab generate's speed report. Never needs node-l
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -25,11 +24,8 @@ RECORDED = json.dumps({
 
 
 @pytest.fixture(scope="module")
-def driver():
-    spec = importlib.util.spec_from_file_location("benchmarks_llamacpp", DRIVER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def driver(load_benchmark):
+    return load_benchmark("llamacpp")
 
 
 def run_driver(*args: str) -> subprocess.CompletedProcess:

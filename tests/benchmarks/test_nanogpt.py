@@ -4,7 +4,6 @@ is a slow test, run only where ATTNLAB_NANOGPT names a checkout)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -35,11 +34,8 @@ iter 2: loss 4.0130, time 42.25ms, mfu -100.00%
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("benchmarks_nanogpt", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("nanogpt")
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
