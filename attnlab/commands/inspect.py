@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from attnlab.inspect.report import format_inspection, inspect_text
     from attnlab.interop.pretrained import load_with_tokenizer
 
-    loaded = load_with_tokenizer(args.model)
+    loaded = load_with_tokenizer(args.model, weights="float")  # the exact path: it shows numbers
     found = inspect_text(loaded.model, loaded.tokenizer, args.text, target=args.target,
                          truncate=args.truncate, cli=True)
     stack = found.stack(args.stack)

@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dims < 1 or args.max_tokens < 1:
         raise AttnlabError("--dims and --max-tokens must be >= 1.")
     check_text(args.text)  # before the (slow) load
-    loaded = load_with_tokenizer(args.model)
+    # The numbers shown are the model's own: a .gguf's matrices dequantized to fp32, not the
+    # packed kernels of generation (equal only to ~1e-7).
+    loaded = load_with_tokenizer(args.model, weights="float")
     model, tokenizer = loaded.model, loaded.tokenizer
     if isinstance(model, Transformer):  # its decoder needs a second text
         raise AttnlabError(f"--model {args.model} is an encoder-decoder; values reads one text through a "

@@ -132,7 +132,7 @@ def test_encoder_decoder_cross_attention(monkeypatch, tmp_path, capsys):
     model = build("transformer", Size(d_model=32, n_layers=2, n_heads=4, vocab_size=40, seq_len=32))
     tokenizer = Tokenizer.char_level("abcdefghijklmnopqrstuvwxyz .")
     monkeypatch.setattr(pretrained, "load_with_tokenizer",
-                        lambda path: pretrained.Pretrained(model, tokenizer))
+                        lambda path, **_: pretrained.Pretrained(model, tokenizer))
     assert run("--model", "marian-like", "--text", "das haus", "--target", "the house", "--stack", "cross",
                "--layer", "1", "--head", "3", "--png", str(tmp_path / "x.png"),
                "--html", str(tmp_path / "x.html")) == 0

