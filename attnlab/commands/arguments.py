@@ -93,3 +93,11 @@ def resume_hint(steps: int, out: object) -> str:
     """What a checkpointing command prints when Ctrl-C stopped it: how to go on (--resume)."""
     return (f"interrupted at step {steps}; checkpoint saved to {out}. "
             f"Continue with the same command and --resume.")
+
+
+def add_weights_argument(parser: argparse._ActionsContainer) -> None:
+    """``--weights``: how a .gguf's Q4/Q8 matrices are kept (:func:`attnlab.interop.hf.load_gguf`)."""
+    parser.add_argument("--weights", choices=["auto", "packed", "float"], default="auto",
+                        help="a .gguf's quantized matrices: packed (the file's blocks multiplied in place, "
+                             "~3.5x faster decoding, equal to float to ~1e-5) or float (dequantized to "
+                             "fp32); auto = packed for a .gguf (default auto; no effect on a directory)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command
+from attnlab.commands.arguments import add_command, add_weights_argument
 from attnlab.commands.loading import load_kind
 
 EXAMPLE = """examples:
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed of the shots and test draw (default 0)")
     parser.add_argument("--normalize", action="store_true", help="score labels per token")
+    add_weights_argument(parser)
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
                         help="fp32 (default: exact) or bf16 weights (about 2.3x faster where the CPU "
                              "computes bf16 natively; scores move by up to ~0.2 nats)")
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
             f"{max(args.shots)} shots; lower them."
         )
     test, train = examples[: args.n_test], examples[args.n_test :]
-    loaded = load_kind(args.model, GPT, "{path} is not a causal LM; fewshot needs a GPT.")
+    loaded = load_kind(args.model, GPT, "{path} is not a causal LM; fewshot needs a GPT.",
+                       weights=args.weights)
     if args.dtype == "bf16":
         if not cpu_has_native_bf16():
             raise AttnlabError("--dtype bf16 needs a CPU that computes bf16 natively (AVX512-BF16 or AMX); "

