@@ -54,19 +54,20 @@ def _compiler() -> str | None:
 
 
 def _build(compiler: str, target: Path) -> bool:
-    """Compile to ``target``, with OpenMP if the compiler has it; False if it cannot build."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for extra in (("-fopenmp",), ()):
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            out = Path(tmp) / target.name
-            cmd = [compiler, *FLAGS, *extra, str(SOURCE), "-o", str(out)]
-            try:
+    """Compile to ``target``, with OpenMP if the compiler has it; False if it cannot build, or the
+    cache directory cannot be written (then the torch ops serve, as without a compiler)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for extra in (("-fopenmp",), ()):
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                out = Path(tmp) / target.name
+                cmd = [compiler, *FLAGS, *extra, str(SOURCE), "-o", str(out)]
                 done = subprocess.run(cmd, capture_output=True, timeout=120)
-            except (OSError, subprocess.TimeoutExpired):
-                return False
-            if done.returncode == 0:
-                os.replace(out, target)  # atomic: a concurrent process sees the whole file or none
-                return True
+                if done.returncode == 0:
+                    os.replace(out, target)  # atomic: a concurrent process sees the whole file or none
+                    return True
+    except (OSError, subprocess.TimeoutExpired):
+        return False
     return False
 
 

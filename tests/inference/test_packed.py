@@ -122,6 +122,21 @@ def test_build_failure_falls_back(monkeypatch, tmp_path):
         packed_kernels.library.cache_clear()
 
 
+def test_an_unwritable_cache_falls_back(monkeypatch, tmp_path):
+    """A cache directory under a file (or read-only) is no error: the torch ops serve."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    packed_kernels.library.cache_clear()
+    try:
+        assert packed_kernels.library() is None
+        blocks = random_blocks("Q8_0", 4, 32)
+        x = torch.randn(2, 32)
+        assert relative(PackedLinear(blocks, "Q8_0", 32)(x), F.linear(x, oracle(blocks, "Q8_0"))) < REL
+    finally:
+        packed_kernels.library.cache_clear()
+
+
 def test_env_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("ATTNLAB_PACKED_KERNEL", "torch")
     packed_kernels.library.cache_clear()
