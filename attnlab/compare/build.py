@@ -17,9 +17,10 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor, nn
 
+from attnlab.checks import check_int_fields
 from attnlab.errors import AttnlabError
 from attnlab.models import GPT, BertConfig, BertForMaskedLM, GPTConfig, Transformer, TransformerConfig
-from attnlab.models.config import check_heads, check_int_fields
+from attnlab.models.config import check_heads
 
 ARCHITECTURES = ("transformer", "bert", "gpt")
 

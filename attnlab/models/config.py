@@ -10,29 +10,16 @@ family; :mod:`attnlab.interop.hf` translates them to and from Hugging Face's
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from attnlab.checks import check_int
+from attnlab.checks import check_int_fields
 from attnlab.errors import AttnlabError
 from attnlab.nn.blocks import FFNS, NORMS
 from attnlab.nn.feedforward import ACTIVATIONS
 
 # The sizes every architecture has, each a count >= 1.
 DIMENSIONS = ("vocab_size", "max_positions", "n_layers", "n_heads", "d_model", "d_ff")
-
-
-def check_int_fields(owner: object, names: Iterable[str], minimum: int = 1, *, label: str = "") -> None:
-    """Raise a one-line :class:`AttnlabError` unless each named attribute of ``owner`` is an int
-    >= ``minimum``: "The 'n_heads' parameter of GPTConfig must be an int >= 1. Got 0 instead."
-
-    ``label`` names the owner in the message (default: its class name, for a config dataclass);
-    any frozen dataclass of counts can use it (the model configs, the comparison's ``Size``).
-    """
-    label = label or type(owner).__name__
-    for name in names:
-        check_int(f"The {name!r} parameter of {label}", getattr(owner, name), minimum)
 
 
 def check_heads(label: str, d_model: int, n_heads: int) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from attnlab.checks import check_int
+from attnlab.checks import check_int_fields
 from attnlab.errors import AttnlabError
 
 T = TypeVar("T")
@@ -30,12 +30,7 @@ DTYPES = ("auto", "fp32", "bf16")
 def check_counts(config: object, names: Iterable[str], *, what: str = "training",
                  optional: Iterable[str] = ()) -> None:
     """Each field in ``names`` an int >= 1; each in ``optional`` None or an int >= 1."""
-    for name in names:
-        check_int(f"The {name!r} {what} parameter", getattr(config, name))
-    for name in optional:
-        value = getattr(config, name)
-        if value is not None:
-            check_int(f"The {name!r} {what} parameter", value, hint=" or None")
+    check_int_fields(config, names, subject="The {name!r} " + what + " parameter", optional=optional)
 
 
 def check_number(

@@ -78,7 +78,8 @@ def test_unknown_transformer_preset_and_token_ids():
 def test_the_shared_checks_name_their_owner():
     from dataclasses import dataclass
 
-    from attnlab.models.config import check_heads, check_int_fields
+    from attnlab.checks import check_int_fields
+    from attnlab.models.config import check_heads
 
     @dataclass
     class Steps:
