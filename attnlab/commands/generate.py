@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, add_weights_argument
+from attnlab.commands.arguments import add_command, add_dtype_argument, add_weights_argument
 from attnlab.commands.loading import load_kind
 
 EXAMPLE = """examples:
@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
     parser.add_argument("--no-stream", action="store_true", help="print the text at the end only")
     add_weights_argument(parser)
+    add_dtype_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.system is not None and not args.chat:
         raise AttnlabError("--system is the system message of --chat; add --chat or drop --system.")
     loaded = load_kind(args.model, GPT, "{path} holds a {found}, not a causal LM; generate needs a GPT.",
-                       weights=args.weights)
+                       weights=args.weights, dtype=args.dtype)
     model, tokenizer = loaded.model, loaded.tokenizer
     prompt, eos = args.prompt, None
     if args.chat:

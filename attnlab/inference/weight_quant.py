@@ -107,13 +107,15 @@ def pack_linear(layer: nn.Linear, fmt: str) -> PackedLinear:
     return PackedLinear(quantize_blocks(layer.weight, fmt), fmt, layer.in_features, layer.bias)
 
 
-def quantize_weights(model: nn.Module, weights: str, *, skip: tuple[str, ...] = ()) -> int:
+def quantize_weights(model: nn.Module, weights: str, *, skip: tuple[str, ...] = (),
+                     fmt: str | None = None) -> int:
     """Replace ``model``'s packable ``nn.Linear`` layers by PackedLinear, in place; returns how many.
 
     Args:
         weights: "int8" (Q8_0) or "int4" (:data:`INT4_FORMAT`).
         skip: module names (as in ``named_modules``) to leave float, beside those the module
             docstring lists.
+        fmt: the block format, in place of ``weights``' (e.g. "Q4_0" to compare it with Q4_1).
 
     A layer tied to an embedding table (a shared ``weight`` Parameter) is replaced by its own
     packed copy, which unties it; the table keeps its float values. Gradients are off afterwards
@@ -121,7 +123,7 @@ def quantize_weights(model: nn.Module, weights: str, *, skip: tuple[str, ...] = 
     """
     if weights not in FORMAT_OF:
         raise AttnlabError(f"Weight-only quantization is 'int8' or 'int4'. Got {weights!r} instead.")
-    fmt = FORMAT_OF[weights]
+    fmt = fmt or FORMAT_OF[weights]
     skip = (*skip, *APPLIED_BY_WEIGHT.get(type(model).__name__, ()))
     names = [name for name, module in model.named_modules() if name not in skip and packable(module)]
     for name in names:
@@ -140,3 +142,24 @@ def weights_kind(model: nn.Module) -> str:
             key = module.fmt if isinstance(module, PackedLinear) else "float"
             counts[key] = counts.get(key, 0) + 1
     return ", ".join(f"{key} x {count}" for key, count in sorted(counts.items()))
+
+
+WEIGHTS = ("auto", "float", "packed", "int8", "int4")  # what load_pretrained's ``weights`` accepts
+
+
+def check_weights(weights: str) -> None:
+    """A one-line error unless ``weights`` is one of :data:`WEIGHTS` (before a slow load)."""
+    if weights not in WEIGHTS:
+        raise AttnlabError(f"weights must be one of {list(WEIGHTS)}. Got {weights!r} instead.")
+
+
+def quantize_if_asked(model: nn.Module, weights: str) -> nn.Module:
+    """``model`` with its linears quantized when ``weights`` is "int8" or "int4" (in place), else as it is.
+
+    The other values say how a .gguf is read ("auto", "packed": its blocks; "float": dequantized),
+    which the loader has already done; a float checkpoint loads as saved for all three.
+    """
+    check_weights(weights)
+    if weights in FORMAT_OF:
+        quantize_weights(model, weights)
+    return model
