@@ -112,9 +112,11 @@ def resolve_dtype(dtype: str, device: str = "cpu") -> torch.dtype:
     """
     if dtype not in ("auto", "fp32", "bf16"):
         raise AttnlabError(f"dtype must be 'auto', 'fp32' or 'bf16'. Got {dtype!r} instead.")
+    import attnlab.device as precision  # looked up at call time: tests stand in for the CPU
+
     if dtype != "bf16":
         return torch.float32
-    if torch.device(device).type == "cpu" and not cpu_has_native_bf16():
+    if torch.device(device).type == "cpu" and not precision.cpu_has_native_bf16():
         raise AttnlabError("--dtype bf16 needs a CPU that computes bf16 natively (AVX512-BF16 or AMX); "
                            "on this one it is far slower than fp32: use --dtype fp32.")
     return torch.bfloat16

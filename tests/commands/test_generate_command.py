@@ -79,3 +79,24 @@ def test_packed_and_float_weights_of_a_gguf_give_the_same_greedy_text(capsys):
                      "--weights", weights]) == 0
         texts[weights] = capsys.readouterr().out
     assert texts["packed"] == texts["float"] and len(texts["packed"]) > len("The capital of France is")
+
+
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+def test_int8_and_int4_weights_generate_from_a_float_checkpoint(char_gpt, capsys, weights):
+    """gpt-nano (d_model 48) packs only its 192-wide FFN outputs; the rest falls back to float."""
+    assert main(["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "5",
+                 "--temperature", "0", "--weights", weights, "--dtype", "fp32"]) == 0
+    assert capsys.readouterr().out.startswith("abc")
+
+
+def test_bf16_generates_where_native_and_is_refused_elsewhere(char_gpt, capsys, monkeypatch):
+    from attnlab import device as precision
+
+    argv = ["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "4",
+            "--dtype", "bf16"]
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert main(argv) == 0 and capsys.readouterr().out.startswith("abc")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--dtype bf16 needs a CPU that computes bf16 natively" in captured.err
