@@ -8,7 +8,8 @@ prompts, greedy ``--new-tokens`` (64): how many new tokens equal fp32's before t
 differs (bar: at least half on every prompt) and, teacher-forced on fp32's tokens as generate
 runs (prefill, then one decode step a token), max |logit difference| and top-1 agreement (bar:
 >= 98%). Speed: ``attnlab.generate`` greedy on the first prompt, the variants in turns for
-``--rounds`` rounds (interleaved, so load on a shared machine hits all alike), median tokens/s.
+``--rounds`` rounds (interleaved, so load on a shared machine hits all alike), median tokens/s;
+the file's own packed blocks (``weights="packed"``) run beside them for scale.
 Caveat: SmolLM2's file stores most matrices as Q4_1, so Q4_1 re-quantizes those nearly losslessly;
 MiniLM's real fp32 weights (an encoder: relative error of the weights and of the sentence
 embeddings) are the fair test between the two 4-bit formats.
@@ -126,6 +127,7 @@ def main() -> None:
     models = variants(load_gguf(path, weights="float"))
     if not args.skip_quality:
         quality(models, prompts, args.new_tokens)
+    models["gguf packed"] = load_gguf(path, weights="packed")  # the file's own blocks, for scale
     with torch.inference_mode():
         timings = interleaved({n: (lambda m=m: generate(m, prompts[0], args.new_tokens, temperature=0))
                                for n, m in models.items()}, rounds=args.rounds)
