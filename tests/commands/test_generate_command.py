@@ -100,3 +100,21 @@ def test_bf16_generates_where_native_and_is_refused_elsewhere(char_gpt, capsys, 
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "--dtype bf16 needs a CPU that computes bf16 natively" in captured.err
+
+
+def test_auto_weights_of_a_float_checkpoint_follow_the_probe(char_gpt, capsys, monkeypatch, tmp_path):
+    """A model the probe passes at int8 decodes on int8 weights, and stderr says so; --weights float
+    is fp32 whatever the probe said."""
+    from attnlab.inference import auto_weights
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(auto_weights, "PROBE_MIN_BYTES", 0)
+    figures = {"tokens_equal_min": 64.0, "new_tokens": 64.0, "top1": 1.0, "max_dlogit": 0.01, "passed": 1.0}
+    monkeypatch.setattr(auto_weights, "probe", lambda *a: {"weights": "int8", "figures": {"int8": figures}})
+    argv = ["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "3",
+            "--temperature", "0"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "choosing --weights for" in err and "--weights auto = int8 for this model on this CPU" in err
+    assert main([*argv, "--weights", "float"]) == 0
+    assert "--weights auto" not in capsys.readouterr().err
