@@ -26,6 +26,7 @@ import statistics
 
 import torch
 
+from attnlab.inference.auto_weights import PROMPTS  # the 5 fixed prompts of --weights auto's probe
 from attnlab.inference.generation import generate
 from attnlab.inference.weight_quant import quantize_blocks, quantize_weights
 from attnlab.interop.hf import load_gguf, load_pretrained
@@ -34,13 +35,6 @@ from attnlab.speed.decode_suites import decode_logits
 from attnlab.speed.report import interleaved
 from attnlab.speed.suites import minilm_dir, smollm2_path
 
-PROMPTS = (
-    "Once upon a time, there was a little girl who lived in a village near the forest.",
-    "The capital of France is Paris, and the capital of Germany is Berlin. The capital of Italy is",
-    "To make a cup of tea, first boil some water, then put a tea bag in a cup and pour",
-    "Photosynthesis is the process by which green plants use sunlight to turn water and carbon",
-    "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
-)
 FORMATS = {"int8": "Q8_0", "int4 Q4_0": "Q4_0", "int4 Q4_1": "Q4_1"}
 
 
