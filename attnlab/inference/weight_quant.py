@@ -33,8 +33,10 @@ from attnlab.errors import AttnlabError
 from attnlab.inference.packed import PackedLinear
 from attnlab.inference.packed_kernels import BLOCK, BLOCK_BYTES
 
-# Measured (benchmarks/weight_quant.py; see the commit that set it): on MiniLM's real fp32 weights
-# and SmolLM2-135M's, Q4_1 quantizes with less error than Q4_0 and keeps more of the fp32 answer.
+# Measured (benchmarks/weight_quant.py): MiniLM's real fp32 weights, relative error Q4_1 0.081, Q4_0 0.090
+# (mean-pooled sentence embedding cosine 0.9716 vs 0.9692); SmolLM2-135M loaded float, teacher-forced
+# top-1 vs fp32 over 5 prompts x 64 tokens 89.1% vs 71.2% (its file is mostly Q4_1, which favours
+# Q4_1 there). Decoding speed is the same (~50 tokens/s each, 1 thread, loaded machine).
 INT4_FORMAT = "Q4_1"
 FORMAT_OF = {"int8": "Q8_0", "int4": INT4_FORMAT}
 
