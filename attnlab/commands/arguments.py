@@ -95,9 +95,19 @@ def resume_hint(steps: int, out: object) -> str:
             f"Continue with the same command and --resume.")
 
 
-def add_weights_argument(parser: argparse._ActionsContainer) -> None:
-    """``--weights``: how a .gguf's Q4/Q8 matrices are kept (:func:`attnlab.interop.hf.load_gguf`)."""
-    parser.add_argument("--weights", choices=["auto", "packed", "float"], default="auto",
-                        help="a .gguf's quantized matrices: packed (the file's blocks multiplied in place, "
-                             "~3.5x faster decoding, equal to float to ~1e-5) or float (dequantized to "
-                             "fp32); auto = packed for a .gguf (default auto; no effect on a directory)")
+def add_weights_argument(parser: argparse._ActionsContainer, auto: str = "float otherwise") -> None:
+    """``--weights``: how the model's matrices are kept (:func:`attnlab.interop.hf.load_pretrained`);
+    ``auto``: what auto means for a float checkpoint on this command."""
+    parser.add_argument("--weights", choices=["auto", "float", "packed", "int8", "int4"], default="auto",
+                        help="packed: a .gguf's Q4/Q8 blocks multiplied in place (~3.5x faster decoding, "
+                             "equal to float to ~1e-5); float: fp32 matrices (a .gguf's dequantized); "
+                             "int8 / int4: weights quantized to Q8_0 / Q4_1 blocks (activations stay "
+                             "fp32; faster decoding, but the answer moves); auto = packed for a .gguf, "
+                             f"{auto} (default auto)")
+
+
+def add_dtype_argument(parser: argparse._ActionsContainer, bf16: str = "") -> None:
+    """``--dtype auto|fp32|bf16``: the float layers' dtype (:func:`attnlab.commands.loading.load_kind`)."""
+    parser.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="the float weights and activations: fp32 (exact) or bf16 (needs a CPU that "
+                             f"computes bf16 natively{bf16}; the answer moves); auto = fp32 (default)")

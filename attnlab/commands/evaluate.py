@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     chosen = data.all_pairs if split == "all" else data.splits[split]
     if not chosen:
         raise AttnlabError(f"The {split} split of {args.data} is empty; use --split all or more data.")
-    model, tokenizer = load_translator(args.model)
+    model, tokenizer = load_translator(args.model, weights=args.weights, dtype=args.dtype)
     limit = model.config.max_positions
     if args.max_new_tokens is not None and args.max_new_tokens > limit:  # before the header and the work
         raise AttnlabError(f"--max-new-tokens {args.max_new_tokens} exceeds the decoder's {limit} positions; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, add_weights_argument
+from attnlab.commands.arguments import add_command, add_dtype_argument, add_weights_argument
 from attnlab.commands.loading import load_kind
 
 EXAMPLE = """examples:
@@ -32,9 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="random seed of the shots and test draw (default 0)")
     parser.add_argument("--normalize", action="store_true", help="score labels per token")
     add_weights_argument(parser)
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
-                        help="fp32 (default: exact) or bf16 weights (about 2.3x faster where the CPU "
-                             "computes bf16 natively; scores move by up to ~0.2 nats)")
+    add_dtype_argument(parser, bf16=": scoring about 2.3x faster, scores move by up to ~0.2 nats")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar of the queries")
     parser.set_defaults(run=run)
 
@@ -42,9 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    import torch
-
-    from attnlab.device import cpu_has_native_bf16
     from attnlab.errors import AttnlabError
     from attnlab.inference.prompting import evaluate_few_shot
     from attnlab.models import GPT
@@ -67,12 +62,7 @@ def run(args: argparse.Namespace) -> int:
         )
     test, train = examples[: args.n_test], examples[args.n_test :]
     loaded = load_kind(args.model, GPT, "{path} is not a causal LM; fewshot needs a GPT.",
-                       weights=args.weights)
-    if args.dtype == "bf16":
-        if not cpu_has_native_bf16():
-            raise AttnlabError("--dtype bf16 needs a CPU that computes bf16 natively (AVX512-BF16 or AMX); "
-                               "on this one it is far slower than fp32: use --dtype fp32.")
-        loaded.model.to(torch.bfloat16)
+                       weights=args.weights, dtype=args.dtype)
     print(f"{len(test)} test queries, shots drawn from {len(train)} others; labels {labels}")
     print(f"{'k':>3} {'accuracy':>9} {'baseline':>9} {'shortened':>10} {'seconds':>8}")
     for k in args.shots:

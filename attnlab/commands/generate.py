@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, add_weights_argument
-from attnlab.commands.loading import load_kind
+from attnlab.commands.arguments import add_command, add_dtype_argument, add_weights_argument
+from attnlab.commands.loading import load_kind, settle_auto_weights
 
 EXAMPLE = """examples:
   attnlab generate --model runs/shakespeare --prompt "ROMEO:" --max-new-tokens 200 \\
@@ -37,7 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="stop before this text (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default 0)")
     parser.add_argument("--no-stream", action="store_true", help="print the text at the end only")
-    add_weights_argument(parser)
+    add_weights_argument(parser, auto="for a float checkpoint what a one-time probe on this CPU "
+                                      "chose: int8/int4 only if they keep fp32's greedy answer on 5 test "
+                                      "prompts and decode faster, else float; cached in ~/.cache/attnlab")
+    add_dtype_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -58,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if args.system is not None and not args.chat:
         raise AttnlabError("--system is the system message of --chat; add --chat or drop --system.")
     loaded = load_kind(args.model, GPT, "{path} holds a {found}, not a causal LM; generate needs a GPT.",
-                       weights=args.weights)
+                       weights=args.weights, dtype=args.dtype)
+    if args.weights == "auto":
+        settle_auto_weights(loaded, args.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     prompt, eos = args.prompt, None
     if args.chat:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, add_text_inputs
+from attnlab.commands.arguments import (
+    add_command,
+    add_dtype_argument,
+    add_text_inputs,
+    add_weights_argument,
+)
 from attnlab.commands.loading import load_translator
 
 EXAMPLE = """examples:
@@ -38,6 +43,8 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help="longest translation (default 2 x source tokens + 10)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences decoded together")
+    add_weights_argument(parser)
+    add_dtype_argument(parser)
 
 
 def check_decoding_arguments(args: argparse.Namespace) -> None:
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     for number, sentence in enumerate(sentences, start=1):
         if not sentence.strip():
             raise AttnlabError(f"Sentence {number} is empty ({source}); remove empty lines from the input.")
-    model, tokenizer = load_translator(args.model)
+    model, tokenizer = load_translator(args.model, weights=args.weights, dtype=args.dtype)
     translations, truncated = translate(
         model, tokenizer, sentences, beam=args.beam, length_penalty=args.length_penalty,
         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,

@@ -57,12 +57,14 @@ def dequantize(blocks: Tensor, fmt: str, in_features: int) -> Tensor:
 
 
 class PackedLinear(nn.Module):
-    """``nn.Linear`` (no bias) over a weight kept in ggml blocks; see the module docstring.
+    """``nn.Linear`` over a weight kept in ggml blocks; see the module docstring.
 
     blocks: (out_features, in_features / 32 * block bytes) uint8, the file's rows unchanged.
+    bias: (out_features,) float or None (a .gguf's matrices have none; a quantized GPT-2 layer
+    keeps its own, added in fp32 after the product).
     """
 
-    def __init__(self, blocks: Tensor, fmt: str, in_features: int) -> None:
+    def __init__(self, blocks: Tensor, fmt: str, in_features: int, bias: Tensor | None = None) -> None:
         super().__init__()
         if fmt not in BLOCK_BYTES:
             raise AttnlabError(f"PackedLinear holds {sorted(BLOCK_BYTES)} blocks. Got {fmt!r} instead.")
@@ -77,8 +79,12 @@ class PackedLinear(nn.Module):
         self.code = packed_kernels.FORMATS[fmt]  # the C code's number for the format
         self.in_features = in_features
         self.out_features = blocks.shape[0]
-        self.bias = None  # as nn.Linear(bias=False): code reading ``layer.bias`` works unchanged
+        if bias is not None and tuple(bias.shape) != (blocks.shape[0],):
+            raise AttnlabError(f"The bias of {blocks.shape[0]} outputs must have shape ({blocks.shape[0]},). "
+                               f"Got {tuple(bias.shape)} instead.")
         self.register_buffer("blocks", blocks.contiguous())
+        # None as for nn.Linear(bias=False): code reading ``layer.bias`` works unchanged.
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
         packed_kernels.library()  # build (once per machine) at load, not inside the first token
 
     @property
@@ -100,7 +106,8 @@ class PackedLinear(nn.Module):
 
     def take_rows(self, order: Tensor) -> PackedLinear:
         """The layer with its output rows reordered (e.g. llama.cpp's q/k row order undone)."""
-        return PackedLinear(self.blocks[order], self.fmt, self.in_features)
+        return PackedLinear(self.blocks[order], self.fmt, self.in_features,
+                            None if self.bias is None else self.bias[order])
 
     def forward(self, x: Tensor) -> Tensor:
         """x (..., K) -> (..., N), fp32 sums; the result has x's dtype."""
@@ -109,24 +116,29 @@ class PackedLinear(nn.Module):
         lib = packed_kernels.library()
         rows = x.numel() // self.in_features
         if lib is None or rows >= PREFILL_ROWS or x.device.type != "cpu":
-            return F.linear(x, self.weight.to(x.dtype))
+            return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
         # The decode step's path, kept short: it runs ~150 times a token.
         flat = x if x.dtype == torch.float32 and x.is_contiguous() else x.to(torch.float32).contiguous()
         y = flat.new_empty(*x.shape[:-1], self.out_features)
         lib.packed_matmul(self.code, self.blocks.data_ptr(), self.out_features, self.in_features,
                           flat.data_ptr(), rows, y.data_ptr(), torch.get_num_threads())
+        if self.bias is not None:
+            y += self.bias
         return y if x.dtype == torch.float32 else y.to(x.dtype)
 
     def _traced_forward(self, x: Tensor) -> Tensor:
         """Under torch.compile: the custom op (opaque to the compiler) or the torch fallback."""
         flat = x.reshape(-1, self.in_features)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
         if not packed_kernels.available() or flat.shape[0] >= PREFILL_ROWS or x.device.type != "cpu":
-            return F.linear(x, self.weight.to(x.dtype))
+            return F.linear(x, self.weight.to(x.dtype), bias)
         y = packed_kernels.packed_matmul(flat.to(torch.float32), self.blocks, self.fmt, self.out_features)
+        y = y if self.bias is None else y + self.bias
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, format={self.fmt}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, format={self.fmt}")
 
 
 def from_gguf_tensor(tensor: Any) -> nn.Module:

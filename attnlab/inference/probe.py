@@ -101,3 +101,22 @@ def choose_compute_dtype(device: str = "cpu") -> str:
     if not cpu_has_native_bf16():
         return "fp32"
     return "bf16" if pick_fastest(compute_dtype_timings(), baseline="fp32", margin=0.8) == "bf16" else "fp32"
+
+
+def resolve_dtype(dtype: str, device: str = "cpu") -> torch.dtype:
+    """``--dtype`` of an inference command -> the torch dtype its float layers run in.
+
+    "auto" is fp32: measured on SmolLM2-135M (benchmarks/weight_quant.py), bf16 fails issue 18's
+    quality check (greedy tokens and teacher-forced top-1 against fp32), so it stays opt-in.
+    "bf16" is refused where the CPU would emulate it (hundreds of times slower than fp32).
+    """
+    if dtype not in ("auto", "fp32", "bf16"):
+        raise AttnlabError(f"dtype must be 'auto', 'fp32' or 'bf16'. Got {dtype!r} instead.")
+    import attnlab.device as precision  # looked up at call time: tests stand in for the CPU
+
+    if dtype != "bf16":
+        return torch.float32
+    if torch.device(device).type == "cpu" and not precision.cpu_has_native_bf16():
+        raise AttnlabError("--dtype bf16 needs a CPU that computes bf16 natively (AVX512-BF16 or AMX); "
+                           "on this one it is far slower than fp32: use --dtype fp32.")
+    return torch.bfloat16

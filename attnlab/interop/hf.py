@@ -292,16 +292,20 @@ def gpt_from_gguf(contents: GGUFContents, source: str) -> GPT:
 
 
 def gguf_weights(weights: str) -> str:
-    """``"auto"`` -> what a .gguf loads as by default ("packed": the file's blocks, exact values)."""
-    return "packed" if weights == "auto" else weights
+    """How to read a .gguf for ``weights``: "auto" -> "packed" (the file's blocks, exact values);
+    "int8" / "int4" -> "float" (dequantized, then re-quantized by ``quantize_if_asked``)."""
+    return {"auto": "packed", "int8": "float", "int4": "float"}.get(weights, weights)
 
 
 def load_gguf(path: Path, *, weights: str = "auto") -> PreTrainedModel:
     """A llama-architecture ``.gguf`` file as an attnlab GPT in eval mode: its quantized matrices
-    packed as the file stores them (``weights="packed"``, the default) or dequantised to fp32 ("float")."""
+    packed as the file stores them (``weights="packed"``, the default), dequantised to fp32 ("float"),
+    or re-quantized from those values ("int8", "int4": :mod:`attnlab.inference.weight_quant`)."""
+    from attnlab.inference.weight_quant import quantize_if_asked
     from attnlab.interop.gguf import read_gguf
 
-    return gpt_from_gguf(read_gguf(path, weights=gguf_weights(weights)), str(path))
+    model = gpt_from_gguf(read_gguf(path, weights=gguf_weights(weights)), str(path))
+    return quantize_if_asked(model, weights)
 
 
 def load_pretrained(path: str | Path, *, architecture: str | None = None,
@@ -312,8 +316,14 @@ def load_pretrained(path: str | Path, *, architecture: str | None = None,
     attnlab saves) or a llama-architecture ``.gguf`` file. ``architecture`` (e.g.
     ``"BertForMaskedLM"``) overrides the class named in ``config.json``, for
     checkpoints saved from a custom class. ``weights`` ("auto", "packed", "float") is how a
-    ``.gguf``'s quantized matrices are kept (:func:`load_gguf`); directories always load as saved.
+    ``.gguf``'s quantized matrices are kept (:func:`load_gguf`; a directory loads as saved);
+    "int8" / "int4" quantize every packable linear layer, weights only (Q8_0 / Q4 blocks,
+    :func:`attnlab.inference.weight_quant.quantize_weights`).
     """
+    from attnlab.inference.weight_quant import check_weights, quantize_if_asked
+
+    check_weights(weights)
+
     directory = Path(path).expanduser()
     if not directory.exists():
         raise AttnlabError(f"No model at {directory}: the path does not exist; check it.")
@@ -347,7 +357,7 @@ def load_pretrained(path: str | Path, *, architecture: str | None = None,
     else:
         model = arch.model_class(config)
     load_state(model, state, source=str(source))
-    return model.eval()
+    return quantize_if_asked(model.eval(), weights)
 
 
 def hf_state_dict(model: PreTrainedModel) -> dict[str, Tensor]:

@@ -30,16 +30,19 @@ class Pretrained:
 
 
 def load_with_tokenizer(path: str | Path, *, weights: str = "auto") -> Pretrained:
-    """Load the model at ``path`` (directory or ``.gguf``) with its tokenizer; ``weights``: how a
-    ``.gguf``'s quantized matrices are kept (:func:`attnlab.interop.hf.load_gguf`)."""
+    """Load the model at ``path`` (directory or ``.gguf``) with its tokenizer; ``weights``: how its
+    matrices are kept (:func:`attnlab.interop.hf.load_pretrained`: a .gguf's blocks packed or
+    dequantized; "int8" / "int4" quantize the linear layers of any model)."""
     path = Path(path).expanduser()
     if path.is_file() and path.suffix == ".gguf":
+        from attnlab.inference.weight_quant import quantize_if_asked
         from attnlab.interop.gguf import read_gguf
 
         contents = read_gguf(path, weights=gguf_weights(weights))  # once: weights, tokenizer, chat
-        return Pretrained(gpt_from_gguf(contents, str(path)), contents.tokenizer, contents.chat_template,
+        model = quantize_if_asked(gpt_from_gguf(contents, str(path)), weights)
+        return Pretrained(model, contents.tokenizer, contents.chat_template,
                           contents.eos_token_id, contents.bos_token_id)
-    model = load_pretrained(path)
+    model = load_pretrained(path, weights=weights)
     tokenizer = Tokenizer.from_dir(path)
     template, eos, bos = None, None, None
     config_path = path / "tokenizer_config.json"

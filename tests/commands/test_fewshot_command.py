@@ -85,3 +85,15 @@ def test_bf16_runs_where_native_and_is_refused_elsewhere(tiny_model, tmp_path, c
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "--dtype bf16 needs a CPU that computes bf16 natively" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("weights", ["int8", "int4", "float"])
+def test_quantized_weights_score_every_k(tiny_model, tmp_path, capsys, weights):
+    data = tmp_path / "data.tsv"
+    data.write_text("".join(f"{word}\t{'yes' if i % 2 else 'no'}\n" for i, word in enumerate(
+        ["good", "bad", "fine", "awful", "nice", "grim"] * 2)))
+    assert main(["fewshot", "--model", str(tiny_model), "--data", str(data), "--shots", "0", "2",
+                 "--n-test", "4", "--weights", weights, "--dtype", "fp32", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines if line.split()[:1] in (["0"], ["2"])]
+    assert [row[0] for row in rows] == ["0", "2"] and all(0 <= float(row[1]) <= 1 for row in rows)

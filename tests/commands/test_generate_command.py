@@ -79,3 +79,42 @@ def test_packed_and_float_weights_of_a_gguf_give_the_same_greedy_text(capsys):
                      "--weights", weights]) == 0
         texts[weights] = capsys.readouterr().out
     assert texts["packed"] == texts["float"] and len(texts["packed"]) > len("The capital of France is")
+
+
+@pytest.mark.parametrize("weights", ["int8", "int4"])
+def test_int8_and_int4_weights_generate_from_a_float_checkpoint(char_gpt, capsys, weights):
+    """gpt-nano (d_model 48) packs only its 192-wide FFN outputs; the rest falls back to float."""
+    assert main(["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "5",
+                 "--temperature", "0", "--weights", weights, "--dtype", "fp32"]) == 0
+    assert capsys.readouterr().out.startswith("abc")
+
+
+def test_bf16_generates_where_native_and_is_refused_elsewhere(char_gpt, capsys, monkeypatch):
+    from attnlab import device as precision
+
+    argv = ["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "4",
+            "--dtype", "bf16"]
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert main(argv) == 0 and capsys.readouterr().out.startswith("abc")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--dtype bf16 needs a CPU that computes bf16 natively" in captured.err
+
+
+def test_auto_weights_of_a_float_checkpoint_follow_the_probe(char_gpt, capsys, monkeypatch, tmp_path):
+    """A model the probe passes at int8 decodes on int8 weights, and stderr says so; --weights float
+    is fp32 whatever the probe said."""
+    from attnlab.inference import auto_weights
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(auto_weights, "PROBE_MIN_BYTES", 0)
+    figures = {"tokens_equal_min": 64.0, "new_tokens": 64.0, "top1": 1.0, "max_dlogit": 0.01, "passed": 1.0}
+    monkeypatch.setattr(auto_weights, "probe", lambda *a: {"weights": "int8", "figures": {"int8": figures}})
+    argv = ["generate", "--model", str(char_gpt), "--prompt", "abc", "--max-new-tokens", "3",
+            "--temperature", "0"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "choosing --weights for" in err and "--weights auto = int8 for this model on this CPU" in err
+    assert main([*argv, "--weights", "float"]) == 0
+    assert "--weights auto" not in capsys.readouterr().err

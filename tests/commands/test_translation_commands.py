@@ -71,6 +71,22 @@ def test_translate_and_evaluate(trained, pairs_file, capsys):
     assert "signature: nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out
 
 
+@pytest.mark.parametrize("weights, dtype", [("int8", "fp32"), ("int4", "auto"), ("float", "bf16")])
+def test_beam_search_runs_on_quantized_weights_and_bf16(trained, pairs_file, capsys, monkeypatch, weights,
+                                                         dtype):
+    """--weights int8/int4 pack the 32-wide linears (Q8_0 / Q4_1 blocks); beam search is unchanged."""
+    from attnlab import device as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    model = str(trained / "averaged")
+    code, out, _ = run(capsys, "translate", "--model", model, "--text", "Das ist gut.", "--text",
+                       "Wo ist der Bahnhof?", "--beam", "3", "--weights", weights, "--dtype", dtype)
+    assert code == 0 and len(out.splitlines()) == 2
+    code, out, _ = run(capsys, "evaluate", "--model", model, "--data", str(pairs_file), "--split", "test",
+                       "--beam", "2", "--weights", weights, "--dtype", dtype)
+    assert code == 0 and "signature: nrefs:1" in out
+
+
 def test_evaluate_scores_several_references_and_the_first_side_by_side(trained, tmp_path, capsys):
     from attnlab.evaluation.bleu import corpus_bleu
 

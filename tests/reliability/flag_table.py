@@ -230,7 +230,8 @@ NOTHING_BAD: dict[str, dict[str, str]] = {
                    "--whole-word-mask": "a switch: both masks are valid", "--dtype": "a choice",
                    "--no-progress": "a switch that only hides the bar"},
     "generate": {"--stop": "any text may end a generation", "--no-stream": "a switch: both are valid",
-                 "--weights": "a choice: each loads any model"},
+                 "--weights": "a choice: each loads any model",
+                 "--dtype": "a choice (bf16 on a CPU without native bf16: tests/commands)"},
     "perceptron": {"--mlp": "a switch: both models are valid", "--activation": "a choice",
                    "--standardize": "a switch: both are valid"},
     "finetune gpt": {"--task": "a choice", "--dtype": "a choice",
@@ -249,5 +250,7 @@ NOTHING_BAD: dict[str, dict[str, str]] = {
     "predict": {"--json": "a switch: both outputs are valid",
                 "--no-progress": "a switch that only hides the bar"},
     "evaluate": {"--corpus": "a choice", "--baselines": "a switch: both are valid",
-                 "--no-dictionary": "a switch: both are valid", "--reverse": "a switch: both are valid"},
+                 "--no-dictionary": "a switch: both are valid", "--reverse": "a switch: both are valid",
+                 "--weights": "a choice: each loads any model", "--dtype": "a choice"},
+    "translate": {"--weights": "a choice: each loads any model", "--dtype": "a choice"},
 }
