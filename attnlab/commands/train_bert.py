@@ -63,7 +63,9 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
     bert.add_argument("--whole-word-mask", action="store_true", help="mask whole words")
     bert.add_argument("--batch-size", type=int, default=32, help="sentence pairs per step (default 32)")
     bert.add_argument("--max-iters", type=int, default=2500, help="optimizer steps (default 2500)")
-    bert.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
+    bert.add_argument("--max-time", type=float, default=None,
+                      help="stop (and save) after this many seconds; the learning rate cools down to its "
+                           "final value by then")
     bert.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     bert.add_argument("--warmup-iters", type=int, default=100, help="linear warm-up steps (default 100)")
     bert.add_argument("--eval-interval", type=int, default=250,
