@@ -67,7 +67,7 @@ def steps_in_budget(done: int, elapsed: float, *, steps_timed: int, max_time: fl
 
 
 class BudgetHorizon:
-    """The step at which ``max_time`` seconds will run out: the end of the cosine under ``--max-time``.
+    """The step at which ``max_time`` seconds will run out: where :class:`BudgetSchedule` ends its cool-down.
 
     The pace is timed from the end of warm-up (or, in a resumed run past it, from its second
     step), so that one-time costs of the first steps (allocation, compilation) do not count;
@@ -104,8 +104,8 @@ class BudgetSchedule:
     """Warm-up + cosine over ``max_steps`` (:func:`warmup_cosine`), and under a time budget a
     linear cool-down to ``min_lr`` over the last ``COOLDOWN`` (20%) of the steps the budget holds.
 
-    Warm-up, stable, decay (Hu et al. 2024, arXiv:2404.06395 §4.1; Hägele et al. 2024,
-    arXiv:2405.18392, who find a 20% cool-down matches a cosine over the whole run): the rate
+    Warm-up, stable, decay (Hu et al. 2024, arXiv:2404.06395; Hägele et al. 2024, arXiv:2405.18392,
+    who find that a short cool-down, around 20% of the steps, matches a cosine over the run): the rate
     stays on the cosine planned for ``max_steps`` (high, when the budget stops the run early) until
     ``horizon`` (:class:`BudgetHorizon`) is near, then decays to ``min_lr`` when the time runs out.
     The cool-down starts, from the rate reached, once the steps left are at most ``COOLDOWN`` of
