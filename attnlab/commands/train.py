@@ -63,7 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="sequences per micro-batch, over all processes (default 12)")
     optim.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     optim.add_argument("--max-iters", type=int, default=2000, help="optimizer steps (default 2000)")
-    optim.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
+    optim.add_argument("--max-time", type=float, default=None,
+                       help="stop (and save) after this many seconds; the learning rate cools down to its "
+                            "final value by then")
     optim.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     optim.add_argument("--min-lr", type=float, default=None, help="final learning rate (default lr/10)")
     optim.add_argument("--warmup-iters", type=int, default=50, help="linear warm-up steps (default 50)")

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, add_size_arguments, given, resume_hint
+from attnlab.commands.arguments import (
+    add_command,
+    add_nproc_argument,
+    add_size_arguments,
+    given,
+    launch_if_asked,
+    resume_hint,
+)
 
 EXAMPLE = """examples:
   attnlab train bert --out runs/bert-plays
@@ -15,6 +22,7 @@ EXAMPLE = """examples:
   attnlab train bert --data corpus.txt --preset bert-mini --whole-word-mask --out runs/bert
   attnlab train bert --init-from path/to/minilm --no-nsp --max-iters 300 --max-seq-len 64 \\
       --batch-size 16 --lr 1e-4 --out runs/minilm-mlm
+  attnlab train bert --nproc 2 --out runs/bert-ddp  # 2 processes (torchrun, DDP), 16 pairs each
 """
 
 
@@ -46,6 +54,8 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
     add_size_arguments(bert, **{name: f"{what} (default: the preset's)" for name, what in (
         ("n_layers", "layers"), ("n_heads", "attention heads"), ("d_model", "hidden size"),
         ("d_ff", "feed-forward size"))})
+    bert.add_argument("--dropout", type=float, default=None,
+                      help="dropout rate of a new model, attention's included (default: the preset's, 0.1)")
     bert.add_argument("--max-seq-len", type=int, default=128,
                       help="tokens per training sequence (default 128)")
     bert.add_argument("--nsp", action=argparse.BooleanOptionalAction, default=True,
@@ -53,7 +63,9 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
     bert.add_argument("--whole-word-mask", action="store_true", help="mask whole words")
     bert.add_argument("--batch-size", type=int, default=32, help="sentence pairs per step (default 32)")
     bert.add_argument("--max-iters", type=int, default=2500, help="optimizer steps (default 2500)")
-    bert.add_argument("--max-time", type=float, default=None, help="stop (and save) after this many seconds")
+    bert.add_argument("--max-time", type=float, default=None,
+                      help="stop (and save) after this many seconds; the learning rate cools down to its "
+                           "final value by then")
     bert.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     bert.add_argument("--warmup-iters", type=int, default=100, help="linear warm-up steps (default 100)")
     bert.add_argument("--eval-interval", type=int, default=250,
@@ -62,11 +74,15 @@ def add_bert_parser(models: argparse._SubParsersAction) -> None:
                       help="held-out batches (of --batch-size pairs) in the final evaluation (default 32)")
     bert.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                       help="auto: bf16 autocast only where the hardware computes it natively")
+    bert.add_argument("--device", default="auto",
+                      help="auto (a CUDA GPU if there is one), cpu or cuda; under torchrun each "
+                           "process takes the GPU of its LOCAL_RANK")
     bert.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     bert.add_argument("--out", default="runs/bert", help="checkpoint directory (default runs/bert)")
     bert.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     bert.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    bert.set_defaults(run=run_bert)
+    add_nproc_argument(bert)
+    bert.set_defaults(run=run_bert, parser=bert)
 
 
 def run_bert(args: argparse.Namespace) -> int:
@@ -86,13 +102,17 @@ def run_bert(args: argparse.Namespace) -> int:
     from attnlab.training.checkpoint import check_checkpoint_dir
     from attnlab.training.loop import TrainingConfig
 
+    launched = launch_if_asked(args, ["train", "bert"])
+    if launched is not None:
+        return launched
     out = Path(args.out)
     if args.eval_batches < 1:
         raise AttnlabError(f"--eval-batches must be an int >= 1. Got {args.eval_batches} instead.")
     if args.speeches_per_document < 1:
         raise AttnlabError(f"--speeches-per-document must be an int >= 1. "
                            f"Got {args.speeches_per_document} instead.")
-    world = distributed.join(torch.device("cpu"), TrainingConfig.dist_timeout)  # under torchrun
+    device = distributed.training_device(args.device)
+    world = distributed.join(device, TrainingConfig.dist_timeout)  # under torchrun
     distributed.on_main(world, lambda: check_checkpoint_dir(out, args.resume))  # only rank 0 sees --out
     if args.init_from and not (Path(args.init_from) / "config.json").is_file():
         raise AttnlabError(f"No checkpoint in {args.init_from} (no config.json); --init-from needs the "
@@ -115,10 +135,13 @@ def run_bert(args: argparse.Namespace) -> int:
         model = None
     if model is None:
         sizes = given(args, "n_layers", "n_heads", "d_model", "d_ff")
+        if args.dropout is not None:
+            sizes.update(dropout=args.dropout, attention_dropout=args.dropout)
         config = BertConfig.from_preset(args.preset, vocab_size=tokenizer.vocab_size,
                                         max_positions=max(args.max_seq_len, 64), **sizes)
         torch.manual_seed(args.seed)
         model = BertForPreTraining(config)
+    model = model.to(device)
     options = dict(max_seq_len=args.max_seq_len, whole_word=args.whole_word_mask, nsp=args.nsp)
     train = PretrainingData.from_texts(train_docs, tokenizer, **options)
     val = PretrainingData.from_texts(val_docs, tokenizer, **options)
@@ -128,7 +151,8 @@ def run_bert(args: argparse.Namespace) -> int:
     c = model.config
     say(f"BERT: {c.n_layers} layers, {c.n_heads} heads, d_model {c.d_model}, "
         f"{model.num_parameters():,} parameters; WordPiece vocabulary {tokenizer.vocab_size}; "
-        f"{len(train_docs)} training / {len(val_docs)} held-out documents")
+        f"{len(train_docs)} training / {len(val_docs)} held-out documents; device {device}"
+        + (f"; {world.size} processes (DDP)" if world.distributed else ""))
     if args.init_from and not args.resume:
         before = evaluate_pretraining(model, val, n_batches=args.eval_batches, batch_size=args.batch_size,
                                       baseline_token=most_frequent_token(train))

@@ -37,7 +37,7 @@ from attnlab.training.config_checks import check_counts, check_dtype, check_numb
 from attnlab.training.interrupt import deferred_interrupt
 from attnlab.training.metrics_log import MetricsLog
 from attnlab.training.order import EpochOrder
-from attnlab.training.schedule import steps_in_budget, warmup_cosine
+from attnlab.training.schedule import BudgetHorizon, BudgetSchedule
 
 # Fields that may change between a run and its resumption without breaking exactness
 # of what was already trained (they decide only how long to go on and how often to log).
@@ -273,6 +273,7 @@ def run_training(
                 "step": done, "tokens": tokens_before + tokens_seen,
                 "optimizer": optimizer_state,
                 "data_rng": generator.get_state(), **order, "torch_rng": rng_states[0], **ranks,
+                "schedule": schedule.state_dict(),
                 "model_config": model.config.to_dict(), "training_config": settings,
             }, tokenizer=tokenizer)
         distributed.barrier(world)
@@ -308,28 +309,25 @@ def run_training(
     started = time.perf_counter()
     tokens_seen, loss_value, interrupted, checked = 0, float("nan"), False, False
     stopped_early, evaluated_at, metrics = False, None, {}
-    # With --max-time the progress bar's end is the step the run will reach when the time runs out,
-    # re-estimated every step from the pace so far (the slowest rank's), so its ETA follows the
-    # clock. The learning rate keeps its schedule over max_steps: spanning the cosine over the
-    # budget instead was measured worse for the README's 120 s run (validation 1.995 and 2.013
-    # against 1.963 and 1.973, two seeds): so few steps learn more at a high rate.
-    first_done, clock = done, 0.0
+    # With --max-time the step the run will reach when the time runs out is re-estimated every step
+    # from the pace after warm-up (the slowest rank's): the progress bar ends there, and the rate
+    # cools down to min_lr there. Without it the cosine runs over max_steps, as it always did.
+    first_done, clock, planned = done, 0.0, config.max_steps
+    horizon = BudgetHorizon(max_time=config.max_time, max_steps=config.max_steps,
+                            warmup=config.warmup_steps, first_step=done)
+    schedule = BudgetSchedule(lr=config.lr, min_lr=config.min_lr, warmup=config.warmup_steps,
+                              max_steps=config.max_steps)
+    if state is not None and "schedule" in state and config.max_time is not None:
+        schedule.load_state_dict(state["schedule"])
     bar = tqdm(total=config.max_steps, initial=done, desc="training", unit="step",
                disable=not progress or not world.is_main)
     with deferred_interrupt() as ctrl_c_pressed, distributed.failures(world, config.dist_timeout, doing):
         while done < config.max_steps:
             where = f"step {done + 1}"
-            if config.max_time is not None and done - first_done >= 10:  # a pace to go by
-                planned = steps_in_budget(done, clock, steps_timed=done - first_done,
-                                          max_time=config.max_time, max_iters=config.max_steps)
-                if bar.total != planned:
-                    bar.total = planned
-                    bar.refresh()
-            if task.schedule is not None:
-                lr = task.schedule(done)
-            else:
-                lr = warmup_cosine(done, lr=config.lr, min_lr=config.min_lr,
-                                   warmup=config.warmup_steps, total=config.max_steps)
+            if config.max_time is not None and done - first_done >= 10 and bar.total != planned:
+                bar.total = planned  # a pace to go by: the ETA follows the clock
+                bar.refresh()
+            lr = task.schedule(done) if task.schedule is not None else schedule.lr_at(done)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
@@ -372,6 +370,8 @@ def run_training(
             # Every rank stops at the same step: Ctrl-C or the clock on any rank stops them all.
             pressed, clock = distributed.max_over_ranks(world, float(ctrl_c_pressed()), elapsed)
             stop, out_of_time = pressed > 0, config.max_time is not None and clock >= config.max_time
+            planned = horizon.estimate(done, clock)
+            schedule.step_done(done - 1, planned if horizon.trusted else schedule.horizon)
             if stop:
                 interrupted = True
                 break

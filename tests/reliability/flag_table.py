@@ -120,7 +120,8 @@ BAD: dict[str, dict[str, list]] = {
         "--n-heads": [*COUNT, "3"], "--d-model": [*COUNT, "15"], "--d-ff": COUNT, "--max-seq-len": COUNT,
         "--batch-size": COUNT, "--max-iters": COUNT, "--max-time": SECONDS, "--lr": RATE,
         "--warmup-iters": NON_NEGATIVE, "--eval-interval": COUNT, "--eval-batches": COUNT, "--seed": SEED,
-        "--out": OUT_DIR, "--resume": [SWITCH],
+        "--out": OUT_DIR, "--resume": [SWITCH], "--dropout": ["-0.1", "1", "nan"], "--device": DEVICE,
+        "--nproc": ["0", "-1", "100000"],
     },
     "generate": {
         "--model": [*MODEL, "{bert}", "{mt}"], "--chat": [SWITCH], "--system": ["be brief"],

@@ -109,10 +109,11 @@ def test_steps_in_budget_follows_the_pace_so_far():
     assert steps_in_budget(0, 0.0, steps_timed=0, max_time=60, max_iters=10_000) == 10_000  # no pace yet
 
 
-def test_a_time_budget_sets_the_progress_bar_end_and_keeps_the_schedule(tmp_path, monkeypatch, capsys):
+def test_a_time_budget_sets_the_progress_bar_end_and_the_schedule(tmp_path, monkeypatch, capsys):
     """With max_time the bar ends where the clock will stop the run (its ETA follows the time
-    limit), while the learning rate keeps its cosine over max_iters. The loop's clock is faked
-    (0.01 s a step) so that the pace is steady whatever else the machine runs."""
+    limit), and so does the schedule: the rate cools down to min_lr when the time runs out (see
+    tests/training/test_schedule.py). The loop's clock is faked (0.01 s a step) so that the pace
+    is steady whatever else the machine runs."""
     from types import SimpleNamespace
 
     from attnlab.training import loop
@@ -130,8 +131,10 @@ def test_a_time_budget_sets_the_progress_bar_end_and_keeps_the_schedule(tmp_path
     assert "100/100 " in bars and "/100000" in bars  # planned from max_iters, then from the clock
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in records if "lr" in r]
-    expected = [warmup_cosine(step, lr=1e-2, min_lr=1e-3, warmup=5, total=100_000) for step in range(100)]
-    assert lrs == pytest.approx(expected)
+    # max_iters' cosine until the last 20 of the 100 steps, then a straight line down to min_lr
+    assert lrs[:81] == pytest.approx([warmup_cosine(step, lr=1e-2, min_lr=1e-3, warmup=5, total=100_000)
+                                      for step in range(81)])
+    assert lrs[-1] == pytest.approx(1e-3 + (lrs[80] - 1e-3) / 20)
 
 
 def test_too_short_data_and_bad_settings():
