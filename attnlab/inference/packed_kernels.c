@@ -145,7 +145,7 @@ void packed_matmul(int type, const uint8_t *blocks, int64_t n, int64_t k, const 
     int64_t nb = k / QK, row_bytes = nb * block_bytes(type);
 #ifdef __AVX512F__
     if (batch == 1) {
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
         for (int64_t row = 0; row < n; row++) {
             const uint8_t *r = blocks + row * row_bytes;
             y[row] = type == 0 ? dot_row(0, r, nb, x)
@@ -156,7 +156,7 @@ void packed_matmul(int type, const uint8_t *blocks, int64_t n, int64_t k, const 
 #endif
     /* Several activation rows (a prefill, or no AVX-512): dequantize each weight row once into
        a buffer and take its dot product with every activation row. */
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         float *w = (float *)malloc(sizeof(float) * k);
 #pragma omp for schedule(static)
