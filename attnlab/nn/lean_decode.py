@@ -40,8 +40,8 @@ def lean_decode_applies(blocks: Sequence[TransformerBlock], final_norm: nn.Modul
                         caches: Sequence[KVCache], position: int) -> bool:
     """Whether :func:`decode_blocks` covers this step (x: the (B, 1, M) embedded new tokens; a cache
     too short for ``position``, or of another batch, is left to the module path's error)."""
-    if x.dtype != torch.float32 or x.device.type != "cpu" or cpu_kernels.library() is None \
-            or torch.compiler.is_compiling() or not isinstance(final_norm, NORMS):
+    if torch.compiler.is_compiling() or x.dtype != torch.float32 or x.device.type != "cpu" \
+            or cpu_kernels.library() is None or not isinstance(final_norm, NORMS):
         return False
     for block, cache in zip(blocks, caches, strict=True):
         attention, keys = block.attention, cache.keys
