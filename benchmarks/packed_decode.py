@@ -46,7 +46,7 @@ PROMPTS = (SMOLLM2_PROMPT, *SMOLLM2_HELD_OUT,
 
 def quality(float_model, packed_model, prompts: list[torch.Tensor], new_tokens: int) -> bool:
     """Issue 18's bar, measured as for the int8 path (packed weights need no calibration prompt)."""
-    text, figures = held_out_quality(float_model, packed_model, prompts, new_tokens)
+    text, figures = held_out_quality(float_model, packed_model, prompts, new_tokens, "fixed prompts")
     passed = figures["tokens_equal_min"] >= new_tokens // 2 and figures["top1"] >= 0.98
     print(f"quality, packed {text} -> {'PASS' if passed else 'FAIL'}")
     return passed
