@@ -44,12 +44,13 @@ def lean_decode_applies(blocks: Sequence[TransformerBlock], final_norm: nn.Modul
             or cpu_kernels.library() is None or not isinstance(final_norm, NORMS):
         return False
     for block, cache in zip(blocks, caches, strict=True):
-        modules, keys = block._modules, cache._buffers["keys"]  # see decode_blocks
-        attention = modules["attention"]
+        modules, keys, values = block._modules, cache._buffers["keys"], cache._buffers["values"]
+        attention = modules["attention"]  # (dict lookups: see decode_blocks)
         if block.training or not block.norm_first or block.cross_attention is not None \
                 or attention.recorder is not None or attention.d_head > MAX_HEAD_WIDTH \
                 or not isinstance(modules["attention_norm"], NORMS) or keys.dtype != torch.float32 \
-                or not 0 <= position < cache.max_len or keys.shape[0] != x.shape[0]:
+                or not 0 <= position < cache.max_len or keys.shape[0] != x.shape[0] \
+                or not (keys.is_contiguous() and values.is_contiguous()):  # the C code's layout
             return False
     return True
 

@@ -85,6 +85,12 @@ def test_the_lean_path_runs_where_it_applies_and_only_there(model, lean_calls):
     step()
     model.eval()
     step(m=GPT(model.config).to(torch.bfloat16).eval())
+    caches = model.new_kv_caches(1, 8)
+    for cache in caches:  # a cache that is a strided view (the C code writes a contiguous layout)
+        cache.keys = torch.zeros(1, 8, cache.keys.shape[1], cache.keys.shape[3]).transpose(1, 2)
+    with torch.no_grad():
+        model.prefill(ids, caches)
+        model.decode_step(ids[:, -1:], caches, 6)
     assert len(lean_calls) == 1
 
 
