@@ -27,6 +27,9 @@ dequantized to fp32, ``gguf.quants.dequantize``):
              and sums: exact, and the fewest bytes of any exact variant.
   compiled   torch.compile (inductor) of the same dequantize-and-reduce written in torch ops (q,
              d and m as separate tensors, d and m fp32): exact; one compile per shape.
+  packed-avx2, packed-x86-64
+             the packed kernel built with -march=x86-64-v3 (AVX2, no AVX-512) or -march=x86-64
+             (SSE2 only), as on CPUs without AVX-512: its portable paths, timed on this CPU.
 
 Cache: a micro-benchmark that calls one matrix again and again reads it from cache and flatters
 small-weight kernels. Here every round runs each variant through a whole decode step in model
@@ -136,6 +139,36 @@ def prep_packed(w, blocks, raw):
     return (PackedLinear(raw[1], raw[0], w.shape[1]),)
 
 
+def prep_packed_for(march: str):
+    """The packed kernel built for another target (``-march=<march>``, e.g. x86-64-v3: AVX2, no
+    AVX-512), called directly: what a user's CPU without AVX-512 runs."""
+    from attnlab.inference import packed_kernels
+    from attnlab.nn import cpu_kernels
+
+    lib = []
+
+    def prep(w, blocks, raw):
+        if not lib:
+            saved = os.environ.get("ATTNLAB_KERNEL_MARCH")
+            os.environ["ATTNLAB_KERNEL_MARCH"] = march
+            try:
+                lib.append(cpu_kernels.build(packed_kernels.SOURCE))
+            finally:
+                os.environ.pop("ATTNLAB_KERNEL_MARCH")
+                if saved is not None:
+                    os.environ["ATTNLAB_KERNEL_MARCH"] = saved
+            lib[0].packed_matmul.argtypes = packed_kernels.library().packed_matmul.argtypes
+        fmt, data = raw
+        return lib[0], packed_kernels.FORMATS[fmt], data.contiguous(), w.shape[0], w.shape[1]
+    return prep
+
+
+def call_packed_for(x, lib, code, data, n, k):
+    y = x.new_empty(x.shape[0], n)
+    lib.packed_matmul(code, data.data_ptr(), n, k, x.data_ptr(), x.shape[0], y.data_ptr(), 1)
+    return y
+
+
 def prep_compiled(w, blocks, raw):
     """(q codes, d, m) as the compiled function wants them: codes (N, K/32, 16) or (N, K/32, 32) int8."""
     fmt, data = raw
@@ -163,11 +196,14 @@ VARIANTS = {  # name -> (activation dtype, prepare(w, blocks) -> args, call(x, *
     "int4-bf16": (torch.bfloat16, prep_int4(torch.bfloat16), lambda x, p, s: OP4(x, p, GROUP, s)),
     "packed": (torch.float32, prep_packed, lambda x, layer: layer(x)),
     "compiled": (torch.float32, prep_compiled, COMPILED),
+    "packed-avx2": (torch.float32, prep_packed_for("x86-64-v3"), call_packed_for),
+    "packed-x86-64": (torch.float32, prep_packed_for("x86-64"), call_packed_for),
 }
 
 
 def nbytes(args) -> int:
-    tensors = [t for a in args for t in (a.buffers() if isinstance(a, torch.nn.Module) else [a])]
+    tensors = [t for a in args if isinstance(a, (torch.Tensor, torch.nn.Module))
+               for t in (a.buffers() if isinstance(a, torch.nn.Module) else [a])]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 

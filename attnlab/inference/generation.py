@@ -49,10 +49,11 @@ def sample_next(
     if not isinstance(logits, Tensor) or logits.dim() != 2:
         got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise AttnlabError(f"logits must be a (batch, vocab) tensor; got {got}.")
-    if bool(torch.isnan(logits).any()):
-        raise AttnlabError("The model produced NaN logits; its weights are broken (e.g. a diverged run).")
-    if temperature == 0:
-        return logits.argmax(dim=-1)
+    if temperature == 0:  # argmax picks a NaN where there is one: checking the picks checks every logit
+        ids = logits.argmax(dim=-1)
+        _check_not_nan(logits.gather(-1, ids[:, None]))
+        return ids
+    _check_not_nan(logits)
     scaled = logits.float() / temperature
     if not bool(torch.isfinite(scaled[torch.isfinite(logits)]).all()):
         # A temperature so small that the division overflows: its limit, greedy, is what it asks for.
@@ -70,6 +71,12 @@ def sample_next(
         logits = logits.masked_fill(drop, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+
+
+def _check_not_nan(logits: Tensor) -> None:
+    # A full isnan pass over (B, 49152) logits measured ~0.1 ms, 1-2% of a SmolLM2 decode step.
+    if bool(torch.isnan(logits).any()):
+        raise AttnlabError("The model produced NaN logits; its weights are broken (e.g. a diverged run).")
 
 
 def apply_repetition_penalty(logits: Tensor, seen: Tensor, penalty: float) -> Tensor:

@@ -18,14 +18,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__F16C__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
 enum { QK = 32 };
 
-static float half_to_float(const uint8_t *p) {
+static inline float half_to_float(const uint8_t *p) {
     uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+#ifdef __F16C__
+    return _cvtsh_ss(h);  /* the same conversion in one instruction (exact: every fp16 is an fp32) */
+#endif
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 31, man = h & 1023, bits;
     if (exp == 31) {
         bits = sign | 0x7f800000u | (man << 13);
@@ -136,6 +139,61 @@ static float dot(const float *a, const float *b, int64_t k) {
     for (; i < k; i++) s += a[i] * b[i];
     return s;
 }
+
+#ifdef __AVX2__
+/* AVX2 without AVX-512: the same one-row dot product on 8-wide vectors (GCC/Clang vector types;
+   codes to floats by vpmovzxbd). Each block's 32 weights are formed as the reference forms them
+   (d * q exact, + m rounded once) and multiplied into 32 running sums, reduced at the end. Measured
+   on Zen 4, -march=x86-64-v3, Q4_1 1536 x 576: 89 us a call vs 786 us dequantizing the row into a
+   buffer first (AVX-512: 46 us). Baseline x86-64 keeps that buffer path (282 us; the vector types
+   without AVX2 measured 1300+ us). */
+typedef float v8f __attribute__((vector_size(32)));  /* GCC/Clang vectors: one AVX2 register, two SSE */
+typedef int32_t v8s __attribute__((vector_size(32)));
+
+static inline v8f load8(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline v8f bytes_to_float(uint64_t eight) {  /* 8 bytes 0..255, as floats */
+    __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)eight)));
+    v8f v;
+    memcpy(&v, &f, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) float dot_row(const int type, const uint8_t *row,
+                                                           int64_t nb, const float *x) {
+    v8f acc[4] = {{0}};
+    const int bb = block_bytes(type);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * bb;
+        const float *xb = x + b * QK;
+        float d = half_to_float(blk);
+        v8f w[4];
+        if (type == 2) {
+            for (int i = 0; i < 4; i++) {
+                uint64_t eight;
+                memcpy(&eight, blk + 2 + 8 * i, sizeof eight);  /* int8 codes: as bytes, less 256 if >= 128 */
+                v8f q = bytes_to_float(eight);
+                w[i] = (q - (v8f)((v8s)(q >= 128.0f) & (v8s)((v8f){0} + 256.0f))) * d;
+            }
+        } else {
+            float m = type == 1 ? half_to_float(blk + 2) : -8.0f * d;  /* Q4_0: d * (q - 8) = d * q - 8 d */
+            uint64_t codes[2], nibbles = 0x0f0f0f0f0f0f0f0full;  /* nibbles split 8 bytes at a time */
+            memcpy(codes, blk + (type == 1 ? 4 : 2), sizeof codes);
+            w[0] = bytes_to_float(codes[0] & nibbles) * d + m;  /* elements 0..7: low nibbles */
+            w[1] = bytes_to_float(codes[1] & nibbles) * d + m;
+            w[2] = bytes_to_float((codes[0] >> 4) & nibbles) * d + m;  /* 16..23: high nibbles */
+            w[3] = bytes_to_float((codes[1] >> 4) & nibbles) * d + m;
+        }
+        for (int i = 0; i < 4; i++) acc[i] += w[i] * load8(xb + 8 * i);
+    }
+    v8f sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    return ((sum[0] + sum[4]) + (sum[2] + sum[6])) + ((sum[1] + sum[5]) + (sum[3] + sum[7]));
+}
+#endif  /* __AVX2__ */
 #endif
 
 /* y (B, N) = x (B, K) @ w.T with w the (N, K / 32 blocks) rows of `blocks`. threads: OpenMP
@@ -143,9 +201,9 @@ static float dot(const float *a, const float *b, int64_t k) {
 void packed_matmul(int type, const uint8_t *blocks, int64_t n, int64_t k, const float *x, int64_t batch,
                    float *y, int threads) {
     int64_t nb = k / QK, row_bytes = nb * block_bytes(type);
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
     if (batch == 1) {
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
         for (int64_t row = 0; row < n; row++) {
             const uint8_t *r = blocks + row * row_bytes;
             y[row] = type == 0 ? dot_row(0, r, nb, x)
@@ -154,9 +212,9 @@ void packed_matmul(int type, const uint8_t *blocks, int64_t n, int64_t k, const 
         return;
     }
 #endif
-    /* Several activation rows (a prefill, or no AVX-512): dequantize each weight row once into
+    /* Several activation rows (a prefill), or a CPU without AVX2: dequantize each weight row once into
        a buffer and take its dot product with every activation row. */
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if (threads > 1)
     {
         float *w = (float *)malloc(sizeof(float) * k);
 #pragma omp for schedule(static)

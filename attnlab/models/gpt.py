@@ -33,6 +33,7 @@ from attnlab.nn.attention import broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock, make_norm
 from attnlab.nn.embeddings import InputEmbedding
 from attnlab.nn.kv_cache import KVCache, new_kv_caches
+from attnlab.nn.lean_decode import decode_blocks, lean_decode_applies
 from attnlab.nn.rotary import RotaryEmbedding
 
 
@@ -146,7 +147,17 @@ class GPT(PreTrainedModel):
         The new token attends to the ``position`` cached keys and itself. attention_mask:
         (B, position + 1) padding mask of cached and new tokens, None when nothing is padded;
         position_ids: (B, 1) when rows are left-padded (default: ``position``).
+
+        Without padding, fp32 on the CPU, it runs :func:`attnlab.nn.lean_decode.decode_blocks`
+        (the same arithmetic in a few C calls per layer; ~40% of a SmolLM2 step was op dispatch);
+        otherwise, and under a trace or torch.compile, the blocks' own forward.
         """
+        if attention_mask is None and position_ids is None:
+            x = self.embeddings(next_ids, start_pos=position)  # (B, 1, M)
+            if lean_decode_applies(self.blocks, self.final_norm, x, kv_caches, position):
+                rope = None if self.rotary is None else self.rotary(
+                    torch.arange(position, position + 1, device=x.device))  # (1, 1, 1, D) each
+                return self.lm_head(decode_blocks(self.blocks, self.final_norm, x, kv_caches, position, rope))
         return self._next_token_logits(next_ids, kv_caches, position, attention_mask, position_ids)
 
     def _next_token_logits(self, input_ids: Tensor, kv_caches: list[KVCache], start_pos: int,

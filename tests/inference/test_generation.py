@@ -205,6 +205,17 @@ def test_sample_next_temperature_zero_is_argmax():
     assert torch.equal(sample_next(logits, temperature=0), logits.argmax(-1))
 
 
+@pytest.mark.parametrize("temperature", [0, 0.7])
+def test_sample_next_refuses_nan_logits_anywhere(temperature):
+    """Greedy checks only the picked logits (argmax picks a NaN), sampling checks them all."""
+    for where in (0, 17, 39):
+        logits = torch.randn(3, 40, generator=torch.Generator().manual_seed(where))
+        logits[1, where] = float("nan")
+        logits[2, 5] = float("inf")
+        with pytest.raises(AttnlabError, match="NaN logits"):
+            sample_next(logits, temperature=temperature)
+
+
 def test_sample_next_top_k_never_leaves_the_top_k():
     generator = torch.Generator().manual_seed(12)
     rows = torch.randn(3, 50, generator=generator) * 0.3  # flat: outside tokens would be likely

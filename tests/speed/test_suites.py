@@ -90,6 +90,11 @@ def test_decode_smollm2_and_its_int8_quality_on_held_out_prompts():
     layers = sum(value for key, value in counts.items() if key.startswith("layers_"))
     assert layers == 30 * 5 + 1, counts  # per block: qkv, out, gate, up, down; and the output layer
     assert counts.get("layers_fbgemm", 0) < 0.2 * layers, counts
+    # The packed row is what `attnlab generate` runs: the file's own blocks, the fp32 answer kept.
+    packed = result.variant("attnlab generate packed")
+    assert packed.metrics["tokens_equal"] == 6 and packed.metrics["top1"] == 1.0, packed.quality
+    assert packed.metrics["max_dlogit"] < 1e-3 and packed.metrics["all_positions"] == 24, packed.metrics
+    assert "Q4_1 x150, Q8_0 x1" in " ".join(result.lines)
 
 
 def test_prefill_gpt2():

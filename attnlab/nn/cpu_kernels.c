@@ -1,0 +1,160 @@
+/* The small operations of a one-token decode step, one call each (see attnlab/nn/cpu_kernels.py).
+
+   At batch 1 a decode step's norms, rotary positions, KV-cache write and attention over one query
+   are a few thousand flops each; as torch ops they cost more in dispatch than in arithmetic. Here
+   each group is one loop over fp32 rows, in the order the torch ops compute it:
+
+     rms_norm    x += delta (the residual add, when delta is given); out = x * rsqrt(mean(x^2) + eps) * w
+                 (Zhang & Sennrich 2019, arXiv:1910.07467)
+     silu_mul    out = silu(gate) * up, silu(g) = g / (1 + exp(-g))   (SwiGLU, arXiv:2002.05202)
+     attend_one  rotary positions on the new query and key (RoFormer's "half" pairing, i with
+                 i + D/2, arXiv:2104.09864), key and value written to the cache at `pos`, then
+                 softmax(q K^T / sqrt(D)) V over cache positions 0..pos for every query head, each
+                 key/value head serving a group of query heads (arXiv:2305.13245).
+
+   Built with -ffp-contract=off: x * cos + rotate_half(x) * sin rounds each product as torch does,
+   so the rotated keys in the cache are bit for bit the torch path's. Sums (norms, scores) run in
+   another order than torch's reductions: differences of a few ulp. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* GCC/Clang vector types: one AVX-512 register, or two AVX2 ones, or four SSE ones, per the target. */
+typedef float f16 __attribute__((vector_size(64)));
+typedef int32_t i16 __attribute__((vector_size(64)));
+
+static inline f16 load16(const float *p) {
+    f16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The sum of a vector's 16 lanes, as a tree (8 + 8, then 4 + 4, ...). */
+typedef float f8 __attribute__((vector_size(32)));
+typedef float f4 __attribute__((vector_size(16)));
+
+static inline float sum16(f16 v) {
+    f8 h8[2];
+    memcpy(h8, &v, sizeof v);
+    f8 a = h8[0] + h8[1];
+    f4 h4[2];
+    memcpy(h4, &a, sizeof a);
+    f4 b = h4[0] + h4[1];
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+static float dot(const float *a, const float *b, int64_t n) {
+    f16 acc = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) acc += load16(a + i) * load16(b + i);
+    float s = sum16(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* x, out: (rows, m); w: (m). delta: (rows, m) added to x in place first, or NULL. */
+void rms_norm(float *x, const float *delta, const float *w, int64_t rows, int64_t m, float eps, float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * m, *o = out + r * m;
+        if (delta) {
+            const float *dr = delta + r * m;
+            for (int64_t i = 0; i < m; i++) xr[i] += dr[i];
+        }
+        float inv = 1.0f / sqrtf(dot(xr, xr, m) / (float)m + eps);
+        for (int64_t i = 0; i < m; i++) o[i] = (xr[i] * inv) * w[i];
+    }
+}
+
+void silu_mul(const float *gate, const float *up, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* Rotate one head vector (d) by the position's angles: out = x * cos + rotate_half(x) * sin. */
+static void rotate(const float *x, const float *cos_, const float *sin_, int64_t d, float *out) {
+    int64_t h = d / 2;
+    for (int64_t i = 0; i < h; i++) out[i] = x[i] * cos_[i] + (-x[i + h]) * sin_[i];
+    for (int64_t i = h; i < d; i++) out[i] = x[i] * cos_[i] + x[i - h] * sin_[i];
+}
+
+/* e^x for 16 x in [-87, 0] (softmax after subtracting the max): x = n ln2 + r, |r| <= ln2 / 2, e^r by
+   Cephes' expf polynomial (relative error ~1e-7, as libm's expf), 2^n put into the exponent bits. */
+static inline f16 exp_nonpositive(f16 x) {
+    f16 n = __builtin_convertvector(__builtin_convertvector(x * 1.44269504088896341f - 0.5f, i16), f16);
+    f16 r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    f16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    i16 bits = (__builtin_convertvector(n, i16) + 127) << 23;
+    f16 scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* softmax(q K^T * scale) V for the `group` queries q (group, d) of one key/value head over its n cached
+   rows K, V (n, d); p: (group, n) scratch; c: (group, d) out. Inlined with d = 64 as a constant, so the
+   compiler keeps a row of accumulators in registers. */
+static inline __attribute__((always_inline)) void attend_group(
+        const float *restrict q, const float *restrict K, const float *restrict V, int64_t n, int64_t group,
+        const int64_t d, float scale, float *restrict p, float *restrict c) {
+    const int64_t ns = (n + 15) / 16 * 16;  /* p's row stride: whole vectors */
+    for (int64_t s = 0; s < n; s++)
+        for (int64_t j = 0; j < group; j++) p[j * ns + s] = dot(q + j * d, K + s * d, d) * scale;
+    for (int64_t j = 0; j < group; j++) {
+        float *pj = p + j * ns, top = -INFINITY, sum = 0.0f;
+        for (int64_t s = 0; s < n; s++) top = pj[s] > top ? pj[s] : top;
+        for (int64_t s = 0; s < ns; s++)  /* e^-87 ~ 1e-38: below, 0 would do as well */
+            pj[s] = s >= n || pj[s] - top < -87.0f ? -87.0f : pj[s] - top;
+        for (int64_t s = 0; s < n; s += 16) {
+            f16 e = exp_nonpositive(load16(pj + s));
+            memcpy(pj + s, &e, sizeof e);
+        }
+        for (int64_t s = 0; s < n; s++) sum += pj[s];
+        float inv = 1.0f / sum, acc[256];
+        for (int64_t i = 0; i < d; i++) acc[i] = 0.0f;
+        for (int64_t s = 0; s < n; s++) {
+            const float w = pj[s] * inv, *vs = V + s * d;
+            for (int64_t i = 0; i < d; i++) acc[i] += w * vs[i];
+        }
+        for (int64_t i = 0; i < d; i++) c[j * d + i] = acc[i];
+    }
+}
+
+/* qkv: (batch, (heads + 2 kv_heads) d), each row [q heads | k heads | v heads] (the fused projection).
+   cos_, sin_: (d) for this position, or NULL (no rotary positions).
+   keys, values: the caches, (batch, kv_heads, max_len, d); position `pos` is written.
+   ctx: (batch, heads d), the context of each query head, heads concatenated.
+   The query heads of one key/value head are done together, so each cached key and value row is
+   read once per group. */
+void attend_one(const float *qkv, int64_t batch, int64_t heads, int64_t kv_heads, int64_t d,
+                const float *cos_, const float *sin_, float *keys, float *values, int64_t max_len,
+                int64_t pos, float *ctx) {
+    int64_t width = (heads + 2 * kv_heads) * d, group = heads / kv_heads, n = pos + 1;
+    float scale = 1.0f / sqrtf((float)d);
+    float *q = malloc(sizeof(float) * group * (d + n + 16));  /* see attend_group */  /* the group's rotated queries, then scores */
+    float *p = q + group * d;
+    for (int64_t b = 0; b < batch; b++) {
+        const float *row = qkv + b * width;
+        for (int64_t g = 0; g < kv_heads; g++) {
+            int64_t at = ((b * kv_heads + g) * max_len + pos) * d;
+            const float *k = row + (heads + g) * d, *v = row + (heads + kv_heads + g) * d;
+            if (cos_) rotate(k, cos_, sin_, d, keys + at);
+            else for (int64_t i = 0; i < d; i++) keys[at + i] = k[i];
+            for (int64_t i = 0; i < d; i++) values[at + i] = v[i];
+            const float *K = keys + (b * kv_heads + g) * max_len * d;
+            const float *V = values + (b * kv_heads + g) * max_len * d;
+            for (int64_t j = 0; j < group; j++) {
+                const float *x = row + (g * group + j) * d;
+                if (cos_) rotate(x, cos_, sin_, d, q + j * d);
+                else for (int64_t i = 0; i < d; i++) q[j * d + i] = x[i];
+            }
+            if (d == 64) attend_group(q, K, V, n, group, 64, scale, p, ctx + b * heads * d + g * group * d);
+            else attend_group(q, K, V, n, group, d, scale, p, ctx + b * heads * d + g * group * d);
+        }
+    }
+    free(q);
+}
