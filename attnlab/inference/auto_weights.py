@@ -34,9 +34,9 @@ from torch import Tensor, nn
 
 from attnlab.errors import AttnlabError
 from attnlab.inference.generation import generate
-from attnlab.inference.packed_kernels import _cpu_key
 from attnlab.inference.probe import pick_fastest, time_interleaved
 from attnlab.inference.weight_quant import packable, quantize_weights
+from attnlab.nn.cpu_kernels import cpu_key
 
 # Packable fp32 weights below this stay float without a probe. Measured, 1 thread, greedy decode of
 # random GPTs: int8 / fp32 speed 0.96x at 0.4 MB, 0.95x at 3.7 MB, 2.8x at 21 MB, 3.7x at 108 MB.
@@ -60,7 +60,7 @@ def cache_file() -> Path:
 
 def cache_key(path: Path) -> str:
     """A hash of the model's files (a file, or a directory's config and weights) and of this CPU."""
-    digest = hashlib.sha256(_cpu_key().encode())
+    digest = hashlib.sha256(cpu_key().encode())
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in MODEL_FILES)
     for file in files:
         digest.update(f"{file.name} {file.stat().st_size}".encode())

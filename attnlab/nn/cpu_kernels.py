@@ -46,7 +46,7 @@ def turned_off() -> bool:
     return os.environ.get("ATTNLAB_PACKED_KERNEL", "").lower() == "torch"
 
 
-def _cpu_key() -> str:
+def cpu_key() -> str:
     """The CPU's feature flags (Linux), else its name: what ``-march=native`` depends on."""
     try:
         with open("/proc/cpuinfo") as info:
@@ -84,7 +84,7 @@ def build(source: Path, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None
     if compiler is None:
         return None
     options = (*flags(), *extra_flags)
-    key = hashlib.sha256("\n".join([source.read_text(), compiler, *options, _cpu_key()]).encode()).hexdigest()
+    key = hashlib.sha256("\n".join([source.read_text(), compiler, *options, cpu_key()]).encode()).hexdigest()
     target = cache_dir() / f"{source.stem}-{key[:16]}.so"
     if not target.exists() and not _compile(compiler, source, options, target):
         return None
