@@ -12,15 +12,14 @@ Dimension legend (used in every shape comment of attnlab):
 
 One module, two kernels. The fast path hands Q, K, V to PyTorch's fused
 ``scaled_dot_product_attention``. The explicit path spells out every step of
-eq. 1 so that scores and probabilities exist as tensors; it runs only when a
-recorder is attached (see :mod:`attnlab.inspect.trace`). Both are tested equal.
-Within the fast path, :func:`sdpa_backend` picks PyTorch's kernel where its own
-choice was measured slower (bf16 training on short sequences, on a CPU).
+eq. 1 so that scores and probabilities exist as tensors; it runs when a recorder
+is attached (see :mod:`attnlab.inspect.trace`). Both are tested equal.
+Bf16 training on short sequences on a CPU takes the explicit path too: there it was
+measured faster than every kernel of SDPA (see :data:`EXPLICIT_TRAINING_MAX_KEYS`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnlab.checks import check_int, is_int
 from attnlab.errors import AttnlabError
@@ -85,24 +83,20 @@ def check_attention_input(x, d_model: int, name: str = "x") -> None:
         )
 
 
-# The longest key length at which bf16 training on a CPU takes SDPA's math kernel. PyTorch picks its
-# CPU flash kernel, whose bf16 backward is slow on short sequences: causal forward + backward measured
-# on a 2-core Zen 5 (AVX512-BF16, torch 2.13), math / flash time: 0.36-0.42 at (B, H, T, D) =
-# (12, 4, 64, 32), 0.77 at (32, 4, 128, 32), 1.75 at (8, 12, 256, 64), 1.9-3.6 beyond. Without
-# gradients, and in fp32, flash was as fast or faster at every length, so it keeps those.
-MATH_KERNEL_MAX_KEYS = 128
+# The longest key length at which bf16 training on a CPU takes the explicit kernel. PyTorch picks its CPU
+# flash kernel, whose bf16 backward is slow on short sequences. Causal forward + backward, explicit / flash
+# time, one thread of a loaded 2-core Zen 5 (AVX512-BF16, torch 2.13): 0.31 at (B, H, T, D) = (12, 4, 64, 32),
+# 0.57 at (32, 4, 128, 32), 0.88 at (8, 12, 256, 64), 1.31 at (4, 12, 512, 64). SDPA's math kernel was
+# slower than the explicit one (2.0 against 1.4 ms at the first shape: it computes in fp32). Without
+# gradients, and in fp32, flash was as fast or faster (fp32 with gradients: explicit 1.44x at T=64).
+EXPLICIT_TRAINING_MAX_KEYS = 128
 
 
-def sdpa_backend(query: Tensor, key_len: int) -> SDPBackend | None:
-    """The SDPA kernel to insist on for this call, or None for PyTorch's own choice.
-
-    query (B, H, T, D); ``key_len`` is S. The math kernel for bf16 queries on a CPU when
-    gradients flow and S <= :data:`MATH_KERNEL_MAX_KEYS` (it computes in fp32 internally).
-    """
-    if (key_len <= MATH_KERNEL_MAX_KEYS and query.dtype == torch.bfloat16 and query.device.type == "cpu"
-            and query.requires_grad and torch.is_grad_enabled()):
-        return SDPBackend.MATH
-    return None
+def _explicit_is_faster(query: Tensor, key_len: int) -> bool:
+    """Whether :func:`explicit_attention` beats SDPA for this call: bf16 queries (B, H, T, D) on a CPU
+    with gradients flowing and at most :data:`EXPLICIT_TRAINING_MAX_KEYS` keys."""
+    return (key_len <= EXPLICIT_TRAINING_MAX_KEYS and query.dtype == torch.bfloat16
+            and query.device.type == "cpu" and query.requires_grad and torch.is_grad_enabled())
 
 
 def explicit_attention(
@@ -365,15 +359,14 @@ class MultiHeadAttention(nn.Module):
 
         recorder = self.recorder
         grouped = self.n_kv_heads != self.n_heads
-        if recorder is None:
-            backend = sdpa_backend(query, k_len)
-            with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
-                context = F.scaled_dot_product_attention(
-                    query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
-                    enable_gqa=grouped,
-                )
+        if recorder is None and not _explicit_is_faster(query, k_len):
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
+                enable_gqa=grouped,
+            )
         else:
-            # Traced: every query head gets its group's keys and values, explicitly.
+            # Traced, or bf16 training on short sequences (faster so): every query head gets its
+            # group's keys and values, explicitly.
             key, value = self.expand_kv(key), self.expand_kv(value)
             context, scores, probs = explicit_attention(
                 query, key, value, mask=mask, is_causal=is_causal, dropout_p=dropout_p
