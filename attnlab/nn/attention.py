@@ -120,6 +120,8 @@ def explicit_attention(
         probs (B, H, T, S) = softmax(scores), rows sum to 1 (0 on fully masked rows).
     """
     q_len, k_len = query.shape[-2], key.shape[-2]
+    # Only a given mask (or more queries than keys) can hide every key from a query.
+    rows_may_be_empty = mask is not None or (is_causal and q_len > k_len)
     if is_causal:
         causal = causal_mask(q_len, k_len, query.device)
         mask = causal if mask is None else mask & causal
@@ -127,9 +129,12 @@ def explicit_attention(
     if mask is not None:
         # The most negative finite number rather than -inf: a row with every key
         # masked then stays finite; it is zeroed below, as the fused kernel does.
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        # Added, not filled in: no score comes near its size, so the sum is that number
+        # exactly, and the backward of an addition costs nothing (of masked_fill, a pass).
+        hidden = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device)
+        scores = scores + hidden.masked_fill_(~mask, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)
-    if mask is not None:
+    if rows_may_be_empty:  # elsewhere a masked key's probability is exp(min - max) = 0 already
         probs = probs.masked_fill(~mask, 0.0)
     weights = F.dropout(probs, p=dropout_p) if dropout_p > 0 else probs
     context = weights @ value

@@ -93,3 +93,13 @@ def test_bf16_training_kernel_is_as_accurate_as_sdpa(monkeypatch, causal, padded
     assert max(explicit) < 1e-2
     for ours, theirs in zip(explicit, sdpa, strict=True):
         assert ours < 1.5 * theirs + 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
+def test_masked_scores_are_the_most_negative_number_and_their_probabilities_zero(dtype):
+    query, key, value = (torch.randn(2, 3, 6, 8, dtype=dtype) * 4 for _ in range(3))
+    _, scores, probs = attention.explicit_attention(query, key, value, is_causal=True)
+    hidden = ~attention.causal_mask(6, 6)
+    assert (scores[..., hidden] == torch.finfo(dtype).min).all()
+    assert (probs[..., hidden] == 0).all()
+    assert torch.allclose(probs.sum(-1).double(), torch.ones(2, 3, 6, dtype=torch.float64), atol=1e-2)
