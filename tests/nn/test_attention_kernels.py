@@ -103,3 +103,10 @@ def test_masked_scores_are_the_most_negative_number_and_their_probabilities_zero
     assert (scores[..., hidden] == torch.finfo(dtype).min).all()
     assert (probs[..., hidden] == 0).all()
     assert torch.allclose(probs.sum(-1).double(), torch.ones(2, 3, 6, dtype=torch.float64), atol=1e-2)
+
+
+def test_the_explicit_kernel_is_for_cpus_only():
+    # A GPU keeps SDPA (flash attention there); "meta" stands for any device that is not a CPU.
+    for device in ("cpu", "meta"):
+        query = torch.empty(2, 4, 64, 32, dtype=torch.bfloat16, device=device, requires_grad=True)
+        assert attention._explicit_is_faster(query, 64) == (device == "cpu")
