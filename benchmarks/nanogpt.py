@@ -1,6 +1,6 @@
 """nanoGPT's CPU recipe against attnlab, side by side in one run (issue 19's acceptance figures).
 
-Three trainings on tiny-shakespeare (characters), one after the other, each in a fresh process
+Four trainings on tiny-shakespeare (characters), one after the other, each in a fresh process
 with the same torch thread count:
 
 (a) nanoGPT's "I only have a macbook" recipe, run from the user's own checkout (``--nanogpt DIR``
@@ -9,9 +9,11 @@ with the same torch thread count:
     --n_head=4 --n_embd=128 --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0``;
 (b) ``attnlab train gpt`` with the same hyper-parameters (fp32, as nanoGPT on a CPU);
 (c) the README's first ``attnlab train gpt`` command, with its defaults, given ``--max-time``
-    equal to (a)'s measured wall time.
+    equal to (a)'s measured wall time;
+(d) (b) at attnlab's default ``--dtype auto`` (bf16 autocast where the CPU computes bf16 natively,
+    else fp32): what a user who gives nanoGPT's hyper-parameters and nothing else runs.
 
-Each is scored by this script, the same way for all three: the mean next-token loss over the
+Each is scored by this script, the same way for all four: the mean next-token loss over the
 *whole* validation split, read in non-overlapping 64-token windows (:func:`whole_split_loss`).
 nanoGPT's final weights (its ``ckpt.pt``) are evaluated in a subprocess that imports ``model.py``
 from the checkout; attnlab's saved model in this process.
@@ -194,7 +196,7 @@ def parse_attnlab_summary(stdout: str, out_dir: Path | None = None) -> dict:
                 if record.get("event") == "end"]
         if ends:
             return {"steps": ends[-1]["steps"], "train_seconds": ends[-1]["seconds"],
-                    "reported_val_loss": ends[-1].get("val_loss")}
+                    "reported_val_loss": ends[-1].get("val_loss"), "dtype": ends[-1].get("dtype")}
     found = ATTNLAB_DONE.search(stdout)
     if found is None:
         return {"steps": None, "train_seconds": None, "reported_val_loss": None}
@@ -278,7 +280,7 @@ def attnlab_supports_threads(env: dict) -> bool:
 
 
 def benchmark(checkout: Path, max_iters: int, threads: int, work: Path) -> dict:
-    """Run (a), (b) and (c) in ``work`` and score them; the figures of the table."""
+    """Run (a) to (d) in ``work`` and score them; the figures of the table."""
     from attnlab.data import read_text, shakespeare_path
 
     results = {"machine": machine(threads), "nanogpt": str(checkout),
@@ -311,8 +313,11 @@ def benchmark(checkout: Path, max_iters: int, threads: int, work: Path) -> dict:
     attnlab = [sys.executable, "-m", "attnlab", "train", "gpt"]
     # On nanoGPT's device; the rest changes only the output, not the training.
     quiet = ["--device", "cpu", "--sample-tokens", "0", "--no-progress", *thread_flag]
-    runs = {"b": [*SAME_AS_RECIPE, "--max-iters", str(max_iters),
-                  "--eval-interval", str(eval_interval_for(max_iters)), "--data", str(shakespeare_path())],
+    same = [*SAME_AS_RECIPE, "--max-iters", str(max_iters),
+            "--eval-interval", str(eval_interval_for(max_iters)), "--data", str(shakespeare_path())]
+    auto = [*same]
+    auto[auto.index("--dtype") + 1] = "auto"
+    runs = {"b": same, "d": auto,
             "c": [*readme_command((ROOT / "README.md").read_text()), "--max-time", f"{wall:.1f}"]}
     for key, options in runs.items():
         out = work / f"out-attnlab-{key}"
@@ -322,6 +327,7 @@ def benchmark(checkout: Path, max_iters: int, threads: int, work: Path) -> dict:
         results[key] = {"command": shlex.join(command), "wall_seconds": seconds,
                         **parse_attnlab_summary(stdout, out), "val_loss": loss, "block": block}
     results["wall_ratio"] = results["b"]["wall_seconds"] / wall
+    results["wall_ratio_auto"] = results["d"]["wall_seconds"] / wall
     results["readme_gain"] = results["a"]["val_loss"] - results["c"]["val_loss"]
     results["machine"]["load_end"] = load_average()
     return results
@@ -329,7 +335,7 @@ def benchmark(checkout: Path, max_iters: int, threads: int, work: Path) -> dict:
 
 def table(results: dict) -> str:
     """The side-by-side figures as text."""
-    m, a, b, c = results["machine"], results["a"], results["b"], results["c"]
+    m, a, b, c, d = results["machine"], results["a"], results["b"], results["c"], results["d"]
     data = results["data"]
     lines = [f"machine: {m['cpu']} ({m['cores']} cores), torch {m['torch']}, capability {m['capability']}, "
              f"{m['threads']} thread(s); load average {m['load_start']} at start, {m['load_end']} at end",
@@ -342,19 +348,26 @@ def table(results: dict) -> str:
         return "?" if value is None else format(value, form)
 
     for name, run in (("(a) nanoGPT CPU recipe", a), ("(b) attnlab, same hyper-parameters", b),
+                      (f"(d) attnlab, same hyper-parameters, --dtype auto ({d.get('dtype') or '?'})", d),
                       (f"(c) attnlab README command, --max-time {a['wall_seconds']:.1f}", c)):
         windows = "" if run["block"] == EVAL_BLOCK else f" ({run['block']}-token windows)"
         lines.append(f"| {name} | {number(run['steps'], 'd')} | {run['wall_seconds']:.1f} | "
                      f"{number(run['train_seconds'], '.1f')} | {run['val_loss']:.4f}{windows} |")
     ratio, gain = results["wall_ratio"], results["readme_gain"]
-    lines += ["",
-              f"wall time (b)/(a): {ratio:.2f}x (target <= 0.67: {'met' if ratio <= 0.67 else 'not met'})",
+
+    def against_a(key: str, run: dict, ratio: float) -> str:
+        met = ratio <= 0.67 and run["val_loss"] <= a["val_loss"]
+        loss = run["val_loss"] - a["val_loss"]
+        return (f"wall time ({key})/(a): {ratio:.2f}x, loss {loss:+.4f} from (a)'s "
+                f"(target <= 0.67 at the same or a lower loss: {'met' if met else 'not met'})")
+
+    lines += ["", against_a("b", b, ratio), against_a("d", d, results["wall_ratio_auto"]),
               f"(c) below (a) by {gain:+.4f} (target >= 0.05: {'met' if gain >= 0.05 else 'not met'})",
               f"(b) attnlab's own whole-split figure {number(b['reported_val_loss'], '.4f')} (this script's "
               f"{b['val_loss']:.4f}); nanoGPT's checkpoint: step {a['iter_num']}, {a['checkpoint']}",
               "nanoGPT's checkout unchanged" if results["checkout_unchanged"] else
               "WARNING: files in nanoGPT's checkout changed during the run", "",
-              f"(a) {a['command']}", f"(b) {b['command']}", f"(c) {c['command']}"]
+              f"(a) {a['command']}", f"(b) {b['command']}", f"(c) {c['command']}", f"(d) {d['command']}"]
     return "\n".join(lines)
 
 

@@ -18,6 +18,10 @@ One step is the same for both models:
     loss = <the model's training loss on the batch>
     loss.backward(); clip_grad_norm_(1.0); AdamW(lr 1e-3, betas (0.9, 0.99), wd 0.1).step()
 
+For GPT and BERT that AdamW is the one ``attnlab train`` steps with (its training loop's
+:func:`~attnlab.training.loop.optimizer_for`: weight decay on linear-layer matrices, PyTorch's
+fused kernel), for both libraries, so the figure is the step users run.
+
 The training loss is what each library's training uses: for GPT, attnlab.training's
 next-token cross-entropy on both models; for BERT, transformers' forward ``loss`` and
 attnlab's :meth:`~attnlab.models.bert_heads.BertForPreTraining.pretraining_loss`, which
@@ -54,10 +58,18 @@ SECTIONS = {
 
 
 def _stepper(model, loss_fn: Callable[[object, Batch], torch.Tensor], batches: list[Batch], steps: int,
-             bf16: bool, fused: bool = False) -> Callable[[], float]:
-    """A closure that trains ``steps`` steps on the next batches (cycling) and returns the last loss."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1,
-                                  fused=fused)
+             bf16: bool, fused: bool = False, loop_optimizer: bool = False) -> Callable[[], float]:
+    """A closure that trains ``steps`` steps on the next batches (cycling) and returns the last loss.
+
+    ``loop_optimizer``: the AdamW of attnlab's training loop (its settings are the ones above).
+    """
+    if loop_optimizer:
+        from attnlab.training.loop import TrainingConfig, optimizer_for
+
+        optimizer = optimizer_for(model, TrainingConfig(lr=1e-3, beta2=0.99, weight_decay=0.1))
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1,
+                                      fused=fused)
     position = {"i": 0}
 
     def run() -> float:
@@ -79,7 +91,7 @@ def _stepper(model, loss_fn: Callable[[object, Batch], torch.Tensor], batches: l
 
 def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Batch], tokens: float, *,
              rounds: int, steps: int, machine: Machine, goal: float | None = 1.5,
-             fused: bool = False) -> Comparison:
+             fused: bool = False, loop_optimizer: bool = False) -> Comparison:
     import copy
 
     from attnlab.device import cpu_has_native_bf16
@@ -93,16 +105,18 @@ def _compare(workload: str, ours, theirs, our_loss, their_loss, batches: list[Ba
 
     our_fp32, their_fp32 = step0_loss(ours, our_loss, False), step0_loss(theirs, their_loss, False)
     gap = abs(our_fp32 - their_fp32)
-    variants = {"hf_fp32": _stepper(copy.deepcopy(theirs).train(), their_loss, batches, steps, False),
-                "fp32": _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, False)}
+    def stepper(model, loss_fn, bf16: bool, fused: bool = False):
+        return _stepper(copy.deepcopy(model).train(), loss_fn, batches, steps, bf16, fused, loop_optimizer)
+
+    variants = {"hf_fp32": stepper(theirs, their_loss, False), "fp32": stepper(ours, our_loss, False)}
     model_name = type(ours).__name__
     names = {"fp32": f"attnlab {model_name} fp32"}
     if fused:
-        variants["fused"] = _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, False, True)
+        variants["fused"] = stepper(ours, our_loss, False, True)
         names["fused"] = f"attnlab {model_name} fp32, fused AdamW"
     if bf16:
-        variants["bf16"] = _stepper(copy.deepcopy(ours).train(), our_loss, batches, steps, True)
-        variants["hf_bf16"] = _stepper(copy.deepcopy(theirs).train(), their_loss, batches, steps, True)
+        variants["bf16"] = stepper(ours, our_loss, True)
+        variants["hf_bf16"] = stepper(theirs, their_loss, True)
         names["bf16"] = f"attnlab {model_name} bf16 autocast"
     timings = interleaved(variants, rounds=rounds)
     label = f"transformers {type(theirs).__name__}"
@@ -158,7 +172,7 @@ def train_gpt(*, rounds: int = 5, steps: int = 2, batch: int = 32, block: int = 
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), b["targets"].reshape(-1))
 
     return _compare(f"gpt-mini training steps, {batch} x {block} tokens", ours, theirs, loss, loss,
-                    batches, batch * block, rounds=rounds, steps=steps, machine=machine)
+                    batches, batch * block, rounds=rounds, steps=steps, machine=machine, loop_optimizer=True)
 
 
 def train_bert(*, rounds: int = 5, steps: int = 2, batch: int = 32, length: int = 128,
@@ -195,7 +209,7 @@ def train_bert(*, rounds: int = 5, steps: int = 2, batch: int = 32, length: int 
 
     workload = f"bert-mini (vocabulary {vocab_size:,}) MLM + NSP training steps, {batch} x {length} tokens"
     return _compare(workload, ours, theirs, our_loss, their_loss, batches, batch * length, rounds=rounds,
-                    steps=steps, machine=machine)
+                    steps=steps, machine=machine, loop_optimizer=True)
 
 
 def train_transformer(*, rounds: int = 5, max_tokens: int = 1024,

@@ -127,5 +127,6 @@ def test_end_to_end_with_a_checkout():
     assert results["checkout_unchanged"]
     assert results["a"]["iter_num"] == 10 and results["b"]["steps"] == 10
     assert results["b"]["val_loss"] == pytest.approx(results["b"]["reported_val_loss"], abs=1e-3)
-    for run in "abc":
+    assert results["d"]["steps"] == 10 and results["d"]["dtype"] in ("bf16", "fp32")
+    for run in "abcd":
         assert 0 < results[run]["val_loss"] < 5
