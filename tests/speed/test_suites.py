@@ -84,14 +84,15 @@ def test_decode_smollm2_and_its_int8_quality_on_held_out_prompts():
     """Real weights, int8 / int4 as --weights int8|int4 make them (Q8_0 / Q4_1 blocks of the fp32
     model, fp32 activations), quality measured on three prompts other than the timed one.
     Tolerance: int8 (Q8_0 of weights that came from Q4_1 blocks) top-1 >= 90% of the 18 held-out
-    positions and max |dlogit| <= 1.5 (measured 100% and ~0.4); int4 (re-rounding 4-bit blocks
-    onto other 4-bit blocks) top-1 >= 60%, max |dlogit| <= 6."""
+    positions and max |dlogit| <= 2 (measured 100% and 0.97; SmolLM2's largest logits are ~33);
+    int4 (re-rounding 4-bit blocks onto other 4-bit blocks) top-1 >= 60%, max |dlogit| <= 6
+    (measured 94.4% and 3.8)."""
     result = suites.decode_smollm2(rounds=1, new_tokens=6, prompt_tokens=12, held_out=3)
     check_comparison(result, real=True)
     check_fp32_decoding(result, 6)
     int8 = result.variant(quantized_name("int8"))
     assert "3 held-out prompts" in int8.quality and int8.metrics["positions"] == 18
-    assert int8.metrics["top1"] >= 0.9 and int8.metrics["max_dlogit"] <= 1.5, int8.quality
+    assert int8.metrics["top1"] >= 0.9 and int8.metrics["max_dlogit"] <= 2.0, int8.quality
     int4 = result.variant(quantized_name("int4"))
     assert int4.metrics["top1"] >= 0.6 and int4.metrics["max_dlogit"] <= 6.0, int4.quality
     for row in (int8, int4):  # per block: qkv, out, gate, up, down; and the output layer
