@@ -9,13 +9,14 @@
 Both: greedy, batch 1, 64 new tokens after a 16-token prompt. The reference is generate at its
 fastest dtype on this CPU (fp32 and, where bf16 is native, bf16 weights are both timed; the
 faster is the reference, named with its dtype; the other is printed beside it). attnlab variants:
-attnlab.generate (the one decode path, fp32) and the same on int8 weights (quantize_int8,
-kernel chosen per layer by timing and by its error on the timed prompt). Quality is measured
+attnlab.generate (the one decode path, fp32) and the same on int8 and int4 weights (what
+``--weights int8|int4`` runs: attnlab.inference.weight_quant.quantize_weights, Q8_0 / Q4_1 blocks,
+fp32 activations), and for SmolLM2 the .gguf's own blocks ("packed"). Quality is measured
 against the fp32 answer (transformers fp32's greedy tokens and its logits teacher-forced on
 them): how many new tokens equal it before the first that differs, max |logit difference| and
-top-1 agreement. The int8 figures in the table come from 3 held-out prompts, not the calibration
-prompt (fixed English sentences for SmolLM2, other random ids for GPT-2); its figures on the
-calibration prompt are printed too. Timing is interleaved (see attnlab.speed.report).
+top-1 agreement. The int8 / int4 figures in the table come from 3 held-out prompts, not the timed
+prompt (fixed English sentences for SmolLM2, other random ids for GPT-2); their figures on the
+timed prompt are printed too. Timing is interleaved (see attnlab.speed.report).
 
     .venv/bin/python benchmarks/decode.py                       # prints, records in RESULTS.md
     .venv/bin/python benchmarks/decode.py --threads 2 --rounds 7 --no-record
@@ -35,7 +36,6 @@ def parse_args() -> argparse.Namespace:
     parser = script_arguments(__doc__, rounds=5)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=16)
-    parser.add_argument("--kernel", default="auto", help="int8 kernel: auto, fbgemm, int8pack, dequant")
     parser.add_argument("--skip-smollm2", action="store_true")
     return parser.parse_args()
 
@@ -46,8 +46,7 @@ def main() -> None:
     from attnlab.speed.report import record_tables, set_threads
 
     set_threads(args.threads)
-    common = dict(rounds=args.rounds, new_tokens=args.new_tokens, prompt_tokens=args.prompt_tokens,
-                  kernel=args.kernel)
+    common = dict(rounds=args.rounds, new_tokens=args.new_tokens, prompt_tokens=args.prompt_tokens)
     results = []
     if not args.skip_smollm2:  # real weights first
         if suites.smollm2_path() is None:

