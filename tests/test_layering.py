@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("nn", ("attnlab.nn",)),
     ("models", ("attnlab.models",)),
     # interop: HF layout, GGUF (and the tokenizer files they carry); inference: generation,
-    # decoding, prompting, and the fast paths the commands use (quant, probe, compiled).
+    # decoding, prompting, and the fast paths the commands use (probe, compiled, packed, weight_quant).
     ("interop, inference", ("attnlab.interop", "attnlab.inference")),
     ("data, inspect", ("attnlab.data", "attnlab.inspect", "attnlab.compare", "attnlab.evaluation")),
     # The benchmark suites of attnlab.speed time the training loop and the commands' paths.
