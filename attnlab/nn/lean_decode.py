@@ -12,7 +12,9 @@ themselves, packed or not) plus four calls into :mod:`attnlab.nn.cpu_kernels`:
     y  = down(SiLU(gate(h)) * up(h))    silu_mul
 
 so each layer's output ``y`` is added by the next layer's first norm (the last one's by the
-final norm). Same arithmetic as the module path (fp32; sums in another order: a few ulp).
+final norm). Packed projections write into rows reused layer after layer, and SwiGLU's gate and
+up, stored side by side, are one kernel call (four matrix calls a layer instead of five). Same
+arithmetic as the module path (fp32; sums in another order: a few ulp).
 
 It serves only what it covers: fp32 on the CPU, pre-LN self-attention blocks (RMSNorm or
 LayerNorm, SwiGLU or MLP), every row at the same position (no padding), no attention recorder
@@ -86,7 +88,7 @@ class _Rows:
     def get(self, role: str, width: int) -> Tensor:
         buffer = self.buffers.get(role)
         if buffer is None or buffer.shape[1] != width:
-            buffer = self.buffers[role] = torch.empty(self.rows, width)
+            buffer = self.buffers[role] = torch.empty(self.rows, width, dtype=torch.float32)
         return buffer
 
     def direct(self, layer: nn.Module) -> bool:
