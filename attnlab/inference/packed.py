@@ -64,6 +64,8 @@ class PackedLinear(nn.Module):
     keeps its own, added in fp32 after the product).
     """
 
+    direct_rows = PREFILL_ROWS  # :meth:`into` serves inputs of fewer rows (see attnlab.nn.lean_decode)
+
     def __init__(self, blocks: Tensor, fmt: str, in_features: int, bias: Tensor | None = None) -> None:
         super().__init__()
         if fmt not in BLOCK_BYTES:
@@ -125,6 +127,35 @@ class PackedLinear(nn.Module):
         if self.bias is not None:
             y += self.bias
         return y if x.dtype == torch.float32 else y.to(x.dtype)
+
+    def into(self, x: Tensor, out: Tensor, threads: int, out_features: int | None = None) -> Tensor:
+        """out (B, N) = x (B, K) @ weight.T (+ bias) by the C kernel, with no checks: the lean decode
+        step's call (:mod:`attnlab.nn.lean_decode`), which reuses its output rows layer after layer.
+
+        x: fp32, contiguous, on the CPU, B < PREFILL_ROWS, the kernels built (the caller checks).
+        out_features: more rows than this layer's, those of the layers whose blocks follow its own
+        in memory (:meth:`followed_by`): one call computes their outputs side by side.
+        """
+        n = self.out_features if out_features is None else out_features
+        packed_kernels.library().packed_matmul(self.code, self._buffers["blocks"].data_ptr(), n,
+                                               self.in_features, x.data_ptr(), x.shape[0], out.data_ptr(),
+                                               threads)
+        bias = self._buffers["bias"]
+        if bias is not None:
+            out += bias
+        return out
+
+    def followed_by(self, other: nn.Module) -> bool:
+        """Whether ``other``'s blocks start where this layer's end in memory, of the same format and
+        width, neither with a bias: then ``self.into(x, out, threads, N1 + N2)`` computes both
+        layers' outputs at once, (B, N1 | N2). :func:`attnlab.interop.gguf_packed.pack_gpt` stores
+        SwiGLU's gate and up so (two views of one tensor); a copy (``.to()``) does not keep it."""
+        if type(other) is not PackedLinear:
+            return False
+        a, b = self._buffers["blocks"], other._buffers["blocks"]
+        return self.fmt == other.fmt and self.in_features == other.in_features \
+            and self._buffers["bias"] is None and other._buffers["bias"] is None \
+            and a.device.type == b.device.type == "cpu" and b.data_ptr() == a.data_ptr() + a.nbytes
 
     def _traced_forward(self, x: Tensor) -> Tensor:
         """Under torch.compile: the custom op (opaque to the compiler) or the torch fallback."""

@@ -88,12 +88,13 @@ static inline __attribute__((always_inline)) float dot_row(const int type, const
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + b * bb;
         __m512 d, w0, w1;
-        if (type == 1) {  /* d, m in one load: [d, m, d, m, ...] -> d in every lane, m in every lane */
+        if (type == 1) {  /* d, m in one load and one 128-bit convert, then each in every lane (measured
+                             ~3% faster than converting 16 copies of the pair and picking the lanes) */
             uint32_t both;
             memcpy(&both, blk, 4);
-            __m512 dm = _mm512_cvtph_ps(_mm256_set1_epi32((int)both));
-            d = _mm512_moveldup_ps(dm);
-            __m512 table = _mm512_fmadd_ps(iota, d, _mm512_movehdup_ps(dm));  /* its 16 weights */
+            __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both));  /* [d, m, 0, 0] */
+            d = _mm512_broadcastss_ps(dm);
+            __m512 table = _mm512_fmadd_ps(iota, d, _mm512_broadcastss_ps(_mm_movehdup_ps(dm)));  /* 16 weights */
             __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 4)));
             w0 = _mm512_permutexvar_ps(codes, table);  /* byte j in lane j; vpermps reads 4 bits */
             w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table);

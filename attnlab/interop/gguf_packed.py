@@ -4,9 +4,10 @@
 matrix of the file into a :class:`attnlab.inference.packed.PackedLinear` (the file's bytes; q/k
 rows put back in Hugging Face order, as ``unpermute_from_llama_cpp`` does for fp32 weights),
 named as in ``LlamaForCausalLM``. :func:`pack_gpt` puts them into a GPT that holds the same
-weights dequantized: per layer the fused q|k|v projection, the output projection, SwiGLU's gate,
-up and down, and the LM head (the tied embedding table when there is no ``output.weight``; the
-embedding lookup itself keeps its fp32 table). A projection stays fp32 where its parts are
+weights dequantized: per layer the fused q|k|v projection, the output projection, SwiGLU's gate
+and up (two layers over one block tensor, so one kernel call computes both) and down, and the LM
+head (the tied embedding table when there is no ``output.weight``; the embedding lookup itself
+keeps its fp32 table). A projection stays fp32 where its parts are
 missing or of different formats (per layer fallback). The values the model multiplies by do
 not change (``PackedLinear.weight`` is bit for bit the fp32 weight it replaces), only the bytes a
 decode step reads: SmolLM2-135M's Q4_1 file ~96 MB a token instead of ~540 MB.
@@ -27,6 +28,21 @@ def _stacked(parts: list[PackedLinear | None]) -> PackedLinear | None:
     return PackedLinear(torch.cat([p.blocks for p in parts]), parts[0].fmt, parts[0].in_features)
 
 
+def _side_by_side(parts: list[PackedLinear | None]) -> list[PackedLinear | None]:
+    """The parts as views of one (N1 + N2 + ..., K) block tensor, if they share format and width
+    (see ``PackedLinear.followed_by``: one kernel call then serves them all);
+    else unchanged. Each stays its own layer, with its own name and weight."""
+    stacked = _stacked(parts)
+    if stacked is None:
+        return parts
+    views, start = [], 0
+    for part in parts:
+        end = start + part.out_features
+        views.append(PackedLinear(stacked.blocks[start:end], part.fmt, part.in_features))
+        start = end
+    return views
+
+
 def _swap(owner: nn.Module, attribute: str, packed: PackedLinear | None) -> int:
     old = getattr(owner, attribute)
     if packed is None or getattr(old, "bias", None) is not None or \
@@ -45,9 +61,11 @@ def pack_gpt(model: nn.Module, layers: dict[str, PackedLinear]) -> int:
         qkv = _stacked([layers.get(f"{prefix}self_attn.{p}_proj.weight") for p in "qkv"])
         swapped += _swap(attention, "qkv", qkv) if hasattr(attention, "qkv") else 0
         swapped += _swap(attention, "out", layers.get(f"{prefix}self_attn.o_proj.weight"))
-        for part in ("gate", "up", "down"):
+        parts = ("gate", "up", "down")
+        found = [layers.get(f"{prefix}mlp.{part}_proj.weight") for part in parts]
+        for part, packed in zip(parts, [*_side_by_side(found[:2]), found[2]], strict=True):
             if hasattr(ffn, part):
-                swapped += _swap(ffn, part, layers.get(f"{prefix}mlp.{part}_proj.weight"))
+                swapped += _swap(ffn, part, packed)
     head = layers.get("lm_head.weight", layers.get("model.embed_tokens.weight"))
     if head is not None and tuple(model.lm_head.weight.shape) == (head.out_features, head.in_features):
         model.lm_head = head  # unties it: the embedding lookup keeps the fp32 table

@@ -110,4 +110,6 @@ def library() -> ctypes.CDLL | None:
     lib.silu_mul.restype = None
     lib.attend_one.argtypes = [ptr, i64, i64, i64, i64, ptr, ptr, ptr, ptr, i64, i64, ptr]
     lib.attend_one.restype = None
+    lib.argmax_rows.argtypes = [ptr, i64, i64, ptr]
+    lib.argmax_rows.restype = ctypes.c_int
     return lib

@@ -205,6 +205,14 @@ def test_sample_next_temperature_zero_is_argmax():
     assert torch.equal(sample_next(logits, temperature=0), logits.argmax(-1))
 
 
+def test_greedy_pick_is_argmax_on_every_layout():
+    """fp32 rows (the C pick), a transposed view and bf16 (torch's): torch.argmax's first maximum."""
+    logits = torch.randint(-2, 2, (4, 49152), generator=torch.Generator().manual_seed(3)).float()
+    logits[3] = float("-inf")
+    for rows in (logits, logits.t().contiguous().t(), logits.bfloat16()):
+        assert torch.equal(sample_next(rows, temperature=0), rows.argmax(-1))
+
+
 @pytest.mark.parametrize("temperature", [0, 0.7])
 def test_sample_next_refuses_nan_logits_anywhere(temperature):
     """Greedy checks only the picked logits (argmax picks a NaN), sampling checks them all."""

@@ -104,6 +104,34 @@ def test_logits_generation_and_cache_agree(models):
                        generate(floating, prompt, 12, temperature=0))
 
 
+def test_gate_and_up_share_one_block_tensor_and_one_kernel_call(models, monkeypatch):
+    """pack_gpt lays gate's and up's blocks side by side; the lean decode step then computes both in
+    one kernel call (one call fewer per layer) with the same logits as the module path."""
+    from attnlab.inference import packed_kernels
+
+    floating, packed = models
+    ffn = packed.blocks[0].ffn
+    assert ffn.gate.followed_by(ffn.up) and not ffn.up.followed_by(ffn.down)
+    assert not ffn.gate.followed_by(PackedLinear(ffn.up.blocks.clone(), "Q4_1", ffn.up.in_features))
+    assert torch.equal(ffn.up.weight, floating.blocks[0].ffn.up.weight)
+    if packed_kernels.library() is None:
+        pytest.skip("no C compiler: the kernels cannot be built here")
+    ids = torch.randint(0, CONFIG.vocab_size, (1, 7), generator=torch.Generator().manual_seed(2))
+    rows: list[int] = []
+    lib = packed_kernels.library()
+    real = lib.packed_matmul
+    monkeypatch.setattr(lib, "packed_matmul", lambda *args: (rows.append(args[2]), real(*args))[1])
+    with torch.no_grad():
+        caches = packed.new_kv_caches(1, 8)
+        packed.prefill(ids[:, :-1], caches)
+        rows.clear()
+        step = packed.decode_step(ids[:, -1:], caches, 6)
+        want = floating(ids).logits[:, -1]
+    assert rows.count(2 * CONFIG.d_ff) == CONFIG.n_layers
+    assert len(rows) == CONFIG.n_layers * 4 + 1  # qkv, out, gate|up, down per layer (was 5), LM head
+    assert ((step - want).abs().max() / want.abs().max()).item() < REL
+
+
 def test_hf_state_dict_of_a_packed_model_is_the_float_one(models):
     """Saving a packed model writes the file's values, as saving the fp32 load does."""
     floating, packed = models

@@ -49,6 +49,23 @@ def test_silu_mul_equals_torch(lib):
     torch.testing.assert_close(got, F.silu(gate) * up, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("width", [1, 15, 16, 17, 100, 49152])
+def test_argmax_rows_is_torchs_first_largest(lib, width):
+    """Ties (few distinct values), -inf and +inf rows: the first index of the max, as torch.argmax."""
+    gen = torch.Generator().manual_seed(width)
+    for trial in range(40):
+        x = torch.randint(-3, 3, (3, width), generator=gen).float()
+        if trial % 5 == 0:
+            x[1] = float("-inf")
+        if trial % 7 == 0:
+            x[2, trial % width] = float("inf")
+        got = torch.empty(3, dtype=torch.int64)
+        assert lib.argmax_rows(x.data_ptr(), 3, width, got.data_ptr()) == 0
+        assert torch.equal(got, x.argmax(dim=-1)), trial
+    x[2, width // 2] = float("nan")
+    assert lib.argmax_rows(x.data_ptr(), 3, width, got.data_ptr()) == 1  # the caller's torch path raises
+
+
 @pytest.mark.parametrize("rope, d_head, heads, kv_heads, pos", [
     (True, 64, 9, 3, 40), (False, 32, 4, 4, 0), (True, 16, 4, 1, 17), (True, 64, 2, 2, 1)])
 def test_attend_one_equals_rotary_cache_write_and_sdpa(lib, rope, d_head, heads, kv_heads, pos):
