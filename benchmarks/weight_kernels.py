@@ -44,7 +44,7 @@ shape). exact: the weights the kernel uses (recovered by multiplying the identit
 order, which changes neither time nor error. The token line sums a whole pass per round (median
 over rounds): the matmuls' time per token and the tokens/s ceiling they alone allow.
 
-    .venv/bin/python benchmarks/kernels.py [--threads 1] [--rounds 5] [--variants fp32 packed ...]
+    .venv/bin/python benchmarks/weight_kernels.py [--threads 1] [--rounds 5] [--variants fp32 packed ...]
 """
 
 from __future__ import annotations
