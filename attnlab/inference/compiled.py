@@ -12,7 +12,10 @@ code on disk for later processes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch._inductor.config
 from torch import Tensor, nn
 
 from attnlab.device import resolve_dtype
@@ -24,6 +27,24 @@ from attnlab.models.inputs import check_input_ids, check_padding_mask
 from attnlab.nn.kv_cache import KVCache
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def frozen_compile(module: nn.Module) -> Callable[..., Tensor]:
+    """``module`` compiled by inductor with frozen weights; call it with gradients off.
+
+    Freezing is switched on through inductor's global config around each call, not through
+    ``torch.compile(options={"freezing": True})``: the options reach only inductor's inner
+    compile, while the choice to freeze is made before it, so that spelling compiled with
+    the weights as graph inputs (plain ``addmm``, nothing pre-packed; seen in the output code
+    with torch 2.13). A call that recompiles (a new input shape) freezes again.
+    """
+    compiled = torch.compile(module)
+
+    def run(*args: Tensor | None) -> Tensor:
+        with torch._inductor.config.patch(freezing=True):
+            return compiled(*args)
+
+    return run
 
 
 def compute_dtype(dtype: str) -> str:
@@ -65,7 +86,7 @@ class CompiledPrefill:
         self.max_len = max_len
         self.caches = model.new_kv_caches(batch_size, max_len)
         module = _Prefill(self.model, self.caches)
-        self._forward = torch.compile(module, options={"freezing": True}) if compile else module
+        self._forward = frozen_compile(module) if compile else module
 
     @torch.no_grad()
     def __call__(self, input_ids: Tensor) -> Tensor:
@@ -103,7 +124,7 @@ class CompiledEncoder:
         self.dtype = compute_dtype(dtype)
         self.model = model.to(TORCH_DTYPES[self.dtype]).eval().requires_grad_(False)
         module = _Encoder(self.model)
-        self._forward = torch.compile(module, options={"freezing": True}) if compile else module
+        self._forward = frozen_compile(module) if compile else module
 
     @torch.no_grad()
     def __call__(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:

@@ -133,3 +133,28 @@ def test_bf16_eager_encoder_is_within_the_stated_tolerance():
     fast = CompiledEncoder(copy.deepcopy(bert), dtype="bf16", compile=False)(ids)
     text, ok = encoder_agreement(fast, exact, "bf16")
     assert ok, text
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN in this torch build")
+def test_frozen_compile_prepacks_the_weights_for_onednn():
+    """Freezing is on: the linear layer runs pre-packed (oneDNN's linear with GELU fused in, in bf16;
+    MKL's packed linear in fp32), not as ``addmm`` over weights passed in as inputs (what
+    ``torch.compile(options={"freezing": True})`` compiled, silently, with torch 2.13)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from attnlab.inference.compiled import frozen_compile
+
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if COMPILED_DTYPE == "bf16" else torch.float32
+    layers = torch.nn.Sequential(torch.nn.Linear(16, 24), torch.nn.GELU()).eval().requires_grad_(False)
+    layers = layers.to(dtype)
+    run = frozen_compile(layers)
+    x = torch.randn(4, 16, dtype=dtype)
+    with torch.no_grad():
+        expected = layers(x)
+        torch.testing.assert_close(run(x), expected, rtol=1e-2, atol=1e-2)  # compiles
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            run(x)
+    kernels = {event.key for event in prof.key_averages()}
+    packed = "mkldnn::_linear_pointwise" if dtype == torch.bfloat16 else "mkl::_mkl_linear"
+    assert packed in kernels and "aten::addmm" not in kernels, sorted(kernels)
