@@ -36,6 +36,7 @@ import contextlib
 import datetime
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -134,10 +135,29 @@ def join(device: torch.device, timeout: float) -> World:
     return World(world.rank, world.size, world.local_rank, backend)
 
 
+# Set when a collective failed (a peer died or timed out): the process group is then broken.
+_broken = False
+
+
 def _leave() -> None:
+    """At exit: leave the process group, or, when a collective failed, end the process at once.
+
+    After a gloo timeout the group still has a receive in flight; tearing it down (or letting
+    interpreter shutdown destroy it) can end in C++'s ``std::terminate`` (SIGABRT, seen about once
+    in a few hundred runs) after the one-line error was printed. The error is already reported, so
+    the process ends with exit status 2 without running the group's destructors.
+    """
     import torch.distributed as dist
 
+    if _broken:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(2)
     if dist.is_initialized():
+        # Leave together: a rank tearing its group down while a peer still holds a connection to it
+        # has ended the peer in std::terminate at exit (SIGABRT after a finished run, rank 0).
+        with contextlib.suppress(dist.DistError, RuntimeError):
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -159,6 +179,8 @@ def failures(world: World, timeout: float, doing: Callable[[], str]) -> Iterator
     except (dist.DistError, RuntimeError) as error:
         if not isinstance(error, dist.DistError) and not _looks_collective(error):
             raise
+        global _broken
+        _broken = True
         raise AttnlabError(
             f"rank {world.rank} of {world.size} stopped at {doing()}: another process died or did not "
             f"answer within --dist-timeout {timeout:g} s ({_first_line(error)}); see that process's "
