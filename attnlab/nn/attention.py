@@ -143,7 +143,7 @@ def explicit_attention(
 
 # --- bf16 inference under torch.compile: the attention kernel (a measured rule) -------------------------
 #
-# Measured on a 2-core Zen 4 (AVX512-BF16, no AMX), 1 thread, no grad, both kernels compiled by inductor
+# Measured on a 2-core Zen 5 (AVX512-BF16, no AMX), 1 thread, no grad, both kernels compiled by inductor
 # and timed in turns (benchmarks/inference_attention.py; medians; the machine shared, load average ~6 on
 # 2 cores, so single figures move by tens of percent between runs, the ordering did not up to 512 keys),
 # q, k, v views of the fused qkv output:
