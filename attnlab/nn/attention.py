@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from attnlab.checks import check_int, is_int
 from attnlab.errors import AttnlabError
+from attnlab.nn import score_softmax
 from attnlab.nn.kv_cache import KVCache
 from attnlab.nn.rotary import apply_rotary
 
@@ -189,11 +190,17 @@ def compiled_inference_attention(
     softmax (which also keeps inductor from matching the pattern back into fused SDPA); the
     probabilities are rounded to the value's dtype for the second matmul. Fully masked rows give 0.
     """
-    q_len, k_len = query.shape[-2], key.shape[-2]
+    batch, q_len, k_len = query.shape[0], query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    key_mask = score_softmax.key_padding(mask, batch, k_len)
+    if score_softmax.available() and (mask is None or key_mask is not None):
+        # One C pass a row (attnlab.nn.score_softmax); a causal row stops at its last visible key.
+        probs = score_softmax.softmax_bf16(query @ key.transpose(-2, -1), scale, key_mask, is_causal)
+        return probs @ value
     if is_causal:
         causal = causal_mask(q_len, k_len, query.device)
         mask = causal if mask is None else mask & causal
-    scores = (query @ key.transpose(-2, -1)).float() * (1.0 / math.sqrt(query.shape[-1]))  # (B, H, T, S)
+    scores = (query @ key.transpose(-2, -1)).float() * scale  # (B, H, T, S)
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(torch.float32).min)
     probs = torch.softmax(scores, dim=-1)
@@ -416,16 +423,17 @@ class MultiHeadAttention(nn.Module):
             self._check_mask(mask, (batch, self.n_heads, length, k_len))
         if is_causal and length == 1 and mask is None:
             is_causal = False  # one new query is the last position: it may see every cached key
-        if is_causal and (mask is not None or length != k_len):
-            # The fused kernel's is_causal aligns top-left; fold a bottom-right mask in.
-            causal = causal_mask(length, k_len, x.device)
-            mask = causal if mask is None else mask & causal
-            is_causal = False
         dropout_p = self.dropout if self.training else 0.0
 
         recorder = self.recorder
         grouped = self.n_kv_heads != self.n_heads
-        if recorder is None and uses_compiled_explicit_attention(query, k_len, mask, dropout_p):
+        compiled = recorder is None and uses_compiled_explicit_attention(query, k_len, mask, dropout_p)
+        if is_causal and not compiled and (mask is not None or length != k_len):
+            # The fused kernel's is_causal aligns top-left; fold a bottom-right mask in.
+            causal = causal_mask(length, k_len, x.device)
+            mask = causal if mask is None else mask & causal
+            is_causal = False
+        if compiled:  # bottom-right causal of its own, and a padding mask kept apart
             context = compiled_inference_attention(
                 query, self.expand_kv(key), self.expand_kv(value), mask=mask, is_causal=is_causal
             )

@@ -194,3 +194,102 @@ int argmax_rows(const float *x, int64_t rows, int64_t n, int64_t *out) {
     }
     return 0;
 }
+
+/* The softmax of bf16 attention scores, for bf16 inference (attnlab/nn/attention.py):
+   probs = softmax(scores * scale) over each row's visible keys, computed in fp32, rounded to bf16
+   (round to nearest even, as torch's .to(torch.bfloat16)); hidden keys get 0, a row with no
+   visible key is all 0.
+
+   scores, out: (rows, k_len) bf16 bits, rows = batch * heads * q_len, row r the query r % q_len of
+   sequence r / per_seq (per_seq = heads * q_len).
+   key_mask: (batch, k_len), nonzero = visible, or NULL (every key).
+   causal: query t sees keys j <= t + k_len - q_len (bottom-right aligned); the keys after a row's
+   last visible one are not read at all, which halves a causal prefill's work. */
+typedef uint32_t u16v __attribute__((vector_size(64)));
+typedef uint16_t h16 __attribute__((vector_size(32)));
+
+static inline f16 bf16_load16(const uint16_t *p) {
+    h16 h;
+    memcpy(&h, p, sizeof h);
+    u16v wide = __builtin_convertvector(h, u16v) << 16;
+    f16 v;
+    memcpy(&v, &wide, sizeof v);
+    return v;
+}
+
+static inline void bf16_store16(uint16_t *p, f16 v) {
+    u16v u;
+    memcpy(&u, &v, sizeof u);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;  /* round to nearest even (finite values) */
+    h16 h = __builtin_convertvector(u, h16);
+    memcpy(p, &h, sizeof h);
+}
+
+void softmax_bf16(const uint16_t *scores, int64_t rows, int64_t q_len, int64_t k_len, int64_t per_seq,
+                  float scale, const uint8_t *key_mask, int causal, uint16_t *out, int threads) {
+    const int64_t padded = (k_len + 15) / 16 * 16;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        float *x = malloc(sizeof(float) * padded);
+        uint16_t *tail = malloc(sizeof(uint16_t) * padded);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            const uint16_t *s = scores + r * k_len;
+            uint16_t *o = out + r * k_len;
+            const uint8_t *visible = key_mask ? key_mask + (r / per_seq) * k_len : NULL;
+            int64_t n = k_len;  /* keys at n and after are hidden (causal) */
+            if (causal) {
+                int64_t last = r % q_len + k_len - q_len;
+                n = last < 0 ? 0 : (last + 1 < k_len ? last + 1 : k_len);
+            }
+            const int64_t vn = (n + 15) / 16 * 16;
+            /* x = scores * scale, -inf where hidden, and the row's max lane by lane (a scalar max is
+               a chain of dependent instructions); whole vectors, the last one read from a copy */
+            f16 tops = (f16){0} - INFINITY;
+            for (int64_t j = 0; j < vn; j += 16) {
+                const uint16_t *from = s + j;
+                if (j + 16 > n) {
+                    memcpy(tail, from, sizeof(uint16_t) * (n - j));
+                    from = tail;
+                }
+                f16 v = bf16_load16(from) * scale;
+                i16 shown = (i16){0} - 1;
+                if (j + 16 > n)
+                    for (int64_t i = n - j; i < 16; i++) shown[i] = 0;
+                if (visible)
+                    for (int i = 0; i < 16 && j + i < n; i++) shown[i] &= -(int32_t)(visible[j + i] != 0);
+                v = (f16)(((i16)v & shown) | ((i16)((f16){0} - INFINITY) & ~shown));
+                i16 larger = v > tops;
+                tops = (f16)(((i16)v & larger) | ((i16)tops & ~larger));
+                memcpy(x + j, &v, sizeof v);
+            }
+            float top = tops[0];
+            for (int i = 1; i < 16; i++) top = tops[i] > top ? tops[i] : top;
+            if (top == -INFINITY) {  /* nothing visible */
+                memset(o, 0, sizeof(uint16_t) * k_len);
+                continue;
+            }
+            f16 total = {0};
+            for (int64_t i = 0; i < vn; i += 16) {
+                const f16 floor_ = (f16){0} - 87.0f;  /* e^-87 ~ 1e-38: lower exponents add nothing */
+                f16 v = load16(x + i), d = v - top;
+                i16 shown = v > -INFINITY, kept = d > floor_;  /* -inf - top is no number to use */
+                d = (f16)(((i16)d & kept) | ((i16)floor_ & ~kept));
+                f16 e = (f16)((i16)exp_nonpositive(d) & shown);
+                memcpy(x + i, &e, sizeof e);
+                total += e;
+            }
+            const float inv = 1.0f / sum16(total);
+            int64_t j = 0;
+            for (; j + 16 <= n; j += 16) bf16_store16(o + j, load16(x + j) * inv);
+            if (j < n) {
+                bf16_store16(tail, load16(x + j) * inv);
+                memcpy(o + j, tail, sizeof(uint16_t) * (n - j));
+                j = n;
+            }
+            if (n < k_len) memset(o + n, 0, sizeof(uint16_t) * (k_len - n));
+        }
+        free(x);
+        free(tail);
+    }
+}
