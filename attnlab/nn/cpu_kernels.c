@@ -195,101 +195,208 @@ int argmax_rows(const float *x, int64_t rows, int64_t n, int64_t *out) {
     return 0;
 }
 
-/* The softmax of bf16 attention scores, for bf16 inference (attnlab/nn/attention.py):
-   probs = softmax(scores * scale) over each row's visible keys, computed in fp32, rounded to bf16
-   (round to nearest even, as torch's .to(torch.bfloat16)); hidden keys get 0, a row with no
-   visible key is all 0.
+/* Attention for bf16 inference in one pass per head, on CPUs with AVX512-BF16 (Zen 4 and later, Intel
+   Cooper Lake and later): context = softmax(q K^T * scale) V, read from q, k, v wherever they lie (the
+   fused projection's output, a KV cache) and written in the (batch, q_len, heads, d) layout the output
+   projection reads. The torch form is two bf16 matmuls around a softmax with a (B, H, T, S) score tensor
+   between them, and copies of q, k, v into head-major order before them; here a head's keys and values
+   are repacked once into the pair layout of vdpbf16ps (16 lanes, each the dot product of two bf16
+   pairs, accumulated in fp32), its scores live in a row buffer of the thread, and a causal row stops
+   at its last visible key.
 
-   scores, out: (rows, k_len) bf16 bits, rows = batch * heads * q_len, row r the query r % q_len of
-   sequence r / per_seq (per_seq = heads * q_len).
-   key_mask: (batch, k_len), nonzero = visible, or NULL (every key).
-   causal: query t sees keys j <= t + k_len - q_len (bottom-right aligned); the keys after a row's
-   last visible one are not read at all, which halves a causal prefill's work. */
-typedef uint32_t u16v __attribute__((vector_size(64)));
-typedef uint16_t h16 __attribute__((vector_size(32)));
+   Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax in fp32, the
+   probabilities rounded to bf16 for the second product, accumulated in fp32, the context rounded to
+   bf16 (round to nearest even).
 
-static inline f16 bf16_load16(const uint16_t *p) {
-    h16 h;
-    memcpy(&h, p, sizeof h);
-    u16v wide = __builtin_convertvector(h, u16v) << 16;
-    f16 v;
-    memcpy(&v, &wide, sizeof v);
-    return v;
+   q: (batch, heads, q_len, d) by q_stride (elements; the last dimension contiguous); k, v: (batch,
+   kv_heads, k_len, d) by k_stride / v_stride, query head h reading key/value head h / (heads /
+   kv_heads). key_mask: (batch, k_len), nonzero = visible, or NULL. causal: query t sees keys up to
+   t + k_len - q_len. A row with no visible key gets a zero context. d: a multiple of 16, at most 256.
+   Returns 0, or -1 where this build has no AVX512-BF16 or d is not served (nothing is written). */
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#include <immintrin.h>
+
+/* e^x for x in [-87, 0], as exp_nonpositive (the same polynomial) but with fused multiply-adds and
+   vscalefps for the 2^n: 12 instructions, not 22; the exponentials were a third of this kernel's time */
+static inline __m512 exp512(__m512 x) {
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
 }
 
-static inline void bf16_store16(uint16_t *p, f16 v) {
-    u16v u;
-    memcpy(&u, &v, sizeof u);
-    u = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;  /* round to nearest even (finite values) */
-    h16 h = __builtin_convertvector(u, h16);
-    memcpy(p, &h, sizeof h);
-}
+#define ROWS 8  /* queries done together: each repacked key or value block is loaded once for all */
+/* vdpbf16ps takes ~6 cycles to give its sum and two can start a cycle: each loop keeps 16 independent
+   sums (8 queries x 2 key blocks, or x 2 groups of 16 channels), not 4, which measured 1.5x slower */
 
-void softmax_bf16(const uint16_t *scores, int64_t rows, int64_t q_len, int64_t k_len, int64_t per_seq,
-                  float scale, const uint8_t *key_mask, int causal, uint16_t *out, int threads) {
-    const int64_t padded = (k_len + 15) / 16 * 16;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        float *x = malloc(sizeof(float) * padded);
-        uint16_t *tail = malloc(sizeof(uint16_t) * padded);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            const uint16_t *s = scores + r * k_len;
-            uint16_t *o = out + r * k_len;
-            const uint8_t *visible = key_mask ? key_mask + (r / per_seq) * k_len : NULL;
-            int64_t n = k_len;  /* keys at n and after are hidden (causal) */
+static void attend_head_bf16(const uint16_t *q, const int64_t q_row, const uint16_t *k, int64_t k_row,
+                             const uint16_t *v, int64_t v_row, int64_t q_len, int64_t k_len, int64_t d,
+                             const uint8_t *visible, int causal, float scale, uint16_t *out, int64_t out_row,
+                             uint32_t *kp, uint32_t *vp, float *s, uint16_t *p) {
+    const int64_t blocks = (k_len + 15) / 16, pairs = d / 2, padded = blocks * 16;
+    /* keys: kp[(block * pairs + i) * 16 + j] = key (16 block + j)'s pair i (two bf16 in 32 bits) */
+    memset(kp + blocks * pairs * 16, 0, sizeof(uint32_t) * pairs * 16);  /* the spare block */
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t j = 0; j < 16; j++) {
+            int64_t key = b * 16 + j;
+            const uint32_t *row = (const uint32_t *)(k + key * k_row);
+            for (int64_t i = 0; i < pairs; i++) kp[(b * pairs + i) * 16 + j] = key < k_len ? row[i] : 0;
+        }
+    /* values: vp[m * d + c] = (v[2m][c], v[2m + 1][c]), key pairs interleaved per channel */
+    for (int64_t m = 0; m < padded / 2; m++) {
+        uint32_t *to = vp + m * d;
+        if (2 * m + 1 < k_len) {
+            const uint16_t *even = v + 2 * m * v_row, *odd = even + v_row;
+            for (int64_t c = 0; c < d; c++) to[c] = even[c] | ((uint32_t)odd[c] << 16);
+        } else if (2 * m < k_len) {  /* the last key of an odd count, paired with a zero */
+            const uint16_t *even = v + 2 * m * v_row;
+            for (int64_t c = 0; c < d; c++) to[c] = even[c];
+        } else {
+            memset(to, 0, sizeof(uint32_t) * d);
+        }
+    }
+    for (int64_t t0 = 0; t0 < q_len; t0 += ROWS) {
+        int64_t shown[ROWS], most = 0;
+        const uint32_t *qr[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            int64_t t = t0 + r < q_len ? t0 + r : q_len - 1;  /* past the end: the last row again, not stored */
+            qr[r] = (const uint32_t *)(q + t * q_row);
+            int64_t n = k_len;
             if (causal) {
-                int64_t last = r % q_len + k_len - q_len;
+                int64_t last = t + k_len - q_len;
                 n = last < 0 ? 0 : (last + 1 < k_len ? last + 1 : k_len);
             }
-            const int64_t vn = (n + 15) / 16 * 16;
-            /* x = scores * scale, -inf where hidden, and the row's max lane by lane (a scalar max is
-               a chain of dependent instructions); whole vectors, the last one read from a copy */
-            f16 tops = (f16){0} - INFINITY;
-            for (int64_t j = 0; j < vn; j += 16) {
-                const uint16_t *from = s + j;
-                if (j + 16 > n) {
-                    memcpy(tail, from, sizeof(uint16_t) * (n - j));
-                    from = tail;
-                }
-                f16 v = bf16_load16(from) * scale;
-                i16 shown = (i16){0} - 1;
-                if (j + 16 > n)
-                    for (int64_t i = n - j; i < 16; i++) shown[i] = 0;
-                if (visible)
-                    for (int i = 0; i < 16 && j + i < n; i++) shown[i] &= -(int32_t)(visible[j + i] != 0);
-                v = (f16)(((i16)v & shown) | ((i16)((f16){0} - INFINITY) & ~shown));
-                i16 larger = v > tops;
-                tops = (f16)(((i16)v & larger) | ((i16)tops & ~larger));
-                memcpy(x + j, &v, sizeof v);
-            }
-            float top = tops[0];
-            for (int i = 1; i < 16; i++) top = tops[i] > top ? tops[i] : top;
-            if (top == -INFINITY) {  /* nothing visible */
-                memset(o, 0, sizeof(uint16_t) * k_len);
-                continue;
-            }
-            f16 total = {0};
-            for (int64_t i = 0; i < vn; i += 16) {
-                const f16 floor_ = (f16){0} - 87.0f;  /* e^-87 ~ 1e-38: lower exponents add nothing */
-                f16 v = load16(x + i), d = v - top;
-                i16 shown = v > -INFINITY, kept = d > floor_;  /* -inf - top is no number to use */
-                d = (f16)(((i16)d & kept) | ((i16)floor_ & ~kept));
-                f16 e = (f16)((i16)exp_nonpositive(d) & shown);
-                memcpy(x + i, &e, sizeof e);
-                total += e;
-            }
-            const float inv = 1.0f / sum16(total);
-            int64_t j = 0;
-            for (; j + 16 <= n; j += 16) bf16_store16(o + j, load16(x + j) * inv);
-            if (j < n) {
-                bf16_store16(tail, load16(x + j) * inv);
-                memcpy(o + j, tail, sizeof(uint16_t) * (n - j));
-                j = n;
-            }
-            if (n < k_len) memset(o + n, 0, sizeof(uint16_t) * (k_len - n));
+            shown[r] = n;
+            most = n > most ? n : most;
         }
-        free(x);
-        free(tail);
+        const int64_t used = (most + 15) / 16;  /* key blocks any of the rows sees */
+        /* scores s[r][key] = q_r . k_key * scale, -inf where hidden, and each row's max */
+        __m512 tops[ROWS];
+        for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
+        for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
+            __m512 acc[ROWS][2];
+            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            const uint32_t *block = kp + b * pairs * 16, *next = block + pairs * 16;
+            for (int64_t i = 0; i < pairs; i++) {
+                __m512bh keys = (__m512bh)_mm512_loadu_si512(block + i * 16);
+                __m512bh more = (__m512bh)_mm512_loadu_si512(next + i * 16);
+                for (int r = 0; r < ROWS; r++) {
+                    __m512bh query = (__m512bh)_mm512_set1_epi32((int)qr[r][i]);
+                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], keys, query);
+                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], more, query);
+                }
+            }
+            for (int half = 0; half < 2 && b + half < used; half++) {
+                const int64_t first = (b + half) * 16;
+                __mmask16 seen = 0xFFFF;  /* keys visible to every query (the padding mask) */
+                if (visible) {
+                    __mmask16 inside = first + 16 <= k_len ? 0xFFFF : (__mmask16)((1u << (k_len - first)) - 1);
+                    __m128i bytes = _mm_maskz_loadu_epi8(inside, visible + first);  /* not past the row */
+                    seen = _mm_test_epi8_mask(bytes, bytes);
+                }
+                for (int r = 0; r < ROWS; r++) {
+                    __mmask16 in = first + 16 <= shown[r] ? 0xFFFF
+                                 : (first >= shown[r] ? 0 : (__mmask16)((1u << (shown[r] - first)) - 1));
+                    __m512 x = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), in & seen, acc[r][half],
+                                                  _mm512_set1_ps(scale));
+                    _mm512_storeu_ps(s + r * padded + first, x);
+                    tops[r] = _mm512_max_ps(tops[r], x);
+                }
+            }
+        }
+        /* softmax numerators e = exp(s - max) as bf16 in p[r] (0 where hidden, up to the last block's
+           end); the division by their sum is applied to the context instead, one multiply a channel */
+        __m512 inv[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            const float *sr = s + r * padded;
+            uint16_t *pr = p + r * padded;
+            const float top = _mm512_reduce_max_ps(tops[r]);
+            const __m512 shift = _mm512_set1_ps(top == -INFINITY ? 0.0f : top);
+            __m512 total = _mm512_setzero_ps();
+            for (int64_t b = 0; b < used; b++) {
+                __m512 x = _mm512_loadu_ps(sr + b * 16);
+                __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+                __m512 dx = _mm512_max_ps(_mm512_sub_ps(x, shift), _mm512_set1_ps(-87.0f));
+                __m512 e = _mm512_maskz_mov_ps(in, exp512(dx));
+                total = _mm512_add_ps(total, e);
+                _mm256_storeu_si256((__m256i *)(pr + b * 16), (__m256i)_mm512_cvtneps_pbh(e));
+            }
+            const float sum = _mm512_reduce_add_ps(total);
+            inv[r] = _mm512_set1_ps(top == -INFINITY ? 0.0f : 1.0f / sum);  /* nothing visible: 0 */
+        }
+        /* context: out[r] = (sum over key pairs of p[r] pairs . value pairs) / sum, 32 channels at a time */
+        const int64_t key_pairs = used * 8;
+        for (int64_t c0 = 0; c0 < d; c0 += 32) {
+            const int width = d - c0 < 32 ? 1 : 2;
+            __m512 acc[ROWS][2];
+            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            for (int64_t m = 0; m < key_pairs; m++) {
+                __m512bh vals = (__m512bh)_mm512_loadu_si512(vp + m * d + c0);
+                __m512bh more = (__m512bh)_mm512_loadu_si512(vp + m * d + c0 + 16 * (width - 1));
+                for (int r = 0; r < ROWS; r++) {
+                    uint32_t pair;
+                    memcpy(&pair, p + r * padded + 2 * m, sizeof pair);
+                    __m512bh weights = (__m512bh)_mm512_set1_epi32((int)pair);
+                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], vals, weights);
+                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], more, weights);
+                }
+            }
+            for (int r = 0; r < ROWS && t0 + r < q_len; r++)
+                for (int w = 0; w < width; w++) {
+                    __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(acc[r][w], inv[r]));
+                    _mm256_storeu_si256((__m256i *)(out + (t0 + r) * out_row + c0 + w * 16), (__m256i)h);
+                }
+        }
     }
 }
+
+int attend_bf16_built(void) { return 1; }
+
+int attend_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t batch, int64_t heads,
+                int64_t kv_heads, int64_t q_len, int64_t k_len, int64_t d, const int64_t *q_stride,
+                const int64_t *k_stride, const int64_t *v_stride, const uint8_t *key_mask, int causal,
+                float scale, uint16_t *out, int threads) {
+    if (d % 16 || d > 256 || heads % kv_heads) return -1;
+    const int64_t group = heads / kv_heads, padded = (k_len + 15) / 16 * 16;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        uint32_t *kp = aligned_alloc(64, (size_t)(padded + 16) * d * 2 + 64);  /* + a spare block */
+        uint32_t *vp = aligned_alloc(64, (size_t)padded * d * 2 + 64);
+        float *s = aligned_alloc(64, sizeof(float) * ROWS * padded + 64);
+        uint16_t *p = aligned_alloc(64, sizeof(uint16_t) * ROWS * padded + 64);
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < batch * heads; task++) {
+            int64_t b = task / heads, h = task % heads, g = h / group;
+            attend_head_bf16(q + b * q_stride[0] + h * q_stride[1], q_stride[2],
+                             k + b * k_stride[0] + g * k_stride[1], k_stride[2],
+                             v + b * v_stride[0] + g * v_stride[1], v_stride[2], q_len, k_len, d,
+                             key_mask ? key_mask + b * k_len : NULL, causal, scale,
+                             out + (b * q_len * heads + h) * d, heads * d, kp, vp, s, p);
+        }
+        free(kp);
+        free(vp);
+        free(s);
+        free(p);
+    }
+    return 0;
+}
+#else
+int attend_bf16_built(void) { return 0; }
+
+int attend_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t batch, int64_t heads,
+                int64_t kv_heads, int64_t q_len, int64_t k_len, int64_t d, const int64_t *q_stride,
+                const int64_t *k_stride, const int64_t *v_stride, const uint8_t *key_mask, int causal,
+                float scale, uint16_t *out, int threads) {
+    (void)q; (void)k; (void)v; (void)batch; (void)heads; (void)kv_heads; (void)q_len; (void)k_len; (void)d;
+    (void)q_stride; (void)k_stride; (void)v_stride; (void)key_mask; (void)causal; (void)scale; (void)out;
+    (void)threads;
+    return -1;
+}
+#endif

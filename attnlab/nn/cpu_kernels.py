@@ -4,8 +4,8 @@ A decode step runs ~10 tiny operations per layer besides its matrix products (no
 positions, the KV-cache write, one query's attention, SiLU * up, residual adds). Each torch op
 costs a few µs of dispatch on a CPU, more than its arithmetic at batch 1, so together they took
 ~40% of a SmolLM2-135M step. ``cpu_kernels.c`` does each group in one call (see
-:mod:`attnlab.nn.lean_decode`, which uses them). ``softmax_bf16`` is the softmax of bf16
-inference's attention scores (see :mod:`attnlab.nn.score_softmax`).
+:mod:`attnlab.nn.lean_decode`, which uses them). ``attend_bf16`` is bf16 inference's attention on
+CPUs with AVX512-BF16 (see :mod:`attnlab.nn.fused_attention`).
 
 :func:`build` compiles a C file once per machine with the compiler on the PATH (``$CC``, else
 ``cc``/``gcc``), ``-O3 -march=native`` (``$ATTNLAB_KERNEL_MARCH`` picks another target, e.g.
@@ -113,6 +113,9 @@ def library() -> ctypes.CDLL | None:
     lib.attend_one.restype = None
     lib.argmax_rows.argtypes = [ptr, i64, i64, ptr]
     lib.argmax_rows.restype = ctypes.c_int
-    lib.softmax_bf16.argtypes = [ptr, i64, i64, i64, i64, f32, ptr, ctypes.c_int, ptr, ctypes.c_int]
-    lib.softmax_bf16.restype = None
+    lib.attend_bf16.argtypes = [ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ctypes.c_int,
+                                f32, ptr, ctypes.c_int]
+    lib.attend_bf16.restype = ctypes.c_int
+    lib.attend_bf16_built.argtypes = []
+    lib.attend_bf16_built.restype = ctypes.c_int
     return lib
