@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "attnlab.commands.translate",
     "attnlab.commands.evaluate",
     "attnlab.commands.predict",
+    "attnlab.commands.embed",
 )
 
 EXAMPLES = """examples:

@@ -11,9 +11,12 @@
 The reference is transformers at its fastest dtype here (see :mod:`attnlab.speed.comparison`);
 the fp32 answer is transformers fp32's output. attnlab runs :class:`CompiledEncoder` /
 :class:`CompiledPrefill` (the probe's dtype, torch.compile with frozen weights; the compile time
-is a one-off, reported apart) and its fp32 eager path. An encoder's quality is its relative and
-max |difference| from the fp32 answer against a stated tolerance (:data:`TOLERANCE`); a
-prefill's, its next-token logits' max |difference| and whether the top-1 token is the same.
+is a one-off, reported apart) and its fp32 eager path; for encoders also CompiledEncoder eager in
+the probe's dtype. ``attnlab embed`` runs that encoder: compiled for inputs of at least a million
+tokens (:data:`attnlab.inference.embedding.COMPILE_MIN_TOKENS`), eager below. An encoder's
+quality is its relative and max |difference| from the fp32 answer against a stated tolerance
+(:data:`TOLERANCE`); a prefill's, its next-token logits' max |difference| and whether the top-1
+token is the same.
 """
 
 from __future__ import annotations
@@ -125,6 +128,8 @@ def _encoder_comparison(workload: str, ours, theirs, ids: Tensor, mask: Tensor, 
         exact = theirs(input_ids=ids, attention_mask=mask).last_hidden_state  # the fp32 answer
     fast = CompiledEncoder(copy.deepcopy(ours), dtype=dtype, compile=compile)
     output, compile_s = timed(lambda: fast(ids, mask))
+    # What `attnlab embed` runs below COMPILE_MIN_TOKENS: the same encoder in the same dtype, eager.
+    uncompiled = CompiledEncoder(copy.deepcopy(ours), dtype=fast.dtype, compile=False) if compile else None
 
     def hf_run(model):
         def run():
@@ -138,6 +143,8 @@ def _encoder_comparison(workload: str, ours, theirs, ids: Tensor, mask: Tensor, 
 
     variants = {**{f"hf_{d}": hf_run(model) for d, model in hf.items()}, "fast": lambda: fast(ids, mask),
                 "eager": eager}
+    if uncompiled is not None:
+        variants["uncompiled"] = lambda: uncompiled(ids, mask)
     timings = interleaved(variants, rounds=rounds)
     tokens = ids.numel()
     label = "transformers BertModel"
@@ -145,6 +152,8 @@ def _encoder_comparison(workload: str, ours, theirs, ids: Tensor, mask: Tensor, 
     kind = "compiled, frozen weights" if compile else "eager"
     names = {reference: reference_name, "fast": f"attnlab CompiledEncoder {fast.dtype} ({kind})",
              "eager": "attnlab BertModel fp32 eager"}
+    if uncompiled is not None:
+        names["uncompiled"] = f"attnlab CompiledEncoder {fast.dtype} (eager)"
     comparison = finish(workload, reference, names, timings, tokens, machine, goal=goal,
                         goal_variant=names["fast"], lines=lines)
     for d, model in hf.items():
@@ -153,13 +162,17 @@ def _encoder_comparison(workload: str, ours, theirs, ids: Tensor, mask: Tensor, 
             comparison.reference.quality = text
         elif d != "fp32":  # the fp32 answer itself: its timing line says so
             comparison.lines.append(f"{label} {d} vs fp32: {text}")
-    fast_variant, eager_variant = comparison.variants
+    fast_variant, eager_variant = comparison.variants[:2]
     fast_variant.quality, fast_ok = encoder_agreement(output, exact, fast.dtype)
     fast_variant.metrics = encoder_figures(output, exact)
     fast_variant.one_off = f"compile {compile_s:.1f}" if compile else ""
     eager_output = eager()
     eager_variant.quality = encoder_agreement(eager_output, exact, "fp32")[0]
     eager_variant.metrics = encoder_figures(eager_output, exact)
+    if uncompiled is not None:
+        uncompiled_output = uncompiled(ids, mask)
+        comparison.variants[2].quality = encoder_agreement(uncompiled_output, exact, fast.dtype)[0]
+        comparison.variants[2].metrics = encoder_figures(uncompiled_output, exact)
     if not fast_ok:
         comparison.lines.append("the fast path's output is OUTSIDE its stated tolerance")
     return comparison

@@ -56,6 +56,7 @@ BASE: dict[str, dict] = {
     "translate": {"--model": "{mt}", "--text": "Where is the station?", "--beam": "1"},
     "evaluate": {"--model": "{mt}", "--data": "{few_pairs}", "--beam": "1"},
     "predict": {"--model": "{classifier}", "--text": "a good day", "--device": "cpu"},
+    "embed": {"--model": "{bert}", "--text": "ROMEO", "--dtype": "fp32", "--no-progress": SWITCH},
 }
 
 # Shared lists, for the flags that mean the same on every command.
@@ -216,6 +217,12 @@ BAD: dict[str, dict[str, list]] = {
         "--context": ["Ross", ("--model", "{qa_model}", "--question", "who?", "--context", "")],
         "--batch-size": COUNT, "--device": DEVICE,
     },
+    "embed": {
+        "--model": [*MODEL, "{gpt}", "{mt}"], "--text": ["", "   ", ("--input", "{corpus}", "--text", "a")],
+        "--input": READ_TEXT, "--out": [*OUT_FILE, "{out}/vectors.csv"],
+        "--similarity": [("--out", "{out}/vectors.npy", "--similarity")],
+        "--batch-size": COUNT, "--max-length": ["1", "0", "-1"],
+    },
 }
 
 # Flags that no value past argparse makes wrong (argparse's own checks still run on them).
@@ -254,4 +261,7 @@ NOTHING_BAD: dict[str, dict[str, str]] = {
                  "--no-dictionary": "a switch: both are valid", "--reverse": "a switch: both are valid",
                  "--weights": "a choice: each loads any model", "--dtype": "a choice"},
     "translate": {"--weights": "a choice: each loads any model", "--dtype": "a choice"},
+    "embed": {"--dtype": "a choice (bf16 on a CPU without native bf16: tests/commands)",
+              "--compile": "a choice: each embeds the same texts",
+              "--no-progress": "a switch that only hides the bar"},
 }
