@@ -73,6 +73,9 @@ def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", com
     exact = exact_all[-1:]
     fast = CompiledPrefill(copy.deepcopy(ours), 1, length, dtype=dtype, compile=compile)
     logits, compile_s = timed(lambda: fast(ids))
+    # What `attnlab generate --dtype bf16` runs for a prompt: the same prefill in the same dtype, eager.
+    uncompiled = CompiledPrefill(copy.deepcopy(ours), 1, length, dtype=fast.dtype, compile=False) \
+        if compile else None
 
     def hf_run(model):
         def run():
@@ -86,12 +89,16 @@ def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", com
 
     variants = {**{f"hf_{d}": hf_run(model) for d, model in hf.items()}, "fast": lambda: fast(ids),
                 "eager": eager}
+    if uncompiled is not None:
+        variants["uncompiled"] = lambda: uncompiled(ids)
     timings = interleaved(variants, rounds=rounds)
     label = "transformers GPT2LMHeadModel"
     reference, reference_name, lines = pick_reference(timings, length, label, {d: f"hf_{d}" for d in hf})
     kind = "compiled, frozen weights" if compile else "eager"
     names = {reference: reference_name, "fast": f"attnlab CompiledPrefill {fast.dtype} ({kind})",
              "eager": "attnlab GPT.prefill fp32 eager"}
+    if uncompiled is not None:
+        names["uncompiled"] = f"attnlab GPT.prefill {fast.dtype} eager"
     size = "124M" if preset == "gpt2" else f"({preset} preset)"
     comparison = finish(f"GPT-2 {size} (random init) prefill, 1 x {length} tokens, next-token logits",
                         reference, names, timings, length, machine, goal=1.5, goal_variant=names["fast"],
@@ -102,8 +109,12 @@ def prefill_gpt2(*, rounds: int = 5, length: int = 512, dtype: str = "auto", com
             comparison.reference.quality = text
         elif d != "fp32":  # the fp32 answer itself: its timing line says so
             comparison.lines.append(f"{label} {d} next-token logits vs fp32: {text}")
-    fast_variant, eager_variant = comparison.variants
+    fast_variant, eager_variant = comparison.variants[:2]
     fast_variant.quality, fast_variant.metrics = logit_agreement(logits, exact), logit_figures(logits, exact)
+    if uncompiled is not None:
+        uncompiled_logits = uncompiled(ids)
+        comparison.variants[2].quality = logit_agreement(uncompiled_logits, exact)
+        comparison.variants[2].metrics = logit_figures(uncompiled_logits, exact)
     fast_variant.one_off = f"compile {compile_s:.1f}" if compile else ""
     eager_logits = eager()
     eager_variant.quality, eager_variant.metrics = (logit_agreement(eager_logits, exact),

@@ -163,3 +163,17 @@ def test_the_compiled_path_takes_it(monkeypatch):
     assert "attnlab::attend_bf16" in names, sorted(names)
     torch.testing.assert_close(got.float(), expected, rtol=0, atol=BF16_ATOL)
     assert attention.uses_fused_inference_attention  # the rule's name, for readers of the profile above
+
+
+@needs_kernel
+def test_threads_split_heads_and_change_nothing():
+    query, key, value = inputs(2, 6, 3, 33, 70, 64)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fused_attention.attend_bf16(query, key, value, is_causal=True)
+        torch.set_num_threads(2)
+        two = fused_attention.attend_bf16(query, key, value, is_causal=True)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, two)  # each head is one thread's whole task
