@@ -106,8 +106,9 @@ def add_weights_argument(parser: argparse._ActionsContainer, auto: str = "float 
                              f"{auto} (default auto)")
 
 
-def add_dtype_argument(parser: argparse._ActionsContainer, bf16: str = "") -> None:
-    """``--dtype auto|fp32|bf16``: the float layers' dtype (:func:`attnlab.commands.loading.load_kind`)."""
+def add_dtype_argument(parser: argparse._ActionsContainer, bf16: str = "", auto: str = "fp32") -> None:
+    """``--dtype auto|fp32|bf16``: the float layers' dtype (:func:`attnlab.commands.loading.load_kind`);
+    ``auto``: what auto means on this command."""
     parser.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                         help="the float weights and activations: fp32 (exact) or bf16 (needs a CPU that "
-                             f"computes bf16 natively{bf16}; the answer moves); auto = fp32 (default)")
+                             f"computes bf16 natively{bf16}; the answer moves); auto = {auto} (default)")

@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_weights_argument(parser, auto="for a float checkpoint what a one-time probe on this CPU "
                                       "chose: int8/int4 only if they keep fp32's greedy answer on 5 test "
                                       "prompts and decode faster, else float; cached in ~/.cache/attnlab")
-    add_dtype_argument(parser)
+    add_dtype_argument(parser, auto="for a float checkpoint bf16 if the same probe passes it and it decodes "
+                                    "faster, else fp32")
     parser.set_defaults(run=run)
 
 
@@ -62,8 +63,12 @@ def run(args: argparse.Namespace) -> int:
         raise AttnlabError("--system is the system message of --chat; add --chat or drop --system.")
     loaded = load_kind(args.model, GPT, "{path} holds a {found}, not a causal LM; generate needs a GPT.",
                        weights=args.weights, dtype=args.dtype)
-    if args.weights == "auto":
-        settle_auto_weights(loaded, args.model)
+    # What the probe may choose: int8 / int4 weights under --weights auto, bf16 under --dtype auto
+    # (float weights only: packed blocks take fp32 activations).
+    allowed = (("int8", "int4") if args.weights == "auto" else ()) + (
+        ("bf16",) if args.dtype == "auto" and args.weights in ("auto", "float") else ())
+    if allowed:
+        settle_auto_weights(loaded, args.model, allowed)
     model, tokenizer = loaded.model, loaded.tokenizer
     prompt, eos = args.prompt, None
     if args.chat:

@@ -31,10 +31,11 @@ def load_kind(path: str, kind: type, refusal: str, *, weights: str = "auto",
     return loaded
 
 
-def settle_auto_weights(loaded: Pretrained, path: str) -> None:
-    """``--weights auto`` for decoding: a float GPT checkpoint (a directory in fp32) gets the weights its
-    quality probe chose on this CPU (:mod:`attnlab.inference.auto_weights`; cached), a .gguf keeps its
-    packed blocks. What was chosen, when not float, is said on stderr."""
+def settle_auto_weights(loaded: Pretrained, path: str, allowed: tuple[str, ...] = ("int8", "int4")) -> None:
+    """``--weights auto`` / ``--dtype auto`` for decoding: a float GPT checkpoint (a directory in fp32) gets
+    the weights or dtype its quality probe chose on this CPU among ``allowed`` ("int8", "int4" for
+    ``--weights auto``, "bf16" for ``--dtype auto``; :mod:`attnlab.inference.auto_weights`, cached), a
+    .gguf keeps its packed blocks. What was chosen, when not float, is said on stderr."""
     import sys
     from pathlib import Path
 
@@ -48,14 +49,19 @@ def settle_auto_weights(loaded: Pretrained, path: str) -> None:
     if not isinstance(model, GPT) or not Path(path).expanduser().is_dir() or \
             model.embeddings.token.weight.dtype != torch.float32:
         return
-    choice, entry = choose_weights(model, loaded.tokenizer, path,
+    choice, entry = choose_weights(model, loaded.tokenizer, path, allowed=allowed,
                                    on_probe=lambda message: print(f"attnlab: {message}", file=sys.stderr))
     if choice != "float":
-        quantize_weights(model, choice)
+        flag = "--dtype" if choice == "bf16" else "--weights"
+        if choice == "bf16":
+            model.to(torch.bfloat16)
+        else:
+            quantize_weights(model, choice)
         figures = entry["figures"][choice]
-        print(f"attnlab: --weights auto = {choice} for this model on this CPU (measured: greedy tokens equal "
+        print(f"attnlab: {flag} auto = {choice} for this model on this CPU (measured: greedy tokens equal "
               f"fp32's for >= {figures['tokens_equal_min']:.0f} of {figures['new_tokens']:.0f}, top-1 "
-              f"{100 * figures['top1']:.1f}%); --weights float for fp32", file=sys.stderr)
+              f"{100 * figures['top1']:.1f}%); {flag} {'fp32' if choice == 'bf16' else 'float'} for fp32",
+              file=sys.stderr)
 
 
 def load_translator(path: str, *, weights: str = "auto", dtype: str = "auto") -> tuple[Transformer, object]:

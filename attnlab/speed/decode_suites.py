@@ -139,6 +139,9 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
                      for weights, model in quantized.items()})
     if packed is not None:
         variants["packed"] = lambda: generate(packed, prompt, new_tokens, temperature=0)
+    half = copy.deepcopy(ours).to(torch.bfloat16) if "bf16" in reference_dtypes() else None
+    if half is not None:  # what --dtype bf16 (or auto, where the probe passes it) decodes with
+        variants["bf16"] = lambda: generate(half, prompt, new_tokens, temperature=0)
     timings = interleaved(variants, rounds=rounds)
     label = f"transformers {type(theirs).__name__}.generate"
     reference, reference_name, lines = pick_reference(timings, new_tokens, label,
@@ -147,6 +150,8 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
              **{weights: quantized_name(weights) for weights in QUANTIZED}}
     if packed is not None:
         names["packed"] = PACKED_NAME
+    if half is not None:
+        names["bf16"] = BF16_NAME
     comparison = finish(workload, reference, names, timings, new_tokens, machine, goal=goal,
                         goal_variant=names["int8"], lines=lines)
     against = "transformers fp32"
@@ -181,10 +186,18 @@ def _decode_comparison(workload: str, ours, theirs, prompt: Tensor, held_out: li
     if packed is not None:
         comparison.lines += _packed_quality(comparison.variant(PACKED_NAME), ours, packed, prompt, held_out,
                                             expected, exact)
+    if half is not None:
+        row = comparison.variant(BF16_NAME)
+        row.quality, row.metrics = held_out_quality(ours, half, held_out, new_tokens)
+        bar = row.metrics["tokens_equal_min"] >= new_tokens // 2 and row.metrics["top1"] >= 0.98
+        comparison.lines.append(f"bf16 against the bar --dtype auto applies (greedy tokens equal fp32's for "
+                                f"at least the first half on every held-out prompt, top-1 >= 98%): "
+                                f"{'met' if bar else 'NOT met'}")
     return comparison
 
 
 PACKED_NAME = "attnlab generate packed"
+BF16_NAME = "attnlab generate bf16 (--dtype bf16)"
 
 
 def _packed_quality(row, ours, packed, prompt: Tensor, held_out: list[Tensor], expected: Tensor,

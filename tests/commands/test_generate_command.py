@@ -115,6 +115,7 @@ def test_auto_weights_of_a_float_checkpoint_follow_the_probe(char_gpt, capsys, m
             "--temperature", "0"]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "choosing --weights for" in err and "--weights auto = int8 for this model on this CPU" in err
+    assert "choosing --weights / --dtype for" in err
+    assert "--weights auto = int8 for this model on this CPU" in err
     assert main([*argv, "--weights", "float"]) == 0
     assert "--weights auto" not in capsys.readouterr().err

@@ -36,7 +36,7 @@ def test_small_models_stay_float_without_a_probe(saved, monkeypatch):
 def test_the_probe_measures_issue_18s_figures(saved):
     model, _ = saved
     entry = probe(model, None)
-    assert entry["weights"] in ("float", "int8", "int4") and set(entry["figures"]) >= {"int8", "int4"}
+    assert entry["weights"] in ("float", "int8", "int4", "bf16") and set(entry["figures"]) >= {"int8", "int4"}
     for figures in (entry["figures"]["int8"], entry["figures"]["int4"]):
         assert figures["new_tokens"] == 32 - 8 and 0 <= figures["top1"] <= 1 and figures["max_dlogit"] > 0
 
@@ -97,3 +97,39 @@ def test_a_corrupt_cache_is_ignored(saved, monkeypatch, cache_home):
     monkeypatch.setattr(auto_weights, "probe", lambda *a: {"weights": "float", "figures": {}})
     assert choose_weights(model, None, path)[0] == "float"
     assert len(cache_key(path)) == 32
+
+
+def test_the_flags_limit_what_the_cached_probe_may_choose(saved, monkeypatch, cache_home):
+    """One probe measures every candidate; --weights auto may take int8 / int4, --dtype auto bf16."""
+    model, path = saved
+    monkeypatch.setattr(auto_weights, "PROBE_MIN_BYTES", 0)
+    monkeypatch.setattr(auto_weights, "candidates", lambda: ("int8", "int4", "bf16"))
+    monkeypatch.setattr(auto_weights, "quality", passing)
+    monkeypatch.setattr(auto_weights, "time_interleaved", lambda calls, repeat: {
+        "float": 1.0, "int8": 0.5, "int4": 0.95, "bf16": 0.3})
+    assert choose_weights(model, None, path, allowed=("int8", "int4", "bf16"))[0] == "bf16"
+    monkeypatch.setattr(auto_weights, "probe", lambda *a: pytest.fail("probed twice"))
+    assert choose_weights(model, None, path, allowed=("int8", "int4"))[0] == "int8"  # --dtype fp32
+    assert choose_weights(model, None, path, allowed=("bf16",))[0] == "bf16"  # --weights float
+    assert choose_weights(model, None, path, allowed=("int4",))[0] == "float"  # 0.95 x: not enough
+
+
+def test_an_entry_cached_before_bf16_was_a_candidate_is_probed_again(saved, monkeypatch, cache_home):
+    model, path = saved
+    monkeypatch.setattr(auto_weights, "PROBE_MIN_BYTES", 0)
+    monkeypatch.setattr(auto_weights, "candidates", lambda: ("int8", "int4", "bf16"))
+    auto_weights.write_cached(cache_key(path), {"weights": "float", "figures": {"int8": {}, "int4": {}}})
+    runs = []
+    monkeypatch.setattr(auto_weights, "probe",
+                        lambda *a: runs.append(1) or {"weights": "float", "figures": {"bf16": {}}})
+    assert choose_weights(model, None, path, allowed=("int8", "int4"))[0] == "float" and not runs
+    assert choose_weights(model, None, path, allowed=("bf16",))[0] == "float" and runs == [1]
+
+
+@pytest.mark.skipif(not auto_weights.cpu_has_native_bf16(), reason="bf16 is emulated on this CPU")
+def test_bf16_is_a_candidate_where_the_cpu_computes_it(saved):
+    model, _ = saved
+    assert "bf16" in auto_weights.candidates()
+    candidate = auto_weights.candidate_model(model, "bf16")
+    assert candidate.embeddings.token.weight.dtype == torch.bfloat16
+    assert model.embeddings.token.weight.dtype == torch.float32  # a copy: the float model stays
