@@ -122,3 +122,15 @@ def tiny_bert_model():
     model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, max_positions=32, n_layers=1, n_heads=2,
                                  d_model=16, d_ff=32)).eval()
     return model, tokenizer
+
+
+def test_compiled_encoder_gives_the_eager_vectors_for_every_shape(tiny_bert_model):
+    """compile="yes": one graph for every batch and length (texts of 2 to 12 tokens, a short last batch)."""
+    model, tokenizer = tiny_bert_model
+    texts = ["the cat", "a much longer text about the cat and the dog", "dog", "the dog sat on the mat",
+             "cat", "the log"]
+    eager = SentenceEncoder(model, tokenizer, dtype="fp32", compile="no").encode(texts, batch_size=4)
+    compiled = SentenceEncoder(model, tokenizer, dtype="fp32", compile="yes")
+    got = compiled.encode(texts, batch_size=4)
+    assert compiled.compiled
+    torch.testing.assert_close(got, eager, rtol=0, atol=1e-5)
