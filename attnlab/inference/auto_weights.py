@@ -3,7 +3,7 @@ keep fp32's answer on this CPU.
 
 int8 / int4 weights (:mod:`attnlab.inference.weight_quant`) decode several times faster than fp32
 once the weights outgrow the caches, and bf16 (where the CPU computes it natively) halves the bytes
-a token reads (`attnlab bench decode`, GPT-2 124M, random init, 1 thread: 52.3 vs 35.5 tokens/s),
+a token reads (`attnlab bench decode`, GPT-2 124M, random init, 1 thread: 56.6 vs 35.0 tokens/s),
 but they move the logits, and whether the answer survives depends on the model. So the choice is
 measured, once per model and machine, with issue 18's quality check: on 5 fixed prompts (token ids
 drawn from a seeded generator where the tokenizer cannot encode the English ones), each candidate's

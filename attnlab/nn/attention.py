@@ -142,11 +142,15 @@ def explicit_attention(
     return context, scores, probs
 
 
-# --- bf16 inference under torch.compile: the attention kernel (a measured rule) -------------------------
+# --- bf16 inference under torch.compile where the fused C kernel does not run (a measured rule) ----------
 #
+# On CPUs with AVX512-BF16 the fused kernel (uses_fused_inference_attention, below) takes bf16 inference
+# first; these figures chose between flash SDPA and the torch form before it existed, and still decide
+# elsewhere (a head width the kernel does not serve, a mask per query, no C compiler).
 # Measured on a 2-core Zen 5 (AVX512-BF16, no AMX), 1 thread, no grad, both kernels compiled by inductor
-# and timed in turns (benchmarks/inference_attention.py; medians; the machine shared, load average ~6 on
-# 2 cores, so single figures move by tens of percent between runs, the ordering did not up to 512 keys),
+# and timed in turns (an earlier benchmarks/inference_attention.py; medians; the machine shared, load
+# average ~6 on 2 cores, so single figures move by tens of percent between runs, the ordering did not up
+# to 512 keys),
 # q, k, v views of the fused qkv output:
 #   (B, H, T=S, D)           flash SDPA   compiled_inference_attention
 #   (8, 12, 128, 32)           8.1 ms         6.5 ms       MiniLM's layer (1.16x-1.24x in two runs)
@@ -212,10 +216,12 @@ def uses_fused_inference_attention(
 ) -> bool:
     """Whether :class:`MultiHeadAttention` runs :func:`attnlab.nn.fused_attention.attend_bf16`: bf16 on a
     CPU with AVX512-BF16, nothing to differentiate, no dropout, and no mask or one row of visible keys
-    per sequence; eager or compiled, any length. It measured 2.8-7x faster than fused SDPA in bf16 at
-    every shape tried (2-core Zen 5, 1 thread; benchmarks/inference_attention.py): MiniLM's layer
-    (8, 12, 128, 32) 0.87 vs 3.27 ms, a 512-token causal GPT-2 layer 1.20 vs 8.64 ms, 2048 tokens
-    17.5 vs 81.5 ms, one decoding query over 300 keys 0.06 vs 0.20 ms."""
+    per sequence; eager or compiled, any length. Against fused SDPA in bf16 (what transformers runs) it
+    measured 3.2-6.0x faster at every shape tried, with the same max error against float64
+    (benchmarks/inference_attention.py, 2-core Zen 5, 1 thread): MiniLM's layer (8, 12, 128, 32)
+    0.93 vs 3.54 ms, a 512-token causal GPT-2 layer 1.60 vs 9.55 ms, 2048 tokens 18.7 vs 87.8 ms,
+    one decoding query over 300 keys 0.09 vs 0.27 ms; and 1.9-3.1x faster than the compiled torch
+    form below up to 512 keys, 12x at 1024."""
     needs_grad = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
     return not needs_grad and dropout_p == 0.0 and fused_attention.serves(query, key, value, mask)
 

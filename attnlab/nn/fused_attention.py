@@ -1,17 +1,19 @@
 """Attention for bf16 inference in one C call, on CPUs with AVX512-BF16 (Zen 4 and later, Intel Cooper
 Lake and later): context = softmax(Q K^T / sqrt(d)) V, Eq. 1 of Vaswani et al. (2017).
 
-Under ``torch.compile``, bf16 attention on a CPU would otherwise be the torch form of
+bf16 attention on a CPU would otherwise be fused SDPA (its flash kernel converts bf16 blocks to fp32
+on CPUs without AMX) or, under ``torch.compile``, the torch form of
 :func:`attnlab.nn.attention.compiled_inference_attention`: copies of q, k, v into head-major order, a
-bf16 matmul into a (B, H, T, S) score tensor, an fp32 softmax, a second matmul. Profiled on
-all-MiniLM-L6-v2 (8 x 128 tokens, 12 heads of 32) and a 512-token GPT-2 124M prefill, that took
-1.8 ms and 5-8 ms a layer, the largest cost after the linear layers: inductor's softmax alone 1.5
-and 5.1 ms (it also computed the causal mask's hidden half), and each new score tensor's pages
-faulted in afresh. ``attend_bf16`` in :mod:`attnlab.nn.cpu_kernels` does a head at a time: it repacks
-the head's keys and values into the pair layout of ``vdpbf16ps`` (bf16 products accumulated in
-fp32), keeps eight queries' scores in a buffer of the thread, computes their softmax there, and
+bf16 matmul into a (B, H, T, S) score tensor, an fp32 softmax, a second matmul. Profiled inside
+all-MiniLM-L6-v2 (8 x 128 tokens, 12 heads of 32) and a 512-token GPT-2 124M prefill, the torch form
+was the largest cost after the linear layers: inductor's softmax alone took 1.5 and 5.1 ms a layer
+(it also computed the causal mask's hidden half), and each new score tensor's pages faulted in
+afresh. ``attend_bf16`` in :mod:`attnlab.nn.cpu_kernels` does a head at a time: it repacks the head's
+keys and values into the pair layout of ``vdpbf16ps`` (bf16 products accumulated in fp32), keeps
+eight queries' scores in a buffer of the thread, computes their softmax there (an FMA exp), and
 writes the context in the (B, T, H, D) layout the output projection reads; a causal row stops at its
-last visible key. 0.84 ms and 1.24 ms a layer at those shapes (2-core Zen 5, 1 thread).
+last visible key. benchmarks/inference_attention.py (2-core Zen 5, 1 thread): MiniLM's layer 0.93 ms
+(flash SDPA 3.54, the compiled torch form 1.75), the 512-token causal layer 1.60 ms (9.55, 5.01).
 
 Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax in fp32, the
 probabilities rounded to bf16 for the second product, accumulated in fp32, the context rounded to
