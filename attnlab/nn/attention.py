@@ -190,14 +190,11 @@ def compiled_inference_attention(
     """Eq. 1 for bf16 inference under ``torch.compile`` where the fused kernel does not serve (a CPU
     without AVX512-BF16, an odd head width, a mask per query): bf16 matmuls, softmax in fp32.
 
-    Args: as :func:`explicit_attention` (query (B, H, T, D); key, value (B, H_kv, S, D), H_kv dividing H;
-    boolean mask). Returns the context (B, H, T, D) in the query's dtype. The scores are upcast before
-    scaling and softmax (which also keeps inductor from matching the pattern back into fused SDPA); the
+    Args: as :func:`explicit_attention` (query (B, H, T, D); key, value (B, H, S, D); boolean mask).
+    Returns the context (B, H, T, D) in the query's dtype. The scores are upcast before scaling and
+    softmax (which also keeps inductor from matching the pattern back into fused SDPA); the
     probabilities are rounded to the value's dtype for the second matmul. Fully masked rows give 0.
     """
-    groups = query.shape[1] // key.shape[1]
-    if groups > 1:
-        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     q_len, k_len = query.shape[-2], key.shape[-2]
     if is_causal:
         causal = causal_mask(q_len, k_len, query.device)
@@ -456,7 +453,9 @@ class MultiHeadAttention(nn.Module):
         if fused:
             context = fused_attention.attend_bf16(query, key, value, mask=mask, is_causal=is_causal)
         elif compiled:
-            context = compiled_inference_attention(query, key, value, mask=mask, is_causal=is_causal)
+            context = compiled_inference_attention(
+                query, self.expand_kv(key), self.expand_kv(value), mask=mask, is_causal=is_causal
+            )
         elif recorder is None and not _explicit_is_faster(query, k_len):
             context = F.scaled_dot_product_attention(
                 query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,

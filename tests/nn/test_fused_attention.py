@@ -64,7 +64,9 @@ def test_equals_float64_better_than_the_torch_form(batch, heads, kv_heads, q_len
     assert got.transpose(1, 2).is_contiguous()  # heads merge for the output projection without a copy
     expected = exact(query, key, value, key_mask, causal)
     error = (got.double() - expected).abs().max().item()
-    torch_form = compiled_inference_attention(query, key, value, mask=mask, is_causal=causal)
+    groups = heads // kv_heads  # the torch form takes every query head's keys and values
+    torch_form = compiled_inference_attention(query, key.repeat_interleave(groups, 1),
+                                              value.repeat_interleave(groups, 1), mask=mask, is_causal=causal)
     assert error <= max(1.5 * (torch_form.double() - expected).abs().max().item(), 4e-3)
     assert error < BF16_ATOL
     # the mask is applied: leaving it out moves the answer by far more than the error
