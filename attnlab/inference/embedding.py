@@ -177,11 +177,12 @@ class SentenceEncoder:
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Each text's ids, [CLS] ... [SEP], cut to ``max_length`` (the [SEP] kept)."""
-        ids = []
-        for text in texts:
-            row = self.tokenizer.encode(text)
-            ids.append(row if len(row) <= self.max_length else [*row[: self.max_length - 1], row[-1]])
-        return ids
+        if self.tokenizer.kind == "char":
+            rows = [self.tokenizer.encode(text) for text in texts]
+        else:  # the Rust tokenizer's batch call: one pass over a large input, not one call a text
+            rows = [encoding.ids for encoding in self.tokenizer.backend.encode_batch(list(texts))]
+        cut = self.max_length - 1
+        return [row if len(row) <= self.max_length else [*row[:cut], row[-1]] for row in rows]
 
     @torch.no_grad()
     def encode(self, texts: list[str], *, batch_size: int = 32, progress: bool = False) -> Tensor:
