@@ -129,11 +129,14 @@ class CompiledEncoder:
         # compiling takes 8.7 s once, where a graph per shape took 4.3 s for the first shape and ~5 s
         # for each of the next two (by then the compiler turns dynamic itself); the same 51 ms at 8 x 128.
         self._forward = frozen_compile(module, dynamic=True) if compile else module
+        self.compiled = compile
 
     @torch.no_grad()
     def __call__(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         cfg = self.model.config
         check_input_ids(input_ids, cfg.vocab_size, cfg.max_positions)
         padding = check_padding_mask(attention_mask, input_ids)
+        if padding is None and self.compiled:  # one graph: a batch without padding passes a mask too
+            padding = torch.ones_like(input_ids, dtype=torch.bool)
         mask = None if padding is None else padding[:, None, None, :]  # (B, 1, 1, T)
         return self._forward(input_ids, mask).float()

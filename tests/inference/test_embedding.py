@@ -131,6 +131,9 @@ def test_compiled_encoder_gives_the_eager_vectors_for_every_shape(tiny_bert_mode
              "cat", "the log"]
     eager = SentenceEncoder(model, tokenizer, dtype="fp32", compile="no").encode(texts, batch_size=4)
     compiled = SentenceEncoder(model, tokenizer, dtype="fp32", compile="yes")
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     got = compiled.encode(texts, batch_size=4)
     assert compiled.compiled
+    # one graph: the padded first batch and the unpadded last one (a mask of ones) share it
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 1
     torch.testing.assert_close(got, eager, rtol=0, atol=1e-5)
