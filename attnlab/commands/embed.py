@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "here and keeps that cosine on 8 probe sentences, else fp32 (default)")
     parser.add_argument("--compile", choices=["auto", "yes", "no"], default="auto",
                         help="torch.compile the encoder (~9 s once, then ~1.2x faster): auto = when the "
-                             "texts hold at least a million tokens, where it pays (default)")
+                             "texts hold at least 2 million tokens, where it pays (default)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)
 

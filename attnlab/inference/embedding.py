@@ -37,10 +37,13 @@ from attnlab.inference.compiled import CompiledEncoder, compute_dtype
 from attnlab.models.bert import BertModel
 
 POOLINGS = ("mean", "cls", "max")
-# Measured on all-MiniLM-L6-v2, 1 thread, 2-core Zen 5, bf16: compiling takes ~9 s once a process
-# (one graph for every shape) and then saves ~10 ms per 1,024 tokens against the eager bf16 forward
-# (51 vs 62 ms for 8 x 128): it pays after ~0.9 M tokens.
-COMPILE_MIN_TOKENS = 1_000_000
+# Measured on all-MiniLM-L6-v2, bf16, 2-core Zen 5: compiling takes ~9.5 s once a process (one graph
+# for every shape) and then saves ~10 ms per 1,024 tokens of 128-token texts against the eager forward
+# (51 vs 62 ms for 8 x 128, 1 thread; pays after ~0.9M tokens), but only ~3.5 ms per 1,024 tokens of
+# short lines (`attnlab embed --compile no / yes` on 16,000 Shakespeare lines of 13 tokens, 2 threads:
+# 7.2 s compiled + 9.5 s compiling against 7.9 s eager; pays after ~2.7M). 2M: a gain for long texts,
+# a few seconds' loss at worst for short ones.
+COMPILE_MIN_TOKENS = 2_000_000
 # dtype "auto": bf16 only where its embeddings of PROBE_TEXTS keep at least this cosine with fp32's.
 # all-MiniLM-L6-v2 measured 0.99994 at the lowest (and 1.9e-7 max |difference| in fp32 against
 # sentence-transformers, tests/inference/test_embedding.py).

@@ -12,7 +12,7 @@ The reference is transformers at its fastest dtype here (see :mod:`attnlab.speed
 the fp32 answer is transformers fp32's output. attnlab runs :class:`CompiledEncoder` /
 :class:`CompiledPrefill` (the probe's dtype, torch.compile with frozen weights; the compile time
 is a one-off, reported apart) and its fp32 eager path; for encoders also CompiledEncoder eager in
-the probe's dtype. ``attnlab embed`` runs that encoder: compiled for inputs of at least a million
+the probe's dtype. ``attnlab embed`` runs that encoder: compiled for inputs of at least 2 million
 tokens (:data:`attnlab.inference.embedding.COMPILE_MIN_TOKENS`), eager below. An encoder's
 quality is its relative and max |difference| from the fp32 answer against a stated tolerance
 (:data:`TOLERANCE`); a prefill's, its next-token logits' max |difference| and whether the top-1
