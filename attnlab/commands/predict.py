@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from attnlab.commands.arguments import add_command, add_text_inputs
+from attnlab.commands.arguments import add_command, add_dtype_argument, add_text_inputs
 
 EXAMPLE = """examples (models saved by `attnlab finetune bert`; see its --help):
   attnlab predict --model runs/sentiment --text "what a lovely day"
@@ -26,6 +26,12 @@ fine-tuning did (docs/bert.md).
 """
 
 
+# Measured on a MiniLM sentiment classifier (`attnlab finetune bert`, 60 steps) over 2,000 tweets,
+# 2 threads, 2-core Zen 5: 14.1 s fp32, 5.9 s bf16 (wall, loading included); the same label for all
+# 2,000, probabilities moved by at most 0.0024.
+BF16_HELP = "; 2.4x faster on 2,000 tweets here, labels unchanged, probabilities moved by <= 0.003"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
         subparsers, "predict", example=EXAMPLE, model="directory of a fine-tuned model",
@@ -41,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line, with every detail")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs run together (default 32)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_dtype_argument(parser, bf16=BF16_HELP)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar of --input")
     parser.set_defaults(run=run)
 
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from attnlab.errors import AttnlabError
+    from attnlab.inference.probe import resolve_dtype
     from attnlab.training.distributed import training_device
     from attnlab.training.predict import load_predictor, model_task, predict
 
@@ -117,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.model.strip():
         raise AttnlabError("--model is empty; give the directory of a fine-tuned model.")
     device = training_device(args.device)
+    dtype = resolve_dtype(args.dtype, device.type)  # a bf16 the CPU would emulate is refused here
     task = model_task(args.model)  # from config.json: wrong flags are refused before the weights load
     inputs = _inputs(args, task)
-    predictor = load_predictor(args.model, device)
+    predictor = load_predictor(args.model, device, dtype=dtype)
     results = predict(predictor, inputs, batch_size=args.batch_size,
                       progress=args.input is not None and not args.no_progress)
     cut = sum(getattr(r, "truncated", False) for r in results)

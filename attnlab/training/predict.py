@@ -130,8 +130,10 @@ def model_task(path: str | Path) -> str:
     )
 
 
-def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
-    """The fine-tuned model at ``path`` (see :func:`model_task`) on ``device``, ready to predict."""
+def load_predictor(path: str | Path, device: str | torch.device = "cpu", *,
+                   dtype: torch.dtype = torch.float32) -> Predictor:
+    """The fine-tuned model at ``path`` (see :func:`model_task`) on ``device`` in ``dtype`` (fp32, or bf16:
+    faster where the CPU computes it natively, not exact), ready to predict."""
     from attnlab.interop.hf import read_config
     from attnlab.training.bert_classify import POOLING_KEY, POOLINGS
     from attnlab.training.bert_finetune import special_ids
@@ -145,7 +147,7 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
 
         model = GPTForSequenceClassification.from_pretrained(directory)
         tokenizer = Tokenizer.from_dir(directory)
-        return Predictor(task, model.to(device).eval(), tokenizer, None, model.config.max_positions)
+        return Predictor(task, model.to(device, dtype).eval(), tokenizer, None, model.config.max_positions)
     from attnlab.interop.pretrained import load_with_tokenizer
 
     loaded = load_with_tokenizer(directory)
@@ -157,7 +159,7 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
                            f"{list(POOLINGS)}.")
     return Predictor(
         task,
-        model.to(device).eval(),
+        model.to(device, dtype).eval(),
         loaded.tokenizer,
         ids,
         min(settings.get("max_seq_len", MAX_BERT_LEN), model.config.max_positions),

@@ -104,3 +104,19 @@ def test_bad_input_is_one_line(finetuned_bert, tmp_path, capsys, args, fragment)
     lines = err.strip().splitlines()
     assert code == 2 and not out and len(lines) == 1 and lines[0].startswith("attnlab: error: "), err
     assert fragment in lines[0]
+
+
+def test_bf16_keeps_the_labels_and_is_refused_where_it_would_be_emulated(finetuned_bert, capsys, monkeypatch):
+    from attnlab.device import cpu_has_native_bf16
+
+    model = finetuned_bert["classify"]
+    texts = ["--text", "a very good day", "--text", "a very bad day", "--text", "the food was fine"]
+    if cpu_has_native_bf16():
+        _, exact, _ = _run(capsys, "--model", model, *texts, "--json")
+        code, fast, _ = _run(capsys, "--model", model, *texts, "--json", "--dtype", "bf16")
+        exact, fast = ([json.loads(line) for line in lines] for lines in (exact, fast))
+        assert code == 0 and [r["label"] for r in fast] == [r["label"] for r in exact]
+        assert max(abs(f["probability"] - e["probability"]) for f, e in zip(fast, exact, strict=True)) < 2e-2
+    monkeypatch.setattr("attnlab.device.cpu_has_native_bf16", lambda: False)
+    code, out, err = _run(capsys, "--model", model, "--text", "a day", "--dtype", "bf16")
+    assert code == 2 and out == [] and "--dtype bf16 needs a CPU that computes bf16 natively" in err

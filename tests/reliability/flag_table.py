@@ -256,6 +256,7 @@ NOTHING_BAD: dict[str, dict[str, str]] = {
     "cite": {"--format": "a choice", "--list": "a switch that lists the names"},
     "bench": {"--no-compile": "a switch: both are valid", "--note": "any text is a note"},
     "predict": {"--json": "a switch: both outputs are valid",
+                "--dtype": "a choice (bf16 on a CPU without native bf16: tests/commands)",
                 "--no-progress": "a switch that only hides the bar"},
     "evaluate": {"--corpus": "a choice", "--baselines": "a switch: both are valid",
                  "--no-dictionary": "a switch: both are valid", "--reverse": "a switch: both are valid",
