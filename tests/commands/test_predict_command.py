@@ -115,8 +115,12 @@ def test_bf16_keeps_the_labels_and_is_refused_where_it_would_be_emulated(finetun
         _, exact, _ = _run(capsys, "--model", model, *texts, "--json")
         code, fast, _ = _run(capsys, "--model", model, *texts, "--json", "--dtype", "bf16")
         exact, fast = ([json.loads(line) for line in lines] for lines in (exact, fast))
-        assert code == 0 and [r["label"] for r in fast] == [r["label"] for r in exact]
-        assert max(abs(f["probability"] - e["probability"]) for f, e in zip(fast, exact, strict=True)) < 2e-2
+        assert code == 0 and len(fast) == len(exact) == 3
+        for f, e in zip(fast, exact, strict=True):  # every label's probability moves by bf16 rounding only
+            assert max(abs(f["probabilities"][name] - p) for name, p in e["probabilities"].items()) < 2e-2
+            ranked = sorted(e["probabilities"].values())
+            if ranked[-1] - ranked[-2] > 4e-2:  # a clear winner stays the winner (this tiny model's are not)
+                assert f["label"] == e["label"]
     monkeypatch.setattr("attnlab.device.cpu_has_native_bf16", lambda: False)
     code, out, err = _run(capsys, "--model", model, "--text", "a day", "--dtype", "bf16")
     assert code == 2 and out == [] and "--dtype bf16 needs a CPU that computes bf16 natively" in err
