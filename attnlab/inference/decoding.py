@@ -32,6 +32,7 @@ from torch import Tensor
 
 from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
+from attnlab.interop.tokenizers import pad_right
 from attnlab.models.transformer import Transformer
 from attnlab.nn.kv_cache import KVCache
 
@@ -244,12 +245,8 @@ def translate(
     model.eval()
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        length = max(len(encoded[i]) for i in rows)
-        ids = torch.full((len(rows), length), cfg.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, index in enumerate(rows):
-            n = len(encoded[index])
-            ids[row, :n], mask[row, :n] = torch.tensor(encoded[index]), 1
+        ids, mask = pad_right([encoded[i] for i in rows], cfg.pad_token_id)
+        length = ids.shape[1]
         ids, mask = ids.to(device), mask.to(device)
         limit = max_new_tokens or min(cfg.max_positions, 2 * length + 10)
         if beam == 1:

@@ -34,6 +34,7 @@ from torch import Tensor
 from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
 from attnlab.inference.compiled import CompiledEncoder, compute_dtype
+from attnlab.interop.tokenizers import pad_right
 from attnlab.models.bert import BertModel
 
 POOLINGS = ("mean", "cls", "max")
@@ -205,16 +206,10 @@ class SentenceEncoder:
         encoder = self.encoder(self.compiled)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first: batches pad little
         vectors = torch.empty(len(ids), self.model.config.d_model)
-        pad = self.tokenizer.backend.token_to_id("[PAD]") or 0  # masked out: any id would do
         with tqdm(total=len(ids), desc="embedding", unit="text", disable=not progress) as bar:
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                length = len(ids[rows[0]])
-                batch = torch.full((len(rows), length), pad, dtype=torch.long)
-                mask = torch.zeros(len(rows), length, dtype=torch.long)
-                for row, index in enumerate(rows):
-                    batch[row, : len(ids[index])] = torch.tensor(ids[index])
-                    mask[row, : len(ids[index])] = 1
+                batch, mask = pad_right([ids[index] for index in rows], self.tokenizer.pad_id)
                 hidden = encoder(batch, mask)  # (B, T, M) fp32
                 pooled = pool(hidden, mask, self.pooling.mode)
                 if self.pooling.normalize:

@@ -49,6 +49,18 @@ def train_wordpiece_model(backend: Backend, texts: list[str], vocab_size: int, s
     return learnt
 
 
+def pad_right(rows: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Token lists of any lengths -> input_ids (B, T), right-padded with ``pad_id`` to the longest, and
+    attention_mask (B, T), 1 for a token and 0 for padding; both int64."""
+    length = max(len(row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[index, : len(row)] = 1
+    return ids, mask
+
+
 class Tokenizer:
     """Text <-> token ids. ``kind`` is "char", "bpe" or "wordpiece" (or "json" if unknown)."""
 
@@ -185,17 +197,14 @@ class Tokenizer:
                 self.encode(text)  # names any character outside the vocabulary
         inputs = list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts)
         encodings = self.backend.encode_batch(inputs)
-        pad_id = self.backend.token_to_id("[PAD]") or 0
-        length = max(len(e.ids) for e in encodings)
-        ids = torch.full((len(encodings), length), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(encodings), length), dtype=torch.long)
-        segments = torch.zeros((len(encodings), length), dtype=torch.long)
-        for row, encoding in enumerate(encodings):
-            n = len(encoding.ids)
-            ids[row, :n] = torch.tensor(encoding.ids)
-            mask[row, :n] = 1
-            segments[row, :n] = torch.tensor(encoding.type_ids)
+        ids, mask = pad_right([e.ids for e in encodings], self.pad_id)
+        segments, _ = pad_right([e.type_ids for e in encodings], 0)
         return ids, mask, segments
+
+    @property
+    def pad_id(self) -> int:
+        """The id of [PAD], or 0 where the vocabulary has none (padded positions are masked out)."""
+        return self.backend.token_to_id("[PAD]") or 0
 
     def decode(self, ids: list[int], *, skip_special_tokens: bool = True) -> str:
         """Ids past the vocabulary (a model's padded rows) decode to nothing, as in transformers."""

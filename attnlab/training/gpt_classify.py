@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from attnlab.device import resolve_dtype
 from attnlab.errors import AttnlabError
 from attnlab.files import check_output_dir
+from attnlab.interop.tokenizers import pad_right
 from attnlab.models.gpt_classifier import GPTForSequenceClassification
 from attnlab.training.config_checks import check_counts, check_dtype, check_number, with_old_names
 from attnlab.training.fine_tuning import plan_epochs
@@ -103,14 +104,8 @@ def encode_examples(
 
 
 def collate(rows: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
-    """Right-pad token lists into input_ids and attention_mask, each (B, T) int64."""
-    length = max(len(r) for r in rows)
-    ids = torch.zeros(len(rows), length, dtype=torch.long)
-    mask = torch.zeros(len(rows), length, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(list(row))
-        mask[i, : len(row)] = 1
-    return ids, mask
+    """Right-pad token lists into input_ids (padding id 0) and attention_mask, each (B, T) int64."""
+    return pad_right([list(row) for row in rows], 0)
 
 
 # --------------------------------------------------------------------------- evaluation
