@@ -45,12 +45,17 @@ def available() -> bool:
     return lib is not None and lib.attend_bf16_built() == 1
 
 
+def is_key_padding(mask: Tensor, batch: int, k_len: int) -> bool:
+    """Whether ``mask`` is one row of visible keys per sequence: boolean (B or 1, 1, 1, k_len), the same
+    for every head and query (a check of its shape and dtype; no tensor work)."""
+    return (mask.dim() == 4 and mask.shape[1] == 1 and mask.shape[2] == 1 and mask.shape[3] == k_len
+            and mask.shape[0] in (1, batch) and mask.dtype == torch.bool)
+
+
 def key_padding(mask: Tensor | None, batch: int, k_len: int) -> Tensor | None:
     """``mask`` as one row of visible keys per sequence (batch, k_len) bool, or None where it is
-    not of that form: it must be (B or 1, 1, 1, k_len), the same for every head and query."""
-    if mask is None or mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[2] != 1:
-        return None
-    if mask.shape[3] != k_len or mask.shape[0] not in (1, batch) or mask.dtype != torch.bool:
+    not of that form (:func:`is_key_padding`)."""
+    if mask is None or not is_key_padding(mask, batch, k_len):
         return None
     return mask.reshape(mask.shape[0], k_len).expand(batch, k_len).contiguous()
 
@@ -63,7 +68,7 @@ def serves(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> bo
         all(t.dtype == torch.bfloat16 and t.device.type == "cpu" and t.stride(-1) == 1
             for t in (query, key, value))
         and d % 16 == 0 and d <= MAX_HEAD_DIM and query.shape[1] % key.shape[1] == 0
-        and (mask is None or key_padding(mask, query.shape[0], key.shape[2]) is not None)
+        and (mask is None or is_key_padding(mask, query.shape[0], key.shape[2]))
         and available()
     )
 
