@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _texts(args: argparse.Namespace) -> list[str]:
     from attnlab.data import read_input
+    from attnlab.data.inputs import input_lines
     from attnlab.errors import AttnlabError
 
     if (args.text is None) == (args.input is None):
@@ -64,20 +65,18 @@ def _texts(args: argparse.Namespace) -> list[str]:
         if any(not text.strip() for text in args.text):
             raise AttnlabError("--text is empty; give some words.")
         return list(args.text)
-    source = "standard input" if args.input == "-" else args.input
-    texts = [line.strip() for line in read_input(args.input).splitlines() if line.strip()]
-    if not texts:
-        raise AttnlabError(f"{source} holds no text; give one text per line.")
-    return texts
+    # One text a line, a blank line refused: output row i is always input line i (.npy rows hold no text).
+    return input_lines(read_input(args.input), "standard input" if args.input == "-" else args.input)
 
 
 def _write(path: str, texts: list[str], vectors) -> None:
     """``vectors`` (N, M) to ``path`` in the format its suffix names, atomically."""
     import json
+    from pathlib import Path
 
     from attnlab.files import atomic_write, atomic_write_text
 
-    suffix = path[path.rfind("."):].lower() if "." in path else ""
+    suffix = Path(path).suffix.lower()
     if suffix == ".npy":
         import numpy
 

@@ -1,4 +1,5 @@
-"""The inputs of ``attnlab predict``: texts, one per line, or QA questions as JSON lines.
+"""The inputs of ``attnlab predict`` and ``attnlab embed``: texts, one per line, or QA questions as
+JSON lines.
 
 A classifier or tagger reads one text per line; a QA model one JSON object
 ``{"question": ..., "context": ...}`` per line (a context may hold newlines and tabs,
@@ -22,16 +23,22 @@ class Question:
     context: str
 
 
-def parse_inputs(text: str, task: str, source: str = "the input") -> list[str] | list[Question]:
-    """The inputs in ``text`` (a file's contents), one per line: a text for classify and tag,
-    a JSON object ``{"question": ..., "context": ...}`` for qa. A blank line is an error
-    (skipping it would shift every later result off its line)."""
+def input_lines(text: str, source: str = "the input") -> list[str]:
+    """The lines of ``text`` (a file's contents), each one input. An empty file or a blank line is an
+    error: skipping a blank line would shift every later result off its line."""
     lines = text.splitlines()
     if not lines:
         raise AttnlabError(f"{source} is empty; give one input per line.")
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             raise AttnlabError(f"{source}, line {number} is empty; remove it (each line is one input).")
+    return lines
+
+
+def parse_inputs(text: str, task: str, source: str = "the input") -> list[str] | list[Question]:
+    """The inputs in ``text`` (a file's contents), one per line (:func:`input_lines`): a text for
+    classify and tag, a JSON object ``{"question": ..., "context": ...}`` for qa."""
+    lines = input_lines(text, source)
     records = [_question_record(line) for line in lines]
     if task != "qa":
         if all(records):

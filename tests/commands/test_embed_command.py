@@ -71,7 +71,7 @@ def test_minilm_vectors_and_similarity(minilm, capsys):
 
 @pytest.mark.parametrize("suffix", [".npy", ".safetensors", ".jsonl"])
 def test_out_files_hold_the_same_vectors(tiny_bert_dir, tmp_path, capsys, monkeypatch, suffix):
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(TEXTS) + "\n\n"))  # blank lines are skipped
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(TEXTS) + "\n"))
     out = tmp_path / f"vectors{suffix}"
     code, printed, err = _run(capsys, "--model", tiny_bert_dir, "--input", "-", "--out", out,
                               "--dtype", "fp32", "--no-progress")
@@ -93,7 +93,8 @@ def test_out_files_hold_the_same_vectors(tiny_bert_dir, tmp_path, capsys, monkey
 @pytest.mark.parametrize(
     "args, message",
     [(["--text", "a", "--input", "{file}"], "not both"), ([], "none was given"),
-     (["--text", "  "], "--text is empty"), (["--input", "{blank}"], "holds no text"),
+     (["--text", "  "], "--text is empty"), (["--input", "{blank}"], "line 1 is empty"),
+     (["--input", "{gap}"], "line 2 is empty; remove it (each line is one input)"),
      (["--text", "a", "--out", "{out}.csv"], "name a .npy, .safetensors or .jsonl"),
      (["--text", "a", "--out", "{out}.npy", "--similarity"], "leave out --out"),
      (["--text", "a", "--batch-size", "0"], "--batch-size must be an int >= 1"),
@@ -103,7 +104,9 @@ def test_out_files_hold_the_same_vectors(tiny_bert_dir, tmp_path, capsys, monkey
 def test_bad_input_is_one_line(tiny_bert_dir, tiny_gpt_dir, tmp_path, capsys, args, message):
     (tmp_path / "texts.txt").write_text("a\n")
     (tmp_path / "blank.txt").write_text("\n  \n")
-    paths = {"{file}": tmp_path / "texts.txt", "{blank}": tmp_path / "blank.txt", "{gpt}": tiny_gpt_dir}
+    (tmp_path / "gap.txt").write_text("a\n\nb\n")  # a skipped line would shift every later row
+    paths = {"{file}": tmp_path / "texts.txt", "{blank}": tmp_path / "blank.txt",
+             "{gap}": tmp_path / "gap.txt", "{gpt}": tiny_gpt_dir}
     args = [str(paths.get(a, a)).replace("{out}", str(tmp_path / "vectors")) for a in args]
     if "--model" not in args:
         args = ["--model", str(tiny_bert_dir), *args]
