@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from attnlab.device import cpu_has_native_bf16
+from attnlab.nn import fused_attention
 from attnlab.nn.attention import (
     COMPILED_EXPLICIT_MAX_KEYS,
     MultiHeadAttention,
@@ -69,13 +70,15 @@ def test_explicit_kernel_zeroes_fully_masked_rows():
 
 
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 is emulated on this CPU (far too slow)")
-def test_compiled_bf16_attention_runs_the_explicit_kernel_and_keeps_the_answer():
-    """Through MultiHeadAttention under torch.compile: no fused SDPA kernel runs, and the output stays
-    within bf16 rounding of the fp32 layer."""
+@pytest.mark.parametrize("heads", [4, 2], ids=["width-8-torch-form", "width-16-fused-where-built"])
+def test_compiled_bf16_attention_runs_the_explicit_kernel_and_keeps_the_answer(heads):
+    """Through MultiHeadAttention under torch.compile: no fused SDPA kernel runs (the C kernel, opaque to
+    the compiler, where it runs; else the torch form), and the output stays within bf16 rounding of the
+    fp32 layer."""
     from torch.profiler import ProfilerActivity, profile
 
     torch.manual_seed(0)
-    layer = MultiHeadAttention(32, 4).eval().requires_grad_(False)
+    layer = MultiHeadAttention(32, heads).eval().requires_grad_(False)
     x = torch.randn(2, 12, 32)
     with torch.no_grad():
         expected = layer(x, is_causal=True)
@@ -86,4 +89,6 @@ def test_compiled_bf16_attention_runs_the_explicit_kernel_and_keeps_the_answer()
             run(x.bfloat16())
     kernels = {event.key for event in prof.key_averages()}
     assert not any("scaled_dot_product" in name for name in kernels), sorted(kernels)
+    fused = fused_attention.available() and (32 // heads) % 16 == 0  # the head widths the kernel serves
+    assert ("attnlab::attend_bf16" in kernels) == fused, sorted(kernels)
     torch.testing.assert_close(got.float(), expected, rtol=0, atol=BF16_ATOL)

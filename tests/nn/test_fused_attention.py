@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 
-import attnlab.nn.attention as attention
 import attnlab.nn.fused_attention as fused_attention
 from attnlab.nn.attention import MultiHeadAttention, causal_mask, compiled_inference_attention
 
@@ -144,27 +143,6 @@ def test_training_and_fp32_keep_their_kernels(monkeypatch):
     with torch.no_grad():
         layer.float().eval()(torch.randn(1, 4, 32))
     assert not calls
-
-
-@needs_kernel
-def test_the_compiled_path_takes_it(monkeypatch):
-    """Under torch.compile the op is opaque: the compiled layer runs it and keeps the answer."""
-    from torch.profiler import ProfilerActivity, profile
-
-    torch.manual_seed(0)
-    layer = MultiHeadAttention(32, 2).eval().requires_grad_(False)
-    x = torch.randn(2, 9, 32)
-    with torch.no_grad():
-        expected = layer(x, is_causal=True)
-        fast = layer.to(torch.bfloat16)
-        run = torch.compile(lambda inputs: fast(inputs, is_causal=True))
-        got = run(x.bfloat16())
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            run(x.bfloat16())
-    names = {event.key for event in prof.key_averages()}
-    assert "attnlab::attend_bf16" in names, sorted(names)
-    torch.testing.assert_close(got.float(), expected, rtol=0, atol=BF16_ATOL)
-    assert attention.uses_fused_inference_attention  # the rule's name, for readers of the profile above
 
 
 @needs_kernel
