@@ -10,8 +10,8 @@ drawn from a seeded generator where the tokenizer cannot encode the English ones
 greedy tokens must equal fp32's for at least half of the new tokens on every prompt, and its logits
 teacher-forced on fp32's tokens must pick fp32's top-1 at >= 98% of the positions. The passing
 candidates are then timed against fp32, decoding in turns
-(:func:`attnlab.inference.probe.time_interleaved`), and the fastest wins if it takes at most 0.9 x
-fp32's time (:func:`attnlab.inference.probe.pick_fastest`); otherwise, and for every model whose
+(:func:`attnlab.device.time_interleaved`), and the fastest wins if it takes at most 0.9 x
+fp32's time (:func:`attnlab.device.pick_fastest`); otherwise, and for every model whose
 packable weights are under :data:`PROBE_MIN_BYTES`, float stays.
 
 Measured: SmolLM2-135M (from its .gguf, loaded float) fails with int8 (top-1 97.2%), int4 (89.1%)
@@ -37,10 +37,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from attnlab.device import cpu_has_native_bf16
+from attnlab.device import cpu_has_native_bf16, pick_fastest, time_interleaved
 from attnlab.errors import AttnlabError
 from attnlab.inference.generation import generate
-from attnlab.inference.probe import pick_fastest, time_interleaved
 from attnlab.inference.weight_quant import packable, quantize_weights
 from attnlab.nn.cpu_kernels import cpu_key
 

@@ -8,75 +8,20 @@ times the candidates on a representative matmul and takes the fastest, keeping t
 plain fp32 path unless a candidate beats it by a clear margin (``margin``; a candidate
 must take at most that fraction of the baseline's time).
 
-The choosing logic (:func:`pick_fastest`) is separate from the timing so that it is
-tested on its own; the timings are cached per process.
+The timing and choosing helpers (:func:`attnlab.device.time_interleaved`,
+:func:`attnlab.device.pick_fastest`) are shared with the fp32 GEMM choice of
+:mod:`attnlab.nn.linear`; the timings are cached per process.
 """
 
 from __future__ import annotations
 
 import functools
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from attnlab.device import cpu_has_native_bf16
+from attnlab.device import cpu_has_native_bf16, pick_fastest, time_interleaved
 from attnlab.errors import AttnlabError
-
-
-def time_call(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` calls after ``warmup`` calls."""
-    if repeat < 1:
-        raise AttnlabError(f"repeat must be an int >= 1. Got {repeat!r} instead.")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def pick_fastest(timings: dict[str, float], *, baseline: str, margin: float = 0.9) -> str:
-    """The fastest candidate if it takes at most ``margin`` x the baseline's time, else the baseline.
-
-    ``timings`` maps names to seconds (``inf`` or NaN for a candidate that failed); the
-    baseline must be among them. Ties go to the baseline: a fast path has to earn its place.
-    """
-    if baseline not in timings:
-        raise AttnlabError(f"The baseline {baseline!r} has no timing; got {sorted(timings)}.")
-    if not 0 < margin <= 1:
-        raise AttnlabError(f"margin must be in (0, 1]. Got {margin!r} instead.")
-    valid = {name: t for name, t in timings.items() if t == t and t < float("inf")}  # drop NaN, inf
-    if baseline not in valid:
-        raise AttnlabError(f"The baseline {baseline!r} could not be timed ({timings[baseline]!r}).")
-    reference = valid[baseline]
-    best = min(valid, key=lambda name: (valid[name], name != baseline))
-    return best if best != baseline and valid[best] <= margin * reference else baseline
-
-
-def time_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 5) -> dict[str, float]:
-    """Median seconds of each function, timed in turns (one call of each per round) so that
-    a burst of load on a shared machine hits every candidate alike. A candidate that raises
-    (a kernel this build or CPU lacks) gets ``inf``."""
-    if repeat < 1:
-        raise AttnlabError(f"repeat must be an int >= 1. Got {repeat!r} instead.")
-    times: dict[str, list[float]] = {}
-    for name, fn in fns.items():  # warm-up, and weed out what fails
-        try:
-            fn()
-            times[name] = []
-        except (RuntimeError, NotImplementedError):
-            pass
-    for _ in range(repeat):
-        for name in times:
-            started = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(times[name]) if name in times else float("inf") for name in fns}
 
 
 def compute_dtype_timings(m: int = 256, k: int = 1024, n: int = 1024, repeat: int = 5) -> dict[str, float]:
