@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 from attnlab.inference import packed_kernels
 from attnlab.inference.packed_kernels import BLOCK, BLOCK_BYTES
+from attnlab.nn.linear import Linear, linear
 
 # From this many rows on, dequantize once and use the GEMM. Measured, 1 thread, SmolLM2's Q4_1
 # 1536 x 576: kernel 0.40 / 0.72 ms at 16 / 32 rows, dequantize + GEMM 0.43 / 0.69 ms; its Q8_0
@@ -118,7 +119,7 @@ class PackedLinear(nn.Module):
         lib = packed_kernels.library()
         rows = x.numel() // self.in_features
         if lib is None or rows >= PREFILL_ROWS or x.device.type != "cpu":
-            return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+            return linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
         # The decode step's path, kept short: it runs ~150 times a token.
         flat = x if x.dtype == torch.float32 and x.is_contiguous() else x.to(torch.float32).contiguous()
         y = flat.new_empty(*x.shape[:-1], self.out_features)
@@ -187,7 +188,7 @@ def from_gguf_tensor(tensor: Any) -> nn.Module:
         blocks = torch.from_numpy(np.array(data, dtype=np.uint8).reshape(out_features, -1))  # a copy
         return PackedLinear(blocks, kind, in_features)
     if kind in ("F32", "F16"):
-        layer = nn.Linear(in_features, out_features, bias=False)
+        layer = Linear(in_features, out_features, bias=False)
         weight = torch.from_numpy(np.array(data, dtype=np.float32).reshape(out_features, in_features))
         layer.weight = nn.Parameter(weight, requires_grad=False)
         return layer

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from attnlab.errors import AttnlabError
 from attnlab.inference.packed import PackedLinear
 from attnlab.inference.packed_kernels import BLOCK, BLOCK_BYTES
+from attnlab.nn.linear import Linear
 
 # Measured (benchmarks/weight_quant.py): MiniLM's real fp32 weights, relative error Q4_1 0.081, Q4_0 0.090
 # (mean-pooled sentence embedding cosine 0.9716 vs 0.9692); SmolLM2-135M loaded float, teacher-forced
@@ -99,8 +100,9 @@ def quantize_blocks(weight: Tensor, fmt: str) -> Tensor:
 
 
 def packable(layer: nn.Module) -> bool:
-    """Whether ``layer`` is a plain float ``nn.Linear`` on the CPU whose rows split into blocks of 32."""
-    return (type(layer) is nn.Linear and layer.in_features % BLOCK == 0
+    """Whether ``layer`` is a plain float ``nn.Linear`` (or attnlab's) on the CPU whose rows split into
+    blocks of 32."""
+    return (type(layer) in (nn.Linear, Linear) and layer.in_features % BLOCK == 0
             and layer.weight.is_floating_point() and layer.weight.device.type == "cpu")
 
 

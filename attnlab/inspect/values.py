@@ -14,6 +14,7 @@ from torch import Tensor
 from attnlab.errors import AttnlabError
 from attnlab.inspect.trace import AttentionRecord, trace
 from attnlab.models.base import PreTrainedModel
+from attnlab.nn.linear import linear
 
 
 @dataclass
@@ -48,10 +49,9 @@ def value_report(
         model(torch.tensor([ids], dtype=torch.long))
     record = t.attention[layer]
     module = record.module
-    # The paper's V = X W_V + b_V (nn.Linear stores W_V transposed), recomputed from X.
-    recomputed = record.input @ module.value_weight.T
-    if module.value_bias is not None:
-        recomputed = recomputed + module.value_bias
+    # The paper's V = X W_V + b_V (nn.Linear stores W_V transposed), recomputed from X by the
+    # model's own linear layer (attnlab.nn.linear), as the fused Q|K|V projection computed it.
+    recomputed = linear(record.input, module.value_weight, module.value_bias)
     # (B, H_kv, S, D), then each key/value head repeated for the query heads it serves.
     recomputed = module.expand_kv(module._split_heads(recomputed))  # (B, H, S, D)
     value_error = float((recomputed - record.value).abs().max())

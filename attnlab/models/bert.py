@@ -21,6 +21,7 @@ from attnlab.models.outputs import EncoderOutput
 from attnlab.nn.attention import broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import InputEmbedding
+from attnlab.nn.linear import Linear
 
 
 class BertPooler(nn.Module):
@@ -28,7 +29,7 @@ class BertPooler(nn.Module):
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(d_model, d_model)
+        self.dense = Linear(d_model, d_model)
 
     def forward(self, hidden: Tensor) -> Tensor:
         return torch.tanh(self.dense(hidden[:, 0]))

@@ -25,6 +25,7 @@ from attnlab.models.outputs import (
     SequenceClassifierOutput,
 )
 from attnlab.nn.feedforward import activation_module
+from attnlab.nn.linear import Linear
 
 
 class MaskedLMHead(nn.Module):
@@ -32,10 +33,10 @@ class MaskedLMHead(nn.Module):
 
     def __init__(self, config: BertConfig, word_embeddings: nn.Embedding) -> None:
         super().__init__()
-        self.transform = nn.Linear(config.d_model, config.d_model)
+        self.transform = Linear(config.d_model, config.d_model)
         self.activation = activation_module(config.activation)
         self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.d_model, config.vocab_size)
+        self.decoder = Linear(config.d_model, config.vocab_size)
         self.decoder.weight = word_embeddings.weight  # tied, as in the paper's implementation
 
     def forward(self, hidden: Tensor) -> Tensor:
@@ -98,7 +99,7 @@ class BertForPreTraining(_BertWithHead):
         super().__init__(config)
         self.bert = BertModel(config)
         self.mlm_head = MaskedLMHead(config, self.bert.embeddings.token)
-        self.nsp_head = nn.Linear(config.d_model, 2)
+        self.nsp_head = Linear(config.d_model, 2)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
@@ -174,7 +175,7 @@ class BertForSequenceClassification(_BertWithHead):
         super().__init__(config)
         self.bert = BertModel(config)
         self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.d_model, config.num_labels)
+        self.classifier = Linear(config.d_model, config.num_labels)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
@@ -201,7 +202,7 @@ class BertForTokenClassification(_BertWithHead):
         super().__init__(config)
         self.bert = BertModel(config, add_pooler=False)
         self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.d_model, config.num_labels)
+        self.classifier = Linear(config.d_model, config.num_labels)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
@@ -223,7 +224,7 @@ class BertForQuestionAnswering(_BertWithHead):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         self.bert = BertModel(config, add_pooler=False)
-        self.qa_outputs = nn.Linear(config.d_model, 2)
+        self.qa_outputs = Linear(config.d_model, 2)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None,

@@ -34,6 +34,7 @@ from attnlab.nn.blocks import TransformerBlock, make_norm
 from attnlab.nn.embeddings import InputEmbedding
 from attnlab.nn.kv_cache import KVCache, new_kv_caches
 from attnlab.nn.lean_decode import decode_blocks, lean_decode_applies
+from attnlab.nn.linear import Linear
 from attnlab.nn.rotary import RotaryEmbedding
 
 
@@ -67,7 +68,7 @@ class GPT(PreTrainedModel):
             for _ in range(config.n_layers)
         )
         self.final_norm = make_norm(config.norm, config.d_model, config.layer_norm_eps)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embeddings.token.weight
         self.init_weights()

@@ -39,6 +39,7 @@ from attnlab.models.base import PreTrainedModel, implementation
 from attnlab.models.config import GPTConfig
 from attnlab.models.gpt import GPT, position_ids_from_mask
 from attnlab.models.inputs import check_class_labels, check_input_ids, check_padding_mask
+from attnlab.nn.linear import Linear
 
 # The transformers class of a classifier, by the family of its body (see attnlab.interop.hf).
 HEAD_CLASSES = {"gpt2": "GPT2ForSequenceClassification", "llama": "LlamaForSequenceClassification"}
@@ -85,7 +86,7 @@ class GPTForSequenceClassification(PreTrainedModel):
             )
         self.label_names = label_names
         self.gpt = GPT(config)
-        self.score = nn.Linear(config.d_model, len(label_names), bias=False)  # W_y: (M) -> (C)
+        self.score = Linear(config.d_model, len(label_names), bias=False)  # W_y: (M) -> (C)
         nn.init.normal_(self.score.weight, std=0.02)
 
     @classmethod

@@ -40,6 +40,7 @@ from attnlab.nn.attention import ProjectedMemory, broadcast_padding_mask
 from attnlab.nn.blocks import TransformerBlock
 from attnlab.nn.embeddings import InputEmbedding
 from attnlab.nn.kv_cache import KVCache, new_kv_caches
+from attnlab.nn.linear import Linear, linear
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Transformer(PreTrainedModel):
         self.encoder = nn.ModuleList(block(False) for _ in range(config.n_layers))
         self.decoder_embeddings = embeddings(config.target_vocab_size)
         self.decoder = nn.ModuleList(block(True) for _ in range(config.n_decoder_layers))
-        self.lm_head = nn.Linear(config.d_model, config.target_vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.target_vocab_size, bias=False)
         self.register_buffer("final_logits_bias", torch.zeros(1, config.target_vocab_size))
         self.init_weights(std=config.d_model**-0.5)
         # §3.4: "we share the same weight matrix between the two embedding layers and the
@@ -186,7 +187,7 @@ class Transformer(PreTrainedModel):
     def logits(self, hidden: Tensor) -> Tensor:
         """Decoder output (B, T, M) -> next-token logits (B, T, V)."""
         # One fused matmul-and-add (the bias is Marian's final_logits_bias; zeros unless loaded).
-        return F.linear(hidden, self.lm_head.weight, self.final_logits_bias[0])
+        return linear(hidden, self.lm_head.weight, self.final_logits_bias[0])
 
     # ------------------------------------------------------------------ both
     def forward(

@@ -32,6 +32,7 @@ from attnlab.checks import check_int, is_int
 from attnlab.errors import AttnlabError
 from attnlab.nn import fused_attention
 from attnlab.nn.kv_cache import KVCache
+from attnlab.nn.linear import Linear
 from attnlab.nn.rotary import apply_rotary
 
 
@@ -300,11 +301,11 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout
         self.cross_attention = cross_attention
         if cross_attention:
-            self.query = nn.Linear(d_model, self.inner_dim, bias=bias)
-            self.key_value = nn.Linear(d_model, 2 * self.kv_dim, bias=bias)
+            self.query = Linear(d_model, self.inner_dim, bias=bias)
+            self.key_value = Linear(d_model, 2 * self.kv_dim, bias=bias)
         else:
-            self.qkv = nn.Linear(d_model, self.inner_dim + 2 * self.kv_dim, bias=bias)
-        self.out = nn.Linear(self.inner_dim, d_model, bias=bias)
+            self.qkv = Linear(d_model, self.inner_dim + 2 * self.kv_dim, bias=bias)
+        self.out = Linear(self.inner_dim, d_model, bias=bias)
         # Set by attnlab.inspect.trace while a trace is active; None costs one `if`.
         self.recorder: Recorder | None = None
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
+from attnlab.nn.linear import Linear
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -47,9 +48,9 @@ class PositionwiseFeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, *, activation: str = "relu", bias: bool = True):
         super().__init__()
         _check_sizes(d_model, d_ff)
-        self.fc_in = nn.Linear(d_model, d_ff, bias=bias)
+        self.fc_in = Linear(d_model, d_ff, bias=bias)
         self.activation = activation_module(activation)
-        self.fc_out = nn.Linear(d_ff, d_model, bias=bias)
+        self.fc_out = Linear(d_ff, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         check_width(x, self.fc_in.in_features)
@@ -84,9 +85,9 @@ class SwiGLUFeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, *, bias: bool = False) -> None:
         super().__init__()
         _check_sizes(d_model, d_ff)
-        self.gate = nn.Linear(d_model, d_ff, bias=bias)
-        self.up = nn.Linear(d_model, d_ff, bias=bias)
-        self.down = nn.Linear(d_ff, d_model, bias=bias)
+        self.gate = Linear(d_model, d_ff, bias=bias)
+        self.up = Linear(d_model, d_ff, bias=bias)
+        self.down = Linear(d_ff, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         check_width(x, self.gate.in_features)

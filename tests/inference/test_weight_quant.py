@@ -154,7 +154,7 @@ def test_the_translator_head_stays_float_and_beam_search_runs():
                                           max_positions=24)).eval()
     # encoder: qkv, out, fc_in, fc_out; decoder: those and cross-attention query, key_value, out
     assert quantize_weights(model, "int8") == 4 + 7
-    assert type(model.lm_head) is nn.Linear
+    assert isinstance(model.lm_head, nn.Linear)  # float, not PackedLinear
     src = torch.randint(3, 50, (2, 7))
     out = beam_search(model, src, num_beams=3, max_new_tokens=5)
     assert out.shape[0] == 2 and 1 < out.shape[1] <= 6 and bool((out < 50).all())
