@@ -99,7 +99,7 @@ class PackedLinear(nn.Module):
             return dequantize(self.blocks, self.fmt, self.in_features)
         out = torch.empty(self.out_features, self.in_features)
         lib.dequantize_rows(self.code, self.blocks.data_ptr(), self.out_features, self.in_features,
-                            out.data_ptr())
+                            out.data_ptr(), torch.get_num_threads())
         return out
 
     def rows(self, index: Tensor) -> Tensor:

@@ -36,7 +36,7 @@ def library() -> ctypes.CDLL | None:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.packed_matmul.argtypes = [ctypes.c_int, ptr, i64, i64, ptr, i64, ptr, ctypes.c_int]
     lib.packed_matmul.restype = None
-    lib.dequantize_rows.argtypes = [ctypes.c_int, ptr, i64, i64, ptr]
+    lib.dequantize_rows.argtypes = [ctypes.c_int, ptr, i64, i64, ptr, ctypes.c_int]
     lib.dequantize_rows.restype = None
     return lib
 
