@@ -212,9 +212,10 @@ def compiled_inference_attention(
 def uses_fused_inference_attention(
     query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, dropout_p: float
 ) -> bool:
-    """Whether :class:`MultiHeadAttention` runs :func:`attnlab.nn.fused_attention.attend_bf16`: bf16 on a
-    CPU with AVX512-BF16, nothing to differentiate, no dropout, and no mask or one row of visible keys
-    per sequence; eager or compiled, any length. Against fused SDPA in bf16 (what transformers runs) it
+    """Whether :class:`MultiHeadAttention` runs :func:`attnlab.nn.fused_attention.attend`: bf16 on a
+    CPU with AVX512-BF16 or fp32 prompts on one with AVX-512 (see that module), nothing to
+    differentiate, no dropout, and no mask or one row of visible keys per sequence; eager or compiled,
+    any length. Against fused SDPA in bf16 (what transformers runs) it
     measured 3.2-6.0x faster at every shape tried, with the same max error against float64
     (benchmarks/inference_attention.py, 2-core Zen 5, 1 thread): MiniLM's layer (8, 12, 128, 32)
     0.93 vs 3.54 ms, a 512-token causal GPT-2 layer 1.60 vs 9.55 ms, 2048 tokens 18.7 vs 87.8 ms,
@@ -452,7 +453,7 @@ class MultiHeadAttention(nn.Module):
             is_causal = False
         # The first two align causal masks bottom-right themselves and keep a padding mask apart.
         if fused:
-            context = fused_attention.attend_bf16(query, key, value, mask=mask, is_causal=is_causal)
+            context = fused_attention.attend(query, key, value, mask=mask, is_causal=is_causal)
         elif compiled:
             context = compiled_inference_attention(
                 query, self.expand_kv(key), self.expand_kv(value), mask=mask, is_causal=is_causal

@@ -195,25 +195,7 @@ int argmax_rows(const float *x, int64_t rows, int64_t n, int64_t *out) {
     return 0;
 }
 
-/* Attention for bf16 inference in one pass per head, on CPUs with AVX512-BF16 (Zen 4 and later, Intel
-   Cooper Lake and later): context = softmax(q K^T * scale) V, read from q, k, v wherever they lie (the
-   fused projection's output, a KV cache) and written in the (batch, q_len, heads, d) layout the output
-   projection reads. The torch form is two bf16 matmuls around a softmax with a (B, H, T, S) score tensor
-   between them, and copies of q, k, v into head-major order before them; here a head's keys and values
-   are repacked once into the pair layout of vdpbf16ps (16 lanes, each the dot product of two bf16
-   pairs, accumulated in fp32), its scores live in a row buffer of the thread, and a causal row stops
-   at its last visible key.
-
-   Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax in fp32, the
-   probabilities rounded to bf16 for the second product, accumulated in fp32, the context rounded to
-   bf16 (round to nearest even).
-
-   q: (batch, heads, q_len, d) by q_stride (elements; the last dimension contiguous); k, v: (batch,
-   kv_heads, k_len, d) by k_stride / v_stride, query head h reading key/value head h / (heads /
-   kv_heads). key_mask: (batch, k_len), nonzero = visible, or NULL. causal: query t sees keys up to
-   t + k_len - q_len. A row with no visible key gets a zero context. d: a multiple of 16, at most 256.
-   Returns 0, or -1 where this build has no AVX512-BF16 or d is not served (nothing is written). */
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#ifdef __AVX512F__
 #include <immintrin.h>
 
 /* e^x for x in [-87, 0], as exp_nonpositive (the same polynomial) but with fused multiply-adds and
@@ -233,6 +215,173 @@ static inline __m512 exp512(__m512 x) {
 }
 
 #define ROWS 8  /* queries done together: each repacked key or value block is loaded once for all */
+
+/* Attention for fp32 inference in one pass per head, on CPUs with AVX-512: the fp32 twin of attend_bf16
+   below (same arguments, same layouts, same masks), with fused multiply-adds instead of vdpbf16ps.
+   PyTorch's fused SDPA in fp32 multiplies blocks with its sgemm, which on AMD CPUs is MKL's AVX2 code.
+   A head's keys are repacked once, 16 keys to a block, channel-major (kp[(block * d + i) * 16 + j] =
+   key 16 block + j's channel i), so that one broadcast query channel meets 16 keys per FMA; values are
+   read in place, a row per key. Scores, softmax and sums are fp32 throughout: only the order of the sums
+   and the exponential's polynomial (exp512, within 2 ulp) differ from torch's. */
+static void attend_head_f32(const float *q, const int64_t q_row, const float *k, int64_t k_row,
+                            const float *v, int64_t v_row, int64_t q_len, int64_t k_len, int64_t d,
+                            const uint8_t *visible, int causal, float scale, float *out, int64_t out_row,
+                            float *kp, float *s) {
+    const int64_t blocks = (k_len + 15) / 16, padded = blocks * 16;
+    memset(kp + blocks * d * 16, 0, sizeof(float) * d * 16);  /* the spare block */
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t j = 0; j < 16; j++) {
+            int64_t key = b * 16 + j;
+            const float *row = k + key * k_row;
+            for (int64_t i = 0; i < d; i++) kp[(b * d + i) * 16 + j] = key < k_len ? row[i] : 0.0f;
+        }
+    for (int64_t t0 = 0; t0 < q_len; t0 += ROWS) {
+        int64_t shown[ROWS], most = 0;
+        const float *qr[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            int64_t t = t0 + r < q_len ? t0 + r : q_len - 1;  /* past the end: the last row again, not stored */
+            qr[r] = q + t * q_row;
+            int64_t n = k_len;
+            if (causal) {
+                int64_t last = t + k_len - q_len;
+                n = last < 0 ? 0 : (last + 1 < k_len ? last + 1 : k_len);
+            }
+            shown[r] = n;
+            most = n > most ? n : most;
+        }
+        const int64_t used = (most + 15) / 16;
+        /* scores s[r][key] = q_r . k_key * scale, -inf where hidden, and each row's max */
+        __m512 tops[ROWS];
+        for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
+        for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
+            __m512 acc[ROWS][2];
+            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            const float *block = kp + b * d * 16, *next = block + d * 16;
+            for (int64_t i = 0; i < d; i++) {
+                __m512 keys = _mm512_loadu_ps(block + i * 16), more = _mm512_loadu_ps(next + i * 16);
+                for (int r = 0; r < ROWS; r++) {
+                    __m512 query = _mm512_set1_ps(qr[r][i]);
+                    acc[r][0] = _mm512_fmadd_ps(keys, query, acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(more, query, acc[r][1]);
+                }
+            }
+            for (int half = 0; half < 2 && b + half < used; half++) {
+                const int64_t first = (b + half) * 16;
+                __mmask16 seen = 0xFFFF;
+                if (visible) {
+                    __mmask16 inside = first + 16 <= k_len ? 0xFFFF : (__mmask16)((1u << (k_len - first)) - 1);
+                    __m128i bytes = _mm_maskz_loadu_epi8(inside, visible + first);
+                    seen = _mm_test_epi8_mask(bytes, bytes);
+                }
+                for (int r = 0; r < ROWS; r++) {
+                    __mmask16 in = first + 16 <= shown[r] ? 0xFFFF
+                                 : (first >= shown[r] ? 0 : (__mmask16)((1u << (shown[r] - first)) - 1));
+                    __m512 x = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), in & seen, acc[r][half],
+                                                  _mm512_set1_ps(scale));
+                    _mm512_storeu_ps(s + r * padded + first, x);
+                    tops[r] = _mm512_max_ps(tops[r], x);
+                }
+            }
+        }
+        /* softmax numerators e = exp(s - max) in place (0 where hidden); the division by their sum is
+           applied to the context instead */
+        __m512 inv[ROWS];
+        for (int r = 0; r < ROWS; r++) {
+            float *sr = s + r * padded;
+            const float top = _mm512_reduce_max_ps(tops[r]);
+            const __m512 shift = _mm512_set1_ps(top == -INFINITY ? 0.0f : top);
+            __m512 total = _mm512_setzero_ps();
+            for (int64_t b = 0; b < used; b++) {
+                __m512 x = _mm512_loadu_ps(sr + b * 16);
+                __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+                __m512 dx = _mm512_max_ps(_mm512_sub_ps(x, shift), _mm512_set1_ps(-87.0f));
+                __m512 e = _mm512_maskz_mov_ps(in, exp512(dx));
+                total = _mm512_add_ps(total, e);
+                _mm512_storeu_ps(sr + b * 16, e);
+            }
+            const float sum = _mm512_reduce_add_ps(total);
+            inv[r] = _mm512_set1_ps(top == -INFINITY ? 0.0f : 1.0f / sum);
+        }
+        /* context: out[r] = (sum over visible keys of e[r][key] v_key) / sum, 32 channels at a time */
+        for (int64_t c0 = 0; c0 < d; c0 += 32) {
+            const int width = d - c0 < 32 ? 1 : 2;
+            __m512 acc[ROWS][2];
+            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+            for (int64_t key = 0; key < most; key++) {
+                const float *row = v + key * v_row + c0;
+                __m512 vals = _mm512_loadu_ps(row), more = _mm512_loadu_ps(row + 16 * (width - 1));
+                for (int r = 0; r < ROWS; r++) {
+                    __m512 weight = _mm512_set1_ps(s[r * padded + key]);
+                    acc[r][0] = _mm512_fmadd_ps(vals, weight, acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(more, weight, acc[r][1]);
+                }
+            }
+            for (int r = 0; r < ROWS && t0 + r < q_len; r++)
+                for (int w = 0; w < width; w++)
+                    _mm512_storeu_ps(out + (t0 + r) * out_row + c0 + w * 16, _mm512_mul_ps(acc[r][w], inv[r]));
+        }
+    }
+}
+
+int attend_f32_built(void) { return 1; }
+
+int attend_f32(const float *q, const float *k, const float *v, int64_t batch, int64_t heads, int64_t kv_heads,
+               int64_t q_len, int64_t k_len, int64_t d, const int64_t *q_stride, const int64_t *k_stride,
+               const int64_t *v_stride, const uint8_t *key_mask, int causal, float scale, float *out,
+               int threads) {
+    if (d % 16 || d > 256 || heads % kv_heads) return -1;
+    const int64_t group = heads / kv_heads, padded = (k_len + 15) / 16 * 16;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        float *kp = aligned_alloc(64, sizeof(float) * (size_t)(padded + 16) * d + 64);  /* + a spare block */
+        float *s = aligned_alloc(64, sizeof(float) * ROWS * padded + 64);
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < batch * heads; task++) {
+            int64_t b = task / heads, h = task % heads, g = h / group;
+            attend_head_f32(q + b * q_stride[0] + h * q_stride[1], q_stride[2],
+                            k + b * k_stride[0] + g * k_stride[1], k_stride[2],
+                            v + b * v_stride[0] + g * v_stride[1], v_stride[2], q_len, k_len, d,
+                            key_mask ? key_mask + b * k_len : NULL, causal, scale,
+                            out + (b * q_len * heads + h) * d, heads * d, kp, s);
+        }
+        free(kp);
+        free(s);
+    }
+    return 0;
+}
+#else
+int attend_f32_built(void) { return 0; }
+
+int attend_f32(const float *q, const float *k, const float *v, int64_t batch, int64_t heads, int64_t kv_heads,
+               int64_t q_len, int64_t k_len, int64_t d, const int64_t *q_stride, const int64_t *k_stride,
+               const int64_t *v_stride, const uint8_t *key_mask, int causal, float scale, float *out,
+               int threads) {
+    (void)q; (void)k; (void)v; (void)batch; (void)heads; (void)kv_heads; (void)q_len; (void)k_len; (void)d;
+    (void)q_stride; (void)k_stride; (void)v_stride; (void)key_mask; (void)causal; (void)scale; (void)out;
+    (void)threads;
+    return -1;
+}
+#endif
+
+/* Attention for bf16 inference in one pass per head, on CPUs with AVX512-BF16 (Zen 4 and later, Intel
+   Cooper Lake and later): context = softmax(q K^T * scale) V, read from q, k, v wherever they lie (the
+   fused projection's output, a KV cache) and written in the (batch, q_len, heads, d) layout the output
+   projection reads. The torch form is two bf16 matmuls around a softmax with a (B, H, T, S) score tensor
+   between them, and copies of q, k, v into head-major order before them; here a head's keys and values
+   are repacked once into the pair layout of vdpbf16ps (16 lanes, each the dot product of two bf16
+   pairs, accumulated in fp32), its scores live in a row buffer of the thread, and a causal row stops
+   at its last visible key.
+
+   Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax in fp32, the
+   probabilities rounded to bf16 for the second product, accumulated in fp32, the context rounded to
+   bf16 (round to nearest even).
+
+   q: (batch, heads, q_len, d) by q_stride (elements; the last dimension contiguous); k, v: (batch,
+   kv_heads, k_len, d) by k_stride / v_stride, query head h reading key/value head h / (heads /
+   kv_heads). key_mask: (batch, k_len), nonzero = visible, or NULL. causal: query t sees keys up to
+   t + k_len - q_len. A row with no visible key gets a zero context. d: a multiple of 16, at most 256.
+   Returns 0, or -1 where this build has no AVX512-BF16 or d is not served (nothing is written). */
+#if defined(__AVX512BF16__) && defined(__AVX512F__)
 /* vdpbf16ps takes ~6 cycles to give its sum and two can start a cycle: each loop keeps 16 independent
    sums (8 queries x 2 key blocks, or x 2 groups of 16 channels), not 4, which measured 1.5x slower */
 

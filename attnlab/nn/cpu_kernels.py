@@ -4,7 +4,7 @@ A decode step runs ~10 tiny operations per layer besides its matrix products (no
 positions, the KV-cache write, one query's attention, SiLU * up, residual adds). Each torch op
 costs a few µs of dispatch on a CPU, more than its arithmetic at batch 1, so together they took
 ~40% of a SmolLM2-135M step. ``cpu_kernels.c`` does each group in one call (see
-:mod:`attnlab.nn.lean_decode`, which uses them). ``attend_bf16`` is bf16 inference's attention on
+:mod:`attnlab.nn.lean_decode`, which uses them). ``attend_bf16`` and ``attend_f32`` are inference attention on
 CPUs with AVX512-BF16 (see :mod:`attnlab.nn.fused_attention`).
 
 :func:`build` compiles a C file once per machine with the compiler on the PATH (``$CC``, else
@@ -118,4 +118,8 @@ def library() -> ctypes.CDLL | None:
     lib.attend_bf16.restype = ctypes.c_int
     lib.attend_bf16_built.argtypes = []
     lib.attend_bf16_built.restype = ctypes.c_int
+    lib.attend_f32.argtypes = lib.attend_bf16.argtypes
+    lib.attend_f32.restype = ctypes.c_int
+    lib.attend_f32_built.argtypes = []
+    lib.attend_f32_built.restype = ctypes.c_int
     return lib

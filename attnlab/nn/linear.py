@@ -64,12 +64,12 @@ def onednn_is_faster() -> bool:
 
 def uses_onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> bool:
     """Whether :func:`linear` sends this product to oneDNN (see the module docstring)."""
-    return (x.dtype is torch.float32 and weight.dtype is torch.float32 and x.device.type == "cpu"
+    return (not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+            and x.dtype is torch.float32 and weight.dtype is torch.float32 and x.device.type == "cpu"
             and x.numel() > 0
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                                   or (bias is not None and bias.requires_grad)))
             and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
             and _get_current_dispatch_mode() is None  # a FlopCounter or fake-tensor mode sees F.linear
             and onednn_is_faster())
 
