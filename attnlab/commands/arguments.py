@@ -95,14 +95,15 @@ def resume_hint(steps: int, out: object) -> str:
             f"Continue with the same command and --resume.")
 
 
-def add_weights_argument(parser: argparse._ActionsContainer, auto: str = "float otherwise") -> None:
+def add_weights_argument(parser: argparse._ActionsContainer, auto: str = "float otherwise",
+                         gguf: str = "packed") -> None:
     """``--weights``: how the model's matrices are kept (:func:`attnlab.interop.hf.load_pretrained`);
-    ``auto``: what auto means for a float checkpoint on this command."""
+    ``auto``: what auto means for a float checkpoint on this command, ``gguf``: for a .gguf."""
     parser.add_argument("--weights", choices=["auto", "float", "packed", "int8", "int4"], default="auto",
                         help="packed: a .gguf's Q4/Q8 blocks multiplied in place (~3.5x faster decoding, "
                              "equal to float to ~1e-5); float: fp32 matrices (a .gguf's dequantized); "
                              "int8 / int4: weights quantized to Q8_0 / Q4_1 blocks (activations stay "
-                             "fp32; faster decoding, but the answer moves); auto = packed for a .gguf, "
+                             f"fp32; faster decoding, but the answer moves); auto = {gguf} for a .gguf, "
                              f"{auto} (default auto)")
 
 

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed of the shots and test draw (default 0)")
     parser.add_argument("--normalize", action="store_true", help="score labels per token")
-    add_weights_argument(parser)
+    add_weights_argument(parser, gguf="float (scoring prompts is all prefill, where packed blocks "
+                                      "are dequantized again on every forward; the same values)")
     add_dtype_argument(parser, bf16=": scoring about 2.3x faster, scores move by up to ~0.2 nats")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar of the queries")
     parser.set_defaults(run=run)
@@ -61,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
             f"{max(args.shots)} shots; lower them."
         )
     test, train = examples[: args.n_test], examples[args.n_test :]
+    # Scoring runs only prompts through the model (prefill, no decoding), where a .gguf's packed layers
+    # dequantize their blocks on every forward: auto dequantizes them once, at load, to the same values.
+    # Measured (SmolLM2 Q4_1, --shots 0 1 4 8, 100 queries, 2 threads): scoring 58.7 s packed, 53.1 s float.
+    weights = "float" if args.weights == "auto" else args.weights
     loaded = load_kind(args.model, GPT, "{path} is not a causal LM; fewshot needs a GPT.",
-                       weights=args.weights, dtype=args.dtype)
+                       weights=weights, dtype=args.dtype)
     print(f"{len(test)} test queries, shots drawn from {len(train)} others; labels {labels}")
     print(f"{'k':>3} {'accuracy':>9} {'baseline':>9} {'shortened':>10} {'seconds':>8}")
     for k in args.shots:

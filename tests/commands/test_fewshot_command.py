@@ -97,3 +97,23 @@ def test_quantized_weights_score_every_k(tiny_model, tmp_path, capsys, weights):
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if line.split()[:1] in (["0"], ["2"])]
     assert [row[0] for row in rows] == ["0", "2"] and all(0 <= float(row[1]) <= 1 for row in rows)
+
+
+@pytest.mark.parametrize(("flag", "loaded_as"), [("auto", "float"), ("packed", "packed"), ("int8", "int8")])
+def test_auto_weights_are_float_for_scoring(tiny_model, tmp_path, capsys, monkeypatch, flag, loaded_as):
+    import attnlab.commands.fewshot as fewshot
+
+    asked = []
+    real = fewshot.load_kind
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["weights"])
+        return real(*args, **{**kwargs, "weights": "float"})  # the tiny model is a float directory
+
+    monkeypatch.setattr(fewshot, "load_kind", recording)
+    data = tmp_path / "data.tsv"
+    data.write_text("".join(f"{word}\t{'yes' if i % 2 else 'no'}\n" for i, word in enumerate(
+        ["good", "bad", "fine", "awful", "nice", "grim"] * 2)))
+    assert main(["fewshot", "--model", str(tiny_model), "--data", str(data), "--shots", "0",
+                 "--n-test", "4", "--weights", flag, "--dtype", "fp32", "--no-progress"]) == 0
+    assert asked == [loaded_as]  # a .gguf's packed blocks would be dequantized on every prompt
