@@ -12,8 +12,9 @@ The format (GGUF spec, ggml-org/ggml ``docs/gguf.md``): the magic ``GGUF``, a ve
 key/value metadata table (``general.architecture``, ``llama.*`` hyper-parameters,
 ``tokenizer.ggml.*``), then a table of tensors, each with a name, its dimensions listed
 fastest-varying first, a ggml type (F32, F16, Q4_1, Q8_0, ...) and an offset into the
-aligned data section. Parsing and dequantisation are the ``gguf`` package's
-(``GGUFReader`` + ``gguf.quants.dequantize``, published with llama.cpp); this module maps
+aligned data section. :mod:`attnlab.interop.gguf_file` parses the container (the ``gguf``
+package's reader took ~3 s on SmolLM2's vocabulary alone); dequantisation is the ``gguf``
+package's (``gguf.quants.dequantize``, published with llama.cpp); this module maps
 names, checks shapes, undoes the one layout change llama.cpp's converter makes (the q/k row
 order, see :func:`permute_for_llama_cpp`). The metadata becomes the config and the tokenizer in
 :mod:`attnlab.interop.gguf_metadata`.
@@ -38,6 +39,7 @@ from attnlab.errors import AttnlabError
 from attnlab.files import atomic_write, atomic_write_text
 from attnlab.inference.packed import PackedLinear, from_gguf_tensor
 from attnlab.inference.packed_kernels import BLOCK_BYTES
+from attnlab.interop.gguf_file import GGUFFile, GGUFFormatError
 from attnlab.interop.gguf_metadata import config_from_metadata, tokenizer_from_metadata
 from attnlab.interop.tokenizers import Tokenizer
 
@@ -187,7 +189,7 @@ def _import_gguf() -> Any:
     return gguf
 
 
-def _open(path: Path, gguf: Any) -> Any:
+def _open(path: Path, gguf: Any) -> GGUFFile:
     if not path.exists():
         raise AttnlabError(f"No such GGUF file: {path}; give the path of a .gguf file.")
     if not path.is_file():
@@ -200,11 +202,11 @@ def _open(path: Path, gguf: Any) -> Any:
             f"give a .gguf file written by llama.cpp or the gguf package."
         )
     try:
-        # mode "r": a read-only memory map, so tensors are paged in only as they are dequantised.
-        return gguf.GGUFReader(path, "r")
-    except Exception as error:  # the reader raises ValueError/IndexError/... on short or corrupt files
+        # A read-only memory map, so tensors are paged in only as they are dequantised.
+        return GGUFFile(path)
+    except GGUFFormatError as error:
         raise AttnlabError(
-            f"{path} is truncated or corrupt ({path.stat().st_size} bytes; the gguf reader says: "
+            f"{path} is truncated or corrupt ({path.stat().st_size} bytes; reading it stopped at: "
             f"{_first_line(error)}); copy or download the file again."
         ) from None
 
@@ -214,32 +216,31 @@ def _first_line(error: BaseException) -> str:
     return lines[0][:160] if lines else type(error).__name__
 
 
-def _small_metadata(reader: Any, gguf: Any) -> dict[str, Any]:
+def _small_metadata(reader: GGUFFile, gguf: Any) -> dict[str, Any]:
     """Scalars, strings and short arrays of the key/value table (the vocabulary is read later)."""
     metadata: dict[str, Any] = {}
     for name, entry in reader.fields.items():
-        kind = entry.types[0] if entry.types else None
-        if kind == gguf.GGUFValueType.ARRAY and len(entry.data) > 64:
-            continue  # tokens, merges, token types: read on demand, they are ~100k entries
+        if entry.kind == gguf.GGUFValueType.ARRAY and len(entry.value) > 64:
+            continue  # tokens, merges, token types: read where needed, they are ~100k entries
         value = entry.contents()
-        if kind == gguf.GGUFValueType.FLOAT32:
+        if entry.kind == gguf.GGUFValueType.FLOAT32:
             # Stored as float32: write 1e-05 rather than 9.999999747378752e-06, as config.json does.
             value = float(str(np.float32(value)))
         metadata[name] = value
     return metadata
 
 
-def _check_complete(path: Path, reader: Any) -> None:
+def _check_complete(path: Path, reader: GGUFFile) -> None:
     size = path.stat().st_size
     end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     if end > size:
         raise AttnlabError(
-            f"{path} is truncated: its tensors need {end} bytes but the file has {size}; "
+            f"{path} is truncated: its tensors need {end} bytes but the file has {size} bytes; "
             f"copy or download it again."
         )
 
 
-def _check_quantisation(path: Path, reader: Any, gguf: Any) -> None:
+def _check_quantisation(path: Path, reader: GGUFFile, gguf: Any) -> None:
     """Fail before any work if a tensor type is one ``gguf.quants.dequantize`` cannot undo."""
     traits = getattr(gguf.quants, "_type_traits", None)  # the package's registry of block formats
     if traits is None:
