@@ -49,8 +49,8 @@ def onednn_is_faster() -> bool:
     if fixed not in ("", "torch", "onednn"):
         raise AttnlabError(f"${ENVIRONMENT} must be 'torch' or 'onednn' (or unset, to measure). "
                            f"Got {fixed!r} instead.")
-    if not torch.backends.mkldnn.is_available():
-        return False
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False  # a build without oneDNN's CPU matmul (ATTNLAB_FP32_GEMM=onednn cannot force it)
     if fixed:
         return fixed == "onednn"
     generator = torch.Generator().manual_seed(0)

@@ -115,3 +115,16 @@ def test_a_flop_counter_and_jit_trace_see_f_linear(counted):
     assert "aten::linear" in str(traced.graph) and "mkldnn" not in str(traced.graph)
     x = torch.randn(5, 8)
     assert torch.allclose(traced(x), F.linear(x, layer.weight, layer.bias), atol=1e-6)
+
+
+def test_a_build_without_onednn_keeps_f_linear(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    monkeypatch.setenv(linear_module.ENVIRONMENT, "onednn")
+    linear_module.onednn_is_faster.cache_clear()
+    try:
+        assert linear_module.onednn_is_faster() is False
+        layer = Linear(8, 4).requires_grad_(False)
+        x = torch.randn(3, 8)
+        assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    finally:
+        linear_module.onednn_is_faster.cache_clear()
