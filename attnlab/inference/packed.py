@@ -11,8 +11,9 @@ the only difference from ``F.linear`` on the dequantized matrix is the order of 
     Q4_0  w = d * (q - 8)    Q4_1  w = d * q + m    Q8_0  w = d * q    (blocks of 32 along K)
 
 Shapes: x (..., K) -> y (..., N); K = in_features, N = out_features, as ``nn.Linear``.
-Inputs of many rows (a prefill of ``PREFILL_ROWS`` tokens or more) are compute-bound, not
-memory-bound: there the weight is dequantized once per call and oneDNN's GEMM multiplies.
+Inputs of many rows (a prefill of ``PREFILL_ROWS`` tokens or more; ``LARGE_PREFILL_ROWS`` for a layer
+whose fp32 copy exceeds ``LARGE_LAYER_BYTES``) are compute-bound, not memory-bound: there the weight
+is dequantized once per call and oneDNN's GEMM multiplies.
 Without a C compiler (or with ``ATTNLAB_PACKED_KERNEL=torch``) the torch dequantization serves
 every shape: same values, slower. ``weight`` gives the dequantized fp32 matrix (inspection, tying).
 """
@@ -31,10 +32,15 @@ from attnlab.inference import packed_kernels
 from attnlab.inference.packed_kernels import BLOCK, BLOCK_BYTES
 from attnlab.nn.linear import Linear, linear
 
-# From this many rows on, dequantize once and use the GEMM. Measured, 1 thread, SmolLM2's Q4_1
-# 1536 x 576: kernel 0.40 / 0.72 ms at 16 / 32 rows, dequantize + GEMM 0.43 / 0.69 ms; its Q8_0
-# 49152 x 576 output layer: the kernel is faster at every row count up to 32 (37 vs 152 ms).
-PREFILL_ROWS = 32
+# From this many rows on, dequantize once and use the GEMM (attnlab.nn.linear). Measured (vectorized
+# dequantize, oneDNN's fp32 GEMM), SmolLM2's Q4_1 1536 x 576, kernel vs dequantize + GEMM: 1 thread
+# 204 / 447 us against 180 / 231 us at 8 / 16 rows; 2 threads 128 / 227 against 146 / 177 us.
+PREFILL_ROWS = 16
+# A layer whose fp32 copy would not stay in cache pays for writing it out to memory: SmolLM2's Q8_0
+# 49152 x 576 output layer (113 MB in fp32), kernel vs dequantize + GEMM, 1 thread 51 / 121 ms against
+# 62 / 76 ms at 64 / 128 rows; 2 threads 24 / 41 against 42 / 52 ms. So such layers switch later.
+LARGE_LAYER_BYTES = 16 << 20
+LARGE_PREFILL_ROWS = 128
 
 
 def dequantize(blocks: Tensor, fmt: str, in_features: int) -> Tensor:
@@ -82,6 +88,9 @@ class PackedLinear(nn.Module):
         self.code = packed_kernels.FORMATS[fmt]  # the C code's number for the format
         self.in_features = in_features
         self.out_features = blocks.shape[0]
+        # rows from which forward dequantizes and multiplies with the GEMM instead of the kernel
+        self.gemm_rows = PREFILL_ROWS if 4 * in_features * self.out_features <= LARGE_LAYER_BYTES \
+            else LARGE_PREFILL_ROWS
         if bias is not None and tuple(bias.shape) != (blocks.shape[0],):
             raise AttnlabError(f"The bias of {blocks.shape[0]} outputs must have shape ({blocks.shape[0]},). "
                                f"Got {tuple(bias.shape)} instead.")
@@ -118,7 +127,7 @@ class PackedLinear(nn.Module):
             return self._traced_forward(x)
         lib = packed_kernels.library()
         rows = x.numel() // self.in_features
-        if lib is None or rows >= PREFILL_ROWS or x.device.type != "cpu":
+        if lib is None or rows >= self.gemm_rows or x.device.type != "cpu":
             return linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
         # The decode step's path, kept short: it runs ~150 times a token.
         flat = x if x.dtype == torch.float32 and x.is_contiguous() else x.to(torch.float32).contiguous()
@@ -162,7 +171,7 @@ class PackedLinear(nn.Module):
         """Under torch.compile: the custom op (opaque to the compiler) or the torch fallback."""
         flat = x.reshape(-1, self.in_features)
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        if not packed_kernels.available() or flat.shape[0] >= PREFILL_ROWS or x.device.type != "cpu":
+        if not packed_kernels.available() or flat.shape[0] >= self.gemm_rows or x.device.type != "cpu":
             return F.linear(x, self.weight.to(x.dtype), bias)
         y = packed_kernels.packed_matmul(flat.to(torch.float32), self.blocks, self.fmt, self.out_features)
         y = y if self.bias is None else y + self.bias

