@@ -16,6 +16,7 @@ from attnlab.inference.prompting import (
     few_shot_prompt,
     majority_baseline,
     score_continuations,
+    score_prompts,
     select_shots,
 )
 from attnlab.interop.tokenizers import Tokenizer
@@ -60,6 +61,38 @@ def _uncached_label_score(model: GPT, prompt_ids: list[int], label_ids: list[int
             logits = model(ids).logits[0, -1]
         total += torch.log_softmax(logits.double(), dim=-1)[token].item()
     return total
+
+
+@pytest.mark.parametrize("llama", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_batched_prompts_score_as_the_oracle_in_their_own_order(llama, batch_size):
+    tokenizer = Tokenizer.train_bpe(CORPUS, vocab_size=300)
+    model = _random_gpt(tokenizer.vocab_size, llama=llama)
+    texts = ["the cat sat on the mat", "a dog", "the cat sat on the mat and a dog ran on the mat", "cat",
+             "a dog ran"]
+    prompts = [tokenizer.encode(build_prompt(text, []), add_special_tokens=False) for text in texts]
+    assert len({len(p) for p in prompts}) == len(prompts)  # every row padded differently
+    labels = [tokenizer.encode(f" {x}", add_special_tokens=False) for x in ["yes", "no", "maybe"]]
+    assert max(len(ids) for ids in labels) > 1  # the continuation pass runs too
+    seen = []
+    scores = score_prompts(model, prompts, labels, batch_size=batch_size, progress=seen.append)
+    assert scores.shape == (len(prompts), len(labels))
+    assert sum(seen) == len(prompts) and len(seen) == -(-len(prompts) // batch_size)
+    for row, prompt in zip(scores.tolist(), prompts, strict=True):
+        for score, ids in zip(row, labels, strict=True):
+            assert score == pytest.approx(_uncached_label_score(model, prompt, ids), abs=1e-4)
+
+
+def test_score_prompts_refuses_what_it_cannot_score():
+    model = _random_gpt(40, max_positions=8)
+    with pytest.raises(AttnlabError, match="batch_size must be"):
+        score_prompts(model, [[1, 2]], [[3]], batch_size=0)
+    with pytest.raises(AttnlabError, match="at least one continuation"):
+        score_prompts(model, [[1, 2]], [])
+    with pytest.raises(AttnlabError, match="encodes to no tokens"):
+        score_prompts(model, [[1, 2], []], [[3]])
+    with pytest.raises(AttnlabError, match=r"needs 9 positions but the model has 8"):
+        score_prompts(model, [[1, 2], [1] * 7], [[3], [4, 5]])
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe", "wordpiece"])
