@@ -215,6 +215,7 @@ def score_prompts(
             )
     device = next(model.parameters()).device
     first_ids = torch.tensor([c[0] for c in continuations], device=device)  # (L,)
+    rest = _continuation_batch(continuations, device) if longest > 1 else None  # the same for every prompt
     scores = torch.zeros(len(prompts), len(continuations))
     was_training = model.training
     model.eval()
@@ -232,9 +233,8 @@ def score_prompts(
             first = torch.log_softmax(model.lm_head(last).float(), dim=-1)  # (B, V)
             for row, index in enumerate(rows):
                 scores[index] = first[row, first_ids].cpu()
-                if longest > 1:
-                    scores[index] += _rest_of_continuations(model, caches, row, int(sizes[row]),
-                                                            continuations, device)
+                if rest is not None:
+                    scores[index] += _rest_of_continuations(model, caches, row, int(sizes[row]), *rest)
             if progress is not None:
                 progress(len(rows))
     finally:
@@ -244,23 +244,28 @@ def score_prompts(
     return scores
 
 
-def _rest_of_continuations(model, caches, row: int, n_prompt: int, continuations, device) -> Tensor:
-    """(L,) log-probabilities of every continuation's tokens after its first, over row ``row`` of the
-    prompt caches (its first ``n_prompt`` positions copied to L rows)."""
+def _continuation_batch(continuations: Sequence[Sequence[int]], device) -> tuple[Tensor, Tensor]:
+    """The L continuations as ids (L, C), right-padded, and (L, C - 1) with 1 where token j >= 1 is real."""
     longest = max(len(c) for c in continuations)
-    rows = model.new_kv_caches(len(continuations), n_prompt + longest)
-    for shared, cache in zip(caches, rows, strict=True):
-        cache.keys[:, :, :n_prompt] = shared.keys[row : row + 1, :, :n_prompt]  # broadcast to L rows
-        cache.values[:, :, :n_prompt] = shared.values[row : row + 1, :, :n_prompt]
-    ids = torch.zeros(len(continuations), longest, dtype=torch.long)  # (L, C), right-padded
-    scored = torch.zeros(len(continuations), longest - 1)  # 1 where token j >= 1 is real
+    ids = torch.zeros(len(continuations), longest, dtype=torch.long)
+    scored = torch.zeros(len(continuations), longest - 1)
     for index, continuation in enumerate(continuations):
         ids[index, : len(continuation)] = torch.tensor(list(continuation))
         scored[index, : len(continuation) - 1] = 1
-    ids = ids.to(device)
+    return ids.to(device), scored.to(device)
+
+
+def _rest_of_continuations(model, caches, row: int, n_prompt: int, ids: Tensor, scored: Tensor) -> Tensor:
+    """(L,) log-probabilities of every continuation's tokens after its first (``ids``, ``scored`` from
+    :func:`_continuation_batch`), over row ``row`` of the prompt caches (its first ``n_prompt``
+    positions copied to L rows)."""
+    rows = model.new_kv_caches(ids.shape[0], n_prompt + ids.shape[1])
+    for shared, cache in zip(caches, rows, strict=True):
+        cache.keys[:, :, :n_prompt] = shared.keys[row : row + 1, :, :n_prompt]  # broadcast to L rows
+        cache.values[:, :, :n_prompt] = shared.values[row : row + 1, :, :n_prompt]
     logits = model(ids[:, :-1], kv_caches=rows, start_pos=n_prompt).logits  # (L, C-1, V)
     picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-    return (picked * scored.to(device)).sum(dim=-1).cpu()  # (L,)
+    return (picked * scored).sum(dim=-1).cpu()  # (L,)
 
 
 def score_continuations(
