@@ -372,9 +372,9 @@ int attend_f32(const float *q, const float *k, const float *v, int64_t batch, in
    pairs, accumulated in fp32), its scores live in a row buffer of the thread, and a causal row stops
    at its last visible key.
 
-   Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax in fp32, the
-   probabilities rounded to bf16 for the second product, accumulated in fp32, the context rounded to
-   bf16 (round to nearest even).
+   Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax in fp32 with an
+   exponential good to 3e-6 (exp2_bf16: the probabilities are then rounded to bf16, 4e-3, for the
+   second product), accumulated in fp32, the context rounded to bf16 (round to nearest even).
 
    q: (batch, heads, q_len, d) by q_stride (elements; the last dimension contiguous); k, v: (batch,
    kv_heads, k_len, d) by k_stride / v_stride, query head h reading key/value head h / (heads /
@@ -385,32 +385,189 @@ int attend_f32(const float *q, const float *k, const float *v, int64_t batch, in
 /* vdpbf16ps takes ~6 cycles to give its sum and two can start a cycle: each loop keeps 16 independent
    sums (8 queries x 2 key blocks, or x 2 groups of 16 channels), not 4, which measured 1.5x slower */
 
+/* acc + the dot products of a's and b's bf16 pairs (vdpbf16ps), as inline assembly on plain vector types:
+   GCC 12 holds __m512bh operands in one register and spills the rest around every use */
+static inline __attribute__((always_inline)) __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
+    __asm__("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+/* The three steps for ROWS queries are separate functions so that each gets all 32 vector registers:
+   inlined together, GCC kept the exponential's constants in registers through the context loop and
+   spilled its value blocks instead. */
+
+/* One block of 16 keys' scores for ROWS queries: s[r][first..first + 16) = acc[r], -inf where hidden;
+   tops[r] = the running maxima */
+static inline __attribute__((always_inline)) void store_scores(const __m512 *acc, int64_t first, int64_t k_len,
+                                                                const int64_t *shown, int causal,
+                                                                const uint8_t *visible, float *s, int64_t padded,
+                                                                __m512 *tops) {
+    __mmask16 seen = first + 16 <= k_len ? 0xFFFF : (__mmask16)((1u << (k_len - first)) - 1);
+    if (visible) {  /* keys visible to every query (the padding mask), not read past the row */
+        __m128i bytes = _mm_maskz_loadu_epi8(seen, visible + first);
+        seen = _mm_test_epi8_mask(bytes, bytes);
+    }
+    if (seen == 0xFFFF && (!causal || first + 16 <= shown[0])) {  /* shown[] rises with r: all visible */
+        for (int r = 0; r < ROWS; r++) {
+            _mm512_store_ps(s + r * padded + first, acc[r]);
+            tops[r] = _mm512_max_ps(tops[r], acc[r]);
+        }
+        return;
+    }
+    for (int r = 0; r < ROWS; r++) {
+        __mmask16 in = seen;
+        if (causal)
+            in &= first + 16 <= shown[r] ? 0xFFFF
+                : (first >= shown[r] ? 0 : (__mmask16)((1u << (shown[r] - first)) - 1));
+        __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), in, acc[r]);
+        _mm512_store_ps(s + r * padded + first, x);
+        tops[r] = _mm512_max_ps(tops[r], x);
+    }
+}
+
+/* s[r][key] = q_r . k_key, -inf where hidden (unscaled: the softmax scales); top[r] = row r's largest */
+static __attribute__((noinline)) void row_scores(const uint32_t *qb, const uint32_t *kp, int64_t pairs,
+                                                 int64_t used, int64_t k_len, const int64_t *shown, int causal,
+                                                 const uint8_t *visible, float *s, int64_t padded, float *top) {
+    __m512 tops[ROWS];
+    for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
+    for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
+        __m512 acc[ROWS], acc2[ROWS];
+        for (int r = 0; r < ROWS; r++) acc[r] = acc2[r] = _mm512_setzero_ps();
+        const uint32_t *block = kp + b * pairs * 16, *next = block + pairs * 16;
+        for (int64_t i = 0; i < pairs; i++) {
+            __m512i keys = _mm512_load_si512(block + i * 16), more = _mm512_load_si512(next + i * 16);
+            for (int r = 0; r < ROWS; r++) {
+                __m512i query = _mm512_set1_epi32((int)qb[i * ROWS + r]);
+                acc[r] = dot_pairs(acc[r], keys, query);
+                acc2[r] = dot_pairs(acc2[r], more, query);
+            }
+        }
+        store_scores(acc, b * 16, k_len, shown, causal, visible, s, padded, tops);
+        if (b + 1 < used) store_scores(acc2, b * 16 + 16, k_len, shown, causal, visible, s, padded, tops);
+    }
+    for (int r = 0; r < ROWS; r++) top[r] = _mm512_reduce_max_ps(tops[r]);
+}
+
+/* 2^x for x <= 0 (2^-126 below -126), to 3e-6 relative: the probabilities it gives are rounded to bf16
+   (4e-3), so a degree-4 polynomial on the fraction (fitted for relative error on [-1/2, 1/2]) serves where
+   exp512 needs degree 6 and a two-step range reduction */
+static inline __m512 exp2_bf16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(9.570102207362652e-3f), f, _mm512_set1_ps(5.591786280274391e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.40247443318367e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931217908859253e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.999992847442627e-1f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* p[r] = e^((s[r] - top[r]) scale) = 2^(s[r] c - top[r] c), c = scale log2(e), as bf16 (0 where hidden); inv[r] = 1 / their
+   sum (0: nothing visible). The division is applied to the context instead, one multiply a channel */
+static __attribute__((noinline)) void row_softmax(const float *s, int64_t padded, int64_t used, const float *top,
+                                                  float scale, uint16_t *p, float *inv) {
+    const __m512 c = _mm512_set1_ps(scale * 1.44269504088896341f);
+    for (int r = 0; r < ROWS; r++) {
+        const float *sr = s + r * padded;
+        uint16_t *pr = p + r * padded;
+        const __m512 shift = _mm512_mul_ps(_mm512_set1_ps(top[r] == -INFINITY ? 0.0f : top[r]), c);
+        __m512 total = _mm512_setzero_ps(), e[2];
+        for (int64_t b = 0; b < used; b++) {
+            __m512 x = _mm512_load_ps(sr + b * 16);
+            __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+            e[b & 1] = _mm512_maskz_mov_ps(in, exp2_bf16(_mm512_fmsub_ps(x, c, shift)));
+            total = _mm512_add_ps(total, e[b & 1]);
+            if (b & 1)  /* two blocks to bf16 in one instruction */
+                _mm512_storeu_si512(pr + (b - 1) * 16, (__m512i)_mm512_cvtne2ps_pbh(e[1], e[0]));
+        }
+        if (used & 1)
+            _mm256_store_si256((__m256i *)(pr + (used - 1) * 16), (__m256i)_mm512_cvtneps_pbh(e[0]));
+        inv[r] = top[r] == -INFINITY ? 0.0f : 1.0f / _mm512_reduce_add_ps(total);
+    }
+}
+
+/* out[r] = (sum over key pairs of p[r]'s pairs . the value pairs) * inv[r], rounded to bf16; rows
+   from `rows` on are not stored */
+static __attribute__((noinline)) void row_context(const uint16_t *p, int64_t padded, const uint32_t *vp, int64_t d,
+                                                  int64_t key_pairs, const float *inv, uint16_t *out,
+                                                  int64_t out_row, int64_t rows) {
+    for (int64_t c0 = 0; c0 < d; c0 += 32) {
+        const int width = d - c0 < 32 ? 1 : 2;
+        __m512 acc[ROWS][2];
+        for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        for (int64_t m = 0; m < key_pairs; m++) {
+            __m512i vals = _mm512_loadu_si512(vp + m * d + c0);
+            __m512i more = _mm512_loadu_si512(vp + m * d + c0 + 16 * (width - 1));
+            for (int r = 0; r < ROWS; r++) {
+                uint32_t pair;
+                memcpy(&pair, p + r * padded + 2 * m, sizeof pair);
+                __m512i weights = _mm512_set1_epi32((int)pair);
+                acc[r][0] = dot_pairs(acc[r][0], vals, weights);
+                acc[r][1] = dot_pairs(acc[r][1], more, weights);
+            }
+        }
+        for (int r = 0; r < ROWS && r < rows; r++)
+            for (int w = 0; w < width; w++) {
+                __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(acc[r][w], _mm512_set1_ps(inv[r])));
+                _mm256_storeu_si256((__m256i *)(out + r * out_row + c0 + w * 16), (__m256i)h);
+            }
+    }
+}
+
+/* keys: kp[i * 16 + j] = key j's pair i (two bf16 in 32 bits), for the block of 16 keys from k (keys
+   from `left` on are zeros): 16 x 16 transposes of 32-bit pairs, in unpacks and 128-bit lane shuffles */
+static void pack_keys(const uint16_t *k, int64_t k_row, int64_t left, int64_t pairs, uint32_t *kp) {
+    for (int64_t i0 = 0; i0 < pairs; i0 += 16) {
+        const int width = pairs - i0 < 16 ? (int)(pairs - i0) : 16;
+        const __mmask16 part = (__mmask16)((1u << width) - 1);
+        __m512i r[16], t[16], u[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < left ? _mm512_maskz_loadu_epi32(part, (const uint32_t *)(k + j * k_row) + i0)
+                            : _mm512_setzero_si512();
+        for (int j = 0; j < 16; j += 2) {  /* t[j] lane L: rows j, j+1 interleaved at pairs 4L, 4L+1 */
+            t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
+            t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
+        }
+        for (int j = 0; j < 16; j += 4) {  /* u[j + c] lane L: rows j..j+3 at pair 4L + c */
+            u[j] = _mm512_unpacklo_epi64(t[j], t[j + 2]);
+            u[j + 1] = _mm512_unpackhi_epi64(t[j], t[j + 2]);
+            u[j + 2] = _mm512_unpacklo_epi64(t[j + 1], t[j + 3]);
+            u[j + 3] = _mm512_unpackhi_epi64(t[j + 1], t[j + 3]);
+        }
+        for (int c = 0; c < 4; c++) {  /* gather lane L of u[c], u[4 + c], u[8 + c], u[12 + c]: pair 4L + c */
+            __m512i even_lo = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), odd_lo = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+            __m512i even_hi = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), odd_hi = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+            __m512i col[4] = {_mm512_shuffle_i32x4(even_lo, even_hi, 0x88), _mm512_shuffle_i32x4(odd_lo, odd_hi, 0x88),
+                              _mm512_shuffle_i32x4(even_lo, even_hi, 0xDD), _mm512_shuffle_i32x4(odd_lo, odd_hi, 0xDD)};
+            for (int L = 0; L < 4; L++)
+                if (4 * L + c < width) _mm512_store_si512(kp + (i0 + 4 * L + c) * 16, col[L]);
+        }
+    }
+}
+
+/* values: to[c] = (v[0][c], v[1][c]), the pair of keys at v interleaved per channel (a key at or past
+   `left` is zero) */
+static void pack_values(const uint16_t *v, int64_t v_row, int64_t left, int64_t d, uint32_t *to) {
+    const __m512i order = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                           39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    for (int64_t c = 0; c < d; c += 16) {
+        __m512i even = left > 0 ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(v + c)))
+                                : _mm512_setzero_si512();
+        __m512i odd = left > 1 ? _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(v + v_row + c)))
+                               : _mm512_setzero_si512();
+        _mm512_storeu_si512(to + c, _mm512_permutex2var_epi16(even, order, odd));
+    }
+}
+
 static void attend_head_bf16(const uint16_t *q, const int64_t q_row, const uint16_t *k, int64_t k_row,
                              const uint16_t *v, int64_t v_row, int64_t q_len, int64_t k_len, int64_t d,
                              const uint8_t *visible, int causal, float scale, uint16_t *out, int64_t out_row,
                              uint32_t *kp, uint32_t *vp, float *s, uint16_t *p) {
     const int64_t blocks = (k_len + 15) / 16, pairs = d / 2, padded = blocks * 16;
-    /* keys: kp[(block * pairs + i) * 16 + j] = key (16 block + j)'s pair i (two bf16 in 32 bits) */
     memset(kp + blocks * pairs * 16, 0, sizeof(uint32_t) * pairs * 16);  /* the spare block */
-    for (int64_t b = 0; b < blocks; b++)
-        for (int64_t j = 0; j < 16; j++) {
-            int64_t key = b * 16 + j;
-            const uint32_t *row = (const uint32_t *)(k + key * k_row);
-            for (int64_t i = 0; i < pairs; i++) kp[(b * pairs + i) * 16 + j] = key < k_len ? row[i] : 0;
-        }
-    /* values: vp[m * d + c] = (v[2m][c], v[2m + 1][c]), key pairs interleaved per channel */
-    for (int64_t m = 0; m < padded / 2; m++) {
-        uint32_t *to = vp + m * d;
-        if (2 * m + 1 < k_len) {
-            const uint16_t *even = v + 2 * m * v_row, *odd = even + v_row;
-            for (int64_t c = 0; c < d; c++) to[c] = even[c] | ((uint32_t)odd[c] << 16);
-        } else if (2 * m < k_len) {  /* the last key of an odd count, paired with a zero */
-            const uint16_t *even = v + 2 * m * v_row;
-            for (int64_t c = 0; c < d; c++) to[c] = even[c];
-        } else {
-            memset(to, 0, sizeof(uint32_t) * d);
-        }
-    }
+    for (int64_t b = 0; b < blocks; b++) pack_keys(k + b * 16 * k_row, k_row, k_len - b * 16, pairs, kp + b * pairs * 16);
+    for (int64_t m = 0; m < padded / 2; m++) pack_values(v + 2 * m * v_row, v_row, k_len - 2 * m, d, vp + m * d);
     for (int64_t t0 = 0; t0 < q_len; t0 += ROWS) {
         int64_t shown[ROWS], most = 0;
         const uint32_t *qr[ROWS];
@@ -426,83 +583,13 @@ static void attend_head_bf16(const uint16_t *q, const int64_t q_row, const uint1
             most = n > most ? n : most;
         }
         const int64_t used = (most + 15) / 16;  /* key blocks any of the rows sees */
-        /* scores s[r][key] = q_r . k_key * scale, -inf where hidden, and each row's max */
-        __m512 tops[ROWS];
-        for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
-        for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
-            __m512 acc[ROWS][2];
-            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-            const uint32_t *block = kp + b * pairs * 16, *next = block + pairs * 16;
-            for (int64_t i = 0; i < pairs; i++) {
-                __m512bh keys = (__m512bh)_mm512_loadu_si512(block + i * 16);
-                __m512bh more = (__m512bh)_mm512_loadu_si512(next + i * 16);
-                for (int r = 0; r < ROWS; r++) {
-                    __m512bh query = (__m512bh)_mm512_set1_epi32((int)qr[r][i]);
-                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], keys, query);
-                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], more, query);
-                }
-            }
-            for (int half = 0; half < 2 && b + half < used; half++) {
-                const int64_t first = (b + half) * 16;
-                __mmask16 seen = 0xFFFF;  /* keys visible to every query (the padding mask) */
-                if (visible) {
-                    __mmask16 inside = first + 16 <= k_len ? 0xFFFF : (__mmask16)((1u << (k_len - first)) - 1);
-                    __m128i bytes = _mm_maskz_loadu_epi8(inside, visible + first);  /* not past the row */
-                    seen = _mm_test_epi8_mask(bytes, bytes);
-                }
-                for (int r = 0; r < ROWS; r++) {
-                    __mmask16 in = first + 16 <= shown[r] ? 0xFFFF
-                                 : (first >= shown[r] ? 0 : (__mmask16)((1u << (shown[r] - first)) - 1));
-                    __m512 x = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), in & seen, acc[r][half],
-                                                  _mm512_set1_ps(scale));
-                    _mm512_storeu_ps(s + r * padded + first, x);
-                    tops[r] = _mm512_max_ps(tops[r], x);
-                }
-            }
-        }
-        /* softmax numerators e = exp(s - max) as bf16 in p[r] (0 where hidden, up to the last block's
-           end); the division by their sum is applied to the context instead, one multiply a channel */
-        __m512 inv[ROWS];
-        for (int r = 0; r < ROWS; r++) {
-            const float *sr = s + r * padded;
-            uint16_t *pr = p + r * padded;
-            const float top = _mm512_reduce_max_ps(tops[r]);
-            const __m512 shift = _mm512_set1_ps(top == -INFINITY ? 0.0f : top);
-            __m512 total = _mm512_setzero_ps();
-            for (int64_t b = 0; b < used; b++) {
-                __m512 x = _mm512_loadu_ps(sr + b * 16);
-                __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-                __m512 dx = _mm512_max_ps(_mm512_sub_ps(x, shift), _mm512_set1_ps(-87.0f));
-                __m512 e = _mm512_maskz_mov_ps(in, exp512(dx));
-                total = _mm512_add_ps(total, e);
-                _mm256_storeu_si256((__m256i *)(pr + b * 16), (__m256i)_mm512_cvtneps_pbh(e));
-            }
-            const float sum = _mm512_reduce_add_ps(total);
-            inv[r] = _mm512_set1_ps(top == -INFINITY ? 0.0f : 1.0f / sum);  /* nothing visible: 0 */
-        }
-        /* context: out[r] = (sum over key pairs of p[r] pairs . value pairs) / sum, 32 channels at a time */
-        const int64_t key_pairs = used * 8;
-        for (int64_t c0 = 0; c0 < d; c0 += 32) {
-            const int width = d - c0 < 32 ? 1 : 2;
-            __m512 acc[ROWS][2];
-            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-            for (int64_t m = 0; m < key_pairs; m++) {
-                __m512bh vals = (__m512bh)_mm512_loadu_si512(vp + m * d + c0);
-                __m512bh more = (__m512bh)_mm512_loadu_si512(vp + m * d + c0 + 16 * (width - 1));
-                for (int r = 0; r < ROWS; r++) {
-                    uint32_t pair;
-                    memcpy(&pair, p + r * padded + 2 * m, sizeof pair);
-                    __m512bh weights = (__m512bh)_mm512_set1_epi32((int)pair);
-                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], vals, weights);
-                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], more, weights);
-                }
-            }
-            for (int r = 0; r < ROWS && t0 + r < q_len; r++)
-                for (int w = 0; w < width; w++) {
-                    __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(acc[r][w], inv[r]));
-                    _mm256_storeu_si256((__m256i *)(out + (t0 + r) * out_row + c0 + w * 16), (__m256i)h);
-                }
-        }
+        float top[ROWS], inv[ROWS];
+        uint32_t qb[128 * ROWS] __attribute__((aligned(64)));  /* qb[i * ROWS + r] = row r's pair i */
+        for (int64_t i = 0; i < pairs; i++)
+            for (int r = 0; r < ROWS; r++) qb[i * ROWS + r] = qr[r][i];
+        row_scores(qb, kp, pairs, used, k_len, shown, causal, visible, s, padded, top);
+        row_softmax(s, padded, used, top, scale, p, inv);
+        row_context(p, padded, vp, d, used * 8, inv, out + t0 * out_row, out_row, q_len - t0);
     }
 }
 
