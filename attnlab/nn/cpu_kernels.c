@@ -449,11 +449,12 @@ static __attribute__((noinline)) void row_scores(const uint32_t *qb, const uint3
     for (int r = 0; r < ROWS; r++) top[r] = _mm512_reduce_max_ps(tops[r]);
 }
 
-/* 2^x for x <= 0 (2^-126 below -126), to 3e-6 relative: the probabilities it gives are rounded to bf16
-   (4e-3), so a degree-4 polynomial on the fraction (fitted for relative error on [-1/2, 1/2]) serves where
-   exp512 needs degree 6 and a two-step range reduction */
+/* 2^x for x <= 0, to 3e-6 relative, and exactly 0 from about -150 down (-inf included, so hidden keys
+   need no mask of their own): the probabilities it gives are rounded to bf16 (4e-3), so a degree-4
+   polynomial on the fraction (fitted for relative error on [-1/2, 1/2]) serves where exp512 needs
+   degree 6 and a two-step range reduction */
 static inline __m512 exp2_bf16(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+    x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f));
     const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(x, n);
     __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(9.570102207362652e-3f), f, _mm512_set1_ps(5.591786280274391e-2f));
@@ -463,8 +464,9 @@ static inline __m512 exp2_bf16(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-/* p[r] = e^((s[r] - top[r]) scale) = 2^(s[r] c - top[r] c), c = scale log2(e), as bf16 (0 where hidden); inv[r] = 1 / their
-   sum (0: nothing visible). The division is applied to the context instead, one multiply a channel */
+/* p[r] = e^((s[r] - top[r]) scale) = 2^(s[r] c - top[r] c), c = scale log2(e), as bf16 (0 where s is
+   -inf: hidden); inv[r] = 1 / their sum (0: nothing visible). The division is applied to the context
+   instead, one multiply a channel */
 static __attribute__((noinline)) void row_softmax(const float *s, int64_t padded, int64_t used, const float *top,
                                                   float scale, uint16_t *p, float *inv) {
     const __m512 c = _mm512_set1_ps(scale * 1.44269504088896341f);
@@ -472,17 +474,19 @@ static __attribute__((noinline)) void row_softmax(const float *s, int64_t padded
         const float *sr = s + r * padded;
         uint16_t *pr = p + r * padded;
         const __m512 shift = _mm512_mul_ps(_mm512_set1_ps(top[r] == -INFINITY ? 0.0f : top[r]), c);
-        __m512 total = _mm512_setzero_ps(), e[2];
-        for (int64_t b = 0; b < used; b++) {
-            __m512 x = _mm512_load_ps(sr + b * 16);
-            __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-            e[b & 1] = _mm512_maskz_mov_ps(in, exp2_bf16(_mm512_fmsub_ps(x, c, shift)));
-            total = _mm512_add_ps(total, e[b & 1]);
-            if (b & 1)  /* two blocks to bf16 in one instruction */
-                _mm512_storeu_si512(pr + (b - 1) * 16, (__m512i)_mm512_cvtne2ps_pbh(e[1], e[0]));
+        __m512 total = _mm512_setzero_ps();
+        int64_t b = 0;
+        for (; b + 2 <= used; b += 2) {  /* two blocks to bf16 in one instruction */
+            __m512 e0 = exp2_bf16(_mm512_fmsub_ps(_mm512_load_ps(sr + b * 16), c, shift));
+            __m512 e1 = exp2_bf16(_mm512_fmsub_ps(_mm512_load_ps(sr + b * 16 + 16), c, shift));
+            total = _mm512_add_ps(total, _mm512_add_ps(e0, e1));
+            _mm512_storeu_si512(pr + b * 16, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
-        if (used & 1)
-            _mm256_store_si256((__m256i *)(pr + (used - 1) * 16), (__m256i)_mm512_cvtneps_pbh(e[0]));
+        if (b < used) {
+            __m512 e0 = exp2_bf16(_mm512_fmsub_ps(_mm512_load_ps(sr + b * 16), c, shift));
+            total = _mm512_add_ps(total, e0);
+            _mm256_store_si256((__m256i *)(pr + b * 16), (__m256i)_mm512_cvtneps_pbh(e0));
+        }
         inv[r] = top[r] == -INFINITY ? 0.0f : 1.0f / _mm512_reduce_add_ps(total);
     }
 }

@@ -13,8 +13,8 @@ afresh. ``attend_bf16`` in :mod:`attnlab.nn.cpu_kernels` does a head at a time: 
 keys and values into the pair layout of ``vdpbf16ps`` (bf16 products accumulated in fp32), keeps
 eight queries' scores in a buffer of the thread, computes their softmax there (an FMA exp), and
 writes the context in the (B, T, H, D) layout the output projection reads; a causal row stops at its
-last visible key. benchmarks/inference_attention.py (2-core Zen 5, 1 thread): MiniLM's layer 0.70 ms
-(flash SDPA 3.30, the compiled torch form 1.63), the 512-token causal layer 1.17 ms (8.75, 4.44).
+last visible key. benchmarks/inference_attention.py (2-core Zen 5, 1 thread): MiniLM's layer 0.65 ms
+(flash SDPA 3.29, the compiled torch form 1.64), the 512-token causal layer 1.11 ms (8.76, 4.39).
 
 Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax in fp32, the
 probabilities rounded to bf16 for the second product, accumulated in fp32, the context rounded to
