@@ -216,6 +216,142 @@ static inline __m512 exp512(__m512 x) {
 
 #define ROWS 8  /* queries done together: each repacked key or value block is loaded once for all */
 
+/* A block of 16 keys channel-major: kp[i * 16 + j] = key j's 32-bit word i (an fp32 channel, or a pair of
+   bf16 channels), for the `words` words of each key from k, rows `row_bytes` apart (keys from `left` on
+   are zeros): 16 x 16 transposes in unpacks and 128-bit lane shuffles */
+static void pack_keys(const char *k, int64_t row_bytes, int64_t left, int64_t words, uint32_t *kp) {
+    for (int64_t i0 = 0; i0 < words; i0 += 16) {
+        const int width = words - i0 < 16 ? (int)(words - i0) : 16;
+        const __mmask16 part = (__mmask16)((1u << width) - 1);
+        __m512i r[16], t[16], u[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < left ? _mm512_maskz_loadu_epi32(part, (const uint32_t *)(k + j * row_bytes) + i0)
+                            : _mm512_setzero_si512();
+        for (int j = 0; j < 16; j += 2) {  /* t[j] lane L: rows j, j+1 interleaved at words 4L, 4L+1 */
+            t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
+            t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
+        }
+        for (int j = 0; j < 16; j += 4) {  /* u[j + c] lane L: rows j..j+3 at pair 4L + c */
+            u[j] = _mm512_unpacklo_epi64(t[j], t[j + 2]);
+            u[j + 1] = _mm512_unpackhi_epi64(t[j], t[j + 2]);
+            u[j + 2] = _mm512_unpacklo_epi64(t[j + 1], t[j + 3]);
+            u[j + 3] = _mm512_unpackhi_epi64(t[j + 1], t[j + 3]);
+        }
+        for (int c = 0; c < 4; c++) {  /* gather lane L of u[c], u[4 + c], u[8 + c], u[12 + c]: pair 4L + c */
+            __m512i even_lo = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), odd_lo = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+            __m512i even_hi = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), odd_hi = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+            __m512i col[4] = {_mm512_shuffle_i32x4(even_lo, even_hi, 0x88), _mm512_shuffle_i32x4(odd_lo, odd_hi, 0x88),
+                              _mm512_shuffle_i32x4(even_lo, even_hi, 0xDD), _mm512_shuffle_i32x4(odd_lo, odd_hi, 0xDD)};
+            for (int L = 0; L < 4; L++)
+                if (4 * L + c < width) _mm512_store_si512(kp + (i0 + 4 * L + c) * 16, col[L]);
+        }
+    }
+}
+
+/* One block of 16 keys' scores for ROWS queries: s[r][first..first + 16) = acc[r], -inf where hidden;
+   tops[r] = the running maxima */
+static inline __attribute__((always_inline)) void store_scores(const __m512 *acc, int64_t first, int64_t k_len,
+                                                                const int64_t *shown, int causal,
+                                                                const uint8_t *visible, float *s, int64_t padded,
+                                                                __m512 *tops) {
+    __mmask16 seen = first + 16 <= k_len ? 0xFFFF : (__mmask16)((1u << (k_len - first)) - 1);
+    if (visible) {  /* keys visible to every query (the padding mask), not read past the row */
+        __m128i bytes = _mm_maskz_loadu_epi8(seen, visible + first);
+        seen = _mm_test_epi8_mask(bytes, bytes);
+    }
+    if (seen == 0xFFFF && (!causal || first + 16 <= shown[0])) {  /* shown[] rises with r: all visible */
+        for (int r = 0; r < ROWS; r++) {
+            _mm512_store_ps(s + r * padded + first, acc[r]);
+            tops[r] = _mm512_max_ps(tops[r], acc[r]);
+        }
+        return;
+    }
+    for (int r = 0; r < ROWS; r++) {
+        __mmask16 in = seen;
+        if (causal)
+            in &= first + 16 <= shown[r] ? 0xFFFF
+                : (first >= shown[r] ? 0 : (__mmask16)((1u << (shown[r] - first)) - 1));
+        __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), in, acc[r]);
+        _mm512_store_ps(s + r * padded + first, x);
+        tops[r] = _mm512_max_ps(tops[r], x);
+    }
+}
+
+
+/* The fp32 kernel's three steps, each a function of its own, as the bf16 kernel's below (see there why) */
+
+/* s[r][key] = q_r . k_key * scale, -inf where hidden; top[r] = row r's largest. The queries are read in
+   place, one pointer a row: copying them into one block of ROWS columns measured 1.5x slower */
+static __attribute__((noinline)) void row_scores_f32(const float *const *qr, const float *kp, int64_t d, int64_t used,
+                                                     int64_t k_len, const int64_t *shown, int causal,
+                                                     const uint8_t *visible, float scale, float *s,
+                                                     int64_t padded, float *top) {
+    __m512 tops[ROWS];
+    for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
+    for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
+        __m512 acc[ROWS], acc2[ROWS];
+        for (int r = 0; r < ROWS; r++) acc[r] = acc2[r] = _mm512_setzero_ps();
+        const float *block = kp + b * d * 16, *next = block + d * 16;
+        for (int64_t i = 0; i < d; i++) {
+            __m512 keys = _mm512_load_ps(block + i * 16), more = _mm512_load_ps(next + i * 16);
+            for (int r = 0; r < ROWS; r++) {
+                __m512 query = _mm512_set1_ps(qr[r][i]);
+                acc[r] = _mm512_fmadd_ps(keys, query, acc[r]);
+                acc2[r] = _mm512_fmadd_ps(more, query, acc2[r]);
+            }
+        }
+        for (int r = 0; r < ROWS; r++) {
+            acc[r] = _mm512_mul_ps(acc[r], _mm512_set1_ps(scale));
+            acc2[r] = _mm512_mul_ps(acc2[r], _mm512_set1_ps(scale));
+        }
+        store_scores(acc, b * 16, k_len, shown, causal, visible, s, padded, tops);
+        if (b + 1 < used) store_scores(acc2, b * 16 + 16, k_len, shown, causal, visible, s, padded, tops);
+    }
+    for (int r = 0; r < ROWS; r++) top[r] = _mm512_reduce_max_ps(tops[r]);
+}
+
+/* s[r] = exp(s[r] - top[r]) in place (0 where hidden); inv[r] = 1 / their sum (0: nothing visible) */
+static __attribute__((noinline)) void row_softmax_f32(float *s, int64_t padded, int64_t used, const float *top,
+                                                      float *inv) {
+    for (int r = 0; r < ROWS; r++) {
+        float *sr = s + r * padded;
+        const __m512 shift = _mm512_set1_ps(top[r] == -INFINITY ? 0.0f : top[r]);
+        __m512 total = _mm512_setzero_ps();
+        for (int64_t b = 0; b < used; b++) {
+            __m512 x = _mm512_load_ps(sr + b * 16);
+            __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+            __m512 dx = _mm512_max_ps(_mm512_sub_ps(x, shift), _mm512_set1_ps(-87.0f));
+            __m512 e = _mm512_maskz_mov_ps(in, exp512(dx));
+            total = _mm512_add_ps(total, e);
+            _mm512_store_ps(sr + b * 16, e);
+        }
+        inv[r] = top[r] == -INFINITY ? 0.0f : 1.0f / _mm512_reduce_add_ps(total);
+    }
+}
+
+/* out[r] = (sum over the first `keys` keys of s[r][key] v_key) * inv[r]; rows from `rows` on not stored */
+static __attribute__((noinline)) void row_context_f32(const float *s, int64_t padded, const float *v, int64_t v_row,
+                                                      int64_t d, int64_t keys, const float *inv, float *out,
+                                                      int64_t out_row, int64_t rows) {
+    for (int64_t c0 = 0; c0 < d; c0 += 32) {
+        const int width = d - c0 < 32 ? 1 : 2;
+        __m512 acc[ROWS][2];
+        for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        for (int64_t key = 0; key < keys; key++) {
+            const float *row = v + key * v_row + c0;
+            __m512 vals = _mm512_loadu_ps(row), more = _mm512_loadu_ps(row + 16 * (width - 1));
+            for (int r = 0; r < ROWS; r++) {
+                __m512 weight = _mm512_set1_ps(s[r * padded + key]);
+                acc[r][0] = _mm512_fmadd_ps(vals, weight, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(more, weight, acc[r][1]);
+            }
+        }
+        for (int r = 0; r < ROWS && r < rows; r++)
+            for (int w = 0; w < width; w++)
+                _mm512_storeu_ps(out + r * out_row + c0 + w * 16, _mm512_mul_ps(acc[r][w], _mm512_set1_ps(inv[r])));
+    }
+}
+
 /* Attention for fp32 inference in one pass per head, on CPUs with AVX-512: the fp32 twin of attend_bf16
    below (same arguments, same layouts, same masks), with fused multiply-adds instead of vdpbf16ps.
    PyTorch's fused SDPA in fp32 multiplies blocks with its sgemm, which on AMD CPUs is MKL's AVX2 code.
@@ -230,11 +366,7 @@ static void attend_head_f32(const float *q, const int64_t q_row, const float *k,
     const int64_t blocks = (k_len + 15) / 16, padded = blocks * 16;
     memset(kp + blocks * d * 16, 0, sizeof(float) * d * 16);  /* the spare block */
     for (int64_t b = 0; b < blocks; b++)
-        for (int64_t j = 0; j < 16; j++) {
-            int64_t key = b * 16 + j;
-            const float *row = k + key * k_row;
-            for (int64_t i = 0; i < d; i++) kp[(b * d + i) * 16 + j] = key < k_len ? row[i] : 0.0f;
-        }
+        pack_keys((const char *)(k + b * 16 * k_row), k_row * 4, k_len - b * 16, d, (uint32_t *)kp + b * d * 16);
     for (int64_t t0 = 0; t0 < q_len; t0 += ROWS) {
         int64_t shown[ROWS], most = 0;
         const float *qr[ROWS];
@@ -249,77 +381,11 @@ static void attend_head_f32(const float *q, const int64_t q_row, const float *k,
             shown[r] = n;
             most = n > most ? n : most;
         }
-        const int64_t used = (most + 15) / 16;
-        /* scores s[r][key] = q_r . k_key * scale, -inf where hidden, and each row's max */
-        __m512 tops[ROWS];
-        for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
-        for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
-            __m512 acc[ROWS][2];
-            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-            const float *block = kp + b * d * 16, *next = block + d * 16;
-            for (int64_t i = 0; i < d; i++) {
-                __m512 keys = _mm512_loadu_ps(block + i * 16), more = _mm512_loadu_ps(next + i * 16);
-                for (int r = 0; r < ROWS; r++) {
-                    __m512 query = _mm512_set1_ps(qr[r][i]);
-                    acc[r][0] = _mm512_fmadd_ps(keys, query, acc[r][0]);
-                    acc[r][1] = _mm512_fmadd_ps(more, query, acc[r][1]);
-                }
-            }
-            for (int half = 0; half < 2 && b + half < used; half++) {
-                const int64_t first = (b + half) * 16;
-                __mmask16 seen = 0xFFFF;
-                if (visible) {
-                    __mmask16 inside = first + 16 <= k_len ? 0xFFFF : (__mmask16)((1u << (k_len - first)) - 1);
-                    __m128i bytes = _mm_maskz_loadu_epi8(inside, visible + first);
-                    seen = _mm_test_epi8_mask(bytes, bytes);
-                }
-                for (int r = 0; r < ROWS; r++) {
-                    __mmask16 in = first + 16 <= shown[r] ? 0xFFFF
-                                 : (first >= shown[r] ? 0 : (__mmask16)((1u << (shown[r] - first)) - 1));
-                    __m512 x = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), in & seen, acc[r][half],
-                                                  _mm512_set1_ps(scale));
-                    _mm512_storeu_ps(s + r * padded + first, x);
-                    tops[r] = _mm512_max_ps(tops[r], x);
-                }
-            }
-        }
-        /* softmax numerators e = exp(s - max) in place (0 where hidden); the division by their sum is
-           applied to the context instead */
-        __m512 inv[ROWS];
-        for (int r = 0; r < ROWS; r++) {
-            float *sr = s + r * padded;
-            const float top = _mm512_reduce_max_ps(tops[r]);
-            const __m512 shift = _mm512_set1_ps(top == -INFINITY ? 0.0f : top);
-            __m512 total = _mm512_setzero_ps();
-            for (int64_t b = 0; b < used; b++) {
-                __m512 x = _mm512_loadu_ps(sr + b * 16);
-                __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
-                __m512 dx = _mm512_max_ps(_mm512_sub_ps(x, shift), _mm512_set1_ps(-87.0f));
-                __m512 e = _mm512_maskz_mov_ps(in, exp512(dx));
-                total = _mm512_add_ps(total, e);
-                _mm512_storeu_ps(sr + b * 16, e);
-            }
-            const float sum = _mm512_reduce_add_ps(total);
-            inv[r] = _mm512_set1_ps(top == -INFINITY ? 0.0f : 1.0f / sum);
-        }
-        /* context: out[r] = (sum over visible keys of e[r][key] v_key) / sum, 32 channels at a time */
-        for (int64_t c0 = 0; c0 < d; c0 += 32) {
-            const int width = d - c0 < 32 ? 1 : 2;
-            __m512 acc[ROWS][2];
-            for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-            for (int64_t key = 0; key < most; key++) {
-                const float *row = v + key * v_row + c0;
-                __m512 vals = _mm512_loadu_ps(row), more = _mm512_loadu_ps(row + 16 * (width - 1));
-                for (int r = 0; r < ROWS; r++) {
-                    __m512 weight = _mm512_set1_ps(s[r * padded + key]);
-                    acc[r][0] = _mm512_fmadd_ps(vals, weight, acc[r][0]);
-                    acc[r][1] = _mm512_fmadd_ps(more, weight, acc[r][1]);
-                }
-            }
-            for (int r = 0; r < ROWS && t0 + r < q_len; r++)
-                for (int w = 0; w < width; w++)
-                    _mm512_storeu_ps(out + (t0 + r) * out_row + c0 + w * 16, _mm512_mul_ps(acc[r][w], inv[r]));
-        }
+        float top[ROWS], inv[ROWS];
+        const int64_t used = (most + 15) / 16;  /* key blocks any of the rows sees */
+        row_scores_f32(qr, kp, d, used, k_len, shown, causal, visible, scale, s, padded, top);
+        row_softmax_f32(s, padded, used, top, inv);
+        row_context_f32(s, padded, v, v_row, d, most, inv, out + t0 * out_row, out_row, q_len - t0);
     }
 }
 
@@ -396,37 +462,8 @@ static inline __attribute__((always_inline)) __m512 dot_pairs(__m512 acc, __m512
    inlined together, GCC kept the exponential's constants in registers through the context loop and
    spilled its value blocks instead. */
 
-/* One block of 16 keys' scores for ROWS queries: s[r][first..first + 16) = acc[r], -inf where hidden;
-   tops[r] = the running maxima */
-static inline __attribute__((always_inline)) void store_scores(const __m512 *acc, int64_t first, int64_t k_len,
-                                                                const int64_t *shown, int causal,
-                                                                const uint8_t *visible, float *s, int64_t padded,
-                                                                __m512 *tops) {
-    __mmask16 seen = first + 16 <= k_len ? 0xFFFF : (__mmask16)((1u << (k_len - first)) - 1);
-    if (visible) {  /* keys visible to every query (the padding mask), not read past the row */
-        __m128i bytes = _mm_maskz_loadu_epi8(seen, visible + first);
-        seen = _mm_test_epi8_mask(bytes, bytes);
-    }
-    if (seen == 0xFFFF && (!causal || first + 16 <= shown[0])) {  /* shown[] rises with r: all visible */
-        for (int r = 0; r < ROWS; r++) {
-            _mm512_store_ps(s + r * padded + first, acc[r]);
-            tops[r] = _mm512_max_ps(tops[r], acc[r]);
-        }
-        return;
-    }
-    for (int r = 0; r < ROWS; r++) {
-        __mmask16 in = seen;
-        if (causal)
-            in &= first + 16 <= shown[r] ? 0xFFFF
-                : (first >= shown[r] ? 0 : (__mmask16)((1u << (shown[r] - first)) - 1));
-        __m512 x = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), in, acc[r]);
-        _mm512_store_ps(s + r * padded + first, x);
-        tops[r] = _mm512_max_ps(tops[r], x);
-    }
-}
-
 /* s[r][key] = q_r . k_key, -inf where hidden (unscaled: the softmax scales); top[r] = row r's largest */
-static __attribute__((noinline)) void row_scores(const uint32_t *qb, const uint32_t *kp, int64_t pairs,
+static __attribute__((noinline)) void row_scores(const uint32_t *const *qr, const uint32_t *kp, int64_t pairs,
                                                  int64_t used, int64_t k_len, const int64_t *shown, int causal,
                                                  const uint8_t *visible, float *s, int64_t padded, float *top) {
     __m512 tops[ROWS];
@@ -438,7 +475,7 @@ static __attribute__((noinline)) void row_scores(const uint32_t *qb, const uint3
         for (int64_t i = 0; i < pairs; i++) {
             __m512i keys = _mm512_load_si512(block + i * 16), more = _mm512_load_si512(next + i * 16);
             for (int r = 0; r < ROWS; r++) {
-                __m512i query = _mm512_set1_epi32((int)qb[i * ROWS + r]);
+                __m512i query = _mm512_set1_epi32((int)qr[r][i]);
                 acc[r] = dot_pairs(acc[r], keys, query);
                 acc2[r] = dot_pairs(acc2[r], more, query);
             }
@@ -519,37 +556,6 @@ static __attribute__((noinline)) void row_context(const uint16_t *p, int64_t pad
     }
 }
 
-/* keys: kp[i * 16 + j] = key j's pair i (two bf16 in 32 bits), for the block of 16 keys from k (keys
-   from `left` on are zeros): 16 x 16 transposes of 32-bit pairs, in unpacks and 128-bit lane shuffles */
-static void pack_keys(const uint16_t *k, int64_t k_row, int64_t left, int64_t pairs, uint32_t *kp) {
-    for (int64_t i0 = 0; i0 < pairs; i0 += 16) {
-        const int width = pairs - i0 < 16 ? (int)(pairs - i0) : 16;
-        const __mmask16 part = (__mmask16)((1u << width) - 1);
-        __m512i r[16], t[16], u[16];
-        for (int j = 0; j < 16; j++)
-            r[j] = j < left ? _mm512_maskz_loadu_epi32(part, (const uint32_t *)(k + j * k_row) + i0)
-                            : _mm512_setzero_si512();
-        for (int j = 0; j < 16; j += 2) {  /* t[j] lane L: rows j, j+1 interleaved at pairs 4L, 4L+1 */
-            t[j] = _mm512_unpacklo_epi32(r[j], r[j + 1]);
-            t[j + 1] = _mm512_unpackhi_epi32(r[j], r[j + 1]);
-        }
-        for (int j = 0; j < 16; j += 4) {  /* u[j + c] lane L: rows j..j+3 at pair 4L + c */
-            u[j] = _mm512_unpacklo_epi64(t[j], t[j + 2]);
-            u[j + 1] = _mm512_unpackhi_epi64(t[j], t[j + 2]);
-            u[j + 2] = _mm512_unpacklo_epi64(t[j + 1], t[j + 3]);
-            u[j + 3] = _mm512_unpackhi_epi64(t[j + 1], t[j + 3]);
-        }
-        for (int c = 0; c < 4; c++) {  /* gather lane L of u[c], u[4 + c], u[8 + c], u[12 + c]: pair 4L + c */
-            __m512i even_lo = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), odd_lo = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
-            __m512i even_hi = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), odd_hi = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
-            __m512i col[4] = {_mm512_shuffle_i32x4(even_lo, even_hi, 0x88), _mm512_shuffle_i32x4(odd_lo, odd_hi, 0x88),
-                              _mm512_shuffle_i32x4(even_lo, even_hi, 0xDD), _mm512_shuffle_i32x4(odd_lo, odd_hi, 0xDD)};
-            for (int L = 0; L < 4; L++)
-                if (4 * L + c < width) _mm512_store_si512(kp + (i0 + 4 * L + c) * 16, col[L]);
-        }
-    }
-}
-
 /* values: to[c] = (v[0][c], v[1][c]), the pair of keys at v interleaved per channel (a key at or past
    `left` is zero) */
 static void pack_values(const uint16_t *v, int64_t v_row, int64_t left, int64_t d, uint32_t *to) {
@@ -570,7 +576,7 @@ static void attend_head_bf16(const uint16_t *q, const int64_t q_row, const uint1
                              uint32_t *kp, uint32_t *vp, float *s, uint16_t *p) {
     const int64_t blocks = (k_len + 15) / 16, pairs = d / 2, padded = blocks * 16;
     memset(kp + blocks * pairs * 16, 0, sizeof(uint32_t) * pairs * 16);  /* the spare block */
-    for (int64_t b = 0; b < blocks; b++) pack_keys(k + b * 16 * k_row, k_row, k_len - b * 16, pairs, kp + b * pairs * 16);
+    for (int64_t b = 0; b < blocks; b++) pack_keys((const char *)(k + b * 16 * k_row), k_row * 2, k_len - b * 16, pairs, kp + b * pairs * 16);
     for (int64_t m = 0; m < padded / 2; m++) pack_values(v + 2 * m * v_row, v_row, k_len - 2 * m, d, vp + m * d);
     for (int64_t t0 = 0; t0 < q_len; t0 += ROWS) {
         int64_t shown[ROWS], most = 0;
@@ -588,10 +594,7 @@ static void attend_head_bf16(const uint16_t *q, const int64_t q_row, const uint1
         }
         const int64_t used = (most + 15) / 16;  /* key blocks any of the rows sees */
         float top[ROWS], inv[ROWS];
-        uint32_t qb[128 * ROWS] __attribute__((aligned(64)));  /* qb[i * ROWS + r] = row r's pair i */
-        for (int64_t i = 0; i < pairs; i++)
-            for (int r = 0; r < ROWS; r++) qb[i * ROWS + r] = qr[r][i];
-        row_scores(qb, kp, pairs, used, k_len, shown, causal, visible, s, padded, top);
+        row_scores(qr, kp, pairs, used, k_len, shown, causal, visible, s, padded, top);
         row_softmax(s, padded, used, top, scale, p, inv);
         row_context(p, padded, vp, d, used * 8, inv, out + t0 * out_row, out_row, q_len - t0);
     }

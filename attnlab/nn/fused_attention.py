@@ -20,13 +20,13 @@ Arithmetic: scores in fp32 (the torch form rounds them to bf16 first), softmax i
 probabilities rounded to bf16 for the second product, accumulated in fp32, the context rounded to
 bf16. Its error against float64 is below the torch form's (tested).
 
-fp32 (``attend_f32``, the same loops with FMAs): fp32 SDPA multiplies its blocks with PyTorch's sgemm,
+fp32 (``attend_f32``, the same steps with FMAs): fp32 SDPA multiplies its blocks with PyTorch's sgemm,
 MKL's AVX2 code on AMD CPUs. benchmarks/inference_attention.py (2-core Zen 5, 1 thread): SmolLM2's
-layer (9 heads, 3 key/value heads of 64) over a 360-token prompt 1.11 vs 3.35 ms for flash SDPA,
-over 175 tokens 0.31 vs 0.99 ms, 512 causal GPT-2 tokens 2.88 vs 8.53 ms, MiniLM's layer 1.64 vs
-2.69 ms; its error against float64 equals SDPA's. A head's keys are repacked for every call, which a
-few queries do not repay (8 queries over 300 keys: 0.10 vs 0.09 ms; 16: 0.14 vs 0.15 ms), so fp32
-calls with fewer than ``MIN_F32_QUERIES`` queries, decoding steps among them, keep SDPA.
+layer (9 heads, 3 key/value heads of 64) over a 360-token prompt 0.71 vs 3.35 ms for flash SDPA,
+over 175 tokens 0.21 vs 1.00 ms, 512 causal GPT-2 tokens 1.87 vs 8.55 ms, MiniLM's layer 1.07 vs
+2.73 ms; its error against float64 equals SDPA's. A head's keys are repacked for every call, which a
+single query does not repay, so fp32 calls with fewer than ``MIN_F32_QUERIES`` queries, decoding
+steps among them, keep SDPA.
 
 The call is the custom op ``attnlab::attend``, opaque to the compiler. Where the kernels cannot
 be built (no compiler), are turned off (``ATTNLAB_PACKED_KERNEL=torch``), or were built for a CPU
@@ -44,9 +44,11 @@ from torch import Tensor
 from attnlab.nn import cpu_kernels
 
 MAX_HEAD_DIM = 256
-# fp32 calls with fewer queries keep SDPA: measured over 300 keys (9 heads) at 0.32x / 0.70x / 0.86x /
-# 1.16x of SDPA's speed for 1 / 2 / 4 / 8 queries with 2 threads, 0.89x / 1.10x for 8 / 16 with 1.
-MIN_F32_QUERIES = 16
+# fp32 calls with fewer queries keep SDPA. The kernel's speed as a multiple of SDPA's, 9 query heads over
+# 3 key/value heads of 64, causal, over 100 / 300 / 1000 keys: 1 thread, 1 query 0.46 / 0.54 / 0.60,
+# 4 queries 0.79 / 1.05 / 1.31, 8 queries 1.14 / 1.63 / 2.05; 2 threads, 1 query 0.59 / 0.61 / 0.64,
+# 2 queries 1.10 / 1.12 / 1.18.
+MIN_F32_QUERIES = 8
 
 
 @torch.compiler.assume_constant_result
