@@ -280,34 +280,58 @@ static inline __attribute__((always_inline)) void store_scores(const __m512 *acc
 
 /* The fp32 kernel's three steps, each a function of its own, as the bf16 kernel's below (see there why) */
 
-/* s[r][key] = q_r . k_key * scale, -inf where hidden; top[r] = row r's largest. The queries are read in
-   place, one pointer a row: copying them into one block of ROWS columns measured 1.5x slower */
-static __attribute__((noinline)) void row_scores_f32(const float *const *qr, const float *kp, int64_t d, int64_t used,
-                                                     int64_t k_len, const int64_t *shown, int causal,
-                                                     const uint8_t *visible, float scale, float *s,
-                                                     int64_t padded, float *top) {
+/* acc + the dot products of a's and b's bf16 pairs (vdpbf16ps), as inline assembly on plain vector types:
+   GCC 12 holds __m512bh operands in one register and spills the rest around every use */
+static inline __attribute__((always_inline)) __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
+    __asm__("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
+/* s[r][key] = q_r . k_key, -inf where hidden; top[r] = row r's largest. Keys and queries are 32-bit words:
+   fp32 channels (FMAs; the scores are multiplied by `scale`) or, with `pairs`, pairs of bf16 channels
+   (vdpbf16ps; the scores are left unscaled for the softmax to scale). The queries are read in place, one
+   pointer a row: copying them into one block of ROWS columns measured 1.5x slower in fp32 */
+static inline __attribute__((always_inline)) void scores_of_rows(
+        const uint32_t *const *qr, const uint32_t *kp, int64_t words, int pairs, float scale, int64_t used,
+        int64_t k_len, const int64_t *shown, int causal, const uint8_t *visible, float *s, int64_t padded,
+        float *top) {
     __m512 tops[ROWS];
     for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
     for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
         __m512 acc[ROWS], acc2[ROWS];
         for (int r = 0; r < ROWS; r++) acc[r] = acc2[r] = _mm512_setzero_ps();
-        const float *block = kp + b * d * 16, *next = block + d * 16;
-        for (int64_t i = 0; i < d; i++) {
-            __m512 keys = _mm512_load_ps(block + i * 16), more = _mm512_load_ps(next + i * 16);
+        const uint32_t *block = kp + b * words * 16, *next = block + words * 16;
+        for (int64_t i = 0; i < words; i++) {
+            __m512i keys = _mm512_load_si512(block + i * 16), more = _mm512_load_si512(next + i * 16);
             for (int r = 0; r < ROWS; r++) {
-                __m512 query = _mm512_set1_ps(qr[r][i]);
-                acc[r] = _mm512_fmadd_ps(keys, query, acc[r]);
-                acc2[r] = _mm512_fmadd_ps(more, query, acc2[r]);
+                __m512i query = _mm512_set1_epi32((int)qr[r][i]);
+                if (pairs) {
+                    acc[r] = dot_pairs(acc[r], keys, query);
+                    acc2[r] = dot_pairs(acc2[r], more, query);
+                } else {
+                    acc[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(keys), _mm512_castsi512_ps(query), acc[r]);
+                    acc2[r] = _mm512_fmadd_ps(_mm512_castsi512_ps(more), _mm512_castsi512_ps(query), acc2[r]);
+                }
             }
         }
-        for (int r = 0; r < ROWS; r++) {
-            acc[r] = _mm512_mul_ps(acc[r], _mm512_set1_ps(scale));
-            acc2[r] = _mm512_mul_ps(acc2[r], _mm512_set1_ps(scale));
-        }
+        if (!pairs)
+            for (int r = 0; r < ROWS; r++) {
+                acc[r] = _mm512_mul_ps(acc[r], _mm512_set1_ps(scale));
+                acc2[r] = _mm512_mul_ps(acc2[r], _mm512_set1_ps(scale));
+            }
         store_scores(acc, b * 16, k_len, shown, causal, visible, s, padded, tops);
         if (b + 1 < used) store_scores(acc2, b * 16 + 16, k_len, shown, causal, visible, s, padded, tops);
     }
     for (int r = 0; r < ROWS; r++) top[r] = _mm512_reduce_max_ps(tops[r]);
+}
+
+/* The fp32 kernel's scores: scaled */
+static __attribute__((noinline)) void row_scores_f32(const float *const *qr, const float *kp, int64_t d, int64_t used,
+                                                     int64_t k_len, const int64_t *shown, int causal,
+                                                     const uint8_t *visible, float scale, float *s,
+                                                     int64_t padded, float *top) {
+    scores_of_rows((const uint32_t *const *)qr, (const uint32_t *)kp, d, 0, scale, used, k_len, shown, causal,
+                   visible, s, padded, top);
 }
 
 /* s[r] = exp(s[r] - top[r]) in place (0 where hidden); inv[r] = 1 / their sum (0: nothing visible) */
@@ -451,39 +475,15 @@ int attend_f32(const float *q, const float *k, const float *v, int64_t batch, in
 /* vdpbf16ps takes ~6 cycles to give its sum and two can start a cycle: each loop keeps 16 independent
    sums (8 queries x 2 key blocks, or x 2 groups of 16 channels), not 4, which measured 1.5x slower */
 
-/* acc + the dot products of a's and b's bf16 pairs (vdpbf16ps), as inline assembly on plain vector types:
-   GCC 12 holds __m512bh operands in one register and spills the rest around every use */
-static inline __attribute__((always_inline)) __m512 dot_pairs(__m512 acc, __m512i a, __m512i b) {
-    __asm__("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-    return acc;
-}
-
 /* The three steps for ROWS queries are separate functions so that each gets all 32 vector registers:
    inlined together, GCC kept the exponential's constants in registers through the context loop and
    spilled its value blocks instead. */
 
-/* s[r][key] = q_r . k_key, -inf where hidden (unscaled: the softmax scales); top[r] = row r's largest */
+/* The bf16 kernel's scores: unscaled, the softmax scales */
 static __attribute__((noinline)) void row_scores(const uint32_t *const *qr, const uint32_t *kp, int64_t pairs,
                                                  int64_t used, int64_t k_len, const int64_t *shown, int causal,
                                                  const uint8_t *visible, float *s, int64_t padded, float *top) {
-    __m512 tops[ROWS];
-    for (int r = 0; r < ROWS; r++) tops[r] = _mm512_set1_ps(-INFINITY);
-    for (int64_t b = 0; b < used; b += 2) {  /* two key blocks at once; kp has a zero block spare */
-        __m512 acc[ROWS], acc2[ROWS];
-        for (int r = 0; r < ROWS; r++) acc[r] = acc2[r] = _mm512_setzero_ps();
-        const uint32_t *block = kp + b * pairs * 16, *next = block + pairs * 16;
-        for (int64_t i = 0; i < pairs; i++) {
-            __m512i keys = _mm512_load_si512(block + i * 16), more = _mm512_load_si512(next + i * 16);
-            for (int r = 0; r < ROWS; r++) {
-                __m512i query = _mm512_set1_epi32((int)qr[r][i]);
-                acc[r] = dot_pairs(acc[r], keys, query);
-                acc2[r] = dot_pairs(acc2[r], more, query);
-            }
-        }
-        store_scores(acc, b * 16, k_len, shown, causal, visible, s, padded, tops);
-        if (b + 1 < used) store_scores(acc2, b * 16 + 16, k_len, shown, causal, visible, s, padded, tops);
-    }
-    for (int r = 0; r < ROWS; r++) top[r] = _mm512_reduce_max_ps(tops[r]);
+    scores_of_rows(qr, kp, pairs, 1, 1.0f, used, k_len, shown, causal, visible, s, padded, top);
 }
 
 /* 2^x for x <= 0, to 3e-6 relative, and exactly 0 from about -150 down (-inf included, so hidden keys
