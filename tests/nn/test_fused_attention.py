@@ -61,8 +61,9 @@ def sdpa(query, key, value, mask, causal):
 @pytest.mark.parametrize(
     "batch, heads, kv_heads, q_len, k_len, d",
     [(2, 4, 4, 5, 9, 16), (2, 4, 2, 7, 37, 32), (1, 3, 1, 13, 13, 64), (8, 12, 12, 128, 128, 32),
-     (2, 2, 2, 3, 130, 128), (1, 2, 2, 1, 40, 64)],
-    ids=["cache-offset", "grouped-tail", "one-kv-head", "minilm", "wide-heads", "one-query"],
+     (2, 2, 2, 3, 130, 128), (1, 2, 2, 1, 40, 64), (1, 2, 1, 9, 21, 48), (2, 3, 3, 17, 17, 80)],
+    ids=["cache-offset", "grouped-tail", "one-kv-head", "minilm", "wide-heads", "one-query", "width-48",
+         "width-80"],
 )
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
