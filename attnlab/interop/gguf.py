@@ -74,8 +74,10 @@ class GGUFContents:
     ``lm_head.weight`` when the embeddings are tied); ``tokenizer`` and ``tokenizer_config``
     are ``tokenizer.json`` and ``tokenizer_config.json``; ``metadata`` keeps the file's small
     key/value entries (``general.name``, ``general.file_type``, ...) for display. ``packed``
-    (``weights="packed"``): the Q4_0/Q4_1/Q8_0 matrices as :class:`PackedLinear` under the same
-    names as ``state_dict`` (q/k rows in Hugging Face order), each bit for bit its fp32 entry.
+    (``weights="packed"``): the Q4_0/Q4_1/Q8_0 matrices as :class:`PackedLinear` under their
+    Hugging Face names (q/k rows in Hugging Face order), each ``.weight`` bit for bit the fp32
+    tensor it stands for; ``state_dict`` then leaves those out (the token embeddings excepted,
+    which a lookup needs in fp32), so that no fp32 copy of a packed matrix is ever made.
     """
 
     config: dict[str, Any]
@@ -87,6 +89,9 @@ class GGUFContents:
     tokenizer_config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     packed: dict[str, PackedLinear] = field(default_factory=dict)
+
+
+EMBEDDINGS = "model.embed_tokens.weight"  # kept in fp32 even when packed: the lookup reads it
 
 
 # --------------------------------------------------------------------------- q/k row order
@@ -141,7 +146,8 @@ def read_gguf(path: str | os.PathLike[str], *, weights: str = "float") -> GGUFCo
     (plus the block minimum for types such as Q4_1), with no further rounding. Raises
     :class:`AttnlabError` (one line) for a missing, non-GGUF, truncated or non-llama file, an
     unsupported quantisation type, and when the ``gguf`` package is absent. ``weights="packed"``
-    also keeps the quantized matrices' blocks (``GGUFContents.packed``), for fast decoding.
+    keeps the quantized matrices' blocks instead (``GGUFContents.packed``), for fast decoding,
+    and dequantizes none of them but the token embeddings.
     """
     if weights not in WEIGHTS:
         raise AttnlabError(f"weights must be one of {list(WEIGHTS)}. Got {weights!r} instead.")
@@ -159,7 +165,7 @@ def read_gguf(path: str | os.PathLike[str], *, weights: str = "float") -> GGUFCo
     _check_complete(path, reader)
     _check_quantisation(path, reader, gguf)
     config = config_from_metadata(path, metadata, tensors)
-    state_dict = _state_dict(path, config, tensors, gguf)
+    state_dict = _state_dict(path, config, tensors, gguf, leave_packable=weights == "packed")
     packed = packed_layers(tensors, config) if weights == "packed" else {}
     tokenizer, tokenizer_config = tokenizer_from_metadata(path, reader, metadata, config)
     chat_template = metadata.get("tokenizer.chat_template")
@@ -293,7 +299,11 @@ def _hf_name(name: str) -> str | None:
     return None
 
 
-def _state_dict(path: Path, config: dict[str, Any], tensors: dict[str, Any], gguf: Any) -> dict[str, Tensor]:
+def _state_dict(path: Path, config: dict[str, Any], tensors: dict[str, Any], gguf: Any,
+                leave_packable: bool = False) -> dict[str, Tensor]:
+    """The file's tensors as fp32 under their Hugging Face names, each checked against the shape
+    the config implies; with ``leave_packable``, the matrices :func:`packed_layers` packs are
+    checked but not dequantized (the token embeddings excepted: see :class:`GGUFContents`)."""
     expected = _expected_shapes(config)
     names = {name: _hf_name(name) for name in tensors}
     unmapped = sorted(name for name, hf in names.items() if hf is None)
@@ -311,12 +321,16 @@ def _state_dict(path: Path, config: dict[str, Any], tensors: dict[str, Any], ggu
     state: dict[str, Tensor] = {}
     for name, tensor in tensors.items():
         hf = names[name]
-        weight = _dequantize(path, name, tensor, gguf)
-        if tuple(weight.shape) != expected[hf]:
+        left = leave_packable and _packable(tensor) and hf != EMBEDDINGS
+        weight = None if left else _dequantize(path, name, tensor, gguf)
+        shape = _torch_shape(tensor) if weight is None else tuple(weight.shape)
+        if shape != expected[hf]:
             raise AttnlabError(
-                f"{path}: tensor {name} has shape {tuple(weight.shape)} but the metadata implies "
+                f"{path}: tensor {name} has shape {shape} but the metadata implies "
                 f"{expected[hf]} for {hf}; the file is inconsistent."
             )
+        if weight is None:
+            continue
         if name.endswith("attn_q.weight"):
             weight = unpermute_from_llama_cpp(weight, config["num_attention_heads"])
         elif name.endswith("attn_k.weight"):
@@ -332,8 +346,7 @@ def _dequantize(path: Path, name: str, tensor: Any, gguf: Any) -> Tensor:
     values, tested against transformers' own loader): for SmolLM2 it took 0.03 s where the numpy
     routine took 1.2 s. Other types, or no C kernels, use ``gguf.quants.dequantize``.
     """
-    # GGUF lists dimensions fastest-varying first, so (C, out) in the file is numpy/torch's (out, C).
-    shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
+    shape = _torch_shape(tensor)
     if tensor.tensor_type.name in BLOCK_BYTES and len(shape) == 2 and packed_kernels.library() is not None:
         return from_gguf_tensor(tensor).weight
     try:
@@ -347,13 +360,24 @@ def _dequantize(path: Path, name: str, tensor: Any, gguf: Any) -> Tensor:
     return torch.from_numpy(values)
 
 
+def _torch_shape(tensor: Any) -> tuple[int, ...]:
+    """A file tensor's shape in torch's order: GGUF lists dimensions fastest-varying first, so
+    (C, out) in the file is numpy/torch's (out, C)."""
+    return tuple(int(n) for n in reversed(tensor.shape.tolist()))
+
+
+def _packable(tensor: Any) -> bool:
+    """Whether :func:`packed_layers` keeps this file tensor as blocks: a Q4_0 / Q4_1 / Q8_0 matrix."""
+    return tensor.tensor_type.name in BLOCK_BYTES and len(tensor.shape) == 2
+
+
 def packed_layers(tensors: dict[str, Any], config: dict[str, Any]) -> dict[str, PackedLinear]:
     """The file's packable matrices (GGUF name -> reader tensor) as PackedLinear, keyed by HF name."""
     heads = {"attn_q.weight": config["num_attention_heads"], "attn_k.weight": config["num_key_value_heads"]}
     layers: dict[str, PackedLinear] = {}
     for name, tensor in tensors.items():
         hf = _hf_name(name)
-        if hf is None or tensor.tensor_type.name not in BLOCK_BYTES or len(tensor.shape) != 2:
+        if hf is None or not _packable(tensor):
             continue
         layer = from_gguf_tensor(tensor)
         suffix = name.split(".", 2)[-1]

@@ -43,34 +43,40 @@ def _side_by_side(parts: list[PackedLinear | None]) -> list[PackedLinear | None]
     return views
 
 
-def _swap(owner: nn.Module, attribute: str, packed: PackedLinear | None) -> int:
+def _swap(owner: nn.Module, attribute: str, packed: PackedLinear | None, names: list[str],
+          used: set[str]) -> None:
     old = getattr(owner, attribute)
     if packed is None or getattr(old, "bias", None) is not None or \
             tuple(old.weight.shape) != (packed.out_features, packed.in_features):
-        return 0
+        return
     setattr(owner, attribute, packed)
-    return 1
+    used.update(names)
 
 
-def pack_gpt(model: nn.Module, layers: dict[str, PackedLinear]) -> int:
-    """Replace the GPT's fp32 projections by the packed ``layers`` (HF names); returns how many."""
-    swapped = 0
+def pack_gpt(model: nn.Module, layers: dict[str, PackedLinear]) -> set[str]:
+    """Replace the GPT's fp32 projections by the packed ``layers`` (HF names); returns the names
+    of the layers put in. Works on a model built on the meta device too (only shapes are read)."""
+    used: set[str] = set()
     for i, block in enumerate(model.blocks):
         prefix = f"model.layers.{i}."
         attention, ffn = block.attention, block.ffn
-        qkv = _stacked([layers.get(f"{prefix}self_attn.{p}_proj.weight") for p in "qkv"])
-        swapped += _swap(attention, "qkv", qkv) if hasattr(attention, "qkv") else 0
-        swapped += _swap(attention, "out", layers.get(f"{prefix}self_attn.o_proj.weight"))
-        parts = ("gate", "up", "down")
-        found = [layers.get(f"{prefix}mlp.{part}_proj.weight") for part in parts]
-        for part, packed in zip(parts, [*_side_by_side(found[:2]), found[2]], strict=True):
+        names = [f"{prefix}self_attn.{p}_proj.weight" for p in "qkv"]
+        if hasattr(attention, "qkv"):
+            _swap(attention, "qkv", _stacked([layers.get(name) for name in names]), names, used)
+        name = f"{prefix}self_attn.o_proj.weight"
+        _swap(attention, "out", layers.get(name), [name], used)
+        names = [f"{prefix}mlp.{part}_proj.weight" for part in ("gate", "up", "down")]
+        found = [layers.get(name) for name in names]
+        for part, name, packed in zip(("gate", "up", "down"), names, [*_side_by_side(found[:2]), found[2]],
+                                      strict=True):
             if hasattr(ffn, part):
-                swapped += _swap(ffn, part, packed)
-    head = layers.get("lm_head.weight", layers.get("model.embed_tokens.weight"))
+                _swap(ffn, part, packed, [name], used)
+    name = "lm_head.weight" if "lm_head.weight" in layers else "model.embed_tokens.weight"
+    head = layers.get(name)
     if head is not None and tuple(model.lm_head.weight.shape) == (head.out_features, head.in_features):
         model.lm_head = head  # unties it: the embedding lookup keeps the fp32 table
-        swapped += 1
-    return swapped
+        used.add(name)
+    return used
 
 
 def packed_weights(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -64,13 +64,14 @@ def load_both(formats: dict[str, str]) -> tuple[GPT, GPT]:
     hf = llama_config_to_hf(CONFIG)
     tensors = file_tensors(GPT(CONFIG), hf, formats)
     state = _state_dict(None, hf, tensors, gguf)  # the fp32 load: gguf.quants.dequantize, unpermuted
+    lean = _state_dict(None, hf, tensors, gguf, leave_packable=True)  # what read_gguf(weights="packed") keeps
 
-    def contents(packed):
+    def contents(state, packed):
         return GGUFContents(config=hf, state_dict=state, tokenizer=None, chat_template=None,
                             bos_token_id=None, eos_token_id=None, packed=packed)
 
-    return (gpt_from_gguf(contents({}), "tiny"),
-            gpt_from_gguf(contents(packed_layers(tensors, hf)), "tiny"))
+    return (gpt_from_gguf(contents(state, {}), "tiny"),
+            gpt_from_gguf(contents(lean, packed_layers(tensors, hf)), "tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,20 @@ def test_hf_state_dict_of_a_packed_model_is_the_float_one(models):
     want, got = hf_state_dict(floating), hf_state_dict(packed)
     assert want.keys() == got.keys()
     assert all(torch.equal(got[name], want[name]) for name in want)
+
+
+def test_a_packed_read_dequantizes_only_what_stays_fp32():
+    """weights="packed" leaves every packed matrix out of the fp32 state dict (the token embeddings,
+    which the lookup reads, excepted), so that loading never holds a second, fp32 copy of them."""
+    torch.manual_seed(0)
+    hf = llama_config_to_hf(CONFIG)
+    tensors = file_tensors(GPT(CONFIG), hf, {"default": "Q4_1", "token_embd.weight": "Q8_0"})
+    full = _state_dict(None, hf, tensors, gguf)
+    lean = _state_dict(None, hf, tensors, gguf, leave_packable=True)
+    packed = packed_layers(tensors, hf)
+    assert set(lean) == (set(full) - set(packed)) | {"model.embed_tokens.weight"}
+    assert all(name.endswith("norm.weight") for name in set(lean) - {"model.embed_tokens.weight"})
+    assert all(torch.equal(lean[name], full[name]) for name in lean)
 
 
 def test_mixed_formats_fall_back_per_layer():
