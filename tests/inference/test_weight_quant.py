@@ -52,6 +52,18 @@ def test_bytes_equal_gguf_quantize(fmt, scale):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_quantizing_a_few_rows_at_a_time_gives_the_same_bytes(fmt, monkeypatch):
+    """Large weights are quantized CHUNK_ELEMENTS at a time (bounded temporaries): 3 rows of 128 a
+    step here, with a part step at the end, must give the bytes of one step over all 16 rows."""
+    from attnlab.inference import weight_quant
+
+    w = awkward_weight(0.3, seed=5)
+    whole = quantize_blocks(w, fmt)
+    monkeypatch.setattr(weight_quant, "CHUNK_ELEMENTS", 3 * 128)
+    assert torch.equal(quantize_blocks(w, fmt), whole)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_bf16_weights_are_widened_exactly(fmt):
     w = awkward_weight(0.05, seed=3).bfloat16()
     assert torch.equal(quantize_blocks(w, fmt), quantize_blocks(w.float(), fmt))
