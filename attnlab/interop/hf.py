@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from attnlab.checks import check_int
 from attnlab.errors import AttnlabError
@@ -219,6 +219,17 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
     Every tensor the table needs must be present with the right shape; every
     tensor present must be used, ignorable, or a task head (warned about).
     """
+    converted = converted_state(model, state, source)
+    ours = model.state_dict()
+    with torch.no_grad():
+        for name, tensor in converted.items():
+            ours[name].copy_(tensor)  # same shape; upcasts fp16/bf16 checkpoints losslessly
+
+
+def converted_state(model: PreTrainedModel, state: dict[str, Tensor],
+                    source: str = "the checkpoint") -> dict[str, Tensor]:
+    """HF-named tensors -> ``model``'s names and layouts (fused projections concatenated,
+    transposes undone), checked as :func:`load_state` says; nothing is written to ``model``."""
     from attnlab.inference.packed import PackedLinear
 
     _, arch = architecture_of(model)
@@ -279,11 +290,10 @@ def load_state(model: PreTrainedModel, state: dict[str, Tensor], source: str = "
             f"{type(model).__name__} and were skipped.",
             stacklevel=3,
         )
-    with torch.no_grad():
-        for name, tensor in converted.items():
-            if not tensor.is_floating_point():
-                raise AttnlabError(f"{source}: tensor for {name} has dtype {tensor.dtype}; expected floats.")
-            ours[name].copy_(tensor)  # same shape; upcasts fp16/bf16 checkpoints losslessly
+    for name, tensor in converted.items():
+        if not tensor.is_floating_point():
+            raise AttnlabError(f"{source}: tensor for {name} has dtype {tensor.dtype}; expected floats.")
+    return converted
 
 
 def gpt_from_gguf(contents: GGUFContents, source: str) -> GPT:
@@ -291,49 +301,49 @@ def gpt_from_gguf(contents: GGUFContents, source: str) -> GPT:
     file in messages. Its projections are the file's packed blocks where ``contents.packed`` has
     them (:func:`attnlab.interop.gguf_packed.pack_gpt`; same values), fp32 elsewhere.
 
-    A packed model is built on the meta device and packed before any weight is allocated, so no
-    fp32 copy of a packed matrix is ever made: SmolLM2-135M's load peaked at 1.55 GB resident and
-    kept 1.34 GB when it built the fp32 model first; a file of a 1.7B model would have needed
-    ~14 GB. A layer left fp32 (per-layer fallback) gets its packed layer's values."""
-    config = llama_config_from_hf(contents.config)
-    if not contents.packed:
-        model = GPT(config)
-        load_state(model, contents.state_dict, source=source)
-        return model.eval()
-    from attnlab.interop.gguf_packed import pack_gpt
-
+    The model is built on the meta device, packed, then given the read tensors themselves as its
+    weights: no fp32 copy of a packed matrix is ever made, nor a second copy of any other. For
+    SmolLM2-135M, building the fp32 model first and copying into it peaked at 1.55 GB resident
+    (packed) and 1.48 GB (float); a file of a 1.7B model would have needed ~14 GB. A layer left
+    fp32 by the per-layer fallback gets its packed layer's values."""
     with torch.device("meta"):
-        model = GPT(config)
-    used = pack_gpt(model, contents.packed)
+        model = GPT(llama_config_from_hf(contents.config))
+    used: set[str] = set()
+    if contents.packed:
+        from attnlab.interop.gguf_packed import pack_gpt
+
+        used = pack_gpt(model, contents.packed)
     state = dict(contents.state_dict)
     for name, layer in contents.packed.items():
         if name not in used and name not in state:
             state[name] = layer.weight
-    _materialize(model)
-    load_state(model, state, source=source)
+    _adopt(model, converted_state(model, state, source))
+    if model.rotary is not None:  # computed at construction, stored by no checkpoint
+        model.rotary = RotaryEmbedding(model.config.d_head, model.config.rope_theta)
+    left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if left:  # every weight comes from the file: a tensor left on meta is a bug here, not in the file
+        raise RuntimeError(f"gpt_from_gguf left {left[:3]} unloaded")
     return model.eval()
 
 
-def _materialize(model: GPT) -> None:
-    """Every tensor of ``model`` still on the meta device gets CPU memory, uninitialized (load_state
-    then writes every weight); tied parameters stay tied, and RoPE's frequencies, which no
-    checkpoint stores, are computed again."""
-    made: dict[int, torch.nn.Parameter] = {}
+def _adopt(model: nn.Module, converted: dict[str, Tensor]) -> None:
+    """Make ``converted`` (state-dict names -> tensors) the model's own tensors, without copying;
+    a parameter several modules share (tied embeddings) is replaced in all of them."""
+    owners: dict[int, list[tuple[nn.Module, str]]] = {}
     for module in model.modules():
-        for name, param in list(module._parameters.items()):
-            if param is not None and param.is_meta:
-                if id(param) not in made:
-                    made[id(param)] = torch.nn.Parameter(torch.empty_like(param, device="cpu"),
-                                                         requires_grad=param.requires_grad)
-                module._parameters[name] = made[id(param)]
-        for name, buffer in list(module._buffers.items()):
-            if buffer is not None and buffer.is_meta:
-                if name in module._non_persistent_buffers_set and module is not model.rotary:
-                    raise AttnlabError(f"{type(module).__name__}.{name} is computed at construction and "
-                                       f"cannot be loaded; build this model on the CPU.")
-                module._buffers[name] = torch.empty_like(buffer, device="cpu")
-    if model.rotary is not None:
-        model.rotary = RotaryEmbedding(model.config.d_head, model.config.rope_theta)
+        for attribute, param in module._parameters.items():
+            if param is not None:
+                owners.setdefault(id(param), []).append((module, attribute))
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for name, tensor in converted.items():
+        old = params.get(name)
+        if old is None:  # a buffer
+            module_name, _, attribute = name.rpartition(".")
+            model.get_submodule(module_name)._buffers[attribute] = tensor
+            continue
+        new = nn.Parameter(tensor.to(old.dtype).contiguous(), requires_grad=old.requires_grad)
+        for module, attribute in owners[id(old)]:
+            module._parameters[attribute] = new
 
 
 def gguf_weights(weights: str) -> str:

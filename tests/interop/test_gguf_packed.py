@@ -155,6 +155,18 @@ def test_a_packed_read_dequantizes_only_what_stays_fp32():
     assert all(torch.equal(lean[name], full[name]) for name in lean)
 
 
+def test_the_float_load_ties_the_head_to_the_embeddings_and_leaves_nothing_unloaded(models):
+    """gpt_from_gguf builds on the meta device and adopts the read tensors: the tied LM head must
+    still be the embedding table itself, and every tensor real, trainable where it was."""
+    floating, packed = models
+    assert floating.lm_head.weight is floating.embeddings.token.weight
+    for model in models:
+        tensors = [*model.parameters(), *model.buffers()]
+        assert not any(t.is_meta for t in tensors)
+        assert all(p.requires_grad for p in model.parameters())
+    assert torch.equal(floating.rotary.inv_freq, GPT(CONFIG).rotary.inv_freq)
+
+
 def test_mixed_formats_fall_back_per_layer():
     """Layer 0's v in Q8_0, its q and k Q4_1: no one block layout for its fused qkv, so it stays fp32."""
     floating, packed = load_both({"default": "Q4_1", "token_embd.weight": "Q8_0",
