@@ -304,8 +304,9 @@ def gpt_from_gguf(contents: GGUFContents, source: str) -> GPT:
     The model is built on the meta device, packed, then given the read tensors themselves as its
     weights: no fp32 copy of a packed matrix is ever made, nor a second copy of any other. For
     SmolLM2-135M, building the fp32 model first and copying into it peaked at 1.55 GB resident
-    (packed) and 1.48 GB (float); a file of a 1.7B model would have needed ~14 GB. A layer left
-    fp32 by the per-layer fallback gets its packed layer's values."""
+    (packed) and 1.48 GB (float); a file of a 1.7B model would have needed ~14 GB. The weights
+    share memory with ``contents.state_dict``'s tensors (read them, do not change them). A layer
+    left fp32 by the per-layer fallback gets its packed layer's values."""
     with torch.device("meta"):
         model = GPT(llama_config_from_hf(contents.config))
     used: set[str] = set()
