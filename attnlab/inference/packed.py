@@ -75,15 +75,7 @@ class PackedLinear(nn.Module):
 
     def __init__(self, blocks: Tensor, fmt: str, in_features: int, bias: Tensor | None = None) -> None:
         super().__init__()
-        if fmt not in BLOCK_BYTES:
-            raise AttnlabError(f"PackedLinear holds {sorted(BLOCK_BYTES)} blocks. Got {fmt!r} instead.")
-        if in_features % BLOCK or blocks.dtype != torch.uint8 or blocks.dim() != 2 or \
-                blocks.shape[1] != in_features // BLOCK * BLOCK_BYTES[fmt]:
-            raise AttnlabError(
-                f"{fmt} blocks for {in_features} inputs must be a (N, {in_features // BLOCK} * "
-                f"{BLOCK_BYTES[fmt]}) uint8 tensor with in_features a multiple of {BLOCK}. "
-                f"Got {blocks.dtype} {tuple(blocks.shape)} instead."
-            )
+        _check_blocks(blocks, fmt, in_features, "PackedLinear")
         self.fmt = fmt
         self.code = packed_kernels.FORMATS[fmt]  # the C code's number for the format
         self.in_features = in_features
@@ -103,13 +95,7 @@ class PackedLinear(nn.Module):
     def weight(self) -> Tensor:
         """The dequantized (N, K) fp32 weight (built on each access; by the C code where it is built,
         ~20x faster than the torch ops, which stay the reference and the fallback)."""
-        lib = None if torch.compiler.is_compiling() else packed_kernels.library()
-        if lib is None or self.blocks.device.type != "cpu":
-            return dequantize(self.blocks, self.fmt, self.in_features)
-        out = torch.empty(self.out_features, self.in_features)
-        lib.dequantize_rows(self.code, self.blocks.data_ptr(), self.out_features, self.in_features,
-                            out.data_ptr(), torch.get_num_threads())
-        return out
+        return _dequantize_all(self.blocks, self.fmt, self.in_features)
 
     def rows(self, index: Tensor) -> Tensor:
         """Dequantized rows ``index`` (...,) -> (..., K): an embedding lookup on a tied table."""
@@ -180,6 +166,62 @@ class PackedLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, format={self.fmt}")
+
+
+def _check_blocks(blocks: Tensor, fmt: str, in_features: int, holder: str) -> None:
+    if fmt not in BLOCK_BYTES:
+        raise AttnlabError(f"{holder} holds {sorted(BLOCK_BYTES)} blocks. Got {fmt!r} instead.")
+    if in_features % BLOCK or blocks.dtype != torch.uint8 or blocks.dim() != 2 or \
+            blocks.shape[1] != in_features // BLOCK * BLOCK_BYTES[fmt]:
+        raise AttnlabError(
+            f"{fmt} blocks for {in_features} inputs must be a (N, {in_features // BLOCK} * "
+            f"{BLOCK_BYTES[fmt]}) uint8 tensor with in_features a multiple of {BLOCK}. "
+            f"Got {blocks.dtype} {tuple(blocks.shape)} instead."
+        )
+
+
+def _dequantize_all(blocks: Tensor, fmt: str, in_features: int) -> Tensor:
+    """Every row of ``blocks`` as fp32: the C code where it is built, else :func:`dequantize`."""
+    lib = None if torch.compiler.is_compiling() else packed_kernels.library()
+    if lib is None or blocks.device.type != "cpu":
+        return dequantize(blocks, fmt, in_features)
+    out = torch.empty(blocks.shape[0], in_features)
+    lib.dequantize_rows(packed_kernels.FORMATS[fmt], blocks.data_ptr(), blocks.shape[0], in_features,
+                        out.data_ptr(), torch.get_num_threads())
+    return out
+
+
+class PackedEmbedding(nn.Module):
+    """``nn.Embedding`` over a table kept in ggml blocks (a .gguf's token embeddings): a lookup
+    dequantizes only the rows it reads, so the fp32 table (SmolLM2-135M: 113 MB) is never built.
+
+    blocks: (num_embeddings, embedding_dim / 32 * block bytes) uint8, the file's rows (the same
+    tensor as the tied output layer's, where there is one). Rows are the values of
+    :func:`dequantize`, returned in the floating dtype the module was last cast to (fp32 until
+    ``model.to(torch.bfloat16)``), as ``nn.Embedding``'s rows would be after the same cast.
+    """
+
+    def __init__(self, blocks: Tensor, fmt: str, embedding_dim: int) -> None:
+        super().__init__()
+        _check_blocks(blocks, fmt, embedding_dim, "PackedEmbedding")
+        self.fmt = fmt
+        self.num_embeddings, self.embedding_dim = blocks.shape[0], embedding_dim
+        self.register_buffer("blocks", blocks)
+        # follows .to(dtype) as a weight would: the dtype the rows are returned in
+        self.register_buffer("dtype_marker", torch.zeros(()), persistent=False)
+
+    @property
+    def weight(self) -> Tensor:
+        """The whole (num_embeddings, embedding_dim) table, dequantized on each access (inspection)."""
+        return _dequantize_all(self.blocks, self.fmt, self.embedding_dim).to(self.dtype_marker.dtype)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        """input_ids (...) -> (..., embedding_dim)."""
+        rows = _dequantize_all(self.blocks[input_ids.reshape(-1)], self.fmt, self.embedding_dim)
+        return rows.reshape(*input_ids.shape, self.embedding_dim).to(self.dtype_marker.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, format={self.fmt}"
 
 
 def from_gguf_tensor(tensor: Any) -> nn.Module:

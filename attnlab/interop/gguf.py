@@ -76,8 +76,8 @@ class GGUFContents:
     key/value entries (``general.name``, ``general.file_type``, ...) for display. ``packed``
     (``weights="packed"``): the Q4_0/Q4_1/Q8_0 matrices as :class:`PackedLinear` under their
     Hugging Face names (q/k rows in Hugging Face order), each ``.weight`` bit for bit the fp32
-    tensor it stands for; ``state_dict`` then leaves those out (the token embeddings excepted,
-    which a lookup needs in fp32), so that no fp32 copy of a packed matrix is ever made.
+    tensor it stands for; ``state_dict`` then leaves those out, so that no fp32 copy of a packed
+    matrix is ever made.
     """
 
     config: dict[str, Any]
@@ -89,9 +89,6 @@ class GGUFContents:
     tokenizer_config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     packed: dict[str, PackedLinear] = field(default_factory=dict)
-
-
-EMBEDDINGS = "model.embed_tokens.weight"  # kept in fp32 even when packed: the lookup reads it
 
 
 # --------------------------------------------------------------------------- q/k row order
@@ -147,7 +144,7 @@ def read_gguf(path: str | os.PathLike[str], *, weights: str = "float") -> GGUFCo
     :class:`AttnlabError` (one line) for a missing, non-GGUF, truncated or non-llama file, an
     unsupported quantisation type, and when the ``gguf`` package is absent. ``weights="packed"``
     keeps the quantized matrices' blocks instead (``GGUFContents.packed``), for fast decoding,
-    and dequantizes none of them but the token embeddings.
+    and dequantizes none of them.
     """
     if weights not in WEIGHTS:
         raise AttnlabError(f"weights must be one of {list(WEIGHTS)}. Got {weights!r} instead.")
@@ -303,7 +300,7 @@ def _state_dict(path: Path, config: dict[str, Any], tensors: dict[str, Any], ggu
                 leave_packable: bool = False) -> dict[str, Tensor]:
     """The file's tensors as fp32 under their Hugging Face names, each checked against the shape
     the config implies; with ``leave_packable``, the matrices :func:`packed_layers` packs are
-    checked but not dequantized (the token embeddings excepted: see :class:`GGUFContents`)."""
+    checked but not dequantized."""
     expected = _expected_shapes(config)
     names = {name: _hf_name(name) for name in tensors}
     unmapped = sorted(name for name, hf in names.items() if hf is None)
@@ -321,7 +318,7 @@ def _state_dict(path: Path, config: dict[str, Any], tensors: dict[str, Any], ggu
     state: dict[str, Tensor] = {}
     for name, tensor in tensors.items():
         hf = names[name]
-        left = leave_packable and _packable(tensor) and hf != EMBEDDINGS
+        left = leave_packable and _packable(tensor)
         weight = None if left else _dequantize(path, name, tensor, gguf)
         shape = _torch_shape(tensor) if weight is None else tuple(weight.shape)
         if shape != expected[hf]:

@@ -6,8 +6,9 @@ rows put back in Hugging Face order, as ``unpermute_from_llama_cpp`` does for fp
 named as in ``LlamaForCausalLM``. :func:`pack_gpt` puts them into a GPT that holds the same
 weights dequantized: per layer the fused q|k|v projection, the output projection, SwiGLU's gate
 and up (two layers over one block tensor, so one kernel call computes both) and down, and the LM
-head (the tied embedding table when there is no ``output.weight``; the embedding lookup itself
-keeps its fp32 table). A projection stays fp32 where its parts are
+head (the tied embedding table when there is no ``output.weight``), and the token embeddings
+(:class:`attnlab.inference.packed.PackedEmbedding`: a lookup dequantizes the rows it reads, from
+the same blocks as a tied head). A projection stays fp32 where its parts are
 missing or of different formats (per layer fallback). The values the model multiplies by do
 not change (``PackedLinear.weight`` is bit for bit the fp32 weight it replaces), only the bytes a
 decode step reads: SmolLM2-135M's Q4_1 file ~96 MB a token instead of ~540 MB.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnlab.inference.packed import PackedLinear
+from attnlab.inference.packed import PackedEmbedding, PackedLinear
 
 
 def _stacked(parts: list[PackedLinear | None]) -> PackedLinear | None:
@@ -74,13 +75,19 @@ def pack_gpt(model: nn.Module, layers: dict[str, PackedLinear]) -> set[str]:
     name = "lm_head.weight" if "lm_head.weight" in layers else "model.embed_tokens.weight"
     head = layers.get(name)
     if head is not None and tuple(model.lm_head.weight.shape) == (head.out_features, head.in_features):
-        model.lm_head = head  # unties it: the embedding lookup keeps the fp32 table
+        model.lm_head = head
         used.add(name)
+    table, token = layers.get("model.embed_tokens.weight"), model.embeddings.token
+    if table is not None and tuple(token.weight.shape) == (table.out_features, table.in_features):
+        # the lookup reads its rows from the same blocks as a tied head: no fp32 table at all
+        model.embeddings.token = PackedEmbedding(table.blocks, table.fmt, table.in_features)
+        used.add("model.embed_tokens.weight")
     return used
 
 
 def packed_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """``{"<module>.weight": dequantized fp32}`` for every PackedLinear: what ``state_dict`` would hold
-    for the fp32 layer it replaced (so saving a packed model writes the file's values)."""
+    """``{"<module>.weight": dequantized fp32}`` for every PackedLinear and PackedEmbedding: what
+    ``state_dict`` would hold for the fp32 layer it replaced (so saving a packed model writes the
+    file's values)."""
     return {f"{name}.weight": module.weight for name, module in model.named_modules()
-            if isinstance(module, PackedLinear)}
+            if isinstance(module, (PackedLinear, PackedEmbedding))}

@@ -230,14 +230,15 @@ def converted_state(model: PreTrainedModel, state: dict[str, Tensor],
                     source: str = "the checkpoint") -> dict[str, Tensor]:
     """HF-named tensors -> ``model``'s names and layouts (fused projections concatenated,
     transposes undone), checked as :func:`load_state` says; nothing is written to ``model``."""
-    from attnlab.inference.packed import PackedLinear
+    from attnlab.inference.packed import PackedEmbedding, PackedLinear
 
     _, arch = architecture_of(model)
     state = _canonical_keys(state, arch)
     ours = model.state_dict()
     maps = arch.key_maps(model)
     # a .gguf's packed blocks already hold these weights' values (gpt_from_gguf)
-    packed = {f"{name}.weight" for name, module in model.named_modules() if isinstance(module, PackedLinear)}
+    packed = {f"{name}.weight" for name, module in model.named_modules()
+              if isinstance(module, (PackedLinear, PackedEmbedding))}
     missing, misshaped, used = [], [], set()
     converted: dict[str, Tensor] = {}
     for entry in maps:

@@ -81,9 +81,10 @@ class GPT(PreTrainedModel):
     def new_kv_caches(self, batch_size: int, max_len: int | None = None,
                       dtype: torch.dtype | None = None) -> list[KVCache]:
         """One pre-allocated (B, H_kv, max_len, D) cache per layer (default: the whole context)."""
-        # The token embeddings stay a float tensor even when the output layer is quantized.
+        # The final norm's weight: a float tensor in the model's dtype even where every matrix is
+        # packed (a .gguf's token embeddings too: attnlab.inference.packed.PackedEmbedding).
         return new_kv_caches((block.attention for block in self.blocks), batch_size,
-                             max_len or self.config.max_positions, like=self.embeddings.token.weight,
+                             max_len or self.config.max_positions, like=self.final_norm.weight,
                              dtype=dtype)
 
     def forward(

@@ -6,6 +6,7 @@ SmolLM2-135M-Instruct's Q4_1 file, greedy tokens of packed == float."""
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from attnlab.inference.generation import generate
-from attnlab.inference.packed import PackedLinear
+from attnlab.inference.packed import PackedEmbedding, PackedLinear
 from attnlab.interop.gguf import (
     GLOBAL_NAMES,
     LAYER_NAMES,
@@ -142,16 +143,16 @@ def test_hf_state_dict_of_a_packed_model_is_the_float_one(models):
 
 
 def test_a_packed_read_dequantizes_only_what_stays_fp32():
-    """weights="packed" leaves every packed matrix out of the fp32 state dict (the token embeddings,
-    which the lookup reads, excepted), so that loading never holds a second, fp32 copy of them."""
+    """weights="packed" leaves every packed matrix out of the fp32 state dict, the token embeddings
+    included, so that loading never holds a second, fp32 copy of them."""
     torch.manual_seed(0)
     hf = llama_config_to_hf(CONFIG)
     tensors = file_tensors(GPT(CONFIG), hf, {"default": "Q4_1", "token_embd.weight": "Q8_0"})
     full = _state_dict(None, hf, tensors, gguf)
     lean = _state_dict(None, hf, tensors, gguf, leave_packable=True)
     packed = packed_layers(tensors, hf)
-    assert set(lean) == (set(full) - set(packed)) | {"model.embed_tokens.weight"}
-    assert all(name.endswith("norm.weight") for name in set(lean) - {"model.embed_tokens.weight"})
+    assert "model.embed_tokens.weight" in packed and set(lean) == set(full) - set(packed)
+    assert all(name.endswith("norm.weight") for name in lean)
     assert all(torch.equal(lean[name], full[name]) for name in lean)
 
 
@@ -165,6 +166,22 @@ def test_the_float_load_ties_the_head_to_the_embeddings_and_leaves_nothing_unloa
         assert not any(t.is_meta for t in tensors)
         assert all(p.requires_grad for p in model.parameters())
     assert torch.equal(floating.rotary.inv_freq, GPT(CONFIG).rotary.inv_freq)
+
+
+def test_the_token_embeddings_are_looked_up_from_the_heads_blocks(models):
+    """The packed model keeps no fp32 copy of the (vocab, d) table: its lookup reads rows from the
+    blocks the tied head multiplies by, with the fp32 table's values, in the model's dtype."""
+    floating, packed = models
+    token = packed.embeddings.token
+    assert isinstance(token, PackedEmbedding) and token.blocks.data_ptr() == packed.lm_head.blocks.data_ptr()
+    assert not any(t.is_floating_point() and t.shape == (CONFIG.vocab_size, CONFIG.d_model)
+                   for t in [*packed.parameters(), *packed.buffers()])
+    ids = torch.tensor([[0, 5, 95], [17, 17, 3]])
+    assert torch.equal(token(ids), floating.embeddings.token(ids))
+    assert torch.equal(token.weight, floating.embeddings.token.weight)
+    half = copy.deepcopy(packed).to(torch.bfloat16)
+    assert torch.equal(half.embeddings.token(ids), floating.embeddings.token(ids).bfloat16())
+    assert half.new_kv_caches(1, 4)[0].keys.dtype == torch.bfloat16
 
 
 def test_mixed_formats_fall_back_per_layer():
