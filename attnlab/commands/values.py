@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from attnlab.errors import AttnlabError
-    from attnlab.inspect.report import check_text, encode_checked
+    from attnlab.inspect.report import check_text, display_tokens, encode_checked
     from attnlab.inspect.values import format_report, value_report
     from attnlab.interop.pretrained import load_with_tokenizer
     from attnlab.models.transformer import Transformer
@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if dropped:
         print(f"attnlab: --truncate: the text is {limit + dropped} tokens; kept the first {limit} "
               f"(the model's positions) and dropped the last {dropped}.", file=sys.stderr)
-    report = value_report(model, ids, tokenizer.tokens(ids), args.layer, args.head)
+    # byte-level BPE symbols shown as their text ("Ġcat" -> " cat"), as inspect shows them
+    report = value_report(model, ids, display_tokens(tokenizer, ids), args.layer, args.head)
     print(format_report(report, dims=args.dims, max_tokens=args.max_tokens))
     return 0

