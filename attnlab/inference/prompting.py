@@ -227,7 +227,8 @@ def score_prompts(
             ids = torch.zeros(len(rows), int(sizes.max()), dtype=torch.long)  # (B, P), right-padded
             for row, index in enumerate(rows):
                 ids[row, : sizes[row]] = torch.tensor(list(prompts[index]))
-            caches = model.new_kv_caches(len(rows), ids.shape[1])
+            # keys and values are kept only for labels of several tokens, which run over them
+            caches = model.new_kv_caches(len(rows), ids.shape[1]) if rest is not None else None
             out = model(ids.to(device), kv_caches=caches, only_last_logits=True)
             last = out.last_hidden_state[torch.arange(len(rows)), sizes - 1]  # (B, M): each prompt's end
             first = torch.log_softmax(model.lm_head(last).float(), dim=-1)  # (B, V)
