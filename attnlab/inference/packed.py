@@ -97,11 +97,6 @@ class PackedLinear(nn.Module):
         ~20x faster than the torch ops, which stay the reference and the fallback)."""
         return _dequantize_all(self.blocks, self.fmt, self.in_features)
 
-    def rows(self, index: Tensor) -> Tensor:
-        """Dequantized rows ``index`` (...,) -> (..., K): an embedding lookup on a tied table."""
-        picked = self.blocks[index.reshape(-1)]
-        return dequantize(picked, self.fmt, self.in_features).reshape(*index.shape, self.in_features)
-
     def take_rows(self, order: Tensor) -> PackedLinear:
         """The layer with its output rows reordered (e.g. llama.cpp's q/k row order undone)."""
         return PackedLinear(self.blocks[order], self.fmt, self.in_features,

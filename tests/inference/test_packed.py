@@ -14,6 +14,7 @@ from attnlab.inference.packed import (
     LARGE_LAYER_BYTES,
     LARGE_PREFILL_ROWS,
     PREFILL_ROWS,
+    PackedEmbedding,
     PackedLinear,
     dequantize,
     from_gguf_tensor,
@@ -105,11 +106,15 @@ def test_forward_equals_linear_on_dequantized(fmt, shape, backend):
     assert relative(y, F.linear(x, oracle(blocks, fmt))) < REL
 
 
-def test_rows_and_take_rows():
+def test_embedding_lookup_and_take_rows(backend):
     blocks = random_blocks("Q8_0", 10, 64)
     layer, want = PackedLinear(blocks, "Q8_0", 64), oracle(blocks, "Q8_0")
+    table = PackedEmbedding(blocks, "Q8_0", 64)
     ids = torch.tensor([[3, 0], [9, 3]])
-    assert torch.equal(layer.rows(ids), want[ids])
+    assert torch.equal(table(ids), want[ids]) and torch.equal(table.weight, want)
+    assert torch.equal(table.to(torch.bfloat16)(ids), want[ids].bfloat16())  # rows follow the cast
+    with pytest.raises(AttnlabError, match="Q8_0 blocks for 64 inputs"):
+        PackedEmbedding(blocks[:, :30], "Q8_0", 64)
     order = torch.tensor([2, 0, 1, 9, 8, 7, 6, 5, 4, 3])
     assert torch.equal(layer.take_rows(order).weight, want[order])
     assert layer.bias is None  # read like nn.Linear(bias=False)'s by inspection code
