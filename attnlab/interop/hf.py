@@ -49,7 +49,7 @@ from attnlab.interop.weights import SAFETENSORS, read_weights
 from attnlab.models.base import PreTrainedModel
 from attnlab.models.bert import BertModel
 from attnlab.models.bert_heads import BERT_HEAD_MODELS
-from attnlab.models.config import ModelConfig
+from attnlab.models.config import GPTConfig, ModelConfig
 from attnlab.models.gpt import GPT
 
 if TYPE_CHECKING:  # for the annotation only: interop.gguf builds on this module
@@ -300,37 +300,51 @@ def converted_state(model: PreTrainedModel, state: dict[str, Tensor],
 def gpt_from_gguf(contents: GGUFContents, source: str) -> GPT:
     """The attnlab GPT holding the weights of a read ``.gguf``, in eval mode; ``source`` names the
     file in messages. Its projections are the file's packed blocks where ``contents.packed`` has
-    them (:func:`attnlab.interop.gguf_packed.pack_gpt`; same values), fp32 elsewhere.
+    them (:func:`attnlab.interop.gguf_packed.pack_gpt`; same values), fp32 elsewhere, loaded as
+    :func:`gpt_from_state` says (no fp32 copy of a packed matrix is ever made). A layer left fp32
+    by the per-layer fallback gets its packed layer's values."""
+    return gpt_from_state(llama_config_from_hf(contents.config), contents.state_dict, source,
+                          packed=contents.packed)
 
-    The model is built on the meta device, packed, then given the read tensors themselves as its
-    weights: no fp32 copy of a packed matrix is ever made, nor a second copy of any other. For
-    SmolLM2-135M, building the fp32 model first and copying into it peaked at 1.55 GB resident
-    (packed) and 1.48 GB (float); a file of a 1.7B model would have needed ~14 GB. The weights
-    share memory with ``contents.state_dict``'s tensors (read them, do not change them). A layer
-    left fp32 by the per-layer fallback gets its packed layer's values."""
+
+def gpt_from_state(config: GPTConfig, state: dict[str, Tensor], source: str,
+                   packed: dict[str, Any] | None = None, *, copy: bool = False) -> GPT:
+    """A GPT (GPT-2 or Llama switches) in eval mode holding ``state`` (Hugging Face names), and
+    the ``packed`` layers (:func:`attnlab.interop.gguf_packed.pack_gpt`) where given.
+
+    The model is built on the meta device, packed, then given the state's tensors themselves as
+    its weights (converted where the layouts differ): no second copy of any weight is made, and no
+    random initialisation is spent on weights about to be overwritten. For SmolLM2-135M's .gguf,
+    building the fp32 model first and copying into it peaked at 1.55 GB resident (packed) and
+    1.48 GB (float); a file of a 1.7B model would have needed ~14 GB. The weights share memory
+    with ``state``'s tensors where no conversion was needed (read them, do not change them);
+    ``copy=True`` copies each instead, one at a time: for tensors that are views of a file's
+    memory map (safetensors), which the model must not outlive or see rewritten."""
+    packed = packed or {}
     with torch.device("meta"):
-        model = GPT(llama_config_from_hf(contents.config))
+        model = GPT(config)
     used: set[str] = set()
-    if contents.packed:
+    if packed:
         from attnlab.interop.gguf_packed import pack_gpt
 
-        used = pack_gpt(model, contents.packed)
-    state = dict(contents.state_dict)
-    for name, layer in contents.packed.items():
+        used = pack_gpt(model, packed)
+    state = dict(state)
+    for name, layer in packed.items():
         if name not in used and name not in state:
             state[name] = layer.weight
-    _adopt(model, converted_state(model, state, source))
+    _adopt(model, converted_state(model, state, source), copy=copy)
     if model.rotary is not None:  # computed at construction, stored by no checkpoint
         model.rotary = RotaryEmbedding(model.config.d_head, model.config.rope_theta)
     left = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
-    if left:  # every weight comes from the file: a tensor left on meta is a bug here, not in the file
-        raise RuntimeError(f"gpt_from_gguf left {left[:3]} unloaded")
+    if left:  # every weight comes from the checkpoint: a tensor left on meta is a bug here, not in it
+        raise RuntimeError(f"gpt_from_state left {left[:3]} unloaded")
     return model.eval()
 
 
-def _adopt(model: nn.Module, converted: dict[str, Tensor]) -> None:
-    """Make ``converted`` (state-dict names -> tensors) the model's own tensors, without copying;
-    a parameter several modules share (tied embeddings) is replaced in all of them."""
+def _adopt(model: nn.Module, converted: dict[str, Tensor], copy: bool = False) -> None:
+    """Make ``converted`` (state-dict names -> tensors) the model's own tensors, copied only with
+    ``copy`` or where the dtype or layout must change; a parameter several modules share (tied
+    embeddings) is replaced in all of them."""
     owners: dict[int, list[tuple[nn.Module, str]]] = {}
     for module in model.modules():
         for attribute, param in module._parameters.items():
@@ -339,11 +353,13 @@ def _adopt(model: nn.Module, converted: dict[str, Tensor]) -> None:
     params = dict(model.named_parameters(remove_duplicate=False))
     for name, tensor in converted.items():
         old = params.get(name)
+        dtype = tensor.dtype if old is None else old.dtype
+        tensor = tensor.to(dtype, memory_format=torch.contiguous_format, copy=copy)
         if old is None:  # a buffer
             module_name, _, attribute = name.rpartition(".")
             model.get_submodule(module_name)._buffers[attribute] = tensor
             continue
-        new = nn.Parameter(tensor.to(old.dtype).contiguous(), requires_grad=old.requires_grad)
+        new = nn.Parameter(tensor, requires_grad=old.requires_grad)
         for module, attribute in owners[id(old)]:
             module._parameters[attribute] = new
 
@@ -411,6 +427,8 @@ def load_pretrained(path: str | Path, *, architecture: str | None = None,
             # Some checkpoints are saved without BERT's pooler.
             has_pooler = any(k.endswith("pooler.dense.weight") for k in state)
             model = BertModel(config, add_pooler=has_pooler)
+    elif arch.model_class is GPT:  # built on meta and filled: the fp32 model is never allocated twice
+        return quantize_if_asked(gpt_from_state(config, state, str(source), copy=True), weights)
     else:
         model = arch.model_class(config)
     load_state(model, state, source=str(source))

@@ -70,6 +70,32 @@ def test_attnlab_round_trip_is_bit_exact(which, request, tmp_path):
         assert torch.equal(tensor, theirs[key]), key
 
 
+@pytest.mark.parametrize("which", ["hf_gpt2", "hf_llama"])
+def test_a_gpt_directory_loads_into_owned_tied_weights(which, request, tmp_path):
+    """GPT checkpoints are loaded into a model built on the meta device: every tensor must come out
+    real, the tied output layer still the embedding table, RoPE's table computed, and the weights
+    copies, not views of the file's memory map, which a rewrite in place must not reach."""
+    from attnlab.nn.rotary import RotaryEmbedding
+
+    _, directory = request.getfixturevalue(which)
+    shutil.copytree(directory, tmp_path / "copy")
+    model = attnlab.load_pretrained(tmp_path / "copy")
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert all(p.requires_grad for p in model.parameters())
+    if model.config.tie_word_embeddings:
+        assert model.lm_head.weight is model.embeddings.token.weight
+    if model.rotary is not None:
+        fresh = RotaryEmbedding(model.config.d_head, model.config.rope_theta)
+        assert torch.equal(model.rotary.inv_freq, fresh.inv_freq)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    weights = tmp_path / "copy" / "model.safetensors"
+    with open(weights, "r+b") as file:  # not atomic: the same inode, rewritten in place
+        file.seek(4096)
+        file.write(b"\x7f" * (os.path.getsize(weights) - 4096))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
 def test_save_leaves_no_temporary_files(hf_gpt2, tmp_path):
     _, directory = hf_gpt2
     attnlab.load_pretrained(directory).save_pretrained(tmp_path)
