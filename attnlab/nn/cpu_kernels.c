@@ -216,6 +216,40 @@ static inline __m512 exp512(__m512 x) {
 
 #define ROWS 8  /* queries done together: each repacked key or value block is loaded once for all */
 
+/* The ROWS queries from t0, as both kernels take them: rows[r] = query t0 + r's row (past the end:
+   the last row again, computed but not stored); shown[r] = the keys it sees (all, or causally up to
+   t + k_len - q_len). Returns the most keys any of them sees. */
+static inline int64_t row_group(int64_t t0, int64_t q_len, int64_t k_len, int causal, int64_t *rows,
+                                int64_t *shown) {
+    int64_t most = 0;
+    for (int r = 0; r < ROWS; r++) {
+        const int64_t t = t0 + r < q_len ? t0 + r : q_len - 1;
+        int64_t n = k_len;
+        if (causal) {
+            const int64_t last = t + k_len - q_len;
+            n = last < 0 ? 0 : (last + 1 < k_len ? last + 1 : k_len);
+        }
+        rows[r] = t;
+        shown[r] = n;
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+/* Where task = b * heads + h reads and writes (element offsets): query head h of sequence b, its
+   key/value head h / (heads / kv_heads), its key mask row, and its context in (batch, q_len, heads, d) */
+struct head_task { int64_t q, k, v, out; const uint8_t *visible; };
+
+static inline struct head_task head_task(int64_t task, int64_t heads, int64_t kv_heads, int64_t q_len,
+                                         int64_t k_len, int64_t d, const int64_t *q_stride,
+                                         const int64_t *k_stride, const int64_t *v_stride,
+                                         const uint8_t *key_mask) {
+    const int64_t b = task / heads, h = task % heads, g = h / (heads / kv_heads);
+    return (struct head_task){b * q_stride[0] + h * q_stride[1], b * k_stride[0] + g * k_stride[1],
+                              b * v_stride[0] + g * v_stride[1], (b * q_len * heads + h) * d,
+                              key_mask ? key_mask + b * k_len : NULL};
+}
+
 /* A block of 16 keys channel-major: kp[i * 16 + j] = key j's 32-bit word i (an fp32 channel, or a pair of
    bf16 channels), for the `words` words of each key from k, rows `row_bytes` apart (keys from `left` on
    are zeros): 16 x 16 transposes in unpacks and 128-bit lane shuffles */
@@ -353,27 +387,52 @@ static __attribute__((noinline)) void row_softmax_f32(float *s, int64_t padded, 
     }
 }
 
-/* out[r] = (sum over the first `keys` keys of s[r][key] v_key) * inv[r]; rows from `rows` on not stored */
-static __attribute__((noinline)) void row_context_f32(const float *s, int64_t padded, const float *v, int64_t v_row,
-                                                      int64_t d, int64_t keys, const float *inv, float *out,
-                                                      int64_t out_row, int64_t rows) {
+/* out[r] = (sum over the steps of weight r's word . the value row's words) * inv[r], for rows below
+   `rows`, 32 channels at a time. The weights are 32-bit words, row r's at weights + r * weight_row_bytes,
+   one a step; the values a row of `d` words a step, value_row_bytes apart. fp32 (FMAs): a weight, one
+   key's value row, the context stored in fp32; or, with `pairs` (vdpbf16ps), two keys' bf16 weights
+   and their value rows interleaved per channel, the context rounded to bf16. */
+static inline __attribute__((always_inline)) void context_of_rows(
+        const char *weights, int64_t weight_row_bytes, const char *values, int64_t value_row_bytes, int64_t d,
+        int64_t steps, int pairs, const float *inv, void *out, int64_t out_row, int64_t rows) {
     for (int64_t c0 = 0; c0 < d; c0 += 32) {
         const int width = d - c0 < 32 ? 1 : 2;
         __m512 acc[ROWS][2];
         for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        for (int64_t key = 0; key < keys; key++) {
-            const float *row = v + key * v_row + c0;
-            __m512 vals = _mm512_loadu_ps(row), more = _mm512_loadu_ps(row + 16 * (width - 1));
+        for (int64_t m = 0; m < steps; m++) {
+            const uint32_t *row = (const uint32_t *)(values + m * value_row_bytes) + c0;
+            __m512i vals = _mm512_loadu_si512(row), more = _mm512_loadu_si512(row + 16 * (width - 1));
             for (int r = 0; r < ROWS; r++) {
-                __m512 weight = _mm512_set1_ps(s[r * padded + key]);
-                acc[r][0] = _mm512_fmadd_ps(vals, weight, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(more, weight, acc[r][1]);
+                uint32_t word;
+                memcpy(&word, weights + r * weight_row_bytes + 4 * m, sizeof word);
+                __m512i weight = _mm512_set1_epi32((int)word);
+                if (pairs) {
+                    acc[r][0] = dot_pairs(acc[r][0], vals, weight);
+                    acc[r][1] = dot_pairs(acc[r][1], more, weight);
+                } else {
+                    acc[r][0] = _mm512_fmadd_ps(_mm512_castsi512_ps(vals), _mm512_castsi512_ps(weight), acc[r][0]);
+                    acc[r][1] = _mm512_fmadd_ps(_mm512_castsi512_ps(more), _mm512_castsi512_ps(weight), acc[r][1]);
+                }
             }
         }
         for (int r = 0; r < ROWS && r < rows; r++)
-            for (int w = 0; w < width; w++)
-                _mm512_storeu_ps(out + r * out_row + c0 + w * 16, _mm512_mul_ps(acc[r][w], _mm512_set1_ps(inv[r])));
+            for (int w = 0; w < width; w++) {
+                const __m512 x = _mm512_mul_ps(acc[r][w], _mm512_set1_ps(inv[r]));
+                if (pairs)
+                    _mm256_storeu_si256((__m256i *)((uint16_t *)out + r * out_row + c0 + w * 16),
+                                        (__m256i)_mm512_cvtneps_pbh(x));
+                else
+                    _mm512_storeu_ps((float *)out + r * out_row + c0 + w * 16, x);
+            }
     }
+}
+
+/* The fp32 kernel's context: out[r] = (sum over the first `keys` keys of s[r][key] v_key) * inv[r],
+   the values read in place; rows from `rows` on are not stored */
+static __attribute__((noinline)) void row_context_f32(const float *s, int64_t padded, const float *v, int64_t v_row,
+                                                      int64_t d, int64_t keys, const float *inv, float *out,
+                                                      int64_t out_row, int64_t rows) {
+    context_of_rows((const char *)s, padded * 4, (const char *)v, v_row * 4, d, keys, 0, inv, out, out_row, rows);
 }
 
 /* Attention for fp32 inference in one pass per head, on CPUs with AVX-512: the fp32 twin of attend_bf16
@@ -392,19 +451,10 @@ static void attend_head_f32(const float *q, const int64_t q_row, const float *k,
     for (int64_t b = 0; b < blocks; b++)
         pack_keys((const char *)(k + b * 16 * k_row), k_row * 4, k_len - b * 16, d, (uint32_t *)kp + b * d * 16);
     for (int64_t t0 = 0; t0 < q_len; t0 += ROWS) {
-        int64_t shown[ROWS], most = 0;
+        int64_t rows[ROWS], shown[ROWS];
+        const int64_t most = row_group(t0, q_len, k_len, causal, rows, shown);
         const float *qr[ROWS];
-        for (int r = 0; r < ROWS; r++) {
-            int64_t t = t0 + r < q_len ? t0 + r : q_len - 1;  /* past the end: the last row again, not stored */
-            qr[r] = q + t * q_row;
-            int64_t n = k_len;
-            if (causal) {
-                int64_t last = t + k_len - q_len;
-                n = last < 0 ? 0 : (last + 1 < k_len ? last + 1 : k_len);
-            }
-            shown[r] = n;
-            most = n > most ? n : most;
-        }
+        for (int r = 0; r < ROWS; r++) qr[r] = q + rows[r] * q_row;
         float top[ROWS], inv[ROWS];
         const int64_t used = (most + 15) / 16;  /* key blocks any of the rows sees */
         row_scores_f32(qr, kp, d, used, k_len, shown, causal, visible, scale, s, padded, top);
@@ -420,19 +470,17 @@ int attend_f32(const float *q, const float *k, const float *v, int64_t batch, in
                const int64_t *v_stride, const uint8_t *key_mask, int causal, float scale, float *out,
                int threads) {
     if (d % 16 || d > 256 || heads % kv_heads) return -1;
-    const int64_t group = heads / kv_heads, padded = (k_len + 15) / 16 * 16;
+    const int64_t padded = (k_len + 15) / 16 * 16;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         float *kp = aligned_alloc(64, sizeof(float) * (size_t)(padded + 16) * d + 64);  /* + a spare block */
         float *s = aligned_alloc(64, sizeof(float) * ROWS * padded + 64);
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < batch * heads; task++) {
-            int64_t b = task / heads, h = task % heads, g = h / group;
-            attend_head_f32(q + b * q_stride[0] + h * q_stride[1], q_stride[2],
-                            k + b * k_stride[0] + g * k_stride[1], k_stride[2],
-                            v + b * v_stride[0] + g * v_stride[1], v_stride[2], q_len, k_len, d,
-                            key_mask ? key_mask + b * k_len : NULL, causal, scale,
-                            out + (b * q_len * heads + h) * d, heads * d, kp, s);
+            const struct head_task at = head_task(task, heads, kv_heads, q_len, k_len, d, q_stride, k_stride,
+                                                  v_stride, key_mask);
+            attend_head_f32(q + at.q, q_stride[2], k + at.k, k_stride[2], v + at.v, v_stride[2], q_len, k_len,
+                            d, at.visible, causal, scale, out + at.out, heads * d, kp, s);
         }
         free(kp);
         free(s);
@@ -528,32 +576,12 @@ static __attribute__((noinline)) void row_softmax(const float *s, int64_t padded
     }
 }
 
-/* out[r] = (sum over key pairs of p[r]'s pairs . the value pairs) * inv[r], rounded to bf16; rows
-   from `rows` on are not stored */
+/* The bf16 kernel's context: out[r] = (sum over key pairs of p[r]'s pairs . the value pairs) * inv[r],
+   rounded to bf16; rows from `rows` on are not stored */
 static __attribute__((noinline)) void row_context(const uint16_t *p, int64_t padded, const uint32_t *vp, int64_t d,
                                                   int64_t key_pairs, const float *inv, uint16_t *out,
                                                   int64_t out_row, int64_t rows) {
-    for (int64_t c0 = 0; c0 < d; c0 += 32) {
-        const int width = d - c0 < 32 ? 1 : 2;
-        __m512 acc[ROWS][2];
-        for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        for (int64_t m = 0; m < key_pairs; m++) {
-            __m512i vals = _mm512_loadu_si512(vp + m * d + c0);
-            __m512i more = _mm512_loadu_si512(vp + m * d + c0 + 16 * (width - 1));
-            for (int r = 0; r < ROWS; r++) {
-                uint32_t pair;
-                memcpy(&pair, p + r * padded + 2 * m, sizeof pair);
-                __m512i weights = _mm512_set1_epi32((int)pair);
-                acc[r][0] = dot_pairs(acc[r][0], vals, weights);
-                acc[r][1] = dot_pairs(acc[r][1], more, weights);
-            }
-        }
-        for (int r = 0; r < ROWS && r < rows; r++)
-            for (int w = 0; w < width; w++) {
-                __m256bh h = _mm512_cvtneps_pbh(_mm512_mul_ps(acc[r][w], _mm512_set1_ps(inv[r])));
-                _mm256_storeu_si256((__m256i *)(out + r * out_row + c0 + w * 16), (__m256i)h);
-            }
-    }
+    context_of_rows((const char *)p, padded * 2, (const char *)vp, d * 4, d, key_pairs, 1, inv, out, out_row, rows);
 }
 
 /* values: to[c] = (v[0][c], v[1][c]), the pair of keys at v interleaved per channel (a key at or past
@@ -579,19 +607,10 @@ static void attend_head_bf16(const uint16_t *q, const int64_t q_row, const uint1
     for (int64_t b = 0; b < blocks; b++) pack_keys((const char *)(k + b * 16 * k_row), k_row * 2, k_len - b * 16, pairs, kp + b * pairs * 16);
     for (int64_t m = 0; m < padded / 2; m++) pack_values(v + 2 * m * v_row, v_row, k_len - 2 * m, d, vp + m * d);
     for (int64_t t0 = 0; t0 < q_len; t0 += ROWS) {
-        int64_t shown[ROWS], most = 0;
+        int64_t rows[ROWS], shown[ROWS];
+        const int64_t most = row_group(t0, q_len, k_len, causal, rows, shown);
         const uint32_t *qr[ROWS];
-        for (int r = 0; r < ROWS; r++) {
-            int64_t t = t0 + r < q_len ? t0 + r : q_len - 1;  /* past the end: the last row again, not stored */
-            qr[r] = (const uint32_t *)(q + t * q_row);
-            int64_t n = k_len;
-            if (causal) {
-                int64_t last = t + k_len - q_len;
-                n = last < 0 ? 0 : (last + 1 < k_len ? last + 1 : k_len);
-            }
-            shown[r] = n;
-            most = n > most ? n : most;
-        }
+        for (int r = 0; r < ROWS; r++) qr[r] = (const uint32_t *)(q + rows[r] * q_row);
         const int64_t used = (most + 15) / 16;  /* key blocks any of the rows sees */
         float top[ROWS], inv[ROWS];
         row_scores(qr, kp, pairs, used, k_len, shown, causal, visible, s, padded, top);
@@ -607,7 +626,7 @@ int attend_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t
                 const int64_t *k_stride, const int64_t *v_stride, const uint8_t *key_mask, int causal,
                 float scale, uint16_t *out, int threads) {
     if (d % 16 || d > 256 || heads % kv_heads) return -1;
-    const int64_t group = heads / kv_heads, padded = (k_len + 15) / 16 * 16;
+    const int64_t padded = (k_len + 15) / 16 * 16;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         uint32_t *kp = aligned_alloc(64, (size_t)(padded + 16) * d * 2 + 64);  /* + a spare block */
@@ -616,12 +635,10 @@ int attend_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, int64_t
         uint16_t *p = aligned_alloc(64, sizeof(uint16_t) * ROWS * padded + 64);
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < batch * heads; task++) {
-            int64_t b = task / heads, h = task % heads, g = h / group;
-            attend_head_bf16(q + b * q_stride[0] + h * q_stride[1], q_stride[2],
-                             k + b * k_stride[0] + g * k_stride[1], k_stride[2],
-                             v + b * v_stride[0] + g * v_stride[1], v_stride[2], q_len, k_len, d,
-                             key_mask ? key_mask + b * k_len : NULL, causal, scale,
-                             out + (b * q_len * heads + h) * d, heads * d, kp, vp, s, p);
+            const struct head_task at = head_task(task, heads, kv_heads, q_len, k_len, d, q_stride, k_stride,
+                                                  v_stride, key_mask);
+            attend_head_bf16(q + at.q, q_stride[2], k + at.k, k_stride[2], v + at.v, v_stride[2], q_len, k_len,
+                             d, at.visible, causal, scale, out + at.out, heads * d, kp, vp, s, p);
         }
         free(kp);
         free(vp);
